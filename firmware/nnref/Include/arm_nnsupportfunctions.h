@@ -1,0 +1,270 @@
+/*
+ * nnref: internal helpers (not part of the public API; generated code must not include this).
+ *
+ * Fixed-point arithmetic of the TFLite int8 reference kernels ("double rounding" requantization)
+ * and of the gemmlowp fixed-point routines used by the int8 softmax, written from their
+ * mathematical definitions. All helpers are static inline and free of undefined behaviour for
+ * every int32 input: wrapping operations are done on uint32_t. Right shifts of negative values
+ * assume the usual arithmetic shift (GCC, Clang, Arm Compiler and MSVC all do this).
+ */
+#ifndef ARM_NNSUPPORTFUNCTIONS_H
+#define ARM_NNSUPPORTFUNCTIONS_H
+
+#include <stdint.h>
+
+#include "arm_nn_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Fully connected "kernel sums" contract. Arm's library, when built for MVE (Helium), expects the
+ * caller to precompute per-row filter sums (arm_vector_sum_s8) into ctx->buf. nnref mirrors that
+ * contract when __ARM_FEATURE_MVE is defined; defining NNREF_FC_KERNEL_SUMS forces the same
+ * behaviour on any target (useful to test the MVE contract from a host build).
+ */
+#if defined(__ARM_FEATURE_MVE) || defined(NNREF_FC_KERNEL_SUMS)
+#define NNREF_USE_FC_KERNEL_SUMS 1
+#else
+#define NNREF_USE_FC_KERNEL_SUMS 0
+#endif
+
+/** Channels processed together by the depthwise and pooling kernels (stack accumulators). */
+#define NNREF_CH_BLOCK 32
+
+static inline int32_t arm_nn_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
+static inline int32_t arm_nn_max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
+
+/** Clamp v to [lo, hi]. */
+static inline int32_t arm_nn_clamp_i32(int32_t v, int32_t lo, int32_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/** Two's complement wrapping add / subtract (gemmlowp fixed-point + and -). */
+static inline int32_t arm_nn_wrap_add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+static inline int32_t arm_nn_wrap_sub(int32_t a, int32_t b) { return (int32_t)((uint32_t)a - (uint32_t)b); }
+
+/** x * 2^e with int32 wrap-around, 0 <= e <= 31. */
+static inline int32_t arm_nn_shl_wrap(int32_t x, int32_t e) { return (int32_t)((uint32_t)x << e); }
+
+/**
+ * SaturatingRoundingDoublingHighMul: a * b / 2^31 rounded to nearest. The nudge is +2^30 for a
+ * non-negative product and 1 - 2^30 otherwise, followed by a division truncating toward zero.
+ * Saturates only for INT32_MIN * INT32_MIN. Also the product of two fixed-point numbers
+ * (integer bits add up).
+ */
+static inline int32_t arm_nn_doubling_high_mult(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN)
+    {
+        return INT32_MAX;
+    }
+    const int64_t ab = (int64_t)a * (int64_t)b;
+    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : ((int64_t)1 - ((int64_t)1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/**
+ * RoundingDivideByPOT: x / 2^e rounded to nearest, ties away from zero. 0 <= e <= 31;
+ * larger e is treated as 31.
+ */
+static inline int32_t arm_nn_divide_by_power_of_two(int32_t x, int32_t e)
+{
+    if (e > 31)
+    {
+        e = 31;
+    }
+    const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (remainder > threshold ? 1 : 0);
+}
+
+/**
+ * MultiplyByQuantizedMultiplier (TFLite, double rounding): x * multiplier * 2^(shift - 31).
+ * shift > 0 is a left shift applied before the multiply (with int32 wrap-around), shift <= 0 a
+ * rounding right shift applied after it.
+ */
+static inline int32_t arm_nn_requantize(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return arm_nn_divide_by_power_of_two(arm_nn_doubling_high_mult(arm_nn_shl_wrap(x, left), multiplier), right);
+}
+
+/**
+ * Valid kernel taps along one axis: taps k in [*k_start, *k_end) satisfy
+ * 0 <= origin + k * dilation < in_size. dilation >= 1. May return an empty range.
+ */
+static inline void arm_nn_kernel_range(
+    int32_t origin, int32_t dilation, int32_t in_size, int32_t k_size, int32_t *k_start, int32_t *k_end)
+{
+    int32_t start = 0;
+    int32_t end = k_size;
+    if (origin < 0)
+    {
+        start = (-origin + dilation - 1) / dilation;
+    }
+    if (origin >= in_size)
+    {
+        end = 0;
+    }
+    else
+    {
+        end = arm_nn_min_i32(k_size, (in_size - origin + dilation - 1) / dilation);
+    }
+    *k_start = start;
+    *k_end = end;
+}
+
+/* ---------------- gemmlowp-style fixed point (int32 raw values) ---------------- */
+
+/** Count leading zeros of a uint32 (32 for 0). */
+static inline int32_t arm_nn_clz_u32(uint32_t x)
+{
+    if (x == 0u)
+    {
+        return 32;
+    }
+#if defined(__GNUC__) || defined(__clang__)
+    return (int32_t)__builtin_clz(x);
+#else
+    int32_t n = 0;
+    while ((x & 0x80000000u) == 0u)
+    {
+        x <<= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+/** SaturatingRoundingMultiplyByPOT<e> for 1 <= e <= 31: saturating left shift. */
+static inline int32_t arm_nn_sat_shl(int32_t x, int32_t e)
+{
+    const int32_t threshold = (int32_t)(((uint32_t)1 << (31 - e)) - 1u);
+    if (x > threshold)
+    {
+        return INT32_MAX;
+    }
+    if (x < -threshold)
+    {
+        return INT32_MIN;
+    }
+    return arm_nn_shl_wrap(x, e);
+}
+
+/** gemmlowp RoundingHalfSum: (a + b) / 2 rounded half away from zero. */
+static inline int32_t arm_nn_rounding_half_sum(int32_t a, int32_t b)
+{
+    const int64_t sum = (int64_t)a + (int64_t)b;
+    const int64_t sign = sum >= 0 ? 1 : -1;
+    return (int32_t)((sum + sign) / 2);
+}
+
+/**
+ * exp(a) for a in [-1/4, 0) with a and the result in Q0.31 (0 integer bits).
+ * Taylor expansion around -1/8.
+ */
+static inline int32_t arm_nn_exp_on_interval_neg_quarter_to_0(int32_t a)
+{
+    const int32_t c_exp_neg_1_8 = 1895147668; /* exp(-1/8) */
+    const int32_t c_1_3 = 715827883;          /* 1/3 */
+    const int32_t x = arm_nn_wrap_add(a, (int32_t)1 << 28); /* a + 1/8 */
+    const int32_t x2 = arm_nn_doubling_high_mult(x, x);
+    const int32_t x3 = arm_nn_doubling_high_mult(x2, x);
+    const int32_t x4 = arm_nn_doubling_high_mult(x2, x2);
+    const int32_t x4_over_4 = arm_nn_divide_by_power_of_two(x4, 2);
+    const int32_t poly = arm_nn_divide_by_power_of_two(
+        arm_nn_wrap_add(arm_nn_doubling_high_mult(arm_nn_wrap_add(x4_over_4, x3), c_1_3), x2), 1);
+    return arm_nn_wrap_add(c_exp_neg_1_8, arm_nn_doubling_high_mult(c_exp_neg_1_8, arm_nn_wrap_add(x, poly)));
+}
+
+/**
+ * exp(a) for a <= 0, a in Q5.26 (5 integer bits), result in Q0.31.
+ * exp(a) = exp(a mod 1/4 - 1/4) * product of exp(-2^k) for the bits of the remainder.
+ */
+static inline int32_t arm_nn_exp_on_negative_values_q5(int32_t a)
+{
+    static const int32_t multipliers[7] = {
+        1672461947, /* exp(-1/4) */
+        1302514674, /* exp(-1/2) */
+        790015084,  /* exp(-1)   */
+        290630308,  /* exp(-2)   */
+        39332535,   /* exp(-4)   */
+        720401,     /* exp(-8)   */
+        242,        /* exp(-16)  */
+    };
+    const int32_t frac_bits = 26;
+    const int32_t quarter = (int32_t)1 << (frac_bits - 2);
+    const int32_t mask = quarter - 1;
+    const int32_t a_mod_minus_quarter = arm_nn_wrap_sub(a & mask, quarter);
+    /* Rescale from 5 to 0 integer bits. */
+    int32_t result = arm_nn_exp_on_interval_neg_quarter_to_0(arm_nn_sat_shl(a_mod_minus_quarter, 5));
+    const int32_t remainder = arm_nn_wrap_sub(a_mod_minus_quarter, a);
+    for (int32_t k = 0; k < 7; k++)
+    {
+        /* Bit for exp(-2^(k-2)), i.e. bit 26 + (k - 2). */
+        if ((uint32_t)remainder & ((uint32_t)1 << (frac_bits - 2 + k)))
+        {
+            result = arm_nn_doubling_high_mult(result, multipliers[k]);
+        }
+    }
+    if (a == 0)
+    {
+        result = INT32_MAX;
+    }
+    return result;
+}
+
+/**
+ * 1 / (1 + a) for a in [0, 1), a and the result in Q0.31. Newton-Raphson on the half
+ * denominator with the iterate in Q2.29.
+ */
+static inline int32_t arm_nn_one_over_one_plus_x_for_x_in_0_1(int32_t a)
+{
+    const int32_t half_den = arm_nn_rounding_half_sum(a, INT32_MAX);
+    const int32_t c_48_over_17 = 1515870810;      /* Q2.29 */
+    const int32_t c_neg_32_over_17 = -1010580540; /* Q2.29 */
+    const int32_t one_q2 = (int32_t)1 << 29;
+    int32_t x = arm_nn_wrap_add(c_48_over_17, arm_nn_doubling_high_mult(half_den, c_neg_32_over_17));
+    for (int32_t i = 0; i < 3; i++)
+    {
+        const int32_t half_den_times_x = arm_nn_doubling_high_mult(half_den, x);         /* Q2.29 */
+        const int32_t one_minus = arm_nn_wrap_sub(one_q2, half_den_times_x);             /* Q2.29 */
+        const int32_t delta = arm_nn_sat_shl(arm_nn_doubling_high_mult(x, one_minus), 2); /* Q4 -> Q2 */
+        x = arm_nn_wrap_add(x, delta);
+    }
+    /* x approximates 2 / (1 + a) in Q2.29; halve it exactly by reinterpreting the raw value as
+     * Q1.30 (no bit operation), then rescale Q1.30 -> Q0.31 with a saturating left shift by 1. */
+    return arm_nn_sat_shl(x, 1);
+}
+
+/* ---------------- internal non-inline kernels ---------------- */
+
+/**
+ * Shared fully connected kernel behind arm_fully_connected_s8, arm_fully_connected_per_channel_s8
+ * and arm_fully_connected_wrapper_s8. multiplier/shift point to one value (per_channel == 0) or
+ * to output_dims->c values (per_channel != 0). Arguments and return codes as for
+ * arm_fully_connected_s8.
+ */
+arm_cmsis_nn_status arm_nn_fully_connected_core_s8(const cmsis_nn_context *ctx,
+                                                   const cmsis_nn_fc_params *fc_params,
+                                                   const int32_t *multiplier,
+                                                   const int32_t *shift,
+                                                   int32_t per_channel,
+                                                   const cmsis_nn_dims *input_dims,
+                                                   const int8_t *input_data,
+                                                   const cmsis_nn_dims *filter_dims,
+                                                   const int8_t *filter_data,
+                                                   const int32_t *bias_data,
+                                                   const cmsis_nn_dims *output_dims,
+                                                   int8_t *output_data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ARM_NNSUPPORTFUNCTIONS_H */

@@ -1,0 +1,204 @@
+/*
+ * The firmware runtime's internal interface: one section per source file of firmware/runtime.
+ *
+ * Board-dependent values arrive as -D defines from the build (mcudeploy/build.py):
+ *   MCD_UART_BASE     base address of the CMSDK APB UART that carries the protocol
+ *   MCD_UART_BAUDDIV  its BAUDDIV register value
+ *   MCD_SEMIHOSTING   1: stop the device with a semihosting SYS_EXIT_EXTENDED; 0: spin
+ *   MCD_HAS_FPU       1: enable the FPU / MVE coprocessors (CPACR CP10, CP11) at reset
+ *   MCD_SYSTICK_HZ    the SysTick clock (the CPU clock), reported to the host in HELLO
+ *   MCD_MAX_CHUNK     largest data block of one READ or WRITE (default 256)
+ *   MCD_MAX_LAYERS    largest model the per-layer tick array holds (default 256)
+ * The wire protocol is docs/protocol.md.
+ */
+#ifndef MCD_RUNTIME_H
+#define MCD_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef MCD_UART_BASE
+#error "MCD_UART_BASE must be defined by the build"
+#endif
+#ifndef MCD_UART_BAUDDIV
+#error "MCD_UART_BAUDDIV must be defined by the build"
+#endif
+#ifndef MCD_SEMIHOSTING
+#error "MCD_SEMIHOSTING must be defined by the build"
+#endif
+#ifndef MCD_HAS_FPU
+#error "MCD_HAS_FPU must be defined by the build"
+#endif
+#ifndef MCD_SYSTICK_HZ
+#error "MCD_SYSTICK_HZ must be defined by the build"
+#endif
+#ifndef MCD_MAX_CHUNK
+#define MCD_MAX_CHUNK 256
+#endif
+#ifndef MCD_MAX_LAYERS
+#define MCD_MAX_LAYERS 256
+#endif
+#if MCD_MAX_CHUNK < 64 || MCD_MAX_CHUNK > 4096
+#error "MCD_MAX_CHUNK must be within 64..4096"
+#endif
+#if (defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)) && !MCD_HAS_FPU
+#error "the compiler emits FPU/MVE code but MCD_HAS_FPU is 0: the first FP instruction would fault"
+#endif
+
+/* v7-M and v8-M Mainline have the configurable fault handlers and CFSR; v8-M Mainline has MSPLIM. */
+#if defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__) || \
+    defined(__ARM_ARCH_8_1M_MAIN__)
+#define MCD_HAS_CFSR 1
+#else
+#define MCD_HAS_CFSR 0
+#endif
+#if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+#define MCD_HAS_MSPLIM 1
+#else
+#define MCD_HAS_MSPLIM 0
+#endif
+
+#define MCD_REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
+
+/* ---- Protocol constants (docs/protocol.md) ---- */
+#define MCD_PROTOCOL_VERSION 1u
+#define MCD_HEADER_BYTES 4u
+#define MCD_CRC_BYTES 4u
+/* The longest request body is a WRITE: u8 space, u16 index, u32 offset, data. */
+#define MCD_MAX_BODY (7u + MCD_MAX_CHUNK)
+#define MCD_MAX_PACKET (MCD_HEADER_BYTES + MCD_MAX_BODY + MCD_CRC_BYTES)
+/* COBS adds one byte per 254 and one more at the start. */
+#define MCD_MAX_FRAME (MCD_MAX_PACKET + MCD_MAX_PACKET / 254u + 1u)
+
+enum {
+    MCD_HELLO = 0x01,
+    MCD_WRITE = 0x02,
+    MCD_INVOKE = 0x03,
+    MCD_READ = 0x04,
+    MCD_RESET = 0x05,
+    MCD_EXIT = 0x06,
+    MCD_RESPONSE = 0x80,
+    MCD_ERROR = 0xEE,
+    MCD_NAK = 0xEF,
+    MCD_FAULT = 0xF0,
+};
+
+enum {
+    MCD_SPACE_INPUT = 0,
+    MCD_SPACE_OUTPUT = 1,
+    MCD_SPACE_TENSOR = 2,
+    MCD_SPACE_TICKS = 3,
+};
+
+enum {
+    MCD_ERR_UNKNOWN_TYPE = 1,
+    MCD_ERR_BAD_SPACE = 2,
+    MCD_ERR_BAD_INDEX = 3,
+    MCD_ERR_RANGE = 4,
+    MCD_ERR_TOO_LONG = 5,
+    MCD_ERR_SHORT_BODY = 6,
+    MCD_ERR_READ_ONLY = 7,
+    MCD_ERR_TOO_MANY_LAYERS = 8,
+};
+
+enum {
+    MCD_NAK_CRC = 1,
+    MCD_NAK_COBS = 2,
+    MCD_NAK_TOO_LONG = 3,
+    MCD_NAK_TOO_SHORT = 4,
+};
+
+#define MCD_SEQ_UNSOLICITED 0xFFFFu
+
+/* ---- Little-endian fields (unaligned-safe) ---- */
+static inline uint16_t mcd_get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+static inline uint32_t mcd_get32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static inline void mcd_put16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void mcd_put32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+/* ---- startup.c ---- */
+/* The reset entry: enables FPU/MVE, sets the stack limit, copies .data, zeroes .bss, runs main. */
+void Reset_Handler(void) __attribute__((noreturn));
+
+/* ---- uart.c: CMSDK APB UART, polled ---- */
+void mcd_uart_init(void);
+/* Blocks while the transmit buffer is full. */
+void mcd_uart_putc(uint8_t c);
+/* The received byte, or -1 if none is waiting. Never blocks. */
+int mcd_uart_getc(void);
+/* Waits until the last byte has left the transmit buffer. */
+void mcd_uart_flush(void);
+
+/* ---- ticks.c: SysTick as a free-running 64-bit counter of CPU clock ticks ---- */
+void mcd_ticks_init(void);
+/* Ticks since mcd_ticks_init; safe against the 24-bit counter wrapping during the read. */
+uint64_t mcd_ticks(void);
+void SysTick_Handler(void);
+
+/* ---- exit.c ---- */
+/* Stops the device: semihosting SYS_EXIT_EXTENDED with `code` when MCD_SEMIHOSTING, else sleeps. */
+void mcd_exit(uint32_t code) __attribute__((noreturn));
+
+/* ---- fault.c ---- */
+/* Enables the MemManage, BusFault and UsageFault handlers (else they escalate to HardFault). */
+void mcd_faults_init(void);
+/* The handler of every fault and unexpected exception: sends FAULT, then mcd_exit(3). */
+void mcd_fault_entry(void) __attribute__((noreturn));
+
+/* ---- crc32.c: CRC-32 (IEEE 802.3, reflected, as zlib.crc32) ---- */
+uint32_t mcd_crc32(const uint8_t *data, size_t n);
+
+/* ---- cobs.c: Consistent Overhead Byte Stuffing ---- */
+/* Encodes n bytes, passing each output byte to put (no trailing delimiter). */
+void mcd_cobs_encode(const uint8_t *src, size_t n, void (*put)(uint8_t));
+/* Decodes n bytes (without delimiter) into dst, which may equal src. Returns the decoded
+ * length, or -1 if the input is not valid COBS. */
+int32_t mcd_cobs_decode(const uint8_t *src, size_t n, uint8_t *dst);
+
+/* ---- packet.c ---- */
+/* Completes the packet at `packet` (header, then body_len bytes of body already in place at
+ * packet + MCD_HEADER_BYTES, then room for the CRC) and sends it as one frame. */
+void mcd_packet_send(uint8_t *packet, size_t body_len, uint8_t type, uint16_t seq);
+
+/* ---- invoke.c ---- */
+typedef struct {
+    int32_t status;   /* 0, or the first non-zero layer status */
+    uint16_t layer;   /* the last layer run */
+    uint32_t ticks;   /* SysTick ticks for the whole run */
+} mcd_invoke_result;
+
+/* Ticks of each layer in the last invoke (0 for layers not run). */
+extern uint32_t mcd_layer_ticks[MCD_MAX_LAYERS];
+/* Runs layers 0..last in order, stopping at the first non-zero status. */
+mcd_invoke_result mcd_invoke(uint16_t last);
+
+/* ---- commands.c ---- */
+typedef struct {
+    uint8_t type;      /* response type */
+    uint16_t len;      /* response body bytes */
+    int32_t exit_code; /* >= 0: stop the device with this code once the response is sent */
+} mcd_response;
+
+/* Records the model's start-up status for HELLO. */
+void mcd_commands_init(int32_t init_status);
+/* Executes one request; writes the response body to `out` (room for MCD_MAX_BODY bytes). */
+mcd_response mcd_execute(uint8_t type, const uint8_t *body, size_t len, uint8_t *out);
+
+/* ---- link.c ---- */
+/* Receives frames forever: NAKs bad ones, answers repeats from the cache, executes the rest. */
+void mcd_serve(void) __attribute__((noreturn));
+
+#endif

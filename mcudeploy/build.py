@@ -1,0 +1,154 @@
+"""Firmware builds: the linker script and build.json from a Board, then SCons (the SConstruct at
+the repository root) compiles the runtime, the NN library and the model into one ELF."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+
+from mcudeploy.boards import Board
+from mcudeploy.errors import BuildError
+from mcudeploy.resources import cache_dir, firmware_dir, nnref_dir, project_root
+from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
+
+# Sections in linker-script order, with the placement entry each goes to.
+_SECTIONS = (
+    (".vectors", "vectors"), (".text", "code"), (".ARM.extab", "code"), (".ARM.exidx", "code"),
+    (".weights", "weights"), (".data", "data"), (".bss", "data"), (".arena", "arena"),
+)
+_ERROR_LINE = re.compile(r": (fatal )?error: |(^|/)ld: ")
+
+
+@dataclass(frozen=True)
+class NNLibrary:
+    """An implementation of the CMSIS-NN API: its headers and its C sources."""
+
+    name: str
+    include_dirs: tuple[Path, ...]
+    sources: tuple[Path, ...]
+
+
+def nnref_library() -> NNLibrary:
+    """firmware/nnref, mcudeploy's own C implementation of the CMSIS-NN API."""
+    root = nnref_dir()
+    return NNLibrary("nnref", (root / "Include",), tuple(sorted(root.glob("Source/**/*.c"))))
+
+
+def render_linker_script(board: Board) -> str:
+    """The GNU ld script placing vectors, code, weights, data, arena and stack as the board says."""
+    p = board.placement
+    stack_region = board.region(p.stack)
+    stack_top = min(stack_region.end, 2**32) & ~7
+    stack_bottom = (stack_top - p.stack_bytes) & ~7
+    if stack_bottom < stack_region.origin:
+        raise BuildError(
+            f"board {board.name}: stack_bytes {p.stack_bytes} exceeds region {p.stack} "
+            f"({stack_region.length} bytes)"
+        )
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    neighbours = [name for name, part in _SECTIONS if getattr(p, part) == p.stack]
+    return env.get_template("linker.ld.j2").render(
+        board=board, p=p, stack_top=stack_top, stack_bottom=stack_bottom,
+        stack_neighbours=neighbours,
+    )
+
+
+def board_defines(board: Board) -> dict[str, str]:
+    """The -D values the runtime needs (firmware/runtime/runtime.h)."""
+    return {
+        "MCD_UART_BASE": f"0x{board.uart.base:08X}u",
+        "MCD_UART_BAUDDIV": str(board.uart.bauddiv),
+        "MCD_SEMIHOSTING": "1" if board.semihosting else "0",
+        "MCD_HAS_FPU": "1" if board.fpu or board.mve != "none" else "0",
+        "MCD_SYSTICK_HZ": f"{board.clock_hz}u",
+    }
+
+
+def build_firmware(
+    board: Board,
+    model_dir: Path,
+    build_dir: Path,
+    library: NNLibrary,
+    *,
+    extra_sources: tuple[Path, ...] = (),
+    extra_defines: dict[str, str] | None = None,
+) -> Path:
+    """Build the firmware for `board` from the model in `model_dir`; returns the ELF path.
+
+    `extra_defines` (e.g. MCD_MAX_CHUNK, MCD_MAX_LAYERS) reach the runtime, the model and the
+    extra sources, not the NN library. Objects are cached across builds (SCons CacheDir).
+    """
+    find_compiler()
+    model_dir = Path(model_dir).resolve()
+    build_dir = Path(build_dir).resolve()
+    if not any(model_dir.glob("*.c")):
+        raise BuildError(f"no C sources in the model directory {model_dir}")
+    build_dir.mkdir(parents=True, exist_ok=True)
+    linker_script = build_dir / "linker.ld"
+    linker_script.write_text(render_linker_script(board), encoding="utf-8")
+    runtime = firmware_dir() / "runtime"
+    elf = build_dir / "firmware.elf"
+    config = {
+        "toolchain_prefix": TOOLCHAIN_PREFIX,
+        "cpu_flags": list(cpu_flags(board)),
+        "defines": board_defines(board) | (extra_defines or {}),
+        "runtime_sources": [str(s) for s in sorted(runtime.glob("*.c"))],
+        "runtime_include_dirs": [str(firmware_dir() / "include"), str(runtime)],
+        "include_dirs": [str(firmware_dir() / "include")],
+        "nn_include_dirs": [str(Path(d).resolve()) for d in library.include_dirs],
+        "nn_sources": [str(Path(s).resolve()) for s in library.sources],
+        "model_dir": str(model_dir),
+        "extra_sources": [str(Path(s).resolve()) for s in extra_sources],
+        "linker_script": str(linker_script),
+        "elf": str(elf),
+        "variant_dir": str(build_dir / "obj"),
+        "cache_dir": str(cache_dir() / "scons"),
+    }
+    config_path = build_dir / "build.json"
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    command = [
+        sys.executable, "-m", "SCons", "-Q", "-s", "-j2",
+        "-f", str(project_root() / "SConstruct"), f"BUILD_CONFIG={config_path}",
+    ]
+    result = subprocess.run(command, cwd=build_dir, capture_output=True, text=True)
+    log = build_dir / "build.log"
+    log.write_text(result.stdout + result.stderr, encoding="utf-8")
+    if result.returncode != 0:
+        raise BuildError(f"firmware build failed ({log}): {_first_error(result.stderr)}")
+    return elf
+
+
+def _first_error(output: str) -> str:
+    """The compiler's or linker's first error line (the linker's path shortened to `ld:`)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if _ERROR_LINE.search(line)]
+    first = (errors or lines or ["no output"])[0]
+    return re.sub(r"^\S*/ld: ", "ld: ", first)
+
+
+def firmware_sizes(elf: Path) -> dict[str, int]:
+    """Bytes per part of the image: code (vectors, text, rodata), weights, data, bss, arena,
+    stack, plus image (what gets loaded: code + weights + data) and ram (data + bss + arena +
+    stack)."""
+    sizes = dict.fromkeys(("code", "weights", "data", "bss", "arena", "stack"), 0)
+    with open(elf, "rb") as f:
+        for section in ELFFile(f).iter_sections():
+            if not section["sh_flags"] & SH_FLAGS.SHF_ALLOC:
+                continue
+            part = section.name.lstrip(".")
+            sizes[part if part in sizes else "code"] += section["sh_size"]
+    sizes["image"] = sizes["code"] + sizes["weights"] + sizes["data"]
+    sizes["ram"] = sizes["data"] + sizes["bss"] + sizes["arena"] + sizes["stack"]
+    return sizes

@@ -1,0 +1,57 @@
+"""The `mcudeploy` command: one module per subcommand, each with `add_arguments` and `run`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from mcudeploy import __version__
+from mcudeploy.cli import boards, build, run
+from mcudeploy.errors import MCUDeployError
+
+SUBCOMMANDS = {"build": build, "run": run, "boards": boards}
+
+DESCRIPTION = """\
+Deploy an int8 neural network to a Cortex-M microcontroller through CMSIS-NN and prove that the
+device computes exactly what the host expects.
+
+  mcudeploy run models/tiny_cnn.tflite        build, run on QEMU (mps3-an547) and verify
+  mcudeploy build model.tflite --out fw/      generate the C code and build the firmware only
+  mcudeploy boards                            list the boards
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="mcudeploy", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"mcudeploy {__version__}")
+    subs = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in SUBCOMMANDS.items():
+        sub = subs.add_parser(name, help=module.HELP, description=module.__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn user errors into one line and an exit status."""
+    args = parser().parse_args(argv)
+    err = Console(stderr=True)
+    try:
+        return int(args.handler(args))
+    except MCUDeployError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]: nothing was written")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Generate C code calling CMSIS-NN for a model and build the firmware for a board.
+
+Writes DIR/model/ (model.c, model.h, manifest.json) and DIR/build/firmware.elf.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from mcudeploy.cli.options import add_model_and_board, out_dir
+from mcudeploy.pipeline import build_only
+from mcudeploy.progress import Progress
+
+HELP = "generate the C code and build the firmware"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_and_board(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = out_dir(args)
+    built = build_only(args.model, args.board, out, Progress(quiet=args.quiet))
+    m, s = built.manifest, built.sizes
+    Console().print(
+        f"built {built.elf} for {built.board.name}: {len(m.layers)} layers, arena {m.arena_bytes} B "
+        f"(lower bound {m.lower_bound} B), flash {s['image']} B of which weights {s['weights']} B",
+        highlight=False,
+    )
+    return 0

@@ -1,0 +1,203 @@
+"""Render the lowered, planned model as `model.c`/`model.h` (Jinja2, one template per layer kind)
+and describe it in `manifest.json` for the host side of a run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from mcudeploy import __version__
+from mcudeploy.codegen.arena import ArenaLayout
+from mcudeploy.codegen.lower import Layer, LoweredModel
+from mcudeploy.ir import Graph
+
+_HASH_PLACEHOLDER = "MCD_MODEL_HASH_PLACEHOLDER"
+_QUERY_ARGS = {
+    "conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
+    "dw_conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
+    "fc": "&{n}_filter_dims",
+    "avgpool": "{ow}, {c}",
+}
+
+
+@dataclass(frozen=True)
+class IoInfo:
+    name: str
+    shape: list[int]
+    scale: float
+    zero_point: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    index: int
+    name: str
+    op: str
+    origin: str
+    kind: str
+    output: str
+    tensor: int
+    macs: int
+    scratch_bytes: int
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    id: int
+    name: str
+    producer: int
+    offset: int
+    size: int
+    shape: list[int]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the host needs to know about a generated model, saved as manifest.json."""
+
+    mcudeploy_version: str
+    source: str
+    board: str
+    cpu_class: str
+    library: str
+    model_hash: str
+    arena_bytes: int
+    lower_bound: int
+    planner: str
+    weight_bytes: int
+    inputs: list[IoInfo]
+    outputs: list[IoInfo]
+    layers: list[LayerInfo]
+    tensors: list[TensorInfo]
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+
+    @staticmethod
+    def load(path: Path) -> Manifest:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return Manifest(
+            **{k: v for k, v in raw.items() if k not in ("inputs", "outputs", "layers", "tensors")},
+            inputs=[IoInfo(**x) for x in raw["inputs"]],
+            outputs=[IoInfo(**x) for x in raw["outputs"]],
+            layers=[LayerInfo(**x) for x in raw["layers"]],
+            tensors=[TensorInfo(**x) for x in raw["tensors"]],
+        )
+
+
+def _c_array(values: np.ndarray, per_line: int = 16) -> str:
+    items = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    lines = (", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line))
+    return ",\n".join("    " + line for line in lines)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["c_array"] = _c_array
+    return env
+
+
+@dataclass(frozen=True)
+class _LayerView:
+    """A layer with the addresses the templates need filled in."""
+
+    layer: Layer
+    input_exprs: list[str]
+    output_expr: str
+    scratch_expr: str
+    scratch_bytes: int
+    sums_length: int
+    query_call: str
+    shapes: str
+    body: str = ""
+
+    def __getattr__(self, item: str):
+        return getattr(self.layer, item)
+
+
+def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout,
+          scratch: int) -> _LayerView:
+    def expr(name: str) -> str:
+        return f"arena + {layout.tensor_offsets[lowered.storage(name)]}"
+
+    sums = scratch // 4 if layer.persistent_scratch and scratch > 0 else 0
+    if sums:
+        scratch_expr = f"{layer.name}_kernel_sums"
+    elif scratch > 0:
+        scratch_expr = f"arena + {layout.scratch_offsets[layer.index]}"
+    else:
+        scratch_expr = "0"
+    query = ""
+    if layer.scratch is not None:
+        v = layer.values
+        args = _QUERY_ARGS[layer.scratch.args].format(
+            n=layer.name, ow=v["output_dims"].w, c=v["input_dims"].c
+        )
+        query = f"{layer.scratch.function}({args})"
+    shapes = " + ".join(str(list(graph.tensor(n).shape)) for n in layer.inputs)
+    shapes += f" -> {list(graph.tensor(layer.output).shape)}"
+    return _LayerView(layer, [expr(n) for n in layer.inputs], expr(layer.output), scratch_expr,
+                      scratch, sums, query, shapes)
+
+
+def emit_model(
+    graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
+    out_dir: Path, *, source: str, board: str, cpu_class: str, library: str,
+) -> Manifest:
+    """Write model.c, model.h and manifest.json into `out_dir`; returns the manifest."""
+    env = _environment()
+    views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
+             for layer in lowered.layers]
+    views = [replace(v, body=env.get_template(v.layer.template).render(l=v).strip()) for v in views]
+
+    def io(name: str) -> IoInfo:
+        t = graph.tensor(name)
+        return IoInfo(name, list(t.shape), t.scale, t.zero_point,
+                      layout.tensor_offsets[lowered.storage(name)], t.nbytes)
+
+    tensors = [
+        TensorInfo(i, layer.output, layer.index, layout.tensor_offsets[lowered.storage(layer.output)],
+                   graph.tensor(layer.output).nbytes, list(graph.tensor(layer.output).shape))
+        for i, layer in enumerate(lowered.layers)
+    ]
+    constants = [c for layer in lowered.layers for c in layer.constants]
+    weight_bytes = sum(c.values.size * (1 if c.ctype == "int8_t" else 4) for c in constants)
+    context = {
+        "version": __version__, "source": source, "board": board, "cpu_class": cpu_class,
+        "layers": views, "constants": constants, "arena_bytes": layout.plan.arena_bytes,
+        "lower_bound": layout.plan.lower_bound, "planner": layout.plan.algorithm,
+        "weight_bytes": weight_bytes,
+        "inputs": [io(n) for n in graph.inputs], "outputs": [io(n) for n in graph.outputs],
+        "tensors": tensors, "model_hash": _HASH_PLACEHOLDER,
+    }
+    text = env.get_template("model.c.j2").render(**context)
+    digest = hashlib.sha256(text.encode()).digest()[:8]
+    text = text.replace(_HASH_PLACEHOLDER, ", ".join(f"0x{b:02x}" for b in digest))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.c").write_text(text, encoding="utf-8")
+    (out_dir / "model.h").write_text(env.get_template("model.h.j2").render(**context), "utf-8")
+    manifest = Manifest(
+        mcudeploy_version=__version__, source=source, board=board, cpu_class=cpu_class,
+        library=library, model_hash=digest.hex(), arena_bytes=layout.plan.arena_bytes,
+        lower_bound=layout.plan.lower_bound, planner=layout.plan.algorithm,
+        weight_bytes=weight_bytes, inputs=context["inputs"], outputs=context["outputs"],
+        layers=[
+            LayerInfo(layer.index, layer.name, layer.op.name, layer.op.origin, layer.op.kind,
+                      layer.output, layer.index, layer.macs, scratch.get(layer.index, 0))
+            for layer in lowered.layers
+        ],
+        tensors=tensors,
+    )
+    manifest.save(out_dir / "manifest.json")
+    return manifest

@@ -1,0 +1,161 @@
+"""IR → int8 TFLite flatbuffer, so that TFLM can run exactly the graph mcudeploy deploys.
+
+Written with the object API of the schema module shipped in tflite-micro; the flatbuffers
+library does the serialisation.
+"""
+
+from __future__ import annotations
+
+import flatbuffers
+import numpy as np
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+from mcudeploy import ir
+from mcudeploy.errors import UnsupportedError
+from mcudeploy.frontends.padding import same_padding
+
+_TYPES = {"float32": fb.TensorType.FLOAT32, "int32": fb.TensorType.INT32,
+          "int8": fb.TensorType.INT8, "int64": fb.TensorType.INT64, "int16": fb.TensorType.INT16}
+_ACTIVATIONS = {
+    ir.NO_CLIP: fb.ActivationFunctionType.NONE,
+    ir.Clip(0.0, None): fb.ActivationFunctionType.RELU,
+    ir.Clip(0.0, 6.0): fb.ActivationFunctionType.RELU6,
+    ir.Clip(-1.0, 1.0): fb.ActivationFunctionType.RELU_N1_TO_1,
+}
+
+
+class _Writer:
+    def __init__(self, graph: ir.Graph) -> None:
+        self.graph = graph
+        self.model = fb.ModelT()
+        self.model.version = 3
+        self.model.description = "mcudeploy"
+        self.model.operatorCodes = []
+        self.model.buffers = [fb.BufferT()]
+        self.sub = fb.SubGraphT()
+        self.sub.tensors, self.sub.operators = [], []
+        self.index: dict[str, int] = {}
+
+    def tensor(self, name: str) -> int:
+        if name in self.index:
+            return self.index[name]
+        t = self.graph.tensor(name)
+        tt = fb.TensorT()
+        tt.name = name.encode()
+        tt.shape = list(t.shape)
+        tt.type = _TYPES[t.dtype]
+        tt.buffer = 0
+        if t.data is not None:
+            buf = fb.BufferT()
+            buf.data = np.frombuffer(np.ascontiguousarray(t.data).tobytes(), dtype=np.uint8)
+            self.model.buffers.append(buf)
+            tt.buffer = len(self.model.buffers) - 1
+        if t.quant is not None:
+            q = fb.QuantizationParametersT()
+            q.scale = list(t.quant.scale)
+            q.zeroPoint = list(t.quant.zero_point)
+            q.quantizedDimension = t.quant.axis or 0
+            tt.quantization = q
+        self.sub.tensors.append(tt)
+        self.index[name] = len(self.sub.tensors) - 1
+        return self.index[name]
+
+    def opcode(self, builtin: int) -> int:
+        for i, code in enumerate(self.model.operatorCodes):
+            if code.builtinCode == builtin:
+                return i
+        code = fb.OperatorCodeT()
+        code.builtinCode = builtin
+        code.deprecatedBuiltinCode = min(builtin, 127)
+        code.version = 1
+        self.model.operatorCodes.append(code)
+        return len(self.model.operatorCodes) - 1
+
+    def add_op(self, op: ir.Op, builtin: int, options_type: int, options: object,
+               inputs: tuple[str, ...]) -> None:
+        o = fb.OperatorT()
+        o.opcodeIndex = self.opcode(builtin)
+        o.inputs = [self.tensor(n) if n else -1 for n in inputs]
+        o.outputs = [self.tensor(n) for n in op.outputs]
+        o.builtinOptionsType = options_type
+        o.builtinOptions = options
+        self.sub.operators.append(o)
+
+    def finish(self) -> bytes:
+        self.sub.inputs = [self.tensor(n) for n in self.graph.inputs]
+        self.sub.outputs = [self.tensor(n) for n in self.graph.outputs]
+        self.sub.name = b"main"
+        self.model.subgraphs = [self.sub]
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(self.model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+
+def _activation(op: ir.Op) -> int:
+    clip = op.attrs.activation
+    if clip not in _ACTIVATIONS:
+        raise UnsupportedError(f"{op.origin}: activation {clip} has no TFLite fused equivalent")
+    return _ACTIVATIONS[clip]
+
+
+def _padding(op: ir.Op, graph: ir.Graph, kernel: tuple[int, int], dilation: tuple[int, int]) -> int:
+    pad = op.attrs.padding
+    if pad == ir.Padding():
+        return fb.Padding.VALID
+    h, w = graph.tensor(op.inputs[0]).shape[1:3]
+    if pad == same_padding((h, w), kernel, op.attrs.stride, dilation):
+        return fb.Padding.SAME
+    raise UnsupportedError(f"{op.origin}: padding {pad} is neither SAME nor VALID in TFLite")
+
+
+def _write_op(w: _Writer, op: ir.Op) -> None:
+    a, g = op.attrs, w.graph
+    if isinstance(a, ir.Conv2D | ir.DepthwiseConv2D):
+        depthwise = isinstance(a, ir.DepthwiseConv2D)
+        o = fb.DepthwiseConv2DOptionsT() if depthwise else fb.Conv2DOptionsT()
+        o.strideH, o.strideW = a.stride
+        o.dilationHFactor, o.dilationWFactor = a.dilation
+        o.padding = _padding(op, g, g.tensor(op.inputs[1]).shape[1:3], a.dilation)
+        o.fusedActivationFunction = _activation(op)
+        if depthwise:
+            o.depthMultiplier = a.depth_multiplier
+            w.add_op(op, fb.BuiltinOperator.DEPTHWISE_CONV_2D,
+                     fb.BuiltinOptions.DepthwiseConv2DOptions, o, op.inputs)
+        else:
+            w.add_op(op, fb.BuiltinOperator.CONV_2D, fb.BuiltinOptions.Conv2DOptions, o, op.inputs)
+    elif isinstance(a, ir.FullyConnected):
+        o = fb.FullyConnectedOptionsT()
+        o.fusedActivationFunction = _activation(op)
+        o.keepNumDims = len(g.tensor(op.outputs[0]).shape) > 2
+        w.add_op(op, fb.BuiltinOperator.FULLY_CONNECTED,
+                 fb.BuiltinOptions.FullyConnectedOptions, o, op.inputs)
+    elif isinstance(a, ir.Pool2D):
+        o = fb.Pool2DOptionsT()
+        o.strideH, o.strideW = a.stride
+        o.filterHeight, o.filterWidth = a.window
+        o.padding = _padding(op, g, a.window, (1, 1))
+        o.fusedActivationFunction = _activation(op)
+        code = fb.BuiltinOperator.AVERAGE_POOL_2D if a.mode == "avg" else fb.BuiltinOperator.MAX_POOL_2D
+        w.add_op(op, code, fb.BuiltinOptions.Pool2DOptions, o, op.inputs)
+    elif isinstance(a, ir.Add):
+        o = fb.AddOptionsT()
+        o.fusedActivationFunction = _activation(op)
+        w.add_op(op, fb.BuiltinOperator.ADD, fb.BuiltinOptions.AddOptions, o, op.inputs)
+    elif isinstance(a, ir.Softmax):
+        o = fb.SoftmaxOptionsT()
+        o.beta = a.beta
+        w.add_op(op, fb.BuiltinOperator.SOFTMAX, fb.BuiltinOptions.SoftmaxOptions, o, op.inputs)
+    elif isinstance(a, ir.Reshape):
+        o = fb.ReshapeOptionsT()
+        o.newShape = list(g.tensor(op.outputs[0]).shape)
+        w.add_op(op, fb.BuiltinOperator.RESHAPE, fb.BuiltinOptions.ReshapeOptions, o, op.inputs)
+    else:
+        raise UnsupportedError(f"{op.origin}: {op.kind} cannot be written to TFLite")
+
+
+def graph_to_tflite(graph: ir.Graph) -> bytes:
+    """Serialise an int8 graph as a TFLite flatbuffer that TFLM accepts."""
+    writer = _Writer(graph)
+    for op in graph.ops:
+        _write_op(writer, op)
+    return writer.finish()

@@ -1,0 +1,201 @@
+"""The intermediate representation: tensors, operators and the graph, as frozen dataclasses.
+
+Layouts are fixed here and only here, for every frontend:
+- activations NHWC (a 1-D convolution is a 2-D one with H = 1), batch first;
+- convolution filters OHWI `[C_out, KH, KW, C_in / groups]`;
+- depthwise filters `[1, KH, KW, C_out]` with `C_out = C_in * depth_multiplier`, output channel
+  `o` reading input channel `o // depth_multiplier`;
+- fully connected filters `[C_out, K]`.
+These are the TFLite and CMSIS-NN layouts, so lowering never transposes weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine quantization: real = scale * (q - zero_point), per tensor or per `axis` channel."""
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int | None = None
+
+    @property
+    def per_channel(self) -> bool:
+        return self.axis is not None and len(self.scale) > 1
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    """A tensor of the graph; `data` is set for constants (weights, biases, shapes)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quant: QuantParams | None = None
+    data: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(self.dtype).itemsize
+
+    @property
+    def scale(self) -> float:
+        """The per-tensor scale (activations)."""
+        assert self.quant is not None and len(self.quant.scale) == 1, self.name
+        return self.quant.scale[0]
+
+    @property
+    def zero_point(self) -> int:
+        """The per-tensor zero point (activations)."""
+        assert self.quant is not None and len(self.quant.zero_point) >= 1, self.name
+        return self.quant.zero_point[0]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A fused activation as a real-valued clamp: ReLU is Clip(0, None), ReLU6 is Clip(0, 6)."""
+
+    low: float | None = None
+    high: float | None = None
+
+
+NO_CLIP = Clip()
+
+
+@dataclass(frozen=True)
+class Padding:
+    """Explicit zero padding in elements: rows above/below, columns left/right."""
+
+    top: int = 0
+    bottom: int = 0
+    left: int = 0
+    right: int = 0
+
+
+@dataclass(frozen=True)
+class Conv2D:
+    """Convolution, grouped when the filter has fewer input channels than the input."""
+
+    KIND: ClassVar[str] = "conv2d"
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    padding: Padding
+    activation: Clip
+
+
+@dataclass(frozen=True)
+class DepthwiseConv2D:
+    """Depthwise convolution with a channel multiplier."""
+
+    KIND: ClassVar[str] = "depthwise_conv2d"
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    padding: Padding
+    depth_multiplier: int
+    activation: Clip
+
+
+@dataclass(frozen=True)
+class FullyConnected:
+    """Fully connected: each of the N input rows times the transposed `[C_out, K]` filter."""
+
+    KIND: ClassVar[str] = "fully_connected"
+    activation: Clip
+
+
+@dataclass(frozen=True)
+class Pool2D:
+    """Average or max pooling over a window; the output keeps the input's quantization."""
+
+    KIND: ClassVar[str] = "pool2d"
+    mode: str  # "avg" | "max"
+    window: tuple[int, int]
+    stride: tuple[int, int]
+    padding: Padding
+    activation: Clip
+
+
+@dataclass(frozen=True)
+class Add:
+    """Element-wise addition of two tensors of the same shape."""
+
+    KIND: ClassVar[str] = "add"
+    activation: Clip
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """Softmax over the last axis."""
+
+    KIND: ClassVar[str] = "softmax"
+    beta: float
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """A new shape for the same bytes."""
+
+    KIND: ClassVar[str] = "reshape"
+
+
+Attrs = Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Softmax | Reshape
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operator: `origin` says where it came from in the user's file, for messages."""
+
+    name: str
+    attrs: Attrs
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    origin: str
+
+    @property
+    def kind(self) -> str:
+        return self.attrs.KIND
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A network: tensors by name, operators in execution order, inputs and outputs."""
+
+    name: str
+    tensors: Mapping[str, Tensor]
+    ops: tuple[Op, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def producer(self, tensor_name: str) -> Op | None:
+        return next((op for op in self.ops if tensor_name in op.outputs), None)
+
+    @property
+    def activations(self) -> list[Tensor]:
+        """Every non-constant tensor, in first-use order."""
+        seen: dict[str, Tensor] = {}
+        for name in self.inputs:
+            seen[name] = self.tensors[name]
+        for op in self.ops:
+            for name in (*op.inputs, *op.outputs):
+                t = self.tensors.get(name)
+                if t is not None and not t.is_constant:
+                    seen.setdefault(name, t)
+        return list(seen.values())

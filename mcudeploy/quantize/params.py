@@ -1,0 +1,139 @@
+"""Kernel parameters of each quantized operator, derived exactly as TFLite(-Micro) derives them.
+
+The host reference and the generated C both take their numbers from here, so the only
+arithmetic that can differ between them is the kernels' own; the TFLM oracle checks both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcudeploy.ir import Clip, Graph, Op, Tensor
+from mcudeploy.quantize.arith import quantize_multiplier, quantize_value
+
+INT8_MIN, INT8_MAX = -128, 127
+ADD_LEFT_SHIFT = 20
+SOFTMAX_DIFF_INTEGER_BITS = 5
+
+
+@dataclass(frozen=True, eq=False)
+class ConvParams:
+    """For convolution, depthwise convolution and fully connected layers."""
+
+    input_offset: int
+    output_offset: int
+    multiplier: np.ndarray  # int32, one per output channel (length 1 if per tensor)
+    shift: np.ndarray  # int32
+    act_min: int
+    act_max: int
+    bias: np.ndarray  # int32 [C_out]
+
+
+@dataclass(frozen=True)
+class AddParams:
+    input1_offset: int
+    input1_multiplier: int
+    input1_shift: int
+    input2_offset: int
+    input2_multiplier: int
+    input2_shift: int
+    left_shift: int
+    output_offset: int
+    output_multiplier: int
+    output_shift: int
+    act_min: int
+    act_max: int
+
+
+@dataclass(frozen=True)
+class PoolParams:
+    act_min: int
+    act_max: int
+
+
+@dataclass(frozen=True)
+class SoftmaxParams:
+    multiplier: int
+    left_shift: int
+    diff_min: int
+
+
+def activation_range(clip: Clip, out: Tensor) -> tuple[int, int]:
+    """TFLite CalculateActivationRangeQuantized for an int8 output."""
+    low, high = INT8_MIN, INT8_MAX
+    if clip.low is not None:
+        low = max(low, quantize_value(clip.low, out.scale, out.zero_point))
+    if clip.high is not None:
+        high = min(high, quantize_value(clip.high, out.scale, out.zero_point))
+    return low, high
+
+
+def conv_params(op: Op, graph: Graph) -> ConvParams:
+    """Offsets, per-channel multipliers/shifts, clamp and bias of a conv, depthwise or FC layer."""
+    x, w = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    y = graph.tensor(op.outputs[0])
+    assert w.quant is not None
+    if op.kind == "fully_connected" and not w.quant.per_channel:
+        # TFLite GetQuantizedConvolutionMultipler: the scale product is taken in float32.
+        product = float(np.float32(x.scale) * np.float32(w.quant.scale[0]))
+        reals = [product / float(y.scale)]
+    else:
+        reals = [float(x.scale) * float(s) / float(y.scale) for s in w.quant.scale]
+    pairs = [quantize_multiplier(r) for r in reals]
+    c_out = y.shape[-1]
+    if len(pairs) == 1 and op.kind != "fully_connected":
+        pairs = pairs * c_out
+    bias_name = op.inputs[2] if len(op.inputs) > 2 else ""
+    if bias_name:
+        bias = graph.tensor(bias_name).data
+        assert bias is not None
+        bias = bias.astype(np.int32).reshape(-1)
+    else:
+        bias = np.zeros(c_out, dtype=np.int32)
+    low, high = activation_range(op.attrs.activation, y)
+    return ConvParams(
+        input_offset=-x.zero_point,
+        output_offset=y.zero_point,
+        multiplier=np.array([m for m, _ in pairs], dtype=np.int32),
+        shift=np.array([s for _, s in pairs], dtype=np.int32),
+        act_min=low,
+        act_max=high,
+        bias=bias,
+    )
+
+
+def add_params(op: Op, graph: Graph) -> AddParams:
+    """TFLite ADD (int8): both inputs rescaled to twice the larger input scale, left shift 20."""
+    a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    y = graph.tensor(op.outputs[0])
+    twice_max = 2.0 * max(float(a.scale), float(b.scale))
+    m1, s1 = quantize_multiplier(float(a.scale) / twice_max)
+    m2, s2 = quantize_multiplier(float(b.scale) / twice_max)
+    mo, so = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * float(y.scale)))
+    low, high = activation_range(op.attrs.activation, y)
+    return AddParams(
+        input1_offset=-a.zero_point, input1_multiplier=m1, input1_shift=s1,
+        input2_offset=-b.zero_point, input2_multiplier=m2, input2_shift=s2,
+        left_shift=ADD_LEFT_SHIFT,
+        output_offset=y.zero_point, output_multiplier=mo, output_shift=so,
+        act_min=low, act_max=high,
+    )
+
+
+def pool_params(op: Op, graph: Graph) -> PoolParams:
+    low, high = activation_range(op.attrs.activation, graph.tensor(op.outputs[0]))
+    return PoolParams(act_min=low, act_max=high)
+
+
+def softmax_params(op: Op, graph: Graph) -> SoftmaxParams:
+    """TFLite PreprocessSoftmaxScaling and CalculateInputRadius for int8 input."""
+    x = graph.tensor(op.inputs[0])
+    bits = SOFTMAX_DIFF_INTEGER_BITS
+    real = min(float(op.attrs.beta) * float(x.scale) * (1 << (31 - bits)), (1 << 31) - 1.0)
+    multiplier, left_shift = quantize_multiplier(real)
+    assert left_shift >= 0
+    radius = ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << left_shift)
+    return SoftmaxParams(multiplier=multiplier, left_shift=left_shift, diff_min=-math.floor(radius))

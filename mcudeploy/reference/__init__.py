@@ -1,0 +1,78 @@
+"""The host reference: numpy kernels of TFLite int8 semantics, run over a whole graph."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from mcudeploy.ir import Graph, Op
+from mcudeploy.quantize import params as qp
+from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
+from mcudeploy.reference.elementwise import add
+from mcudeploy.reference.pooling import pool2d
+from mcudeploy.reference.softmax import softmax
+
+Kernel = Callable[[Op, Graph, list[np.ndarray]], np.ndarray]
+
+
+def _conv2d(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    a = op.attrs
+    out = g.tensor(op.outputs[0]).shape
+    return conv2d(ins[0], ins[1], qp.conv_params(op, g), a.stride, a.dilation, a.padding, out)
+
+
+def _depthwise(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    a = op.attrs
+    out = g.tensor(op.outputs[0]).shape
+    return depthwise_conv2d(
+        ins[0], ins[1], qp.conv_params(op, g), a.stride, a.dilation, a.padding,
+        a.depth_multiplier, out,
+    )
+
+
+def _fully_connected(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return fully_connected(ins[0], ins[1], qp.conv_params(op, g))
+
+
+def _pool(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return pool2d(ins[0], op.attrs, qp.pool_params(op, g), g.tensor(op.outputs[0]).shape)
+
+
+def _add(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return add(ins[0], ins[1], qp.add_params(op, g))
+
+
+def _softmax(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return softmax(ins[0], qp.softmax_params(op, g))
+
+
+def _reshape(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return ins[0].copy()
+
+
+KERNELS: dict[str, Kernel] = {
+    "conv2d": _conv2d,
+    "depthwise_conv2d": _depthwise,
+    "fully_connected": _fully_connected,
+    "pool2d": _pool,
+    "add": _add,
+    "softmax": _softmax,
+    "reshape": _reshape,
+}
+
+
+def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every tensor's value (constants excluded) after running `graph` on `inputs`."""
+    values: dict[str, np.ndarray] = {}
+    for name in graph.inputs:
+        t = graph.tensor(name)
+        values[name] = np.asarray(inputs[name], dtype=t.dtype).reshape(t.shape)
+    for op in graph.ops:
+        ins = [
+            values[n] if n in values else graph.tensor(n).data
+            for n in op.inputs if n
+        ]
+        out_t = graph.tensor(op.outputs[0])
+        values[op.outputs[0]] = KERNELS[op.kind](op, graph, ins).reshape(out_t.shape)
+    return values

@@ -1,0 +1,45 @@
+"""The run report: one record, written as report.json (for scripts) and report.txt (for people)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mcudeploy.verify import Mismatch
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class RunReport:
+    """Everything a run established. `verdict` is "pass" only if every vector was bit-exact with
+    every oracle; "fail" if any differed; "error" if the run could not finish (see `error`)."""
+
+    model: str
+    board: str
+    runner: str
+    library: str
+    oracles: list[str]
+    verdict: str = "error"
+    vectors: int = 0
+    bit_exact_vectors: int = 0
+    mismatched_vectors: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    error: str | None = None
+    model_info: dict = field(default_factory=dict)
+    firmware: dict = field(default_factory=dict)
+    link: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
+    instructions: dict = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    def write(self, directory: Path) -> None:
+        """report.json and report.txt in `directory`."""
+        from mcudeploy.report.text import render_text
+
+        (directory / "report.json").write_text(self.to_json(), encoding="utf-8")
+        (directory / "report.txt").write_text(render_text(self), encoding="utf-8")

@@ -1,0 +1,68 @@
+"""The human report: a summary table, mismatches and figures, as plain text or in the terminal."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+
+from mcudeploy.report import RunReport
+
+_VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red"}
+
+
+def _summary(report: RunReport) -> Table:
+    table = Table(title=f"mcudeploy run: {report.model} on {report.board}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    verdict = report.verdict.upper()
+    table.add_row("verdict", f"[{_VERDICT_STYLE[report.verdict]}]{verdict}[/]")
+    table.add_row("vectors", f"{report.bit_exact_vectors} of {report.vectors} bit-exact")
+    table.add_row("oracles", ", ".join(report.oracles))
+    table.add_row("runner / library", f"{report.runner} / {report.library}")
+    info = report.model_info
+    if info:
+        table.add_row("model", f"{info.get('layers')} layers, hash {info.get('hash')}")
+        table.add_row("arena", f"{info.get('arena_bytes')} B (lower bound {info.get('lower_bound')} B)")
+    fw = report.firmware
+    if fw:
+        table.add_row("firmware", f"flash {fw.get('flash_bytes')} B (weights {fw.get('weights_bytes')} B), "
+                      f"RAM {fw.get('ram_bytes')} B")
+    if report.link:
+        table.add_row("link", f"{report.link.get('vectors_per_second', 0):.1f} vectors/s, "
+                      f"{report.link.get('retries', 0)} retries")
+    if report.instructions:
+        table.add_row("instructions", f"{report.instructions.get('per_inference')} per inference "
+                      f"({report.instructions.get('method')})")
+    if report.error:
+        table.add_row("error", f"[red]{report.error}[/]")
+    return table
+
+
+def _mismatches(report: RunReport) -> Table | None:
+    if not report.mismatches:
+        return None
+    table = Table(title="mismatches (first 20)")
+    for col in ("vector", "output", "against", "elements", "max |diff|", "first at"):
+        table.add_column(col)
+    for m in report.mismatches[:20]:
+        table.add_row(str(m.vector), str(m.output), m.oracle, str(m.elements),
+                      str(m.max_abs_diff), str(m.first_index))
+    return table
+
+
+def print_report(report: RunReport, console: Console | None = None) -> None:
+    """Print the summary to the terminal (colour only on a TTY)."""
+    console = console or Console()
+    console.print(_summary(report))
+    table = _mismatches(report)
+    if table is not None:
+        console.print(table)
+
+
+def render_text(report: RunReport) -> str:
+    """The same summary as plain text, for report.txt."""
+    buffer = io.StringIO()
+    print_report(report, Console(file=buffer, width=100, no_color=True, force_terminal=False))
+    return buffer.getvalue()

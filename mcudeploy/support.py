@@ -1,0 +1,246 @@
+"""What mcudeploy deploys, as named constraints: each one's docstring is the rule a user reads.
+
+`check_graph` runs them and refuses the first violation with `UnsupportedError` naming the
+operator, its origin in the user's file and the detail; `supported_ops_markdown` renders the same
+constraints as the supported-operators table in docs/SUPPORTED_OPS.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mcudeploy import ir
+from mcudeploy.errors import UnsupportedError
+from mcudeploy.frontends.padding import output_size
+
+Constraint = Callable[[ir.Op, ir.Graph], str | None]
+
+
+def _activations(op: ir.Op, g: ir.Graph) -> list[ir.Tensor]:
+    return [g.tensor(n) for n in (*op.inputs, *op.outputs) if n and not g.tensor(n).is_constant]
+
+
+def constraint_int8_activations(op: ir.Op, g: ir.Graph) -> str | None:
+    """Activations are int8 with one scale and zero point per tensor."""
+    for t in _activations(op, g):
+        if t.dtype != "int8":
+            return f"tensor {t.name!r} is {t.dtype}"
+        if t.quant is None or len(t.quant.scale) != 1 or len(t.quant.zero_point) != 1:
+            return f"tensor {t.name!r} is not quantized per tensor"
+        if not (np.isfinite(t.scale) and t.scale > 0):
+            return f"tensor {t.name!r} has scale {t.scale}"
+    return None
+
+
+def constraint_static_shapes(op: ir.Op, g: ir.Graph) -> str | None:
+    """Every tensor shape is fully known (no unknown or zero dimensions)."""
+    for n in (*op.inputs, *op.outputs):
+        if n and any(d <= 0 for d in g.tensor(n).shape):
+            return f"tensor {n!r} has shape {list(g.tensor(n).shape)}"
+    return None
+
+
+def constraint_nhwc(op: ir.Op, g: ir.Graph) -> str | None:
+    """Input and output are 4-D NHWC tensors with the same batch."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    if len(x.shape) != 4 or len(y.shape) != 4:
+        return f"input {list(x.shape)}, output {list(y.shape)}"
+    if x.shape[0] != y.shape[0]:
+        return f"input batch {x.shape[0]}, output batch {y.shape[0]}"
+    return None
+
+
+def constraint_weights(op: ir.Op, g: ir.Graph) -> str | None:
+    """Weights are constant int8, symmetric (zero point 0), per tensor or per output channel;
+    the bias, if any, is constant int32 with one value per output channel."""
+    w = g.tensor(op.inputs[1])
+    if w.data is None or w.dtype != "int8" or w.quant is None:
+        return f"weights {w.name!r} are not constant quantized int8"
+    if len(w.quant.zero_point) != len(w.quant.scale):
+        return f"weights {w.name!r} have {len(w.quant.scale)} scales, {len(w.quant.zero_point)} zero points"
+    if any(z != 0 for z in w.quant.zero_point):
+        return f"weights {w.name!r} have a non-zero zero point"
+    c_out = g.tensor(op.outputs[0]).shape[-1]
+    axis = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}[op.kind]
+    if w.quant.per_channel and (w.quant.axis != axis or len(w.quant.scale) != c_out):
+        return (f"weights {w.name!r} have {len(w.quant.scale)} scales on axis {w.quant.axis}, "
+                f"expected {c_out} on axis {axis}")
+    if not all(np.isfinite(s) and s > 0 for s in w.quant.scale):
+        return f"weights {w.name!r} have a scale that is not a positive number"
+    if len(op.inputs) > 2 and op.inputs[2]:
+        b = g.tensor(op.inputs[2])
+        if b.data is None or b.dtype != "int32" or b.size != c_out:
+            return f"bias {b.name!r} is not a constant int32 vector of {c_out} values"
+    return None
+
+
+def _window_check(op: ir.Op, g: ir.Graph, kernel: tuple[int, int]) -> str | None:
+    a = op.attrs
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    dilation = getattr(a, "dilation", (1, 1))
+    if min(*a.stride, *dilation, *kernel) < 1:
+        return f"stride {a.stride}, dilation {dilation}, kernel {kernel}"
+    p = a.padding
+    effective = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
+    if max(p.top, p.bottom) >= effective[0] or max(p.left, p.right) >= effective[1]:
+        return f"padding {p} is not smaller than the {effective[0]}x{effective[1]} window"
+    if max(p.top, p.bottom) >= max(x.shape[1], 2) or max(p.left, p.right) >= max(x.shape[2], 2):
+        return f"padding {p} is not smaller than the {x.shape[1]}x{x.shape[2]} input"
+    if effective[0] > x.shape[1] + p.top + p.bottom or effective[1] > x.shape[2] + p.left + p.right:
+        return f"the {effective[0]}x{effective[1]} window is larger than the padded input"
+    expect = (
+        output_size(x.shape[1], kernel[0], a.stride[0], dilation[0], p.top, p.bottom),
+        output_size(x.shape[2], kernel[1], a.stride[1], dilation[1], p.left, p.right),
+    )
+    if tuple(y.shape[1:3]) != expect:
+        return f"output is {list(y.shape[1:3])} high x wide but the window gives {list(expect)}"
+    if min(p.top, p.bottom, p.left, p.right) < 0:
+        return f"negative padding {p}"
+    return None
+
+
+def constraint_conv_geometry(op: ir.Op, g: ir.Graph) -> str | None:
+    """Groups divide both channel counts (C_in = groups x filter channels, C_out a multiple of
+    groups); the output size follows from kernel, stride, dilation and explicit padding."""
+    x, w, y = (g.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    c_out, kh, kw, c_f = w.shape
+    if c_f == 0 or x.shape[3] % c_f:
+        return f"input channels {x.shape[3]} are not a multiple of filter channels {c_f}"
+    groups = x.shape[3] // c_f
+    if c_out % groups or y.shape[3] != c_out:
+        return f"{c_out} filters cannot form {groups} groups for {y.shape[3]} output channels"
+    return _window_check(op, g, (kh, kw))
+
+
+def constraint_depthwise_geometry(op: ir.Op, g: ir.Graph) -> str | None:
+    """Output channels = input channels x depth multiplier, filter [1, KH, KW, C_out]; the output
+    size follows from kernel, stride, dilation and explicit padding."""
+    x, w, y = (g.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    m = op.attrs.depth_multiplier
+    if len(w.shape) != 4 or w.shape[0] != 1 or w.shape[3] != y.shape[3]:
+        return f"filter shape {list(w.shape)} for {y.shape[3]} output channels"
+    if m < 1 or x.shape[3] * m != y.shape[3]:
+        return f"{x.shape[3]} input channels x multiplier {m} != {y.shape[3]} output channels"
+    return _window_check(op, g, (w.shape[1], w.shape[2]))
+
+
+def constraint_fc_geometry(op: ir.Op, g: ir.Graph) -> str | None:
+    """The filter is [C_out, K] and the input holds a whole number of rows of K values."""
+    x, w, y = (g.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if len(w.shape) != 2 or x.size % w.shape[1]:
+        return f"input of {x.size} values, filter {list(w.shape)}"
+    if y.size != (x.size // w.shape[1]) * w.shape[0]:
+        return f"output {list(y.shape)} for {x.size // w.shape[1]} rows of {w.shape[0]}"
+    return None
+
+
+def constraint_pool_geometry(op: ir.Op, g: ir.Graph) -> str | None:
+    """Pooling keeps the input's scale and zero point and channel count; the output size follows
+    from window, stride and padding."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    if x.quant != y.quant:
+        return "output quantization differs from the input's"
+    if x.shape[3] != y.shape[3]:
+        return f"input has {x.shape[3]} channels, output {y.shape[3]}"
+    return _window_check(op, g, op.attrs.window)
+
+
+def constraint_same_shapes(op: ir.Op, g: ir.Graph) -> str | None:
+    """Both inputs have the output's shape (broadcasting is not supported yet)."""
+    shapes = [g.tensor(n).shape for n in (*op.inputs, *op.outputs)]
+    if len(set(shapes)) != 1:
+        return f"shapes {[list(s) for s in shapes]}"
+    if any(g.tensor(n).is_constant for n in op.inputs):
+        return "a constant operand"
+    return None
+
+
+def constraint_softmax_output(op: ir.Op, g: ir.Graph) -> str | None:
+    """The output has TFLite's int8 softmax quantization (scale 1/256, zero point -128), the
+    same shape as the input, and beta is positive."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    if not np.isclose(y.scale, 1 / 256, rtol=0, atol=1e-9) or y.zero_point != -128:
+        return f"output scale {y.scale}, zero point {y.zero_point}"
+    if x.shape != y.shape:
+        return f"input {list(x.shape)}, output {list(y.shape)}"
+    if not op.attrs.beta > 0:
+        return f"beta {op.attrs.beta}"
+    return None
+
+
+def constraint_reshape(op: ir.Op, g: ir.Graph) -> str | None:
+    """Reshape keeps the number of elements and the quantization of a computed tensor."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    if x.is_constant:
+        return "its input is a constant"
+    if x.size != y.size or x.quant != y.quant:
+        return f"{list(x.shape)} -> {list(y.shape)}"
+    return None
+
+
+COMMON: tuple[Constraint, ...] = (constraint_static_shapes, constraint_int8_activations)
+CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
+    "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry),
+    "depthwise_conv2d": (constraint_nhwc, constraint_weights, constraint_depthwise_geometry),
+    "fully_connected": (constraint_weights, constraint_fc_geometry),
+    "pool2d": (constraint_nhwc, constraint_pool_geometry),
+    "add": (constraint_same_shapes,),
+    "softmax": (constraint_softmax_output,),
+    "reshape": (constraint_reshape,),
+}
+
+
+def rule(constraint: Constraint) -> str:
+    """The user-facing rule of a constraint: its docstring on one line."""
+    return " ".join((constraint.__doc__ or "").split())
+
+
+def check_dataflow(graph: ir.Graph) -> None:
+    """Every operator reads constants, model inputs or earlier results; outputs are computed."""
+    available = set(graph.inputs)
+    for name in graph.inputs:
+        if graph.tensor(name).is_constant:
+            raise UnsupportedError(f"{graph.name}: model input {name!r} is a constant")
+    for op in graph.ops:
+        for name in op.inputs:
+            if name and name not in available and not graph.tensor(name).is_constant:
+                raise UnsupportedError(
+                    f"{op.origin} ({op.name}): reads tensor {name!r}, which no earlier operator "
+                    "computes and which is not a model input"
+                )
+        available.update(op.outputs)
+    for name in graph.outputs:
+        if name not in available:
+            raise UnsupportedError(f"{graph.name}: model output {name!r} is never computed")
+
+
+def check_graph(graph: ir.Graph) -> None:
+    """Raise UnsupportedError for the first operator that breaks a constraint."""
+    if not any(op.kind != "reshape" for op in graph.ops):
+        raise UnsupportedError(f"{graph.name}: the model computes nothing (no operator but reshapes)")
+    check_dataflow(graph)
+    for op in graph.ops:
+        for constraint in (*COMMON, *CONSTRAINTS[op.kind]):
+            detail = constraint(op, graph)
+            if detail is not None:
+                raise UnsupportedError(
+                    f"{op.origin} ({op.name}): not supported: {rule(constraint)} Here: {detail}."
+                )
+
+
+def supported_ops_markdown(frontends: dict[str, dict[str, tuple[type, object]]]) -> str:
+    """The supported-operators table, generated from the frontends' tables and the constraints."""
+    lines = ["# Supported operators", "",
+             "Generated by `python scripts/gen_supported_ops.py` from `mcudeploy/support.py`; "
+             "every rule below is checked at conversion, and a model that breaks one is refused "
+             "with the operator's name.", "",
+             "Every operator: " + " ".join(rule(c) for c in COMMON), ""]
+    for frontend, table in frontends.items():
+        lines += [f"## {frontend}", "", "| operator | IR | rules |", "| --- | --- | --- |"]
+        for name, (attrs, _) in table.items():
+            rules = "<br>".join(rule(c) for c in CONSTRAINTS[attrs.KIND])
+            lines.append(f"| `{name}` | {attrs.KIND} | {rules} |")
+        lines.append("")
+    return "\n".join(lines)

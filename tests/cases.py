@@ -1,0 +1,79 @@
+"""The plan of small test graphs: one entry per layer variant, shared by the host and QEMU tests.
+
+Each case builds a graph with `GraphBuilder`; names say what is exercised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from modelgen import GraphBuilder
+
+from mcudeploy import ir
+
+RELU, RELU6 = ir.Clip(0.0, None), ir.Clip(0.0, 6.0)
+
+
+def _conv(shape, c_out, **kw) -> Callable[[GraphBuilder], list[str]]:
+    def build(b: GraphBuilder) -> list[str]:
+        return [b.conv(b.input(shape), c_out, **kw)]
+    return build
+
+
+def _dw(shape, multiplier, **kw) -> Callable[[GraphBuilder], list[str]]:
+    def build(b: GraphBuilder) -> list[str]:
+        return [b.depthwise(b.input(shape), multiplier, **kw)]
+    return build
+
+
+def _pool_add_fc_softmax(b: GraphBuilder) -> list[str]:
+    x = b.input((1, 8, 8, 5))
+    avg = b.pool(x, "avg", (3, 3), (2, 2), "same")
+    mx = b.pool(x, "max", (3, 3), (2, 2), "same")
+    s = b.add(avg, mx, RELU)
+    flat = b.reshape(s, (1, 80))
+    return [b.softmax(b.fully_connected(flat, 10), beta=0.5)]
+
+
+def _fc_batch(b: GraphBuilder) -> list[str]:
+    return [b.fully_connected(b.input((3, 20)), 7, RELU6)]
+
+
+def _two_outputs(b: GraphBuilder) -> list[str]:
+    x = b.input((1, 6, 6, 4))
+    c = b.conv(x, 4, padding="valid", activation=RELU)
+    return [b.pool(c, "max", (2, 2), (2, 2)), b.depthwise(x, 1, stride=(2, 2))]
+
+
+CASES: dict[str, Callable[[GraphBuilder], list[str]]] = {
+    "conv3x3_same_relu": _conv((1, 9, 9, 4), 8, activation=RELU),
+    "conv3x3_stride2_valid": _conv((1, 10, 9, 3), 5, stride=(2, 2), padding="valid"),
+    "conv_dilation2": _conv((1, 11, 11, 4), 4, dilation=(2, 2)),
+    "conv_grouped2": _conv((1, 7, 7, 6), 4, groups=2),
+    "conv_grouped_c_over_4": _conv((1, 6, 6, 16), 8, groups=4, activation=RELU6),
+    "conv_groups_eq_cin": _conv((1, 6, 6, 5), 10, groups=5),
+    "conv1x1": _conv((1, 5, 5, 12), 7, kernel=(1, 1)),
+    "conv_batch3": _conv((3, 6, 5, 3), 4, stride=(1, 2)),
+    "conv1d": _conv((1, 1, 17, 6), 5, kernel=(1, 3), stride=(1, 2)),
+    "depthwise_m1": _dw((1, 9, 9, 8), 1, activation=RELU6),
+    "depthwise_m2_stride2": _dw((1, 9, 8, 3), 2, stride=(2, 2)),
+    "depthwise_m3_batch3_dilated": _dw((3, 9, 9, 2), 3, dilation=(2, 2)),
+    "depthwise_1_channel_to_many": _dw((1, 6, 6, 1), 7, kernel=(2, 2), padding="valid"),
+    "pool_add_fc_softmax": _pool_add_fc_softmax,
+    "fc_batch3": _fc_batch,
+    "two_outputs": _two_outputs,
+}
+
+
+def build_case(name: str, seed: int = 0):
+    """(graph, tflite bytes) of a case."""
+    b = GraphBuilder(seed=seed)
+    outputs = CASES[name](b)
+    return b.build(outputs, name=name)
+
+
+def build_cases(names: list[str], seed: int = 0, name: str = "matrix"):
+    """One graph holding several cases side by side (one firmware image tests them all)."""
+    b = GraphBuilder(seed=seed)
+    outputs = [out for case in names for out in CASES[case](b)]
+    return b.build(outputs, name=name)

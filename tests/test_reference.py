@@ -1,0 +1,45 @@
+"""The host reference against TFLM, bit for bit, on every intermediate tensor of every test model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cases import CASES, build_case
+
+from mcudeploy.frontends.tflite import load_tflite
+from mcudeploy.oracles import Tflm
+from mcudeploy.reference import run_graph
+from mcudeploy.vectors import load_vectors, random_vectors
+
+BUNDLED = Path(__file__).resolve().parent.parent / "models" / "tiny_cnn.tflite"
+
+
+def assert_every_tensor_matches(graph, data: bytes, vectors) -> None:
+    oracle = Tflm(data, len(graph.outputs))
+    index = {name: i for i, name in enumerate(graph.tensors)}
+    seen = []
+    for vector in vectors:
+        oracle.invoke(list(vector))
+        ours = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))
+        for name, value in ours.items():
+            theirs = oracle.tensor(index[name])
+            assert theirs.shape == value.shape, name
+            np.testing.assert_array_equal(value, theirs, err_msg=f"tensor {name}")
+        seen += [ours[n].reshape(-1) for n in graph.outputs]
+    # outputs that take only a few values would make the comparison vacuous
+    assert len(np.unique(np.concatenate(seen))) > 8
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_reference_matches_tflm_on_every_tensor(case: str) -> None:
+    graph, data = build_case(case, seed=7)
+    assert_every_tensor_matches(graph, data, random_vectors(graph, 4, seed=1))
+
+
+def test_reference_matches_tflm_on_the_bundled_model() -> None:
+    graph = load_tflite(BUNDLED)
+    vectors = load_vectors(graph, BUNDLED.with_name("tiny_cnn_inputs.npy"))
+    vectors += random_vectors(graph, 8, seed=2)
+    assert_every_tensor_matches(graph, BUNDLED.read_bytes(), vectors)
