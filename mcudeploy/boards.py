@@ -1,46 +1,109 @@
 """Boards as data: one TOML file per board in `boards/`, validated against a schema.
 
-A typo in a field name, a missing field, a wrong type or overlapping memory regions is a
-`BoardError` naming the file, the field and the line.
+A typo in a field name, a missing field, a wrong type, an impossible CPU feature or overlapping
+memory regions is a `BoardError` naming the file, the line and the field (mcudeploy/tomlerrors.py).
 """
 
 from __future__ import annotations
 
-import difflib
 import itertools
-import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mcudeploy.errors import BoardError
 from mcudeploy.resources import boards_dir
+from mcudeploy.tomlerrors import FieldError, describe, locate
 
 CpuName = Literal[
     "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m23", "cortex-m33",
     "cortex-m35p", "cortex-m55",
 ]
+Address = Annotated[int, Field(ge=0, lt=2**32)]
+
+
+@dataclass(frozen=True)
+class CpuFeatures:
+    """What a CPU can have: an FPU, the DSP extension (never, always, or an option), Helium."""
+
+    fpu: bool
+    dsp: Literal["never", "always", "optional"]
+    mve: bool = False
+
+
+CPUS: dict[str, CpuFeatures] = {
+    "cortex-m0plus": CpuFeatures(fpu=False, dsp="never"),
+    "cortex-m3": CpuFeatures(fpu=False, dsp="never"),
+    "cortex-m4": CpuFeatures(fpu=True, dsp="always"),
+    "cortex-m7": CpuFeatures(fpu=True, dsp="always"),
+    "cortex-m23": CpuFeatures(fpu=False, dsp="never"),
+    "cortex-m33": CpuFeatures(fpu=True, dsp="optional"),
+    "cortex-m35p": CpuFeatures(fpu=True, dsp="optional"),
+    "cortex-m55": CpuFeatures(fpu=True, dsp="optional", mve=True),
+}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class Uart(_Strict):
-    """The UART the protocol runs on."""
+class CmsdkUart(_Strict):
+    """Arm's CMSDK APB UART (the MPS2/MPS3 FPGA images and QEMU's models of them)."""
 
     kind: Literal["cmsdk"]
-    base: int = Field(ge=0, lt=2**32)
+    base: Address
     bauddiv: int = Field(ge=16, lt=2**20)
+
+
+class EnableBit(_Strict):
+    """One bit set before the UART is touched: a peripheral clock, an I/O supply."""
+
+    reg: Address
+    bit: int = Field(ge=0, le=31)
+    what: str = Field(min_length=1)
+
+
+class Stm32Uart(_Strict):
+    """ST's USART or LPUART of the STM32F0/F3/F7/G0/G4/H7/L4/L5/U5 families (registers ISR, ICR,
+    RDR, TDR; not the F1/F2/F4 USART), with its two pins on one GPIO port."""
+
+    kind: Literal["stm32-usart", "stm32-lpuart"]
+    base: Address
+    baud: int = Field(gt=0)
+    clock_hz: int = Field(gt=0)
+    gpio: Address
+    tx_pin: int = Field(ge=0, le=15)
+    rx_pin: int = Field(ge=0, le=15)
+    af: int = Field(ge=0, le=15)
+    enable: list[EnableBit] = Field(min_length=1, max_length=8)
+
+    @property
+    def brr(self) -> int:
+        """The BRR value: clock/baud (USART, oversampling by 16), 256*clock/baud (LPUART)."""
+        scale = 256 if self.kind == "stm32-lpuart" else 1
+        return (scale * self.clock_hz + self.baud // 2) // self.baud
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Stm32Uart:
+        low, high = (0x300, 2**20) if self.kind == "stm32-lpuart" else (16, 2**16)
+        if not low <= self.brr < high:
+            raise FieldError(("baud",), f"{self.baud} baud from a {self.clock_hz} Hz clock needs BRR "
+                                      f"{self.brr}, outside {self.kind}'s {low}..{high - 1}")
+        return self
+
+
+Uart = Annotated[CmsdkUart | Stm32Uart, Field(discriminator="kind")]
+_UART_KINDS = ("cmsdk", "stm32-usart", "stm32-lpuart")
 
 
 class MemoryRegion(_Strict):
     """A range of the address space: TCM, SRAM, flash, DDR."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    origin: int = Field(ge=0, lt=2**32)
+    origin: Address
     length: int = Field(gt=0, le=2**32)
 
     @property
@@ -61,10 +124,29 @@ class Placement(_Strict):
 
 
 class Qemu(_Strict):
-    """How QEMU emulates the board."""
+    """How QEMU emulates the board. Under `-icount shift=0` one instruction takes 1 ns, so one
+    SysTick tick is 1e9 / (the SysTick clock QEMU models) instructions."""
 
     machine: str
     instructions_per_tick: float = Field(gt=0)
+
+
+class Fvp(_Strict):
+    """How an Arm Fixed Virtual Platform runs the board: the model's executable, the telnet
+    terminal wired to the protocol's UART, and any other `-C` parameters."""
+
+    model: str
+    terminal: str
+    parameters: dict[str, int | str] = Field(default_factory=dict)
+
+
+class Probe(_Strict):
+    """The board's debug probe, which also carries the UART as a USB serial port."""
+
+    name: str
+    pyocd_target: str
+    usb_vid: int = Field(ge=0, le=0xFFFF)
+    usb_pid: int = Field(ge=0, le=0xFFFF)
 
 
 class Board(_Strict):
@@ -83,25 +165,31 @@ class Board(_Strict):
     memory: list[MemoryRegion] = Field(min_length=1)
     placement: Placement
     qemu: Qemu | None = None
+    fvp: Fvp | None = None
+    probe: Probe | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Board:
-        regions = sorted(self.memory, key=lambda r: r.origin)
-        for a, b in itertools.pairwise(regions):
+        problem = feature_problem(self)
+        if problem:
+            raise FieldError(*problem)
+        by_origin = sorted(enumerate(self.memory), key=lambda item: item[1].origin)
+        for (_, a), (j, b) in itertools.pairwise(by_origin):
             if b.origin < a.end:
-                raise ValueError(f"memory regions {a.name} and {b.name} overlap")
-        names = {r.name for r in self.memory}
+                raise FieldError(("memory", j, "origin"), f"region {b.name} at 0x{b.origin:08X} "
+                               f"overlaps region {a.name} (0x{a.origin:08X}..0x{a.end - 1:08X})")
+        names = [r.name for r in self.memory]
+        for j, name in enumerate(names):
+            if names.index(name) != j:
+                raise FieldError(("memory", j, "name"), f"a second region named {name!r}")
         for part in ("vectors", "code", "weights", "data", "arena", "stack"):
             region = getattr(self.placement, part)
             if region not in names:
-                raise ValueError(
-                    f"placement.{part} names region {region!r}, which is not in memory "
-                    f"(regions: {', '.join(sorted(names))})"
-                )
-        if self.mve != "none" and self.cpu != "cortex-m55":
-            raise ValueError(f"mve = {self.mve!r} but {self.cpu} has no MVE")
-        if "qemu" in self.runners and self.qemu is None:
-            raise ValueError("runners lists 'qemu' but there is no [qemu] table")
+                raise FieldError(("placement", part), f"region {region!r} is not in memory "
+                                                    f"(regions: {', '.join(sorted(names))})")
+        for runner in ("qemu", "fvp"):
+            if runner in self.runners and getattr(self, runner) is None:
+                raise FieldError(("runners",), f"runners lists {runner!r} but there is no [{runner}] table")
         return self
 
     @property
@@ -111,8 +199,33 @@ class Board(_Strict):
             return "mve"
         return "dsp" if self.dsp else "plain"
 
+    @property
+    def baudrate(self) -> int:
+        """The UART's bit rate (a CMSDK UART runs at the CPU clock divided by BAUDDIV)."""
+        if isinstance(self.uart, CmsdkUart):
+            return self.clock_hz // self.uart.bauddiv
+        return self.uart.baud
+
     def region(self, name: str) -> MemoryRegion:
         return next(r for r in self.memory if r.name == name)
+
+
+def feature_problem(board: Board) -> tuple[tuple[str], str] | None:
+    """The first CPU feature the board claims that its CPU cannot have: (field, message)."""
+    cpu, where = CPUS[board.cpu], board.cpu
+    if board.fpu and not cpu.fpu:
+        return ("fpu",), f"{where} has no FPU; set fpu = false"
+    if board.dsp and cpu.dsp == "never":
+        return ("dsp",), f"{where} has no DSP extension; set dsp = false"
+    if not board.dsp and cpu.dsp == "always":
+        return ("dsp",), f"{where} always has the DSP extension; set dsp = true"
+    if board.mve != "none" and not cpu.mve:
+        return ("mve",), f"mve = {board.mve!r} but {where} has no MVE"
+    if board.mve == "float" and not board.fpu:
+        return ("mve",), f"{where}: mve = 'float' needs the FPU; set fpu = true or mve = 'int'"
+    if board.mve != "none" and not board.dsp:
+        return ("mve",), f"{where}: MVE needs the DSP extension; set dsp = true or mve = 'none'"
+    return None
 
 
 def available_boards() -> list[str]:
@@ -139,56 +252,8 @@ def load_board(name_or_path: str | Path) -> Board:
     try:
         board = Board.model_validate(data)
     except ValidationError as exc:
-        raise BoardError(_describe(path, text, exc)) from exc
+        raise BoardError(describe(path, text, exc, tags=_UART_KINDS)) from exc
     if board.name != path.stem:
-        raise BoardError(f"{path}: field 'name' is {board.name!r} but the file is {path.name}")
+        line = locate(text, ["name"])
+        raise BoardError(f"{path}:{line}: field 'name' is {board.name!r} but the file is {path.name}")
     return board
-
-
-def _describe(path: Path, text: str, exc: ValidationError) -> str:
-    """One line for the most useful error: unknown fields first (a typo also makes a field missing)."""
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    err = errors[0]
-    loc = [str(p) for p in err["loc"]]
-    line = _locate(text, loc) if loc else None
-    where = f"{path}:{line}" if line else str(path)
-    message = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing"
-                   and [str(p) for p in e["loc"][:-1]] == loc[:-1]]
-        guess = difflib.get_close_matches(loc[-1], missing, n=1)
-        message = "unknown field" + (f" (did you mean {guess[0]!r}?)" if guess else "")
-    elif err["type"] == "missing":
-        message = "missing field"
-    subject = f"field {_dotted(loc)!r}: " if loc else ""
-    return f"{where}: {subject}{message}"
-
-
-def _dotted(loc: list[str]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
-    return out
-
-
-def _locate(text: str, loc: list[str]) -> int | None:
-    """The 1-based line of the TOML key at `loc` (e.g. ['memory', '2', 'lenght']), if found."""
-    tables = [p for p in loc[:-1] if not p.isdigit()]
-    want_table = ".".join(tables)
-    index = int(loc[1]) if len(loc) > 1 and loc[1].isdigit() else None
-    key = loc[-1] if not loc[-1].isdigit() else None
-    current, seen, best = "", -1, None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        header = re.fullmatch(r"\[\[?\s*([\w.-]+)\s*\]?\]", line)
-        if header:
-            current = header.group(1)
-            if current == want_table:
-                seen += 1
-                if key is None or index is None or seen == index:
-                    best = best or number
-            continue
-        in_table = current == want_table and (index is None or seen == index)
-        if key and in_table and re.match(rf"{re.escape(key)}\s*=", line):
-            return number
-    return best

@@ -29,11 +29,16 @@ _ERROR_LINE = re.compile(r": (fatal )?error: |(^|/)ld: ")
 
 @dataclass(frozen=True)
 class NNLibrary:
-    """An implementation of the CMSIS-NN API: its headers and its C sources."""
+    """An implementation of the CMSIS-NN API: its headers, its C sources, and what differs between
+    implementations: flags for compiling the sources (never the model's), and whether
+    `arm_convolve_wrapper_s8` takes grouped convolutions (CMSIS-NN from 6.0.0; nnref always)."""
 
     name: str
     include_dirs: tuple[Path, ...]
     sources: tuple[Path, ...]
+    version: str = ""
+    grouped_conv: bool = True
+    cflags: tuple[str, ...] = ()
 
 
 def nnref_library() -> NNLibrary:
@@ -66,13 +71,24 @@ def render_linker_script(board: Board) -> str:
 
 
 def board_defines(board: Board) -> dict[str, str]:
-    """The -D values the runtime needs (firmware/runtime/runtime.h)."""
-    return {
-        "MCD_UART_BASE": f"0x{board.uart.base:08X}u",
-        "MCD_UART_BAUDDIV": str(board.uart.bauddiv),
+    """The -D values the runtime needs (firmware/runtime/runtime.h and the UART driver's file)."""
+    uart = board.uart
+    defines = {
+        "MCD_UART_BASE": f"0x{uart.base:08X}u",
         "MCD_SEMIHOSTING": "1" if board.semihosting else "0",
         "MCD_HAS_FPU": "1" if board.fpu or board.mve != "none" else "0",
         "MCD_SYSTICK_HZ": f"{board.clock_hz}u",
+    }
+    if uart.kind == "cmsdk":
+        return defines | {"MCD_UART_CMSDK": "1", "MCD_UART_BAUDDIV": str(uart.bauddiv)}
+    return defines | {
+        "MCD_UART_STM32": "1",
+        "MCD_UART_BRR": f"0x{uart.brr:X}u",
+        "MCD_UART_ENABLES": ",".join(f"0x{e.reg:08X}u,{e.bit}u" for e in uart.enable),
+        "MCD_UART_GPIO": f"0x{uart.gpio:08X}u",
+        "MCD_UART_TX_PIN": f"{uart.tx_pin}u",
+        "MCD_UART_RX_PIN": f"{uart.rx_pin}u",
+        "MCD_UART_AF": f"{uart.af}u",
     }
 
 
@@ -109,6 +125,7 @@ def build_firmware(
         "include_dirs": [str(firmware_dir() / "include")],
         "nn_include_dirs": [str(Path(d).resolve()) for d in library.include_dirs],
         "nn_sources": [str(Path(s).resolve()) for s in library.sources],
+        "nn_flags": list(library.cflags),
         "model_dir": str(model_dir),
         "extra_sources": [str(Path(s).resolve()) for s in extra_sources],
         "linker_script": str(linker_script),

@@ -37,6 +37,12 @@ class LinkError(MCUDeployError):
     exit_code = 3
 
 
+class RunnerError(MCUDeployError):
+    """A target that cannot be reached: its emulator or debug probe is missing, its port will not open."""
+
+    exit_code = 3
+
+
 class DeviceFault(MCUDeployError):
     """The device reported a CPU fault (HardFault and friends) or stopped unexpectedly."""
 

@@ -6,6 +6,8 @@ library does the serialisation.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
@@ -13,8 +15,9 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from mcudeploy import ir
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import same_padding
+from mcudeploy.ir import Tensor
 
-_TYPES = {"float32": fb.TensorType.FLOAT32, "int32": fb.TensorType.INT32,
+_TYPES = {"float32": fb.TensorType.FLOAT32, "int32": fb.TensorType.INT32, "uint8": fb.TensorType.UINT8,
           "int8": fb.TensorType.INT8, "int64": fb.TensorType.INT64, "int16": fb.TensorType.INT16}
 _ACTIVATIONS = {
     ir.NO_CLIP: fb.ActivationFunctionType.NONE,
@@ -60,6 +63,12 @@ class _Writer:
         self.index[name] = len(self.sub.tensors) - 1
         return self.index[name]
 
+    def constant(self, name: str, value: np.ndarray) -> str:
+        """An extra constant tensor that only the TFLite file needs (e.g. PAD's paddings)."""
+        extra = Tensor(name, tuple(value.shape), str(value.dtype), None, value)
+        self.graph = replace(self.graph, tensors={**self.graph.tensors, name: extra})
+        return name
+
     def opcode(self, builtin: int) -> int:
         for i, code in enumerate(self.model.operatorCodes):
             if code.builtinCode == builtin:
@@ -98,14 +107,31 @@ def _activation(op: ir.Op) -> int:
     return _ACTIVATIONS[clip]
 
 
-def _padding(op: ir.Op, graph: ir.Graph, kernel: tuple[int, int], dilation: tuple[int, int]) -> int:
+def _tflite_padding(op: ir.Op, graph: ir.Graph, kernel: tuple[int, int],
+                    dilation: tuple[int, int]) -> int | None:
+    """SAME or VALID if the explicit padding is one of them, else None."""
     pad = op.attrs.padding
     if pad == ir.Padding():
         return fb.Padding.VALID
     h, w = graph.tensor(op.inputs[0]).shape[1:3]
     if pad == same_padding((h, w), kernel, op.attrs.stride, dilation):
         return fb.Padding.SAME
-    raise UnsupportedError(f"{op.origin}: padding {pad} is neither SAME nor VALID in TFLite")
+    return None
+
+
+def _explicit_pad(w: _Writer, op: ir.Op) -> ir.Op:
+    """Write a PAD before a convolution whose padding TFLite cannot express; returns the conv
+    reading the padded tensor with VALID padding (the same arithmetic: padded values are the
+    zero point, i.e. real zero)."""
+    x = w.graph.tensor(op.inputs[0])
+    p = op.attrs.padding
+    pads = ((0, 0), (p.top, p.bottom), (p.left, p.right), (0, 0))
+    shape = tuple(d + a + b for d, (a, b) in zip(x.shape, pads, strict=True))
+    padded = f"{op.inputs[0]}_padded_for_{op.name}"
+    w.graph = replace(w.graph, tensors={**w.graph.tensors, padded: replace(x, name=padded, shape=shape)})
+    pad_op = ir.Op(f"{op.name}_pad", ir.Pad(pads), (op.inputs[0],), (padded,), op.origin)
+    _write_op(w, pad_op)
+    return replace(op, attrs=replace(op.attrs, padding=ir.Padding()), inputs=(padded, *op.inputs[1:]))
 
 
 def _write_op(w: _Writer, op: ir.Op) -> None:
@@ -115,7 +141,11 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
         o = fb.DepthwiseConv2DOptionsT() if depthwise else fb.Conv2DOptionsT()
         o.strideH, o.strideW = a.stride
         o.dilationHFactor, o.dilationWFactor = a.dilation
-        o.padding = _padding(op, g, g.tensor(op.inputs[1]).shape[1:3], a.dilation)
+        padding = _tflite_padding(op, g, g.tensor(op.inputs[1]).shape[1:3], a.dilation)
+        if padding is None:
+            op = _explicit_pad(w, op)
+            padding = fb.Padding.VALID
+        o.padding = padding
         o.fusedActivationFunction = _activation(op)
         if depthwise:
             o.depthMultiplier = a.depth_multiplier
@@ -133,7 +163,10 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
         o = fb.Pool2DOptionsT()
         o.strideH, o.strideW = a.stride
         o.filterHeight, o.filterWidth = a.window
-        o.padding = _padding(op, g, a.window, (1, 1))
+        padding = _tflite_padding(op, g, a.window, (1, 1))
+        if padding is None:
+            raise UnsupportedError(f"{op.origin}: pooling padding {a.padding} has no TFLite form")
+        o.padding = padding
         o.fusedActivationFunction = _activation(op)
         code = fb.BuiltinOperator.AVERAGE_POOL_2D if a.mode == "avg" else fb.BuiltinOperator.MAX_POOL_2D
         w.add_op(op, code, fb.BuiltinOptions.Pool2DOptions, o, op.inputs)
@@ -141,6 +174,30 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
         o = fb.AddOptionsT()
         o.fusedActivationFunction = _activation(op)
         w.add_op(op, fb.BuiltinOperator.ADD, fb.BuiltinOptions.AddOptions, o, op.inputs)
+    elif isinstance(a, ir.Mul):
+        o = fb.MulOptionsT()
+        o.fusedActivationFunction = _activation(op)
+        w.add_op(op, fb.BuiltinOperator.MUL, fb.BuiltinOptions.MulOptions, o, op.inputs)
+    elif isinstance(a, ir.Concat):
+        o = fb.ConcatenationOptionsT()
+        o.axis = a.axis
+        o.fusedActivationFunction = fb.ActivationFunctionType.NONE
+        w.add_op(op, fb.BuiltinOperator.CONCATENATION, fb.BuiltinOptions.ConcatenationOptions, o,
+                 op.inputs)
+    elif isinstance(a, ir.Pad):
+        paddings = w.constant(f"{op.name}_paddings", np.array(a.pads, dtype=np.int32))
+        w.add_op(op, fb.BuiltinOperator.PAD, fb.BuiltinOptions.PadOptions, fb.PadOptionsT(),
+                 (op.inputs[0], paddings))
+    elif isinstance(a, ir.Slice):
+        o = fb.StridedSliceOptionsT()
+        consts = [w.constant(f"{op.name}_{k}", np.array(v, dtype=np.int32))
+                  for k, v in (("begin", a.begin), ("end", a.end), ("strides", a.strides))]
+        w.add_op(op, fb.BuiltinOperator.STRIDED_SLICE, fb.BuiltinOptions.StridedSliceOptions, o,
+                 (op.inputs[0], *consts))
+    elif isinstance(a, ir.Logistic):
+        w.add_op(op, fb.BuiltinOperator.LOGISTIC, 0, None, op.inputs)
+    elif isinstance(a, ir.Quantize):
+        w.add_op(op, fb.BuiltinOperator.QUANTIZE, 0, None, op.inputs)
     elif isinstance(a, ir.Softmax):
         o = fb.SoftmaxOptionsT()
         o.beta = a.beta

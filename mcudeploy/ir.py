@@ -132,10 +132,72 @@ class Pool2D:
 
 @dataclass(frozen=True)
 class Add:
-    """Element-wise addition of two tensors of the same shape."""
+    """Element-wise addition, with numpy/TFLite broadcasting."""
 
     KIND: ClassVar[str] = "add"
     activation: Clip
+
+
+@dataclass(frozen=True)
+class Mul:
+    """Element-wise multiplication, with numpy/TFLite broadcasting."""
+
+    KIND: ClassVar[str] = "mul"
+    activation: Clip
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Concatenation along `axis` of tensors sharing one quantization."""
+
+    KIND: ClassVar[str] = "concat"
+    axis: int
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Constant padding with real zero: (before, after) elements for every axis."""
+
+    KIND: ClassVar[str] = "pad"
+    pads: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A strided slice: elements begin[i], begin[i] + strides[i], ... below end[i] on each axis."""
+
+    KIND: ClassVar[str] = "slice"
+    begin: tuple[int, ...]
+    end: tuple[int, ...]
+    strides: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """The sigmoid, TFLite int8 (output scale 1/256, zero point -128)."""
+
+    KIND: ClassVar[str] = "logistic"
+
+
+@dataclass(frozen=True)
+class Quantize:
+    """Requantization to the output's scale, zero point and type (int8 or uint8)."""
+
+    KIND: ClassVar[str] = "quantize"
+
+
+@dataclass(frozen=True)
+class ReadVariable:
+    """The current value of a persistent variable (the input tensor named in Graph.variables)."""
+
+    KIND: ClassVar[str] = "read_variable"
+
+
+@dataclass(frozen=True)
+class AssignVariable:
+    """Store the input as the new value of a persistent variable (the output tensor)."""
+
+    KIND: ClassVar[str] = "assign_variable"
 
 
 @dataclass(frozen=True)
@@ -153,7 +215,8 @@ class Reshape:
     KIND: ClassVar[str] = "reshape"
 
 
-Attrs = Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Softmax | Reshape
+Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax
+         | Reshape | Slice | Logistic | Quantize | ReadVariable | AssignVariable)
 
 
 @dataclass(frozen=True)
@@ -180,6 +243,8 @@ class Graph:
     ops: tuple[Op, ...]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    variables: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Persistent state carried between inferences: variable tensor name -> initial value."""
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]
@@ -189,7 +254,7 @@ class Graph:
 
     @property
     def activations(self) -> list[Tensor]:
-        """Every non-constant tensor, in first-use order."""
+        """Every non-constant tensor (variables included), in first-use order."""
         seen: dict[str, Tensor] = {}
         for name in self.inputs:
             seen[name] = self.tensors[name]

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
+
+from mcudeploy.frontends.onnx import OnnxImport
+from mcudeploy.ir import Graph
+from mcudeploy.quantize.arith import round_half_away
+from mcudeploy.quantize.calibrate import FloatModel, Sample, load_samples
 
 DEFAULT_ARENA_BYTES = 16 * 1024 * 1024
 
@@ -37,3 +43,55 @@ class Tflm:
 
     def reset(self) -> None:
         self._interpreter.reset()
+
+
+def snr_db(reference: np.ndarray, approx: np.ndarray) -> float:
+    """Signal-to-noise ratio of `approx` against `reference`, in dB (inf when equal)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    noise = float(((reference - np.asarray(approx, dtype=np.float64)) ** 2).sum())
+    signal = float((reference**2).sum())
+    if noise == 0.0:
+        return float("inf")
+    return 10.0 * float(np.log10(max(signal, 1e-30) / noise))
+
+
+def dequantize(value: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (value.astype(np.float64) - zero_point) * scale
+
+
+class OnnxFloat:
+    """onnxruntime on the original float model: int8 IR vectors in, float IR-layout outputs out."""
+
+    name = "onnxruntime"
+
+    def __init__(self, imp: OnnxImport, graph: Graph, samples: list[Sample]) -> None:
+        self.graph = graph
+        self.imp = imp
+        self.samples = samples
+        self.model = FloatModel(imp, list(graph.outputs))
+
+    def quantize(self, sample: Sample) -> tuple[np.ndarray, ...]:
+        """One ONNX-layout float sample as an int8 vector in IR layout."""
+        out = []
+        for name in self.graph.inputs:
+            t = self.graph.tensor(name)
+            real = self.imp.layouts[name].to_ir(sample[name])
+            out.append(np.clip(round_half_away(real / t.scale) + t.zero_point, -128, 127).astype(np.int8))
+        return tuple(out)
+
+    @property
+    def calibration_vectors(self) -> list[tuple[np.ndarray, ...]]:
+        return [self.quantize(s) for s in self.samples]
+
+    def vectors_from(self, path: Path) -> list[tuple[np.ndarray, ...]]:
+        """The user's float inputs (ONNX layout, .npy/.npz/folder) as int8 vectors."""
+        return [self.quantize(s) for s in load_samples(self.imp, path)]
+
+    def invoke(self, vector: Sequence[np.ndarray]) -> list[np.ndarray]:
+        sample = {}
+        for name, value in zip(self.graph.inputs, vector, strict=True):
+            t = self.graph.tensor(name)
+            real = dequantize(value, t.scale, t.zero_point).astype(np.float32)
+            sample[name] = self.imp.layouts[name].to_onnx(real)
+        values = self.model.run(sample)
+        return [values[n] for n in self.graph.outputs]

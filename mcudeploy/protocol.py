@@ -14,6 +14,7 @@ import serial
 from cobs import cobs
 
 from mcudeploy.errors import DeviceFault, LinkError
+from mcudeploy.faults import CpuFault, FaultReport
 
 PROTOCOL_VERSION = 1
 UNSOLICITED_SEQ = 0xFFFF
@@ -24,6 +25,9 @@ _DONE = struct.Struct("<iHI")
 _ADDRESS = struct.Struct("<BHI")
 _FAULT = struct.Struct("<8I")
 _POLL_SECONDS = 0.05
+_GROW_AFTER = 16
+_HALVE_AFTER = 2
+_NO_ANSWER = "no answer"
 
 
 class Message(IntEnum):
@@ -54,6 +58,7 @@ _ERRORS = {
     5: "length above max_chunk", 6: "body too short", 7: "write not allowed",
     8: "more layers than the runtime's MCD_MAX_LAYERS",
 }
+_NAKS = {1: "CRC mismatch", 2: "bad COBS", 3: "frame too long", 4: "frame too short"}
 
 
 class FrameError(LinkError):
@@ -122,51 +127,8 @@ class InvokeResult:
     ticks: int
 
 
-@dataclass(frozen=True)
-class FaultReport:
-    """The registers of a FAULT packet."""
-
-    cfsr: int
-    hfsr: int
-    mmfar: int
-    bfar: int
-    pc: int
-    lr: int
-    xpsr: int
-    exception: int
-
-    def describe(self) -> str:
-        """One line: the exception, the decoded CFSR/HFSR bits and where it happened."""
-        name = _EXCEPTIONS.get(self.exception, f"exception {self.exception}")
-        causes = [bit for mask, bit in _CFSR_BITS if self.cfsr & mask]
-        if self.cfsr & 0x80:
-            causes = [f"{c} at MMFAR 0x{self.mmfar:08X}" if c == "DACCVIOL" else c for c in causes]
-        if self.cfsr & 0x8000:
-            causes = [f"{c} at BFAR 0x{self.bfar:08X}" if c == "PRECISERR" else c for c in causes]
-        causes += [bit for mask, bit in _HFSR_BITS if self.hfsr & mask]
-        detail = f" ({', '.join(causes)})" if causes else ""
-        return (f"device fault: {name}{detail} at PC 0x{self.pc:08X}, "
-                f"LR 0x{self.lr:08X}, xPSR 0x{self.xpsr:08X}")
-
-
-_EXCEPTIONS = {2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault",
-               7: "SecureFault", 11: "SVCall", 12: "DebugMonitor", 14: "PendSV"}
-_CFSR_BITS = (
-    (1 << 0, "IACCVIOL"), (1 << 1, "DACCVIOL"), (1 << 3, "MUNSTKERR"), (1 << 4, "MSTKERR"),
-    (1 << 5, "MLSPERR"), (1 << 8, "IBUSERR"), (1 << 9, "PRECISERR"), (1 << 10, "IMPRECISERR"),
-    (1 << 11, "UNSTKERR"), (1 << 12, "STKERR"), (1 << 13, "LSPERR"), (1 << 16, "UNDEFINSTR"),
-    (1 << 17, "INVSTATE"), (1 << 18, "INVPC"), (1 << 19, "NOCP"), (1 << 20, "STKOF"),
-    (1 << 24, "UNALIGNED"), (1 << 25, "DIVBYZERO"),
-)
-_HFSR_BITS = ((1 << 1, "VECTTBL"), (1 << 30, "FORCED"), (1 << 31, "DEBUGEVT"))
-
-
-class CpuFault(DeviceFault):
-    """The device reported a CPU fault; `report` holds its registers."""
-
-    def __init__(self, report: FaultReport) -> None:
-        super().__init__(report.describe())
-        self.report = report
+class DeviceHang(DeviceFault):
+    """The device stopped answering while its port stayed open: an endless loop or a stuck UART."""
 
 
 @dataclass
@@ -183,24 +145,36 @@ class LinkStats:
     corrupt: int = 0
     stale: int = 0
     timeouts: int = 0
+    chunk_halvings: int = 0
+    smallest_chunk: int = 0
 
 
 class Link:
-    """One device behind a pyserial port. Requests are answered in order; each is retried (same
-    seq) on a NAK, a corrupt answer or a timeout, at most `retries` times.
+    """One device behind a pyserial port. Requests are answered in order. A request is sent again
+    (same seq) on a NAK, a corrupt answer or no answer within `timeout` seconds, at most `retries`
+    times; INVOKE instead waits up to its own deadline, resending every `timeout` seconds.
 
-    The port's own timeout is set to a short poll interval: reads loop against deadlines.
+    READ and WRITE move data in chunks of at most the device's max_chunk. The chunk adapts to the
+    line: when a chunk has failed twice on a line that answers (damaged, not silent), it is halved
+    (down to `min_chunk`) and the rest of the data goes in smaller requests; after `_GROW_AFTER`
+    clean requests in a row it doubles back. Both are idempotent, so a halved chunk may repeat
+    what the device already did. The port's own timeout is set to a short poll interval: every
+    read loops against a deadline.
     """
 
-    def __init__(self, port: serial.SerialBase, *, timeout: float = 2.0, retries: int = 3) -> None:
+    def __init__(self, port: serial.SerialBase, *, timeout: float = 0.5, retries: int = 8,
+                 min_chunk: int = 16) -> None:
         self.port = port
         self.timeout = timeout
         self.retries = retries
+        self.min_chunk = min_chunk
         self.stats = LinkStats()
         self.info: DeviceInfo | None = None
+        self.chunk = 0
         self.port.timeout = _POLL_SECONDS
         self._seq = random.randrange(UNSOLICITED_SEQ)
         self._rx = bytearray()
+        self._clean = 0
 
     def hello(self) -> DeviceInfo:
         """Ask the device who it is; checks the protocol version."""
@@ -212,34 +186,45 @@ class Link:
             raise LinkError(
                 f"device speaks protocol version {info.protocol_version}, host {PROTOCOL_VERSION}"
             )
+        if self.info is None:
+            self.chunk = self.stats.smallest_chunk = info.max_chunk
         self.info = info
         return info
 
     def write(self, space: Space, index: int, data: bytes, offset: int = 0) -> None:
-        """Write `data` at `offset` of a device buffer, in chunks of max_chunk."""
-        chunk = self._max_chunk()
-        for start in range(0, len(data), chunk):
+        """Write `data` at `offset` of a device buffer, in chunks."""
+        start = 0
+        while start < len(data):
+            n = min(self._chunk(), len(data) - start)
             address = _ADDRESS.pack(space, index, offset + start)
-            self._request(Message.WRITE, address + bytes(data[start : start + chunk]))
+            try:
+                self._request(Message.WRITE, address + bytes(data[start : start + n]), chunked=True)
+            except _Halved:
+                continue
+            start += n
 
     def read(self, space: Space, index: int, length: int, offset: int = 0) -> bytes:
-        """Read `length` bytes at `offset` of a device buffer, in chunks of max_chunk."""
-        chunk = self._max_chunk()
+        """Read `length` bytes at `offset` of a device buffer, in chunks."""
         out = bytearray()
-        for start in range(0, length, chunk):
-            n = min(chunk, length - start)
-            body = self._request(
-                Message.READ, _ADDRESS.pack(space, index, offset + start) + struct.pack("<H", n)
-            )
+        while len(out) < length:
+            n = min(self._chunk(), length - len(out))
+            address = _ADDRESS.pack(space, index, offset + len(out))
+            try:
+                body = self._request(Message.READ, address + struct.pack("<H", n), chunked=True)
+            except _Halved:
+                continue
             if len(body) != n:
                 raise LinkError(f"READ answered {len(body)} bytes, expected {n}")
             out += body
         return bytes(out)
 
     def invoke(self, stop_after: int | None = None, timeout: float = 60.0) -> InvokeResult:
-        """Run layers 0..stop_after (all by default); `timeout` bounds each attempt."""
+        """Run layers 0..stop_after (all by default). DeviceHang if no answer came within
+        `timeout` seconds; the request is resent every `self.timeout` seconds meanwhile, which
+        the device answers from its cache once the run ends (a lost answer costs one interval)."""
         stop = ALL_LAYERS if stop_after is None else stop_after
-        body = self._request(Message.INVOKE, struct.pack("<H", stop), timeout=timeout)
+        body = self._request(Message.INVOKE, struct.pack("<H", stop),
+                             wait_until=time.monotonic() + timeout)
         if len(body) < _DONE.size:
             raise LinkError(f"INVOKE answer of {len(body)} bytes, expected {_DONE.size}")
         return InvokeResult(*_DONE.unpack_from(body))
@@ -257,35 +242,75 @@ class Link:
         """Stop the device; with semihosting, `code` becomes the emulator's exit status."""
         self._request(Message.EXIT, bytes([code]), closing=True)
 
-    def _max_chunk(self) -> int:
-        return (self.info or self.hello()).max_chunk
+    def _chunk(self) -> int:
+        if self.info is None:
+            self.hello()
+        return self.chunk
+
+    def _count_clean(self, failures: int) -> None:
+        """Double the chunk back after `_GROW_AFTER` requests in a row that needed no retry."""
+        self._clean = self._clean + 1 if failures == 0 else 0
+        if self.info is not None and self._clean >= _GROW_AFTER and self.chunk < self.info.max_chunk:
+            self.chunk = min(self.info.max_chunk, self.chunk * 2)
+            self._clean = 0
+
+    def _halve(self) -> bool:
+        """Halve the chunk, unless it is at `min_chunk` already."""
+        if self.chunk <= self.min_chunk:
+            return False
+        self.chunk = max(self.min_chunk, self.chunk // 2)
+        self.stats.chunk_halvings += 1
+        self.stats.smallest_chunk = min(self.stats.smallest_chunk, self.chunk)
+        self._clean = 0
+        return True
 
     def _request(
-        self, kind: Message, body: bytes = b"", *, timeout: float | None = None,
-        closing: bool = False,
+        self, kind: Message, body: bytes = b"", *, wait_until: float | None = None,
+        closing: bool = False, chunked: bool = False,
     ) -> bytes:
-        """Send one request and return the body of its answer, retrying as the protocol says.
-        `closing`: the request stops the device, so a port that closes once it is sent is fine."""
+        """Send one request and return the body of its answer, resending as the protocol says.
+        `wait_until`: the device may take until then to answer; timeouts before it are not
+        failures. `closing`: the request stops the device, so a port that closes once it is sent
+        is fine. `chunked`: the request carries a chunk; _Halved after its second failure if the
+        chunk could be halved (the caller sends a smaller one)."""
         self._seq = (self._seq + 1) % UNSOLICITED_SEQ
         seq = self._seq
         frame = b"\0" + encode_frame(Packet(kind, seq, body))
         self.stats.requests += 1
-        problem, sent = "no answer", False
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.stats.retries += 1
+        started, received = time.monotonic(), self.stats.bytes_received
+        failures, sent = 0, False
+        while True:
             try:
                 self._send(frame)
                 sent = True
-                answer = self._await(seq, time.monotonic() + (timeout or self.timeout))
+                deadline = time.monotonic() + self.timeout
+                answer = self._await(seq, deadline if wait_until is None else min(deadline, wait_until))
             except _PortClosed:
                 if closing and sent:
                     return b""  # the device stopped before its answer got through
                 raise LinkError(f"serial port closed while waiting for {kind.name}") from None
             if isinstance(answer, Packet):
+                self._count_clean(failures)
                 return self._accept(kind, answer)
-            problem = answer
-        raise LinkError(f"{kind.name} failed after {self.retries + 1} tries: {problem}")
+            elapsed = time.monotonic() - started
+            if wait_until is not None and answer == _NO_ANSWER:
+                if time.monotonic() >= wait_until:
+                    raise DeviceHang(f"no answer to {kind.name} within {elapsed:.1f} s: the device "
+                                     "hangs (an endless loop, or its UART is stuck)")
+            else:
+                failures += 1
+                damaged = self.stats.bytes_received != received  # not a silent device
+                if chunked and damaged and failures == _HALVE_AFTER and self._halve():
+                    self.stats.retries += 1
+                    raise _Halved
+                if failures > self.retries:
+                    if self.stats.bytes_received == received:
+                        raise DeviceHang(f"no answer to {kind.name} in {failures} tries over "
+                                         f"{elapsed:.1f} s: the device does not respond (it hangs, "
+                                         "or its UART is stuck)")
+                    raise LinkError(f"{kind.name} failed after {failures} tries over {elapsed:.1f} s "
+                                    f"(last: {answer})")
+            self.stats.retries += 1
 
     def _accept(self, kind: Message, packet: Packet) -> bytes:
         if packet.type == Message.ERROR:
@@ -296,23 +321,23 @@ class Link:
         return packet.body
 
     def _await(self, seq: int, deadline: float) -> Packet | str:
-        """The answer to `seq`, or why to retransmit (NAK, corrupt frame, timeout)."""
+        """The answer to `seq`, or why to resend (a NAK, a corrupt frame, no answer)."""
         while True:
             frame = self._next_frame(deadline)
             if frame is None:
                 self.stats.timeouts += 1
-                return "timeout"
+                return _NO_ANSWER
             try:
                 packet = decode_frame(frame)
             except FrameError as exc:
                 self.stats.corrupt += 1
                 return f"corrupt answer ({exc})"
-            if packet.type == Message.FAULT:
+            if packet.type == Message.FAULT and len(packet.body) >= _FAULT.size:
                 raise CpuFault(FaultReport(*_FAULT.unpack_from(packet.body)))
             if packet.type == Message.NAK:
                 self.stats.naks += 1
                 reason = packet.body[0] if packet.body else 0
-                return f"NAK {reason}"
+                return f"NAK {reason} ({_NAKS.get(reason, 'unknown reason')})"
             if packet.seq != seq:
                 self.stats.stale += 1
                 continue
@@ -346,6 +371,10 @@ class Link:
             raise _PortClosed from exc
         self.stats.frames_sent += 1
         self.stats.bytes_sent += len(frame)
+
+
+class _Halved(Exception):
+    """The chunk was halved: send the data again in smaller requests."""
 
 
 class _PortClosed(Exception):

@@ -23,9 +23,10 @@ def _activations(op: ir.Op, g: ir.Graph) -> list[ir.Tensor]:
 
 
 def constraint_int8_activations(op: ir.Op, g: ir.Graph) -> str | None:
-    """Activations are int8 with one scale and zero point per tensor."""
+    """Activations are int8 (a QUANTIZE may output uint8) with one scale and zero point per tensor."""
     for t in _activations(op, g):
-        if t.dtype != "int8":
+        uint8_ok = op.kind == "quantize" and t.name == op.outputs[0]
+        if t.dtype != "int8" and not (uint8_ok and t.dtype == "uint8"):
             return f"tensor {t.name!r} is {t.dtype}"
         if t.quant is None or len(t.quant.scale) != 1 or len(t.quant.zero_point) != 1:
             return f"tensor {t.name!r} is not quantized per tensor"
@@ -147,13 +148,62 @@ def constraint_pool_geometry(op: ir.Op, g: ir.Graph) -> str | None:
     return _window_check(op, g, op.attrs.window)
 
 
-def constraint_same_shapes(op: ir.Op, g: ir.Graph) -> str | None:
-    """Both inputs have the output's shape (broadcasting is not supported yet)."""
-    shapes = [g.tensor(n).shape for n in (*op.inputs, *op.outputs)]
-    if len(set(shapes)) != 1:
-        return f"shapes {[list(s) for s in shapes]}"
-    if any(g.tensor(n).is_constant for n in op.inputs):
-        return "a constant operand"
+def broadcast_block(small: tuple[int, ...], out: tuple[int, ...]) -> int | None:
+    """Elements of `small` if it repeats along the leading axes of `out` (its shape, right-aligned,
+    is ones then `out`'s trailing dims), else None."""
+    small = tuple(small)
+    trimmed = small[next((i for i, d in enumerate(small) if d != 1), len(small)):]
+    if len(trimmed) > len(out) or (trimmed and tuple(out[len(out) - len(trimmed):]) != trimmed):
+        return None
+    return int(np.prod(trimmed, dtype=np.int64))
+
+
+def constraint_broadcast(op: ir.Op, g: ir.Graph) -> str | None:
+    """Both inputs have the output's shape, or one of them repeats along leading axes (a scalar,
+    [C] or [1, 1, 1, C] against [N, H, W, C]); other broadcasts are not supported yet."""
+    a, b, y = (tuple(g.tensor(n).shape) for n in (*op.inputs[:2], op.outputs[0]))
+    try:
+        shape = tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        return f"shapes {list(a)} and {list(b)} do not broadcast"
+    if shape != y:
+        return f"shapes {list(a)} and {list(b)} broadcast to {list(shape)}, not {list(y)}"
+    full = int(np.prod(y, dtype=np.int64))
+    for big, small in ((a, b), (b, a)):
+        if int(np.prod(big, dtype=np.int64)) == full and broadcast_block(small, y) is not None:
+            return None
+    return f"shapes {list(a)} and {list(b)}"
+
+
+def constraint_same_quantization(op: ir.Op, g: ir.Graph) -> str | None:
+    """All inputs share the output's scale and zero point, and match it on every axis but the
+    concatenation axis."""
+    y = g.tensor(op.outputs[0])
+    axis = op.attrs.axis
+    for n in op.inputs:
+        x = g.tensor(n)
+        if x.quant != y.quant:
+            return f"input {n!r} is quantized differently from the output"
+        if len(x.shape) != len(y.shape) or not 0 <= axis < len(y.shape):
+            return f"input {n!r} has shape {list(x.shape)}, output {list(y.shape)}, axis {axis}"
+        if any(d != e for i, (d, e) in enumerate(zip(x.shape, y.shape, strict=True)) if i != axis):
+            return f"input {n!r} has shape {list(x.shape)}, output {list(y.shape)}"
+    if sum(g.tensor(n).shape[axis] for n in op.inputs) != y.shape[axis]:
+        return "the inputs do not add up to the output along the axis"
+    return None
+
+
+def constraint_pad(op: ir.Op, g: ir.Graph) -> str | None:
+    """Padding amounts are constant and not negative, one (before, after) pair per axis, and the
+    output keeps the input's scale and zero point (padded elements are real zero)."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    pads = op.attrs.pads
+    if len(pads) != len(x.shape) or any(a < 0 or b < 0 for a, b in pads):
+        return f"pads {list(pads)} for a {len(x.shape)}-D input"
+    if tuple(d + a + b for d, (a, b) in zip(x.shape, pads, strict=True)) != tuple(y.shape):
+        return f"{list(x.shape)} padded by {list(pads)} is not {list(y.shape)}"
+    if x.quant != y.quant:
+        return "output quantization differs from the input's"
     return None
 
 
@@ -180,15 +230,61 @@ def constraint_reshape(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
+def constraint_slice(op: ir.Op, g: ir.Graph) -> str | None:
+    """A slice has positive strides, stays inside its input of at most 4 dimensions, and keeps
+    the input's quantization."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    a = op.attrs
+    if len(x.shape) > 4 or not len(a.begin) == len(a.end) == len(a.strides) == len(x.shape):
+        return f"a {len(x.shape)}-D input with begin {list(a.begin)}"
+    if any(s < 1 or b < 0 or e > d or b >= e for b, e, s, d in zip(a.begin, a.end, a.strides, x.shape,
+                                                                   strict=True)):
+        return f"begin {list(a.begin)}, end {list(a.end)}, strides {list(a.strides)} on {list(x.shape)}"
+    size = int(np.prod([len(range(b, e, s)) for b, e, s in zip(a.begin, a.end, a.strides, strict=True)]))
+    if size != y.size or x.quant != y.quant:
+        return f"output {list(y.shape)} or its quantization does not match the slice"
+    return None
+
+
+def constraint_logistic_output(op: ir.Op, g: ir.Graph) -> str | None:
+    """The output has TFLite's int8 logistic quantization (scale 1/256, zero point -128)."""
+    y = g.tensor(op.outputs[0])
+    if not np.isclose(y.scale, 1 / 256, rtol=0, atol=1e-9) or y.zero_point != -128:
+        return f"output scale {y.scale}, zero point {y.zero_point}"
+    return None
+
+
+def constraint_same_size(op: ir.Op, g: ir.Graph) -> str | None:
+    """Input and output hold the same number of elements."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    return None if x.size == y.size else f"input {list(x.shape)}, output {list(y.shape)}"
+
+
+def constraint_variable(op: ir.Op, g: ir.Graph) -> str | None:
+    """A variable is read and assigned with its own shape and quantization."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    if (x.shape, x.quant) != (y.shape, y.quant):
+        return f"{x.name!r} {list(x.shape)} and {y.name!r} {list(y.shape)} differ"
+    return None
+
+
 COMMON: tuple[Constraint, ...] = (constraint_static_shapes, constraint_int8_activations)
 CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry),
     "depthwise_conv2d": (constraint_nhwc, constraint_weights, constraint_depthwise_geometry),
     "fully_connected": (constraint_weights, constraint_fc_geometry),
     "pool2d": (constraint_nhwc, constraint_pool_geometry),
-    "add": (constraint_same_shapes,),
+    "add": (constraint_broadcast,),
+    "mul": (constraint_broadcast,),
+    "concat": (constraint_same_quantization,),
+    "pad": (constraint_pad,),
     "softmax": (constraint_softmax_output,),
     "reshape": (constraint_reshape,),
+    "slice": (constraint_slice,),
+    "logistic": (constraint_same_size, constraint_logistic_output),
+    "quantize": (constraint_same_size,),
+    "read_variable": (constraint_variable,),
+    "assign_variable": (constraint_variable,),
 }
 
 
@@ -199,7 +295,7 @@ def rule(constraint: Constraint) -> str:
 
 def check_dataflow(graph: ir.Graph) -> None:
     """Every operator reads constants, model inputs or earlier results; outputs are computed."""
-    available = set(graph.inputs)
+    available = set(graph.inputs) | set(graph.variables)
     for name in graph.inputs:
         if graph.tensor(name).is_constant:
             raise UnsupportedError(f"{graph.name}: model input {name!r} is a constant")
@@ -230,17 +326,25 @@ def check_graph(graph: ir.Graph) -> None:
                 )
 
 
-def supported_ops_markdown(frontends: dict[str, dict[str, tuple[type, object]]]) -> str:
-    """The supported-operators table, generated from the frontends' tables and the constraints."""
+def supported_ops_markdown(tflite: dict[str, type], onnx_ops: dict[str, tuple[str, str]]) -> str:
+    """The supported-operators table, generated from the frontends' tables and the constraints.
+
+    `tflite` maps TFLite operators to IR attribute classes; `onnx_ops` maps ONNX op types to
+    (what they become, their import rules)."""
+    kinds = {attrs.KIND: attrs for attrs in tflite.values()}
     lines = ["# Supported operators", "",
-             "Generated by `python scripts/gen_supported_ops.py` from `mcudeploy/support.py`; "
-             "every rule below is checked at conversion, and a model that breaks one is refused "
-             "with the operator's name.", "",
-             "Every operator: " + " ".join(rule(c) for c in COMMON), ""]
-    for frontend, table in frontends.items():
-        lines += [f"## {frontend}", "", "| operator | IR | rules |", "| --- | --- | --- |"]
-        for name, (attrs, _) in table.items():
-            rules = "<br>".join(rule(c) for c in CONSTRAINTS[attrs.KIND])
-            lines.append(f"| `{name}` | {attrs.KIND} | {rules} |")
-        lines.append("")
-    return "\n".join(lines)
+             "Generated by `python scripts/gen_supported_ops.py` from the frontends' tables and "
+             "`mcudeploy/support.py`; every rule below is checked at conversion, and a model that "
+             "breaks one is refused with the operator's name.", "",
+             "Every operator: " + " ".join(rule(c) for c in COMMON), "",
+             "## IR operators and their rules", "", "| IR operator | rules |", "| --- | --- |"]
+    for kind in CONSTRAINTS:
+        doc = " ".join((kinds[kind].__doc__ or "").split()) if kind in kinds else ""
+        rules = "<br>".join(rule(c) for c in CONSTRAINTS[kind])
+        lines.append(f"| `{kind}`: {doc} | {rules} |")
+    lines += ["", "## int8 TFLite", "", "| operator | becomes |", "| --- | --- |"]
+    lines += [f"| `{name}` | `{attrs.KIND}` |" for name, attrs in tflite.items()]
+    lines += ["", "## float ONNX (quantized by mcudeploy)", "",
+              "| operator | becomes | import rules |", "| --- | --- | --- |"]
+    lines += [f"| `{name}` | {becomes} | {rules} |" for name, (becomes, rules) in onnx_ops.items()]
+    return "\n".join(lines) + "\n"

@@ -14,39 +14,20 @@ multilib `thumb/v8.1-m.main+mve/hard` is chosen only by `-march=armv8.1-m.main+m
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from mcudeploy.boards import Board
+from mcudeploy.boards import CPUS, Board, feature_problem
 from mcudeploy.errors import BoardError, BuildError
 
 TOOLCHAIN_PREFIX = "arm-none-eabi-"
 
 
-@dataclass(frozen=True)
-class _Cpu:
-    fpu: bool                                      # an FPU is available (-mcpu implies it; +nofp)
-    dsp: Literal["never", "always", "optional"]    # the DSP extension (+nodsp when optional)
-    mve: bool = False                              # Helium (+nomve, +nomve.fp)
-
-
-_CPUS: dict[str, _Cpu] = {
-    "cortex-m0plus": _Cpu(fpu=False, dsp="never"),
-    "cortex-m3": _Cpu(fpu=False, dsp="never"),
-    "cortex-m4": _Cpu(fpu=True, dsp="always"),
-    "cortex-m7": _Cpu(fpu=True, dsp="always"),
-    "cortex-m23": _Cpu(fpu=False, dsp="never"),
-    "cortex-m33": _Cpu(fpu=True, dsp="optional"),
-    "cortex-m35p": _Cpu(fpu=True, dsp="optional"),
-    "cortex-m55": _Cpu(fpu=True, dsp="optional", mve=True),
-}
-
-
 def cpu_flags(board: Board) -> tuple[str, ...]:
     """The `-mcpu` (with modifiers) and `-mfloat-abi` flags that match the board's CPU exactly."""
-    cpu = _CPUS[board.cpu]
-    _check_features(board, cpu)
+    problem = feature_problem(board)
+    if problem:
+        raise BoardError(f"board {board.name}: {problem[1]}")
+    cpu = CPUS[board.cpu]
     modifiers = ""
     if cpu.mve:
         modifiers += {"float": "", "int": "+nomve.fp", "none": "+nomve"}[board.mve]
@@ -56,20 +37,6 @@ def cpu_flags(board: Board) -> tuple[str, ...]:
         modifiers += "+nodsp"
     abi = "hard" if board.fpu else ("softfp" if board.mve == "int" else "soft")
     return ("-mthumb", f"-mcpu={board.cpu}{modifiers}", f"-mfloat-abi={abi}")
-
-
-def _check_features(board: Board, cpu: _Cpu) -> None:
-    where = f"board {board.name}: {board.cpu}"
-    if board.fpu and not cpu.fpu:
-        raise BoardError(f"{where} has no FPU; set fpu = false")
-    if board.dsp and cpu.dsp == "never":
-        raise BoardError(f"{where} has no DSP extension; set dsp = false")
-    if not board.dsp and cpu.dsp == "always":
-        raise BoardError(f"{where} always has the DSP extension; set dsp = true")
-    if board.mve == "float" and not board.fpu:
-        raise BoardError(f"{where}: mve = 'float' needs the FPU; set fpu = true or mve = 'int'")
-    if board.mve != "none" and not board.dsp:
-        raise BoardError(f"{where}: MVE needs the DSP extension; set dsp = true or mve = 'none'")
 
 
 def find_compiler() -> Path:

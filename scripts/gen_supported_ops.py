@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mcudeploy.frontends.onnx import HANDLERS
 from mcudeploy.frontends.tflite import CONVERTERS
 from mcudeploy.support import supported_ops_markdown
 
@@ -14,8 +15,10 @@ TARGET = Path(__file__).resolve().parent.parent / "docs" / "SUPPORTED_OPS.md"
 
 
 def render() -> str:
-    tables = {"int8 TFLite": {name: (c.attrs, c.convert) for name, c in CONVERTERS.items()}}
-    return supported_ops_markdown(tables) + "\n"
+    return supported_ops_markdown(
+        {name: c.attrs for name, c in CONVERTERS.items()},
+        {name: (h.becomes, h.rules) for name, h in HANDLERS.items()},
+    )
 
 
 if __name__ == "__main__":

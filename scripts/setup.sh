@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc python3-venv)
+# chromium: the tests render report.html headless to check what a person sees.
+packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc python3-venv chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

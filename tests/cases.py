@@ -45,6 +45,43 @@ def _two_outputs(b: GraphBuilder) -> list[str]:
     return [b.pool(c, "max", (2, 2), (2, 2)), b.depthwise(x, 1, stride=(2, 2))]
 
 
+def _mul_broadcast(b: GraphBuilder) -> list[str]:
+    x = b.input((2, 5, 5, 6))
+    scale = b.input((1, 1, 1, 6))
+    y = b.mul(x, scale, RELU)
+    return [b.mul(y, b.constant((6,)))]
+
+
+def _add_broadcast_and_constant(b: GraphBuilder) -> list[str]:
+    x = b.input((1, 4, 6, 3))
+    y = b.add_b(b.constant((1, 1, 1, 3)), x)
+    z = b.add_b(y, b.constant((1,)), RELU6)
+    return [b.add_b(z, b.input((1, 4, 6, 3)))]
+
+
+def _concat_pad(b: GraphBuilder) -> list[str]:
+    x = b.input((1, 5, 4, 3))
+    c = b.conv(x, 4, padding="valid", kernel=(1, 1))
+    q = b.pool_same_quant(c)
+    channels = b.concat([c, q], axis=3)
+    rows = b.concat([c, q, c], axis=1)
+    padded = b.pad(channels, ((0, 0), (1, 2), (0, 3), (0, 0)))
+    return [padded, b.pad(rows, ((0, 0), (0, 0), (0, 0), (2, 1))), b.concat([c, q], axis=0)]
+
+
+def _conv_asymmetric_padding(b: GraphBuilder) -> list[str]:
+    return [b.conv(b.input((1, 7, 8, 3)), 4, kernel=(3, 2),
+                   padding=ir.Padding(top=2, bottom=0, left=0, right=1))]
+
+
+def _slice_logistic_quantize(b: GraphBuilder) -> list[str]:
+    x = b.input((1, 9, 1, 12))
+    head = b.slice(x, (0, 2, 0, 0), (1, 9, 1, 12), (1, 3, 1, 1))
+    tail = b.slice(x, (0, 5, 0, 3), (1, 9, 1, 10))
+    fc = b.fully_connected(b.reshape(tail, (1, 28)), 6)
+    return [head, b.logistic(fc), b.quantize(b.logistic(b.conv(x, 4, kernel=(3, 1))))]
+
+
 CASES: dict[str, Callable[[GraphBuilder], list[str]]] = {
     "conv3x3_same_relu": _conv((1, 9, 9, 4), 8, activation=RELU),
     "conv3x3_stride2_valid": _conv((1, 10, 9, 3), 5, stride=(2, 2), padding="valid"),
@@ -62,6 +99,10 @@ CASES: dict[str, Callable[[GraphBuilder], list[str]]] = {
     "pool_add_fc_softmax": _pool_add_fc_softmax,
     "fc_batch3": _fc_batch,
     "two_outputs": _two_outputs,
+    "mul_broadcast": _mul_broadcast,
+    "add_broadcast_and_constant": _add_broadcast_and_constant,
+    "concat_pad": _concat_pad,
+    "slice_logistic_quantize": _slice_logistic_quantize,
 }
 
 

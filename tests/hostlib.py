@@ -41,6 +41,7 @@ class HostModel:
         self.layers = (ctypes.CFUNCTYPE(ctypes.c_int32) * n).in_dll(self.dll, "mcd_layers")
         self.inputs = (_Buffer * len(manifest.inputs)).in_dll(self.dll, "mcd_inputs")
         self.outputs = (_Buffer * len(manifest.outputs)).in_dll(self.dll, "mcd_outputs")
+        self.dll.mcd_model_reset()
         self.init_status = self.dll.mcd_model_init()
 
     def invoke(self, vector: tuple[np.ndarray, ...]) -> list[np.ndarray]:
@@ -52,6 +53,6 @@ class HostModel:
             status = layer()
             assert status == 0, f"layer {i} returned {status}"
         return [
-            np.frombuffer(ctypes.string_at(buf.data, buf.size), dtype=np.int8).reshape(io.shape)
+            np.frombuffer(ctypes.string_at(buf.data, buf.size), dtype=io.dtype).reshape(io.shape)
             for buf, io in zip(self.outputs, self.manifest.outputs, strict=True)
         ]

@@ -115,6 +115,56 @@ class GraphBuilder:
     def add(self, a: str, b: str, activation: ir.Clip = ir.NO_CLIP) -> str:
         return self._op(ir.Add(activation), (a, b), self.tensors[a].shape)
 
+    def mul(self, a: str, b: str, activation: ir.Clip = ir.NO_CLIP) -> str:
+        shape = np.broadcast_shapes(self.tensors[a].shape, self.tensors[b].shape)
+        return self._op(ir.Mul(activation), (a, b), tuple(shape))
+
+    def add_b(self, a: str, b: str, activation: ir.Clip = ir.NO_CLIP) -> str:
+        """ADD with broadcasting."""
+        shape = np.broadcast_shapes(self.tensors[a].shape, self.tensors[b].shape)
+        return self._op(ir.Add(activation), (a, b), tuple(shape))
+
+    def constant(self, shape: tuple[int, ...]) -> str:
+        """A constant int8 operand with random per-tensor quantization."""
+        data = self.rng.integers(-128, 128, size=shape).astype(np.int8)
+        return self._add(f"c{len(self.tensors)}", shape, quant=self._act_quant(), data=data)
+
+    def concat(self, xs: list[str], axis: int) -> str:
+        quant = self.tensors[xs[0]].quant
+        for x in xs:  # TFLite int8 concatenation needs one quantization: requantize others
+            if self.tensors[x].quant != quant:
+                raise ValueError("concat inputs must share quantization; build them so")
+        shape = list(self.tensors[xs[0]].shape)
+        shape[axis] = sum(self.tensors[x].shape[axis] for x in xs)
+        return self._op(ir.Concat(axis), tuple(xs), tuple(shape), quant)
+
+    def pad(self, x: str, pads: tuple[tuple[int, int], ...]) -> str:
+        shape = tuple(d + a + b for d, (a, b) in zip(self.tensors[x].shape, pads, strict=True))
+        return self._op(ir.Pad(pads), (x,), shape, self.tensors[x].quant)
+
+    def pool_same_quant(self, x: str) -> str:
+        """A 1x1 max pool: a new tensor with x's quantization (to build concat inputs)."""
+        return self.pool(x, "max", (1, 1), (1, 1))
+
+    def slice(self, x: str, begin: tuple[int, ...], end: tuple[int, ...],
+              strides: tuple[int, ...] | None = None) -> str:
+        strides = strides or (1,) * len(begin)
+        shape = tuple(len(range(b, e, s)) for b, e, s in zip(begin, end, strides, strict=True))
+        return self._op(ir.Slice(tuple(begin), tuple(end), tuple(strides)), (x,), shape,
+                        self.tensors[x].quant)
+
+    def logistic(self, x: str) -> str:
+        quant = ir.QuantParams((1.0 / 256.0,), (-128,))
+        return self._op(ir.Logistic(), (x,), self.tensors[x].shape, quant)
+
+    def quantize(self, x: str, dtype: str = "uint8") -> str:
+        index = len(self.ops)
+        name = self._add(f"t{index}_quantize", self.tensors[x].shape, dtype,
+                         ir.QuantParams((float(self.rng.uniform(0.005, 0.05)),),
+                                        (int(self.rng.integers(100, 156)) if dtype == "uint8" else 3,)))
+        self.ops.append(ir.Op(f"op{index}_quantize", ir.Quantize(), (x,), (name,), f"op {index}"))
+        return name
+
     def softmax(self, x: str, beta: float = 1.0) -> str:
         quant = ir.QuantParams((1.0 / 256.0,), (-128,))
         return self._op(ir.Softmax(beta), (x,), self.tensors[x].shape, quant)

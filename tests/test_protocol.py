@@ -1,20 +1,33 @@
-"""Host-side framing of the serial protocol: packets, CRC-32, COBS frames, fault decoding."""
+"""The serial protocol: packets, CRC-32, COBS frames and fault decoding on the host; the Link's
+adaptive chunks and deadlines against the real runtime on QEMU."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
 import struct
+import time
+from pathlib import Path
 
 import pytest
+from fault_proxy import Counts, Faults, ProxiedQemuRunner
 
+from mcudeploy.boards import load_board
+from mcudeploy.build import NNLibrary, build_firmware
 from mcudeploy.protocol import (
+    INPUT,
+    DeviceHang,
     FaultReport,
     FrameError,
+    Link,
     Packet,
     decode_frame,
     decode_packet,
     encode_frame,
     encode_packet,
 )
+from mcudeploy.runners.qemu import QemuRunner
 
 BODIES = {
     "empty": b"",
@@ -89,3 +102,74 @@ def test_fault_registers_are_decoded_into_words(registers: dict[str, int], words
     message = _report(**registers).describe()
     assert message.startswith(f"device fault: {words} at PC 0x00001234")
     assert "\n" not in message
+
+
+def test_fault_words_name_the_function_and_the_meaning() -> None:
+    report = _report(exception=6, cfsr=0x100000, pc=0x2000)
+    assert report.describe("recurse+0x8") == (
+        "device fault: UsageFault (STKOF) at PC 0x00002000 in recurse+0x8, LR 0x00000000, "
+        "xPSR 0x00000000: stack overflow (the stack limit was crossed)")
+    assert report.causes() == [("STKOF", "stack overflow (the stack limit was crossed)")]
+    bus = _report(exception=5, cfsr=0x200, bfar=0x1234)  # BFARVALID clear: no address given
+    assert bus.describe().endswith("(PRECISERR) at PC 0x00001234, LR 0x00000000, xPSR 0x00000000: "
+                                   "a load or store that no memory answered")
+
+
+# ---- The Link against the real runtime on QEMU (tests/firmware/echo_model) ------------------
+
+ECHO = Path(__file__).parent / "firmware" / "echo_model"
+BOARD = load_board("mps3-an547")
+
+
+@pytest.fixture(scope="module")
+def echo_elf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_firmware(BOARD, ECHO, tmp_path_factory.mktemp("echo"), NNLibrary("none", (), ()))
+
+
+@pytest.mark.device
+def test_chunk_halves_on_a_damaged_line_and_grows_back_on_a_clean_one(echo_elf: Path) -> None:
+    data = random.Random(5).randbytes(300)
+    runner = ProxiedQemuRunner(BOARD, echo_elf, False, Faults(corrupt=0.01), seed=3, counts=Counts())
+    with runner as port:
+        link = Link(port)
+        link.hello()
+        for _ in range(3):
+            link.write(INPUT, 0, data)
+            assert link.read(INPUT, 0, 300) == data
+        assert link.stats.chunk_halvings >= 2 and link.chunk < 256
+        assert link.stats.smallest_chunk == min(link.stats.smallest_chunk, link.chunk)
+        assert runner.proxy is not None
+        runner.proxy.faults = Faults()
+        for _ in range(40):
+            assert link.read(INPUT, 0, 300) == data
+        assert link.chunk == 256
+
+
+@pytest.mark.device
+def test_invoke_past_its_deadline_is_a_hang(echo_elf: Path) -> None:
+    runner = QemuRunner(BOARD, echo_elf)
+    with runner as port:
+        link = Link(port, timeout=0.2)
+        link.write(INPUT, 0, b"SLOW" + struct.pack("<I", 4_000_000_000))
+        started = time.monotonic()
+        with pytest.raises(DeviceHang, match=r"no answer to INVOKE within 1\.\d s: the device hangs"):
+            link.invoke(timeout=1.0)
+        assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.device
+def test_silent_device_is_a_hang_after_bounded_retries(echo_elf: Path) -> None:
+    runner = QemuRunner(BOARD, echo_elf)
+    with runner as port:
+        link = Link(port, timeout=0.2, retries=3)
+        link.hello()
+        assert runner.process is not None
+        os.kill(runner.process.pid, signal.SIGSTOP)  # QEMU frozen, its socket still open
+        try:
+            started = time.monotonic()
+            with pytest.raises(DeviceHang, match=r"no answer to READ in 4 tries over 0\.\d s: the "
+                                                 r"device does not respond"):
+                link.read(INPUT, 0, 4)
+            assert time.monotonic() - started < 1.5
+        finally:
+            os.kill(runner.process.pid, signal.SIGCONT)

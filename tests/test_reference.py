@@ -43,3 +43,22 @@ def test_reference_matches_tflm_on_the_bundled_model() -> None:
     vectors = load_vectors(graph, BUNDLED.with_name("tiny_cnn_inputs.npy"))
     vectors += random_vectors(graph, 8, seed=2)
     assert_every_tensor_matches(graph, BUNDLED.read_bytes(), vectors)
+
+
+@pytest.mark.parametrize("scale", [0.002, 0.0117, 0.03, 0.0625, 0.1, 0.37])
+def test_logistic_and_quantize_exhaustively_match_tflm(scale: float) -> None:
+    """Every int8 input value through LOGISTIC and QUANTIZE (to uint8 and int8), for six scales."""
+    from modelgen import GraphBuilder
+
+    from mcudeploy import ir
+
+    b = GraphBuilder(seed=int(scale * 1000))
+    x = b.input((1, 256))
+    b.tensors[x] = ir.Tensor(x, (1, 256), "int8", ir.QuantParams((scale,), (-7,)))
+    graph, data = b.build([b.logistic(x), b.quantize(x, "uint8"), b.quantize(x, "int8")])
+    vector = (np.arange(-128, 128, dtype=np.int8).reshape(1, 256),)
+    oracle = Tflm(data, len(graph.outputs))
+    ours = run_graph(graph, {x: vector[0]})
+    for name, theirs in zip(graph.outputs, oracle.invoke(list(vector)), strict=True):
+        np.testing.assert_array_equal(ours[name], theirs)
+    assert len(np.unique(ours[graph.outputs[0]])) > 20

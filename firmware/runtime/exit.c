@@ -1,8 +1,11 @@
-/* Stopping the device: semihosting exit where the board has it, else sleep forever. */
+/* Stopping the device: semihosting exit where the board has it; else (a real board, no debugger to
+ * stop for) a system reset, so that the board serves the next run without a press of its button. */
 #include "runtime.h"
 
 #define SYS_EXIT_EXTENDED 0x20u
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026u
+#define SCB_AIRCR MCD_REG(0xE000ED0Cu)
+#define AIRCR_VECTKEY_SYSRESETREQ 0x05FA0004u
 
 void mcd_exit(uint32_t code) {
 #if MCD_SEMIHOSTING
@@ -12,6 +15,8 @@ void mcd_exit(uint32_t code) {
     __asm volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
 #else
     (void)code;
+    SCB_AIRCR = AIRCR_VECTKEY_SYSRESETREQ;
+    __asm volatile("dsb" ::: "memory");
 #endif
     for (;;) {
         __asm volatile("wfi");

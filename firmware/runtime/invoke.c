@@ -12,6 +12,9 @@ mcd_invoke_result mcd_invoke(uint16_t last) {
     uint64_t start = mcd_ticks();
     uint64_t before = start;
     for (uint16_t i = 0; i <= last; i++) {
+#ifdef MCD_TEST_LAYER_HOOK
+        MCD_TEST_LAYER_HOOK(i);
+#endif
         int32_t status = mcd_layers[i]();
         uint64_t after = mcd_ticks();
         mcd_layer_ticks[i] = (uint32_t)(after - before);

@@ -2,13 +2,17 @@
  * The firmware runtime's internal interface: one section per source file of firmware/runtime.
  *
  * Board-dependent values arrive as -D defines from the build (mcudeploy/build.py):
- *   MCD_UART_BASE     base address of the CMSDK APB UART that carries the protocol
- *   MCD_UART_BAUDDIV  its BAUDDIV register value
- *   MCD_SEMIHOSTING   1: stop the device with a semihosting SYS_EXIT_EXTENDED; 0: spin
+ *   MCD_UART_CMSDK or MCD_UART_STM32   which UART driver carries the protocol (exactly one is 1):
+ *                     uart_cmsdk.c (Arm CMSDK APB UART) or uart_stm32.c (ST USART/LPUART); each
+ *                     driver lists the further MCD_UART_* defines it needs
+ *   MCD_UART_BASE     base address of that UART
+ *   MCD_SEMIHOSTING   1: stop the device with a semihosting SYS_EXIT_EXTENDED; 0: reset it
  *   MCD_HAS_FPU       1: enable the FPU / MVE coprocessors (CPACR CP10, CP11) at reset
  *   MCD_SYSTICK_HZ    the SysTick clock (the CPU clock), reported to the host in HELLO
  *   MCD_MAX_CHUNK     largest data block of one READ or WRITE (default 256)
  *   MCD_MAX_LAYERS    largest model the per-layer tick array holds (default 256)
+ * Tests only (tests/firmware/variants, never set by `mcudeploy`):
+ *   MCD_TEST_LAYER_HOOK  the name of a function void f(uint16_t layer), called before each layer
  * The wire protocol is docs/protocol.md.
  */
 #ifndef MCD_RUNTIME_H
@@ -17,11 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#if defined(MCD_UART_CMSDK) + defined(MCD_UART_STM32) != 1
+#error "exactly one of MCD_UART_CMSDK and MCD_UART_STM32 must be defined by the build"
+#endif
 #ifndef MCD_UART_BASE
 #error "MCD_UART_BASE must be defined by the build"
-#endif
-#ifndef MCD_UART_BAUDDIV
-#error "MCD_UART_BAUDDIV must be defined by the build"
 #endif
 #ifndef MCD_SEMIHOSTING
 #error "MCD_SEMIHOSTING must be defined by the build"
@@ -133,7 +137,7 @@ static inline void mcd_put32(uint8_t *p, uint32_t v) {
 /* The reset entry: enables FPU/MVE, sets the stack limit, copies .data, zeroes .bss, runs main. */
 void Reset_Handler(void) __attribute__((noreturn));
 
-/* ---- uart.c: CMSDK APB UART, polled ---- */
+/* ---- uart_cmsdk.c or uart_stm32.c: the board's UART, polled ---- */
 void mcd_uart_init(void);
 /* Blocks while the transmit buffer is full. */
 void mcd_uart_putc(uint8_t c);
@@ -149,7 +153,7 @@ uint64_t mcd_ticks(void);
 void SysTick_Handler(void);
 
 /* ---- exit.c ---- */
-/* Stops the device: semihosting SYS_EXIT_EXTENDED with `code` when MCD_SEMIHOSTING, else sleeps. */
+/* Stops the device: semihosting SYS_EXIT_EXTENDED with `code` when MCD_SEMIHOSTING, else resets it. */
 void mcd_exit(uint32_t code) __attribute__((noreturn));
 
 /* ---- fault.c ---- */
@@ -184,6 +188,10 @@ typedef struct {
 extern uint32_t mcd_layer_ticks[MCD_MAX_LAYERS];
 /* Runs layers 0..last in order, stopping at the first non-zero status. */
 mcd_invoke_result mcd_invoke(uint16_t last);
+#ifdef MCD_TEST_LAYER_HOOK
+/* Test builds only: a firmware variant that faults or hangs on purpose (tests/firmware/variants). */
+void MCD_TEST_LAYER_HOOK(uint16_t layer);
+#endif
 
 /* ---- commands.c ---- */
 typedef struct {

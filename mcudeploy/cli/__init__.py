@@ -7,12 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from mcudeploy import __version__
-from mcudeploy.cli import boards, build, run
+from mcudeploy.cli import bench, boards, build, flash, run
 from mcudeploy.errors import MCUDeployError
 
-SUBCOMMANDS = {"build": build, "run": run, "boards": boards}
+SUBCOMMANDS = {"build": build, "run": run, "flash": flash, "bench": bench, "boards": boards}
 
 DESCRIPTION = """\
 Deploy an int8 neural network to a Cortex-M microcontroller through CMSIS-NN and prove that the
@@ -20,6 +21,12 @@ device computes exactly what the host expects.
 
   mcudeploy run models/tiny_cnn.tflite        build, run on QEMU (mps3-an547) and verify
   mcudeploy build model.tflite --out fw/      generate the C code and build the firmware only
+  mcudeploy flash model.tflite --board nucleo-l4r5zi
+                                              build for a real board and flash it (pyOCD)
+  mcudeploy run model.tflite --board nucleo-l4r5zi --runner serial
+                                              verify on that board over its USB serial port
+  mcudeploy bench model.tflite --board mps2-an386
+                                              instructions per layer on QEMU, memory vs TFLM
   mcudeploy boards                            list the boards
 """
 
@@ -46,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except MCUDeployError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]: nothing was written")

@@ -9,7 +9,7 @@ import argparse
 
 from rich.console import Console
 
-from mcudeploy.cli.options import add_model_and_board, out_dir
+from mcudeploy.cli.options import add_library, add_model_and_board, add_quantization, import_options, out_dir
 from mcudeploy.pipeline import build_only
 from mcudeploy.progress import Progress
 
@@ -18,11 +18,14 @@ HELP = "generate the C code and build the firmware"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_and_board(parser)
+    add_library(parser)
+    add_quantization(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     out = out_dir(args)
-    built = build_only(args.model, args.board, out, Progress(quiet=args.quiet))
+    built = build_only(args.model, args.board, out, Progress(quiet=args.quiet),
+                       import_options(args), args.emit_tflite, args.cmsis_nn)
     m, s = built.manifest, built.sizes
     Console().print(
         f"built {built.elf} for {built.board.name}: {len(m.layers)} layers, arena {m.arena_bytes} B "

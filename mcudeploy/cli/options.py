@@ -5,17 +5,49 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mcudeploy.pipeline import ImportOptions
+from mcudeploy.quantize.calibrate import METHODS
+
 DEFAULT_BOARD = "mps3-an547"
 
 
 def add_model_and_board(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, metavar="MODEL", help="an int8 .tflite file")
+    parser.add_argument("model", type=Path, metavar="MODEL",
+                        help="an int8 .tflite file, or a float .onnx file with --calibration")
     parser.add_argument("--board", default=DEFAULT_BOARD,
                         help=f"board name (see `mcudeploy boards`) or a board .toml file "
                              f"(default: {DEFAULT_BOARD})")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output directory (default: out/<model name>); replaced as a whole")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the result")
+
+
+def add_library(parser: argparse.ArgumentParser) -> None:
+    """The NN library the firmware links: nnref by default, or a CMSIS-NN pack."""
+    parser.add_argument("--cmsis-nn", metavar="PATH",
+                        help="link Arm's CMSIS-NN instead of mcudeploy's nnref: a .pack file, an "
+                             "unpacked pack directory, or a pack id in cmsis-pack-manager's cache "
+                             "(ARM::CMSIS-NN, ARM::CMSIS-NN@6.0.0)")
+
+
+def add_quantization(parser: argparse.ArgumentParser) -> None:
+    """Options for float ONNX models, which mcudeploy quantizes to int8."""
+    group = parser.add_argument_group("quantization (float ONNX models)")
+    group.add_argument("--calibration", type=Path, metavar="DATA",
+                       help="calibration inputs in the model's layout: .npy (one input), .npz (one "
+                            "array per input name) or a folder of them")
+    group.add_argument("--calibration-method", choices=METHODS, default="minmax",
+                       help="activation ranges from min/max, or from the 0.01/99.99 percentiles")
+    group.add_argument("--snr-warn", type=float, default=20.0, metavar="DB",
+                       help="warn, naming the worst layers, when the int8 output SNR against the "
+                            "float model is below this (default: 20 dB)")
+    group.add_argument("--emit-tflite", type=Path, metavar="FILE",
+                       help="also write the quantized model as an int8 .tflite file")
+
+
+def import_options(args: argparse.Namespace) -> ImportOptions:
+    return ImportOptions(calibration=args.calibration, method=args.calibration_method,
+                         snr_warn_db=args.snr_warn)
 
 
 def out_dir(args: argparse.Namespace) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import jinja2
@@ -13,6 +13,7 @@ import numpy as np
 
 from mcudeploy import __version__
 from mcudeploy.codegen.arena import ArenaLayout
+from mcudeploy.codegen.fit import state_bytes
 from mcudeploy.codegen.lower import Layer, LoweredModel
 from mcudeploy.ir import Graph
 
@@ -33,6 +34,7 @@ class IoInfo:
     zero_point: int
     offset: int
     size: int
+    dtype: str = "int8"
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class Manifest:
     outputs: list[IoInfo]
     layers: list[LayerInfo]
     tensors: list[TensorInfo]
+    state_bytes: int = 0  # the model's static RAM outside the arena (FC kernel sums, variables)
+    variables: dict[str, int] = field(default_factory=dict)  # persistent variable -> bytes
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
@@ -126,10 +130,20 @@ class _LayerView:
         return getattr(self.layer, item)
 
 
+def address(lowered: LoweredModel, layout: ArenaLayout, name: str) -> str:
+    """The C expression of a tensor's storage: a place in the arena, or a variable's array."""
+    key = lowered.storage(name)
+    if key in lowered.variables:
+        return lowered.variables[key]
+    return f"arena + {layout.tensor_offsets[key]}"
+
+
 def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout,
           scratch: int) -> _LayerView:
     def expr(name: str) -> str:
-        return f"arena + {layout.tensor_offsets[lowered.storage(name)]}"
+        if name in layer.const_inputs:
+            return layer.const_inputs[name]
+        return address(lowered, layout, name)
 
     sums = scratch // 4 if layer.persistent_scratch and scratch > 0 else 0
     if sums:
@@ -147,6 +161,8 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
         query = f"{layer.scratch.function}({args})"
     shapes = " + ".join(str(list(graph.tensor(n).shape)) for n in layer.inputs)
     shapes += f" -> {list(graph.tensor(layer.output).shape)}"
+    if layer.index in layout.in_place:
+        shapes += f", in place over {layout.in_place[layer.index]}"
     return _LayerView(layer, [expr(n) for n in layer.inputs], expr(layer.output), scratch_expr,
                       scratch, sums, query, shapes)
 
@@ -164,22 +180,29 @@ def emit_model(
     def io(name: str) -> IoInfo:
         t = graph.tensor(name)
         return IoInfo(name, list(t.shape), t.scale, t.zero_point,
-                      layout.tensor_offsets[lowered.storage(name)], t.nbytes)
+                      layout.tensor_offsets[lowered.storage(name)], t.nbytes, t.dtype)
 
     tensors = [
-        TensorInfo(i, layer.output, layer.index, layout.tensor_offsets[lowered.storage(layer.output)],
+        TensorInfo(i, layer.output, layer.index,
+                   layout.tensor_offsets.get(lowered.storage(layer.output), -1),
                    graph.tensor(layer.output).nbytes, list(graph.tensor(layer.output).shape))
         for i, layer in enumerate(lowered.layers)
     ]
+    variables = [
+        {"symbol": symbol, "initial": graph.variables[name].reshape(-1),
+         "ctype": "uint8_t" if graph.tensor(name).dtype == "uint8" else "int8_t", "name": name}
+        for name, symbol in lowered.variables.items()
+    ]
     constants = [c for layer in lowered.layers for c in layer.constants]
-    weight_bytes = sum(c.values.size * (1 if c.ctype == "int8_t" else 4) for c in constants)
+    weight_bytes = sum(c.values.size * (4 if c.ctype == "int32_t" else 1) for c in constants)
     context = {
         "version": __version__, "source": source, "board": board, "cpu_class": cpu_class,
         "layers": views, "constants": constants, "arena_bytes": layout.plan.arena_bytes,
         "lower_bound": layout.plan.lower_bound, "planner": layout.plan.algorithm,
         "weight_bytes": weight_bytes,
         "inputs": [io(n) for n in graph.inputs], "outputs": [io(n) for n in graph.outputs],
-        "tensors": tensors, "model_hash": _HASH_PLACEHOLDER,
+        "tensors": tensors, "model_hash": _HASH_PLACEHOLDER, "variables": variables,
+        "tensor_addresses": [address(lowered, layout, layer.output) for layer in lowered.layers],
     }
     text = env.get_template("model.c.j2").render(**context)
     digest = hashlib.sha256(text.encode()).digest()[:8]
@@ -197,7 +220,7 @@ def emit_model(
                       layer.output, layer.index, layer.macs, scratch.get(layer.index, 0))
             for layer in lowered.layers
         ],
-        tensors=tensors,
+        tensors=tensors, state_bytes=state_bytes(lowered, scratch), variables=dict(lowered.variable_bytes),
     )
     manifest.save(out_dir / "manifest.json")
     return manifest

@@ -13,6 +13,8 @@ import numpy as np
 
 from mcudeploy.ir import Graph, Op
 from mcudeploy.quantize import params as qp
+from mcudeploy.reference import KERNELS
+from mcudeploy.support import broadcast_block
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Layer:
     scratch: ScratchQuery | None = None
     persistent_scratch: bool = False
     macs: int = 0
+    const_inputs: dict[str, str] = field(default_factory=dict)  # constant input -> its C array
 
 
 def _conv_common(op: Op, g: Graph, prefix: str) -> tuple[dict, tuple[Const, ...]]:
@@ -141,10 +144,52 @@ def lower_pool2d(op: Op, g: Graph, index: int, prefix: str) -> Layer:
                  scratch=scratch)
 
 
+def _elementwise(op: Op, g: Graph, index: int, prefix: str, template: str, values: dict) -> Layer:
+    """ADD/MUL: one call, or one call per repetition of the operand that broadcasts."""
+    out = g.tensor(op.outputs[0])
+    sizes = [g.tensor(n).size for n in op.inputs[:2]]
+    block = min(sizes)
+    if block != out.size:
+        block = broadcast_block(g.tensor(op.inputs[sizes.index(block)]).shape, out.shape) or 1
+    strides = [block if size == out.size else 0 for size in sizes]
+    consts, const_inputs = [], {}
+    for i, name in enumerate(op.inputs[:2]):
+        t = g.tensor(name)
+        if t.is_constant:
+            const_inputs[name] = f"{prefix}_operand{i}"
+            consts.append(Const(const_inputs[name], "int8_t", t.data.reshape(-1)))
+    values = {**values, "block_size": block, "repeats": out.size // block, "strides": strides}
+    return Layer(index, prefix, op, template, op.inputs[:2], op.outputs[0], values, tuple(consts),
+                 const_inputs=const_inputs)
+
+
 def lower_add(op: Op, g: Graph, index: int, prefix: str) -> Layer:
-    p = qp.add_params(op, g)
-    values = {**vars(p), "block_size": g.tensor(op.outputs[0]).size}
-    return Layer(index, prefix, op, "add.c.j2", op.inputs[:2], op.outputs[0], values)
+    return _elementwise(op, g, index, prefix, "add.c.j2", vars(qp.add_params(op, g)))
+
+
+def lower_mul(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    return _elementwise(op, g, index, prefix, "mul.c.j2", vars(qp.mul_params(op, g)))
+
+
+def lower_concat(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """Concatenation as copies: for each outer index, each input's contiguous slab in turn."""
+    out = g.tensor(op.outputs[0])
+    axis = op.attrs.axis
+    outer = int(np.prod(out.shape[:axis], dtype=np.int64))
+    slabs = [g.tensor(n).size // outer for n in op.inputs]
+    offsets = [sum(slabs[:i]) for i in range(len(slabs))]
+    values = {"outer": outer, "out_slab": sum(slabs), "slabs": slabs, "offsets": offsets}
+    return Layer(index, prefix, op, "concat.c.j2", op.inputs, op.outputs[0], values)
+
+
+def lower_pad(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """Fill with the zero point, then copy the input's rows into place (shapes as 4-D)."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    lead = 4 - len(x.shape)
+    pads = ((0, 0),) * lead + tuple(op.attrs.pads)
+    values = {"in_dims": Dims.nhwc(x.shape), "out_dims": Dims.nhwc(y.shape),
+              "before": [a for a, _ in pads], "zero_point": y.zero_point, "out_size": y.size}
+    return Layer(index, prefix, op, "pad.c.j2", op.inputs[:1], op.outputs[0], values)
 
 
 def lower_softmax(op: Op, g: Graph, index: int, prefix: str) -> Layer:
@@ -154,22 +199,62 @@ def lower_softmax(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     return Layer(index, prefix, op, "softmax.c.j2", op.inputs[:1], op.outputs[0], values)
 
 
+def lower_slice(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """A strided slice as copies, shapes seen as 4-D; contiguous rows copied with memcpy."""
+    x = g.tensor(op.inputs[0])
+    a = op.attrs
+    lead = 4 - len(x.shape)
+    begin, end, strides = ((0,) * lead + a.begin, (1,) * lead + a.end, (1,) * lead + a.strides)
+    counts = [len(range(b, e, s)) for b, e, s in zip(begin, end, strides, strict=True)]
+    values = {"in_dims": Dims.nhwc(x.shape), "begin": begin, "strides": strides, "counts": counts}
+    return Layer(index, prefix, op, "slice.c.j2", op.inputs[:1], op.outputs[0], values)
+
+
+def lower_lookup(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """LOGISTIC and QUANTIZE as a 256-entry table from the host reference, indexed by input + 128:
+    exact by construction, and faster than the fixed-point arithmetic on every CPU."""
+    probe = np.arange(-128, 128, dtype=np.int8)
+    table = KERNELS[op.kind](op, g, [probe])
+    out = g.tensor(op.outputs[0])
+    ctype = "uint8_t" if out.dtype == "uint8" else "int8_t"
+    values = {"size": out.size, "ctype": ctype}
+    return Layer(index, prefix, op, "lookup.c.j2", op.inputs[:1], op.outputs[0], values,
+                 (Const(f"{prefix}_table", ctype, table.reshape(-1)),))
+
+
+def lower_copy(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """READ_VARIABLE (when it cannot alias) and ASSIGN_VARIABLE: a copy of the whole tensor."""
+    values = {"size": g.tensor(op.outputs[0]).nbytes}
+    return Layer(index, prefix, op, "copy.c.j2", op.inputs[:1], op.outputs[0], values)
+
+
 LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "conv2d": lower_conv2d,
     "depthwise_conv2d": lower_depthwise,
     "fully_connected": lower_fully_connected,
     "pool2d": lower_pool2d,
     "add": lower_add,
+    "mul": lower_mul,
+    "concat": lower_concat,
+    "pad": lower_pad,
+    "slice": lower_slice,
+    "logistic": lower_lookup,
+    "quantize": lower_lookup,
+    "read_variable": lower_copy,
+    "assign_variable": lower_copy,
     "softmax": lower_softmax,
 }
 
 
 @dataclass(frozen=True)
 class LoweredModel:
-    """The calls in order, and which tensor names share storage (RESHAPE outputs)."""
+    """The calls in order; which tensor names share storage (RESHAPE outputs, variable reads);
+    and the C array of each persistent variable."""
 
     layers: tuple[Layer, ...]
     aliases: dict[str, str]  # tensor name -> the tensor whose storage it uses
+    variables: dict[str, str] = field(default_factory=dict)  # variable tensor -> C symbol
+    variable_bytes: dict[str, int] = field(default_factory=dict)  # variable tensor -> bytes
 
     def storage(self, name: str) -> str:
         while name in self.aliases:
@@ -177,15 +262,37 @@ class LoweredModel:
         return name
 
 
+def _read_can_alias(graph: Graph, position: int) -> bool:
+    """A variable read may alias the variable's storage if nothing assigns the variable before
+    the read value (or a reshape of it) is last used."""
+    op = graph.ops[position]
+    names = {op.outputs[0]}
+    last = position
+    for i in range(position + 1, len(graph.ops)):
+        later = graph.ops[i]
+        if names & set(later.inputs):
+            last = i
+            if later.kind == "reshape":
+                names.add(later.outputs[0])
+    if names & set(graph.outputs):
+        last = len(graph.ops)
+    return not any(
+        later.kind == "assign_variable" and later.outputs[0] == op.inputs[0] and position < i < last
+        for i, later in enumerate(graph.ops)
+    )
+
+
 def lower(graph: Graph) -> LoweredModel:
-    """One Layer per computing operator; reshapes become aliases."""
+    """One Layer per computing operator; reshapes and safe variable reads become aliases."""
     layers: list[Layer] = []
     aliases: dict[str, str] = {}
-    for op in graph.ops:
-        if op.kind == "reshape":
+    for position, op in enumerate(graph.ops):
+        if op.kind == "reshape" or (op.kind == "read_variable" and _read_can_alias(graph, position)):
             aliases[op.outputs[0]] = op.inputs[0]
             continue
         index = len(layers)
         prefix = f"l{index}_{op.kind}"
         layers.append(LOWERINGS[op.kind](op, graph, index, prefix))
-    return LoweredModel(tuple(layers), aliases)
+    variables = {name: f"state{i}" for i, name in enumerate(graph.variables)}
+    sizes = {name: graph.tensor(name).nbytes for name in graph.variables}
+    return LoweredModel(tuple(layers), aliases, variables, sizes)

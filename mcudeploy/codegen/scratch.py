@@ -1,8 +1,11 @@
 """Exact scratch sizes for the target, asked of the NN library itself.
 
-The library's sources (nnref or a CMSIS-NN pack) are compiled once for the host as a shared
-library; its `*_get_buffer_size` queries are then called through ctypes with the `_mve` or `_dsp`
-variant for the board's CPU class, or the plain one (which, built for the host, answers for plain C).
+The library's `*_get_buffer_size*` queries (nnref, or a CMSIS-NN pack) are compiled once for the
+host as a shared library and called through ctypes: the `_mve` or `_dsp` variant for the board's
+CPU class, or the plain query, which, built for the host (no `__ARM_FEATURE_DSP`, no
+`__ARM_FEATURE_MVE`), answers for plain C. Only the files holding the queries are compiled (in a
+pack, `arm_convolve_get_buffer_sizes_s8.c` and its kin, with the pack's own headers); when those
+call into other files of the library, the whole library is compiled for the host instead.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from functools import cache
 from pathlib import Path
 
 from mcudeploy.build import NNLibrary
+from mcudeploy.codegen.grouped_fallback import GroupedScratch, align4
 from mcudeploy.codegen.lower import Dims, Layer
 from mcudeploy.errors import BuildError
 from mcudeploy.resources import cache_dir
+
+HOST_CFLAGS = ("-std=gnu11", "-O1", "-fPIC", "-shared", "-Wl,--no-undefined")
+SUFFIX = {"mve": "_mve", "dsp": "_dsp", "plain": ""}
 
 
 class _Tile(ctypes.Structure):
@@ -57,51 +64,70 @@ def _window(v: dict) -> dict:
     }
 
 
-@cache
-def _host_library(library: NNLibrary) -> ctypes.CDLL:
+def _digest(library: NNLibrary) -> str:
     digest = hashlib.sha256()
     for path in sorted(library.sources):
         digest.update(path.read_bytes())
-    for inc in library.include_dirs:
-        for header in sorted(Path(inc).glob("*.h")):
+    for folder in library.include_dirs:
+        for header in sorted(Path(folder).rglob("*.h")):
             digest.update(header.read_bytes())
-    target = cache_dir() / "host" / f"nnlib-{digest.hexdigest()[:16]}.so"
+    return digest.hexdigest()[:16]
+
+
+def _compile(library: NNLibrary, sources: list[Path], target: Path) -> subprocess.CompletedProcess:
+    cmd = ["gcc", *HOST_CFLAGS, "-o", str(target)]
+    cmd += [f"-I{folder}" for folder in library.include_dirs]
+    cmd += [str(s) for s in sources]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+@cache
+def host_queries(library: NNLibrary) -> ctypes.CDLL:
+    """The library's scratch queries built for the host (cached on disk by content)."""
+    target = cache_dir() / "host" / f"nnlib-{_digest(library)}.so"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp.so")
-        cmd = ["gcc", "-std=c11", "-O1", "-shared", "-fPIC", "-o", str(tmp)]
-        cmd += [f"-I{inc}" for inc in library.include_dirs]
-        cmd += [str(s) for s in library.sources]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        queries = [s for s in library.sources if "get_buffer_size" in s.name]
+        result = _compile(library, queries, tmp) if queries else None
+        if result is None or result.returncode != 0:
+            result = _compile(library, list(library.sources), tmp)
         if result.returncode != 0:
             first = "\n".join(result.stderr.splitlines()[:8])
-            raise BuildError(f"compiling {library.name} for the host failed:\n{first}")
+            raise BuildError(f"compiling {library.name}'s scratch queries for the host failed:\n{first}")
         tmp.rename(target)
     return ctypes.CDLL(str(target))
 
 
 def scratch_bytes(layer: Layer, library: NNLibrary, cpu_class: str) -> int:
     """Bytes of scratch the layer's CMSIS-NN call needs on a CPU of `cpu_class`."""
-    if layer.scratch is None:
+    query = layer.scratch
+    if query is None:
         return 0
-    lib = _host_library(library)
-    suffix = {"mve": "_mve", "dsp": "_dsp", "plain": ""}[cpu_class]
-    fn = getattr(lib, layer.scratch.function + suffix)
+    base = query.library_function if isinstance(query, GroupedScratch) else query.function
+    name = base + SUFFIX[cpu_class]
+    try:
+        fn = getattr(host_queries(library), name)
+    except AttributeError:
+        raise BuildError(f"{library.name} has no {name}(): cannot size the scratch of "
+                         f"{layer.op.origin} for a {cpu_class} CPU from the host") from None
     fn.restype = ctypes.c_int32
     v = layer.values
-    if layer.scratch.args == "conv":
+    if query.args == "conv":
         params = _ConvParams(v["input_offset"], v["output_offset"], **_window(v))
         args = (ctypes.byref(params), ctypes.byref(_dims(v["input_dims"])),
                 ctypes.byref(_dims(v["filter_dims"])), ctypes.byref(_dims(v["output_dims"])))
-    elif layer.scratch.args == "dw_conv":
+    elif query.args == "dw_conv":
         params = _DwConvParams(v["input_offset"], v["output_offset"], v["ch_mult"], **_window(v))
         args = (ctypes.byref(params), ctypes.byref(_dims(v["input_dims"])),
                 ctypes.byref(_dims(v["filter_dims"])), ctypes.byref(_dims(v["output_dims"])))
-    elif layer.scratch.args == "fc":
+    elif query.args == "fc":
         args = (ctypes.byref(_dims(v["filter_dims"])),)
     else:  # avgpool
         args = (ctypes.c_int(v["output_dims"].w), ctypes.c_int(v["input_dims"].c))
     size = int(fn(*args))
     if size < 0:
-        raise BuildError(f"{layer.op.origin}: {layer.scratch.function}{suffix} returned {size}")
+        raise BuildError(f"{layer.op.origin}: {name} returned {size}")
+    if isinstance(query, GroupedScratch):
+        return align4(size) + query.fixed_bytes
     return size

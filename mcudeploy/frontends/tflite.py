@@ -20,7 +20,7 @@ from mcudeploy.frontends.padding import same_padding
 _DTYPES = {
     fb.TensorType.FLOAT32: "float32", fb.TensorType.INT32: "int32", fb.TensorType.UINT8: "uint8",
     fb.TensorType.INT64: "int64", fb.TensorType.INT16: "int16", fb.TensorType.INT8: "int8",
-    fb.TensorType.BOOL: "bool",
+    fb.TensorType.BOOL: "bool", fb.TensorType.RESOURCE: "resource",
 }
 _OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 _ACTIVATIONS = {
@@ -29,6 +29,19 @@ _ACTIVATIONS = {
     fb.ActivationFunctionType.RELU6: ir.Clip(0.0, 6.0),
     fb.ActivationFunctionType.RELU_N1_TO_1: ir.Clip(-1.0, 1.0),
 }
+
+
+@dataclass
+class _State:
+    """Resource variables met so far: handle tensor -> variable tensor name, initial values, and
+    the variable tensors themselves."""
+
+    model: fb.ModelT
+    data: bytes
+    where: str
+    handles: dict[str, str]
+    initial: dict[str, np.ndarray]
+    variables: dict[str, ir.Tensor]
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class _Operator:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     graph_tensors: dict[str, ir.Tensor]
+    state: _State
 
     @property
     def origin(self) -> str:
@@ -113,6 +127,163 @@ def _add(op: _Operator) -> ir.Op:
     return _make(op, ir.Add(op.activation()), op.inputs[:2])
 
 
+def _mul(op: _Operator) -> ir.Op:
+    return _make(op, ir.Mul(op.activation()), op.inputs[:2])
+
+
+def _concat(op: _Operator) -> ir.Op:
+    if op.activation() != ir.NO_CLIP:
+        raise UnsupportedError(f"{op.origin}: a fused activation on CONCATENATION is not supported")
+    inputs = tuple(n for n in op.inputs if n)
+    rank = len(op.shape(0, output=True))
+    axis = op.options.axis + rank if op.options.axis < 0 else op.options.axis
+    return _make(op, ir.Concat(axis), inputs)
+
+
+def _pad(op: _Operator) -> ir.Op:
+    paddings = op.graph_tensors[op.inputs[1]]
+    rank = len(op.shape(0))
+    if paddings.data is None or paddings.data.shape != (rank, 2):
+        raise UnsupportedError(f"{op.origin}: paddings must be a constant [{rank}, 2] tensor")
+    pads = tuple((int(a), int(b)) for a, b in paddings.data.astype(np.int64))
+    return _make(op, ir.Pad(pads), op.inputs[:1])
+
+
+def _constant(op: _Operator, position: int, what: str) -> np.ndarray:
+    t = op.graph_tensors[op.inputs[position]]
+    if t.data is None:
+        raise UnsupportedError(f"{op.origin}: {what} ({t.name}) must be a constant")
+    return t.data.astype(np.int64)
+
+
+def _axis_bounds(begin: int, end: int, dim: int, begin_masked: bool, end_masked: bool) -> tuple[int, int]:
+    """TFLite's StartForAxis/StopForAxis for a positive stride: masks, negatives, clamping."""
+    begin = 0 if begin_masked else (begin + dim if begin < 0 else begin)
+    end = dim if end_masked else (end + dim if end < 0 else end)
+    return min(max(begin, 0), dim), min(max(end, 0), dim)
+
+
+def _strided_slice(op: _Operator) -> ir.Op:
+    o = op.options
+    if o.ellipsisMask or o.newAxisMask:
+        raise UnsupportedError(f"{op.origin}: ellipsis and new-axis masks are not supported")
+    begin, end, strides = (_constant(op, i, what) for i, what in
+                           ((1, "begin"), (2, "end"), (3, "strides")))
+    shape = op.shape(0)
+    if not len(begin) == len(end) == len(strides) == len(shape) or (strides <= 0).any():
+        raise UnsupportedError(f"{op.origin}: begin/end/strides must cover every axis with positive strides")
+    if o.offset:
+        end = begin + end
+    bounds = []
+    for i, dim in enumerate(shape):
+        shrink = bool(o.shrinkAxisMask & (1 << i))
+        b, e = _axis_bounds(int(begin[i]), int(end[i]), dim, bool(o.beginMask & (1 << i)),
+                            bool(o.endMask & (1 << i)) and not shrink)
+        bounds.append((b, b + 1 if shrink else e))
+    attrs = ir.Slice(tuple(b for b, _ in bounds), tuple(e for _, e in bounds), tuple(int(x) for x in strides))
+    return _make(op, attrs, op.inputs[:1])
+
+
+def _split_v(op: _Operator) -> list[ir.Op]:
+    sizes = [int(v) for v in _constant(op, 1, "size_splits").reshape(-1)]
+    axis = int(_constant(op, 2, "axis").reshape(-1)[0])
+    return _split(op, op.inputs[0], sizes, axis)
+
+
+def _split_equal(op: _Operator) -> list[ir.Op]:
+    axis = int(_constant(op, 0, "axis").reshape(-1)[0])
+    shape = op.graph_tensors[op.inputs[1]].shape
+    axis = axis + len(shape) if axis < 0 else axis
+    count = len(op.outputs)
+    return _split(op, op.inputs[1], [shape[axis] // count] * count, axis)
+
+
+def _split(op: _Operator, x: str, sizes: list[int], axis: int) -> list[ir.Op]:
+    """A split as one slice per output."""
+    shape = op.graph_tensors[x].shape
+    axis = axis + len(shape) if axis < 0 else axis
+    if sizes.count(-1) == 1:
+        sizes[sizes.index(-1)] = shape[axis] - (sum(sizes) + 1)
+    if sum(sizes) != shape[axis] or len(sizes) != len(op.outputs):
+        raise ModelFormatError(f"{op.state.where}: {op.origin}: splits {sizes} of an axis of {shape[axis]}")
+    ops, start = [], 0
+    for k, (size, out) in enumerate(zip(sizes, op.outputs, strict=True)):
+        begin = [0] * len(shape)
+        end = list(shape)
+        begin[axis], end[axis] = start, start + size
+        attrs = ir.Slice(tuple(begin), tuple(end), (1,) * len(shape))
+        ops.append(ir.Op(f"op{op.index}_{op.type_name.lower()}_{k}", attrs, (x,), (out,), op.origin))
+        start += size
+    return ops
+
+
+def _logistic(op: _Operator) -> ir.Op:
+    return _make(op, ir.Logistic(), op.inputs[:1])
+
+
+def _quantize(op: _Operator) -> ir.Op:
+    return _make(op, ir.Quantize(), op.inputs[:1])
+
+
+def _variable(op: _Operator, handle: str, like: ir.Tensor) -> str:
+    """The variable tensor behind a resource handle, created with `like`'s shape and quantization."""
+    if handle not in op.state.handles:
+        raise ModelFormatError(f"{op.state.where}: {op.origin} uses resource {handle!r}, which no "
+                               "VAR_HANDLE created")
+    name = op.state.handles[handle]
+    known = op.state.variables.get(name)
+    if known is None:
+        op.state.variables[name] = ir.Tensor(name, like.shape, like.dtype, like.quant)
+    elif (known.shape, known.dtype, known.quant) != (like.shape, like.dtype, like.quant):
+        raise UnsupportedError(f"{op.origin}: variable {name!r} is used with different shapes or "
+                               "quantizations")
+    return name
+
+
+def _var_handle(op: _Operator) -> list[ir.Op]:
+    shared = op.options.sharedName.decode() if op.options.sharedName else op.outputs[0]
+    container = op.options.container.decode() if op.options.container else ""
+    op.state.handles[op.outputs[0]] = f"variable:{container}/{shared}" if container else f"variable:{shared}"
+    return []
+
+
+def _read_variable(op: _Operator) -> ir.Op:
+    var = _variable(op, op.inputs[0], op.graph_tensors[op.outputs[0]])
+    return _make(op, ir.ReadVariable(), (var,))
+
+
+def _assign_variable(op: _Operator) -> ir.Op:
+    var = _variable(op, op.inputs[0], op.graph_tensors[op.inputs[1]])
+    return ir.Op(f"op{op.index}_assign_variable", ir.AssignVariable(), (op.inputs[1],), (var,), op.origin)
+
+
+def _call_once(op: _Operator) -> list[ir.Op]:
+    """Run the init subgraph now: it may only assign constants to variables."""
+    index = op.options.initSubgraphIndex
+    state = op.state
+    subs = state.model.subgraphs
+    if not 0 < index < len(subs):
+        raise ModelFormatError(f"{state.where}: {op.origin} calls subgraph {index}, which does not exist")
+    tensors, names = _tensors(state.model, subs[index], state.data, state.where)
+    handles: dict[str, str] = {}
+    for k, top in enumerate(subs[index].operators or []):
+        type_name = _type_name(state.model, top)
+        ins = [_name(names, i, state.where, f"init operator {k} input") for i in _indices(top.inputs)]
+        outs = [_name(names, i, state.where, f"init operator {k} output") for i in _indices(top.outputs)]
+        inner = _Operator(k, type_name, top.builtinOptions, tuple(ins), tuple(outs), tensors, state)
+        if type_name == "VAR_HANDLE":
+            saved = state.handles
+            state.handles = handles
+            _var_handle(inner)
+            state.handles = saved
+        elif type_name == "ASSIGN_VARIABLE" and ins[0] in handles and tensors[ins[1]].data is not None:
+            state.initial[handles[ins[0]]] = tensors[ins[1]].data
+        else:
+            raise UnsupportedError(f"{state.where}: init subgraph {index}, operator {k} ({type_name}): "
+                                   "an init subgraph may only assign constants to variables")
+    return []
+
+
 def _softmax(op: _Operator) -> ir.Op:
     return _make(op, ir.Softmax(float(op.options.beta)), op.inputs[:1])
 
@@ -133,7 +304,7 @@ class Converter:
 
     attrs: type
     input_ranks: tuple[int | None, ...]
-    convert: Callable[[_Operator], ir.Op]
+    convert: Callable[[_Operator], ir.Op | list[ir.Op]]
 
 
 CONVERTERS: dict[str, Converter] = {
@@ -143,8 +314,20 @@ CONVERTERS: dict[str, Converter] = {
     "AVERAGE_POOL_2D": Converter(ir.Pool2D, (4,), _pool("avg")),
     "MAX_POOL_2D": Converter(ir.Pool2D, (4,), _pool("max")),
     "ADD": Converter(ir.Add, (None, None), _add),
+    "MUL": Converter(ir.Mul, (None, None), _mul),
+    "CONCATENATION": Converter(ir.Concat, (None,), _concat),
+    "PAD": Converter(ir.Pad, (None, 2), _pad),
     "SOFTMAX": Converter(ir.Softmax, (None,), _softmax),
     "RESHAPE": Converter(ir.Reshape, (None,), _reshape),
+    "STRIDED_SLICE": Converter(ir.Slice, (None, 1, 1, 1), _strided_slice),
+    "SPLIT_V": Converter(ir.Slice, (None, 1, None), _split_v),
+    "SPLIT": Converter(ir.Slice, (None, None), _split_equal),
+    "LOGISTIC": Converter(ir.Logistic, (None,), _logistic),
+    "QUANTIZE": Converter(ir.Quantize, (None,), _quantize),
+    "VAR_HANDLE": Converter(ir.ReadVariable, (), _var_handle),
+    "READ_VARIABLE": Converter(ir.ReadVariable, (None,), _read_variable),
+    "ASSIGN_VARIABLE": Converter(ir.AssignVariable, (None, None), _assign_variable),
+    "CALL_ONCE": Converter(ir.AssignVariable, (), _call_once),
 }
 """TFLite builtin operators mcudeploy imports, by schema name."""
 
@@ -152,7 +335,8 @@ CONVERTERS: dict[str, Converter] = {
 def _check_structure(op: _Operator, converter: Converter, where: str) -> None:
     """The operator has the inputs, ranks, output and options its converter reads."""
     need = len(converter.input_ranks)
-    if len(op.inputs) < need or not all(op.inputs[:need]) or len(op.outputs) < 1:
+    needs_output = converter.convert not in (_assign_variable, _call_once)
+    if len(op.inputs) < need or not all(op.inputs[:need]) or (needs_output and len(op.outputs) < 1):
         raise ModelFormatError(
             f"{where}: {op.origin} has inputs {list(op.inputs)} and outputs {list(op.outputs)}; "
             f"it needs {need} input(s) and an output"
@@ -164,7 +348,8 @@ def _check_structure(op: _Operator, converter: Converter, where: str) -> None:
                 f"{where}: {op.origin} input {position} ({op.inputs[position]}) has shape "
                 f"{list(shape)}, expected {rank} dimensions"
             )
-    takes_options = converter.attrs not in (ir.Reshape,)
+    takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Quantize) and \
+        converter.convert not in (_read_variable, _assign_variable)
     if takes_options and op.options is None and op.type_name != "FULLY_CONNECTED":
         raise ModelFormatError(f"{where}: {op.origin} has no options table")
 
@@ -196,26 +381,28 @@ def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
         raise ModelFormatError(f"{where}: inconsistent TFLite model ({exc})") from exc
 
 
+def _type_name(model: fb.ModelT, top: fb.OperatorT) -> str:
+    code = model.operatorCodes[top.opcodeIndex]
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    if builtin == fb.BuiltinOperator.CUSTOM:
+        return f"CUSTOM {code.customCode.decode() if code.customCode else '?'}"
+    return _OP_NAMES.get(builtin, f"builtin {builtin}")
+
+
 def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
     if not model.subgraphs:
         raise ModelFormatError(f"{where}: the model has no subgraph")
-    if len(model.subgraphs) > 1:
-        raise UnsupportedError(
-            f"{where}: {len(model.subgraphs)} subgraphs; only single-subgraph models are supported"
-        )
     sub = model.subgraphs[0]
     tensors, names = _tensors(model, sub, data, where)
-    ops = []
+    state = _State(model, data, where, {}, {}, {})
+    ops: list[ir.Op] = []
+    called = set()
     for index, top in enumerate(sub.operators or []):
-        code = model.operatorCodes[top.opcodeIndex]
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        type_name = _OP_NAMES.get(builtin, f"builtin {builtin}")
-        if builtin == fb.BuiltinOperator.CUSTOM:
-            type_name = f"CUSTOM {code.customCode.decode() if code.customCode else '?'}"
+        type_name = _type_name(model, top)
         ins = tuple(_name(names, i, where, f"operator {index} input", optional=True)
                     for i in _indices(top.inputs))
         outs = tuple(_name(names, i, where, f"operator {index} output") for i in _indices(top.outputs))
-        op = _Operator(index, type_name, top.builtinOptions, ins, outs, tensors)
+        op = _Operator(index, type_name, top.builtinOptions, ins, outs, tensors, state)
         if type_name not in CONVERTERS:
             raise UnsupportedError(
                 f"{where}: {op.origin} is not supported (inputs: {', '.join(filter(None, ins))}; "
@@ -223,13 +410,30 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
             )
         converter = CONVERTERS[type_name]
         _check_structure(op, converter, where)
-        ops.append(converter.convert(op))
+        if type_name == "CALL_ONCE":
+            called.add(op.options.initSubgraphIndex)
+        made = converter.convert(op)
+        ops += made if isinstance(made, list) else [made]
+    extra = set(range(1, len(model.subgraphs))) - called
+    if extra:
+        raise UnsupportedError(f"{where}: subgraph(s) {sorted(extra)} are not init subgraphs called "
+                               "once; control flow between subgraphs is not supported")
+    variables = {
+        var: np.asarray(state.initial[var] if var in state.initial else np.zeros(t.shape, t.dtype),
+                        dtype=t.dtype).reshape(t.shape)
+        for var, t in state.variables.items()
+    }
+    for var, value in variables.items():
+        if value.size != state.variables[var].size:
+            raise ModelFormatError(f"{where}: variable {var!r} is initialised with {value.size} values, "
+                                   f"it holds {state.variables[var].size}")
     return ir.Graph(
         name=name.removesuffix(".tflite"),
-        tensors=tensors,
+        tensors={**tensors, **state.variables},
         ops=tuple(ops),
         inputs=tuple(_name(names, i, where, "model input") for i in _indices(sub.inputs)),
         outputs=tuple(_name(names, i, where, "model output") for i in _indices(sub.outputs)),
+        variables=variables,
     )
 
 

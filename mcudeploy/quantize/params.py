@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcudeploy.ir import Clip, Graph, Op, Tensor
-from mcudeploy.quantize.arith import quantize_multiplier, quantize_value
+from mcudeploy.quantize.arith import quantize_multiplier, quantize_value, round_half_away
 
 INT8_MIN, INT8_MAX = -128, 127
 ADD_LEFT_SHIFT = 20
@@ -41,6 +41,17 @@ class AddParams:
     input2_multiplier: int
     input2_shift: int
     left_shift: int
+    output_offset: int
+    output_multiplier: int
+    output_shift: int
+    act_min: int
+    act_max: int
+
+
+@dataclass(frozen=True)
+class MulParams:
+    input1_offset: int
+    input2_offset: int
     output_offset: int
     output_multiplier: int
     output_shift: int
@@ -121,6 +132,55 @@ def add_params(op: Op, graph: Graph) -> AddParams:
         output_offset=y.zero_point, output_multiplier=mo, output_shift=so,
         act_min=low, act_max=high,
     )
+
+
+def mul_params(op: Op, graph: Graph) -> MulParams:
+    """TFLite MUL (int8): the product of the offset inputs times s1 * s2 / s_out."""
+    a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    y = graph.tensor(op.outputs[0])
+    m, s = quantize_multiplier(float(a.scale) * float(b.scale) / float(y.scale))
+    low, high = activation_range(op.attrs.activation, y)
+    return MulParams(-a.zero_point, -b.zero_point, y.zero_point, m, s, low, high)
+
+
+@dataclass(frozen=True)
+class LogisticParams:
+    input_zero_point: int
+    input_range_radius: int
+    input_multiplier: int
+    input_left_shift: int
+
+
+LOGISTIC_INPUT_INTEGER_BITS = 4
+
+
+def logistic_params(op: Op, graph: Graph) -> LogisticParams:
+    """TFLM's int8 LOGISTIC preparation: the input scaled to Q4.27, and the radius beyond which the
+    output saturates."""
+    x = graph.tensor(op.inputs[0])
+    bits = LOGISTIC_INPUT_INTEGER_BITS
+    mantissa, shift = math.frexp(float(x.scale) * float(1 << (31 - bits)))
+    multiplier = int(round_half_away(mantissa * (1 << 31)))
+    radius = ((1 << bits) - 1) * (1 << (31 - bits)) / 2.0**shift
+    return LogisticParams(x.zero_point, math.floor(radius), multiplier, shift)
+
+
+@dataclass(frozen=True)
+class QuantizeParams:
+    input_zero_point: int
+    output_zero_point: int
+    multiplier: int
+    shift: int
+    out_min: int
+    out_max: int
+
+
+def quantize_params(op: Op, graph: Graph) -> QuantizeParams:
+    """TFLite QUANTIZE between integer types: requantize by s_in / s_out."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    m, s = quantize_multiplier(float(x.scale) / float(y.scale))
+    info = np.iinfo(y.dtype)
+    return QuantizeParams(x.zero_point, y.zero_point, m, s, int(info.min), int(info.max))
 
 
 def pool_params(op: Op, graph: Graph) -> PoolParams:

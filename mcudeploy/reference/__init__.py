@@ -9,9 +9,10 @@ import numpy as np
 from mcudeploy.ir import Graph, Op
 from mcudeploy.quantize import params as qp
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
-from mcudeploy.reference.elementwise import add
+from mcudeploy.reference.elementwise import add, mul
 from mcudeploy.reference.pooling import pool2d
 from mcudeploy.reference.softmax import softmax
+from mcudeploy.reference.unary import logistic, quantize
 
 Kernel = Callable[[Op, Graph, list[np.ndarray]], np.ndarray]
 
@@ -43,6 +44,37 @@ def _add(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return add(ins[0], ins[1], qp.add_params(op, g))
 
 
+def _mul(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return mul(ins[0], ins[1], qp.mul_params(op, g))
+
+
+def _concat(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(ins, axis=op.attrs.axis)
+
+
+def _pad(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    zero = g.tensor(op.outputs[0]).zero_point
+    return np.pad(ins[0], op.attrs.pads, constant_values=zero)
+
+
+def _slice(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    a = op.attrs
+    index = tuple(slice(b, e, s) for b, e, s in zip(a.begin, a.end, a.strides, strict=True))
+    return ins[0][index].copy()
+
+
+def _logistic(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return logistic(ins[0], qp.logistic_params(op, g))
+
+
+def _quantize(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return quantize(ins[0], qp.quantize_params(op, g), g.tensor(op.outputs[0]).dtype)
+
+
+def _copy(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return ins[0].copy()
+
+
 def _softmax(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return softmax(ins[0], qp.softmax_params(op, g))
 
@@ -57,14 +89,28 @@ KERNELS: dict[str, Kernel] = {
     "fully_connected": _fully_connected,
     "pool2d": _pool,
     "add": _add,
+    "mul": _mul,
+    "concat": _concat,
+    "pad": _pad,
     "softmax": _softmax,
     "reshape": _reshape,
+    "slice": _slice,
+    "logistic": _logistic,
+    "quantize": _quantize,
+    "read_variable": _copy,
+    "assign_variable": _copy,
 }
 
 
-def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every tensor's value (constants excluded) after running `graph` on `inputs`."""
+def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray],
+              state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every tensor's value (constants excluded) after running `graph` on `inputs`.
+
+    Persistent variables start from `state` (or their initial values); when `state` is given it
+    is updated in place with their values after the run, so a sequence of calls streams."""
     values: dict[str, np.ndarray] = {}
+    for name, initial in graph.variables.items():
+        values[name] = np.array(state[name] if state and name in state else initial)
     for name in graph.inputs:
         t = graph.tensor(name)
         values[name] = np.asarray(inputs[name], dtype=t.dtype).reshape(t.shape)
@@ -75,4 +121,6 @@ def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.nd
         ]
         out_t = graph.tensor(op.outputs[0])
         values[op.outputs[0]] = KERNELS[op.kind](op, graph, ins).reshape(out_t.shape)
+    if state is not None:
+        state.update({name: values[name].copy() for name in graph.variables})
     return values

@@ -1,11 +1,11 @@
-"""Element-wise ADD in TFLite int8 semantics."""
+"""Element-wise ADD and MUL in TFLite int8 semantics, with numpy broadcasting."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from mcudeploy.quantize.arith import requantize, wrap_int32
-from mcudeploy.quantize.params import AddParams
+from mcudeploy.quantize.params import AddParams, MulParams
 
 
 def add(a: np.ndarray, b: np.ndarray, p: AddParams) -> np.ndarray:
@@ -16,4 +16,11 @@ def add(a: np.ndarray, b: np.ndarray, p: AddParams) -> np.ndarray:
         vb, p.input2_multiplier, p.input2_shift
     )
     out = requantize(wrap_int32(total), p.output_multiplier, p.output_shift) + p.output_offset
+    return np.clip(out, p.act_min, p.act_max).astype(np.int8)
+
+
+def mul(a: np.ndarray, b: np.ndarray, p: MulParams) -> np.ndarray:
+    """The product of the offset inputs, requantized."""
+    product = wrap_int32((a.astype(np.int64) + p.input1_offset) * (b.astype(np.int64) + p.input2_offset))
+    out = requantize(product, p.output_multiplier, p.output_shift) + p.output_offset
     return np.clip(out, p.act_min, p.act_max).astype(np.int8)

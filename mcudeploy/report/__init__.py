@@ -1,4 +1,5 @@
-"""The run report: one record, written as report.json (for scripts) and report.txt (for people)."""
+"""The run report: one record, written as report.json (for scripts; schema in docs/report.md),
+report.txt and report.html (for people)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mcudeploy.localise import Localisation
 from mcudeploy.verify import Mismatch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -27,19 +29,26 @@ class RunReport:
     mismatched_vectors: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     error: str | None = None
+    error_kind: str | None = None
+    fault: dict = field(default_factory=dict)
+    localisation: Localisation | None = None
     model_info: dict = field(default_factory=dict)
     firmware: dict = field(default_factory=dict)
     link: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
     instructions: dict = field(default_factory=dict)
+    float_oracle: dict = field(default_factory=dict)
+    quantization: dict = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     def write(self, directory: Path) -> None:
-        """report.json and report.txt in `directory`."""
+        """report.json, report.txt and report.html in `directory`."""
+        from mcudeploy.report.html import render_html
         from mcudeploy.report.text import render_text
 
         (directory / "report.json").write_text(self.to_json(), encoding="utf-8")
         (directory / "report.txt").write_text(render_text(self), encoding="utf-8")
+        (directory / "report.html").write_text(render_html(self), encoding="utf-8")

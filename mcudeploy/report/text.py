@@ -6,10 +6,12 @@ import io
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from mcudeploy.localise import format_indices as _indices
 from mcudeploy.report import RunReport
 
-_VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red"}
+_VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold dark_orange"}
 
 
 def _summary(report: RunReport) -> Table:
@@ -30,13 +32,31 @@ def _summary(report: RunReport) -> Table:
         table.add_row("firmware", f"flash {fw.get('flash_bytes')} B (weights {fw.get('weights_bytes')} B), "
                       f"RAM {fw.get('ram_bytes')} B")
     if report.link:
-        table.add_row("link", f"{report.link.get('vectors_per_second', 0):.1f} vectors/s, "
-                      f"{report.link.get('retries', 0)} retries")
+        link = report.link
+        jobs = f" on {link['jobs']} devices" if link.get("jobs", 1) > 1 else ""
+        table.add_row("link", f"{link.get('vectors_per_second', 0):.1f} vectors/s{jobs}, "
+                      f"{link.get('retries', 0)} retries")
     if report.instructions:
         table.add_row("instructions", f"{report.instructions.get('per_inference')} per inference "
                       f"({report.instructions.get('method')})")
     if report.error:
-        table.add_row("error", f"[red]{report.error}[/]")
+        table.add_row("error", Text(report.error, style="red"))
+    return table
+
+
+def _layers(report: RunReport) -> Table | None:
+    """The layer-by-layer comparison of the localised vector."""
+    loc = report.localisation
+    if loc is None or not loc.layers:
+        return None
+    table = Table(title=f"vector {loc.vector}, layer by layer against the host reference")
+    for col in ("layer", "name", "differing", "max |diff|", "mean |diff|", "channels"):
+        table.add_column(col, no_wrap=col != "channels")
+    for d in loc.layers:
+        style = "bold yellow" if d.index == loc.first_divergent else None
+        table.add_row(str(d.index), d.name, f"{d.differing}/{d.elements}",
+                      str(d.max_abs_diff), f"{d.mean_abs_diff:.3g}",
+                      _indices(d.pattern["channels"]) if d.differing else "", style=style)
     return table
 
 
@@ -56,9 +76,12 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
     """Print the summary to the terminal (colour only on a TTY)."""
     console = console or Console()
     console.print(_summary(report))
-    table = _mismatches(report)
-    if table is not None:
-        console.print(table)
+    for table in (_mismatches(report), _layers(report)):
+        if table is not None:
+            console.print(table)
+    if report.localisation is not None:
+        console.print(Text.assemble(("localised: ", "bold"),
+                                    (report.localisation.describe(), "bold yellow")))
 
 
 def render_text(report: RunReport) -> str:

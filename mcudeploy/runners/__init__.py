@@ -7,16 +7,24 @@ from pathlib import Path
 from mcudeploy.boards import Board
 from mcudeploy.errors import BoardError
 from mcudeploy.runners.base import Runner
+from mcudeploy.runners.fvp import FvpRunner
 from mcudeploy.runners.qemu import QemuRunner
+from mcudeploy.runners.serial import SerialRunner
 
-RUNNERS = ("qemu",)
+RUNNERS = ("qemu", "fvp", "serial")
 
 
-def make_runner(name: str, board: Board, elf: Path, *, icount: bool = False) -> Runner:
-    """The runner `name` for `board`, refusing one the board does not list."""
+def make_runner(name: str, board: Board, elf: Path, *, icount: bool = False, port: str | None = None,
+                fvp: Path | None = None) -> Runner:
+    """The runner `name` for `board`, refusing one the board does not list. `icount` is QEMU's
+    instruction counting, `port` the serial runner's port, `fvp` the FVP executable."""
     if name not in board.runners:
         raise BoardError(f"board {board.name} cannot use runner {name!r} "
                          f"(its runners: {', '.join(board.runners)})")
     if name == "qemu":
         return QemuRunner(board, elf, icount=icount)
+    if name == "fvp":
+        return FvpRunner(board, elf, executable=fvp)
+    if name == "serial":
+        return SerialRunner(board, port)
     raise BoardError(f"runner {name!r} is not available (available: {', '.join(RUNNERS)})")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 import subprocess
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
 import serial
 
-from mcudeploy.errors import LinkError
+from mcudeploy.errors import LinkError, RunnerError
 
 
 class Runner(ABC):
@@ -69,3 +74,45 @@ def reap(process: subprocess.Popen[bytes] | None, grace: float = 2.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
     process.wait()
+
+
+def find_executable(name: str, hint: str) -> str:
+    """The path of `name` on PATH, or a RunnerError saying how to get it."""
+    found = shutil.which(name)
+    if found is None:
+        raise RunnerError(f"{name} is not on PATH; {hint}")
+    return found
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on right now (an emulator binds it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def connect_socket(tcp_port: int, process: subprocess.Popen[bytes], timeout: float,
+                   describe_exit: Callable[[int], str]) -> serial.SerialBase:
+    """A pyserial port on 127.0.0.1:`tcp_port` once the `process` serving it listens. A LinkError
+    (worded by `describe_exit`) if the process exits first, or after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return serial.serial_for_url(f"socket://127.0.0.1:{tcp_port}", timeout=0.05)
+        except serial.SerialException:
+            pass
+        status = process.poll()
+        if status is not None:
+            raise LinkError(describe_exit(status))
+        if time.monotonic() > deadline:
+            raise LinkError(f"nothing listened on local port {tcp_port} within {timeout} s")
+        time.sleep(0.01)
+
+
+def log_tail(path: Path, lines: int = 3) -> str:
+    """The last lines of a log file, on one line ("" if it cannot be read)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())

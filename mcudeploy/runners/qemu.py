@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import serial
 
 from mcudeploy.boards import Board
 from mcudeploy.errors import BoardError, DeviceFault, LinkError
-from mcudeploy.runners.base import Runner, reap
+from mcudeploy.runners.base import Runner, connect_socket, find_executable, free_port, log_tail, reap
 
+QEMU = "qemu-system-arm"
 _BIND_TRIES = 3
 _EXIT_GRACE_SECONDS = 0.5
 
@@ -38,13 +37,12 @@ class QemuRunner(Runner):
         self.connect_timeout = connect_timeout
         self.process: subprocess.Popen[bytes] | None = None
 
-    def command(self, tcp_port: int) -> list[str]:
-        """The qemu-system-arm command line serving the UART on `tcp_port`."""
+    def command(self, serial_backend: str) -> list[str]:
+        """The qemu-system-arm command line with the UART on `serial_backend` (QEMU's -serial
+        syntax: `tcp:...`, `pty`, `stdio`)."""
         assert self.board.qemu is not None
-        # nodelay=on: without it Nagle's algorithm holds each small answer back ~40 ms.
-        serial_port = f"tcp:127.0.0.1:{tcp_port},server=on,wait=on,nodelay=on"
-        cmd = ["qemu-system-arm", "-M", self.board.qemu.machine, "-display", "none",
-               "-monitor", "none", "-serial", serial_port]
+        cmd = [QEMU, "-M", self.board.qemu.machine, "-display", "none", "-monitor", "none",
+               "-serial", serial_backend]
         if self.board.semihosting:
             cmd.append("-semihosting")
         if self.icount:
@@ -52,36 +50,27 @@ class QemuRunner(Runner):
         return [*cmd, "-kernel", str(self.elf)]
 
     def start(self) -> serial.SerialBase:
+        find_executable(QEMU, "install it (Debian: apt-get install qemu-system-arm)")
         for _ in range(_BIND_TRIES):
-            tcp_port = _free_port()
+            tcp_port = free_port()
+            # nodelay=on: without it Nagle's algorithm holds each small answer back ~40 ms.
+            backend = f"tcp:127.0.0.1:{tcp_port},server=on,wait=on,nodelay=on"
             with open(self.log_path, "wb") as log:
                 self.process = subprocess.Popen(
-                    self.command(tcp_port), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                    self.command(backend), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    start_new_session=True,  # a terminal Ctrl-C reaches us, and we reap QEMU
                 )
-            port = self._connect(tcp_port)
-            if port is not None:
-                return port
+            try:
+                return connect_socket(tcp_port, self.process, self.connect_timeout, self._exited)
+            except LinkError:
+                tail = log_tail(self.log_path)
+                if "Failed to bind" not in tail and "in use" not in tail:
+                    raise
             reap(self.process)
         raise LinkError(f"QEMU could not bind a local TCP port in {_BIND_TRIES} tries")
 
-    def _connect(self, tcp_port: int) -> serial.SerialBase | None:
-        """The port once QEMU listens; None if QEMU could not bind `tcp_port`."""
-        assert self.process is not None
-        deadline = time.monotonic() + self.connect_timeout
-        while True:
-            try:
-                return serial.serial_for_url(f"socket://127.0.0.1:{tcp_port}", timeout=0.05)
-            except serial.SerialException:
-                pass
-            status = self.process.poll()
-            if status is not None:
-                tail = self.log_tail()
-                if "Failed to bind" in tail or "in use" in tail:
-                    return None
-                raise LinkError(f"QEMU exited (status {status}) before serving its UART: {tail}")
-            if time.monotonic() > deadline:
-                raise LinkError(f"QEMU did not open its UART socket in {self.connect_timeout} s")
-            time.sleep(0.01)
+    def _exited(self, status: int) -> str:
+        return f"QEMU exited (status {status}) before serving its UART: {log_tail(self.log_path)}"
 
     def stop(self) -> None:
         reap(self.process)
@@ -100,19 +89,5 @@ class QemuRunner(Runner):
             status = self.process.wait(_EXIT_GRACE_SECONDS)  # the socket closes before the exit
         except subprocess.TimeoutExpired:
             return None
-        tail = self.log_tail()
+        tail = log_tail(self.log_path)
         return f"QEMU exited with status {status}" + (f": {tail}" if tail else "")
-
-    def log_tail(self, lines: int = 3) -> str:
-        """The last lines of QEMU's output, on one line."""
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -116,6 +116,13 @@ typedef struct
     cmsis_nn_activation activation;
 } cmsis_nn_pool_params;
 
+/** Parameters of a transpose. */
+typedef struct
+{
+    int32_t num_dims;               /**< Rank of the tensor, 1 to 4. */
+    const uint32_t *permutations;   /**< Output axis i is input axis permutations[i]. */
+} cmsis_nn_transpose_params;
+
 #ifdef __cplusplus
 }
 #endif

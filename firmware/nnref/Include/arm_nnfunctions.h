@@ -422,6 +422,158 @@ arm_cmsis_nn_status arm_elementwise_mul_s8(const int8_t *input_1_vect,
                                            const int32_t out_activation_max,
                                            const int32_t block_size);
 
+/**
+ * @brief Elementwise maximum, int8, with broadcasting (TFLite MAXIMUM).
+ *
+ * @param[in]  ctx           Scratch context. Not used by nnref (may be NULL).
+ * @param[in]  input_1_data  First input, NHWC of input_1_dims.
+ * @param[in]  input_1_dims  [N, H, W, C]; each extent equals output_dims' or is 1 (broadcast).
+ * @param[in]  input_2_data  Second input, NHWC of input_2_dims.
+ * @param[in]  input_2_dims  As input_1_dims.
+ * @param[out] output_data   Output, NHWC of output_dims.
+ * @param[in]  output_dims   [N, H, W, C].
+ *
+ * out[n][h][w][c] = max(in1[n'][h'][w'][c'], in2[...]) where an index along a broadcast axis is 0.
+ * Both inputs and the output share scale and zero point: no requantization.
+ *
+ * @return ARM_CMSIS_NN_SUCCESS, or ARM_CMSIS_NN_ARG_ERROR if an input extent is neither the
+ *         output's nor 1.
+ */
+arm_cmsis_nn_status arm_maximum_s8(const cmsis_nn_context *ctx,
+                                   const int8_t *input_1_data,
+                                   const cmsis_nn_dims *input_1_dims,
+                                   const int8_t *input_2_data,
+                                   const cmsis_nn_dims *input_2_dims,
+                                   int8_t *output_data,
+                                   const cmsis_nn_dims *output_dims);
+
+/**
+ * @brief Elementwise minimum, int8, with broadcasting (TFLite MINIMUM).
+ *
+ * As arm_maximum_s8, with min in place of max.
+ */
+arm_cmsis_nn_status arm_minimum_s8(const cmsis_nn_context *ctx,
+                                   const int8_t *input_1_data,
+                                   const cmsis_nn_dims *input_1_dims,
+                                   const int8_t *input_2_data,
+                                   const cmsis_nn_dims *input_2_dims,
+                                   int8_t *output_data,
+                                   const cmsis_nn_dims *output_dims);
+
+/* ======================================================================================
+ * Concatenation (plain int8 copies, no requantization: inputs and output share the
+ * quantization). Call once per input tensor, with the running offset along the axis.
+ *
+ * The functions see a tensor as [input_w][input_z][input_y][input_x] with input_x varying
+ * fastest. For an NHWC tensor that is x = C, y = W, z = H, w = N: concatenating NHWC tensors
+ * along C uses arm_concatenation_s8_x, along W _y, along H _z and along N _w. The output must
+ * not overlap the input.
+ * ====================================================================================== */
+
+/**
+ * @brief Copy one input into the output along the innermost axis (x).
+ *
+ * @param[in]  input     Input, input_w * input_z * input_y * input_x values.
+ * @param[in]  input_x   Input extent along x (the axis concatenated).
+ * @param[in]  input_y   Input extent along y.
+ * @param[in]  input_z   Input extent along z.
+ * @param[in]  input_w   Input extent along w.
+ * @param[out] output    Output, [input_w][input_z][input_y][output_x].
+ * @param[in]  output_x  Output extent along x (sum of the inputs' input_x).
+ * @param[in]  offset_x  Where this input starts along x, offset_x + input_x <= output_x.
+ */
+void arm_concatenation_s8_x(const int8_t *input,
+                            const uint16_t input_x,
+                            const uint16_t input_y,
+                            const uint16_t input_z,
+                            const uint16_t input_w,
+                            int8_t *output,
+                            const uint16_t output_x,
+                            const uint32_t offset_x);
+
+/**
+ * @brief Copy one input into the output along y. Output [input_w][input_z][output_y][input_x];
+ *        this input starts at offset_y along y. Other arguments as arm_concatenation_s8_x.
+ */
+void arm_concatenation_s8_y(const int8_t *input,
+                            const uint16_t input_x,
+                            const uint16_t input_y,
+                            const uint16_t input_z,
+                            const uint16_t input_w,
+                            int8_t *output,
+                            const uint16_t output_y,
+                            const uint32_t offset_y);
+
+/**
+ * @brief Copy one input into the output along z. Output [input_w][output_z][input_y][input_x];
+ *        this input starts at offset_z along z. Other arguments as arm_concatenation_s8_x.
+ */
+void arm_concatenation_s8_z(const int8_t *input,
+                            const uint16_t input_x,
+                            const uint16_t input_y,
+                            const uint16_t input_z,
+                            const uint16_t input_w,
+                            int8_t *output,
+                            const uint16_t output_z,
+                            const uint32_t offset_z);
+
+/**
+ * @brief Copy one input into the output along the outermost axis (w). The output holds the
+ *        inputs one after the other; this input starts at offset_w along w (in units of
+ *        input_x * input_y * input_z values). Other arguments as arm_concatenation_s8_x.
+ */
+void arm_concatenation_s8_w(const int8_t *input,
+                            const uint16_t input_x,
+                            const uint16_t input_y,
+                            const uint16_t input_z,
+                            const uint16_t input_w,
+                            int8_t *output,
+                            const uint32_t offset_w);
+
+/* ======================================================================================
+ * Pad and transpose (data movement, no requantization)
+ * ====================================================================================== */
+
+/**
+ * @brief Constant padding of an int8 NHWC tensor on every axis (TFLite PAD / PADV2).
+ *
+ * @param[in]  input       Input, NHWC of input_size.
+ * @param[out] output      Output, [pre.n + N + post.n, pre.h + H + post.h, pre.w + W + post.w,
+ *                         pre.c + C + post.c]; must not overlap the input.
+ * @param[in]  pad_value   Value of the padded positions (the zero point for PAD).
+ * @param[in]  input_size  [N, H, W, C].
+ * @param[in]  pre_pad     Positions added before the input on each axis (>= 0).
+ * @param[in]  post_pad    Positions added after the input on each axis (>= 0).
+ *
+ * @return ARM_CMSIS_NN_SUCCESS, or ARM_CMSIS_NN_ARG_ERROR for a negative padding.
+ */
+arm_cmsis_nn_status arm_pad_s8(const int8_t *input,
+                               int8_t *output,
+                               const int8_t pad_value,
+                               const cmsis_nn_dims *input_size,
+                               const cmsis_nn_dims *pre_pad,
+                               const cmsis_nn_dims *post_pad);
+
+/**
+ * @brief Transpose (permute the axes of) an int8 tensor of rank 1 to 4.
+ *
+ * @param[in]  input             Input, row-major.
+ * @param[out] output            Output, row-major; must not overlap the input.
+ * @param[in]  input_dims        The input's extents in the first num_dims fields, in the
+ *                               order n, h, w, c (a rank-2 [R, C] tensor is n = R, h = C).
+ * @param[in]  output_dims       The output's extents, same convention.
+ * @param[in]  transpose_params  num_dims (1 to 4) and permutations[num_dims]: output axis i
+ *                               is input axis permutations[i] (as TFLite TRANSPOSE's perm).
+ *
+ * @return ARM_CMSIS_NN_SUCCESS, or ARM_CMSIS_NN_ARG_ERROR if num_dims is outside 1..4, the
+ *         permutation is not one, or output_dims does not match the permuted input_dims.
+ */
+arm_cmsis_nn_status arm_transpose_s8(const int8_t *input,
+                                     int8_t *const output,
+                                     const cmsis_nn_dims *const input_dims,
+                                     const cmsis_nn_dims *const output_dims,
+                                     const cmsis_nn_transpose_params *const transpose_params);
+
 /* ======================================================================================
  * Softmax
  * ====================================================================================== */

@@ -10,6 +10,7 @@
 #ifndef ARM_NNSUPPORTFUNCTIONS_H
 #define ARM_NNSUPPORTFUNCTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "arm_nn_types.h"
@@ -117,6 +118,49 @@ static inline void arm_nn_kernel_range(
     }
     *k_start = start;
     *k_end = end;
+}
+
+/* ---------------- broadcasting of two NHWC inputs to one output ---------------- */
+
+/** Element strides of two inputs read as the output's shape: stride[k][axis] for input k and
+ * axis n, h, w, c; 0 along an axis where the input has extent 1 (broadcast). */
+typedef struct
+{
+    size_t stride[2][4];
+} arm_nn_broadcast_walk;
+
+/**
+ * Fill walk for inputs a and b broadcast to out. Returns 0 (and leaves walk unusable) when an
+ * input's extent is neither the output's nor 1 along some axis, else 1.
+ */
+static inline int32_t arm_nn_broadcast_init(arm_nn_broadcast_walk *walk,
+                                            const cmsis_nn_dims *a,
+                                            const cmsis_nn_dims *b,
+                                            const cmsis_nn_dims *out)
+{
+    const cmsis_nn_dims *const inputs[2] = {a, b};
+    const int32_t o[4] = {out->n, out->h, out->w, out->c};
+    for (int32_t k = 0; k < 2; k++)
+    {
+        const int32_t d[4] = {inputs[k]->n, inputs[k]->h, inputs[k]->w, inputs[k]->c};
+        size_t step = 1;
+        for (int32_t axis = 3; axis >= 0; axis--)
+        {
+            if (d[axis] != o[axis] && d[axis] != 1)
+            {
+                return 0;
+            }
+            walk->stride[k][axis] = d[axis] == 1 ? 0u : step;
+            step *= (size_t)d[axis];
+        }
+    }
+    return 1;
+}
+
+/** Offset of element (n, h, w, 0) of input k in a broadcast walk. */
+static inline size_t arm_nn_broadcast_offset(const arm_nn_broadcast_walk *walk, int32_t k, int32_t n, int32_t h, int32_t w)
+{
+    return (size_t)n * walk->stride[k][0] + (size_t)h * walk->stride[k][1] + (size_t)w * walk->stride[k][2];
 }
 
 /* ---------------- gemmlowp-style fixed point (int32 raw values) ---------------- */

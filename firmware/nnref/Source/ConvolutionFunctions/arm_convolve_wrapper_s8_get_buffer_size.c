@@ -1,5 +1,5 @@
-/* nnref: arm_convolve_wrapper_s8_get_buffer_size and its _dsp / _mve variants
- * (documented in arm_nnfunctions.h). nnref's convolution needs no scratch. */
+/* nnref: arm_convolve_wrapper_s8_get_buffer_size (documented in arm_nnfunctions.h).
+ * nnref's convolution needs no scratch. */
 #include "arm_nnfunctions.h"
 
 int32_t arm_convolve_wrapper_s8_get_buffer_size(const cmsis_nn_conv_params *conv_params,
@@ -12,20 +12,4 @@ int32_t arm_convolve_wrapper_s8_get_buffer_size(const cmsis_nn_conv_params *conv
     (void)filter_dims;
     (void)output_dims;
     return 0;
-}
-
-int32_t arm_convolve_wrapper_s8_get_buffer_size_dsp(const cmsis_nn_conv_params *conv_params,
-                                                    const cmsis_nn_dims *input_dims,
-                                                    const cmsis_nn_dims *filter_dims,
-                                                    const cmsis_nn_dims *output_dims)
-{
-    return arm_convolve_wrapper_s8_get_buffer_size(conv_params, input_dims, filter_dims, output_dims);
-}
-
-int32_t arm_convolve_wrapper_s8_get_buffer_size_mve(const cmsis_nn_conv_params *conv_params,
-                                                    const cmsis_nn_dims *input_dims,
-                                                    const cmsis_nn_dims *filter_dims,
-                                                    const cmsis_nn_dims *output_dims)
-{
-    return arm_convolve_wrapper_s8_get_buffer_size(conv_params, input_dims, filter_dims, output_dims);
 }

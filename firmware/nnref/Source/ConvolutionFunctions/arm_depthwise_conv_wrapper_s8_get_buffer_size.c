@@ -1,5 +1,5 @@
-/* nnref: arm_depthwise_conv_wrapper_s8_get_buffer_size and its _dsp / _mve variants
- * (documented in arm_nnfunctions.h). nnref's depthwise convolution needs no scratch. */
+/* nnref: arm_depthwise_conv_wrapper_s8_get_buffer_size (documented in arm_nnfunctions.h).
+ * nnref's depthwise convolution needs no scratch. */
 #include "arm_nnfunctions.h"
 
 int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_params *dw_conv_params,
@@ -12,20 +12,4 @@ int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_par
     (void)filter_dims;
     (void)output_dims;
     return 0;
-}
-
-int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size_dsp(const cmsis_nn_dw_conv_params *dw_conv_params,
-                                                          const cmsis_nn_dims *input_dims,
-                                                          const cmsis_nn_dims *filter_dims,
-                                                          const cmsis_nn_dims *output_dims)
-{
-    return arm_depthwise_conv_wrapper_s8_get_buffer_size(dw_conv_params, input_dims, filter_dims, output_dims);
-}
-
-int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size_mve(const cmsis_nn_dw_conv_params *dw_conv_params,
-                                                          const cmsis_nn_dims *input_dims,
-                                                          const cmsis_nn_dims *filter_dims,
-                                                          const cmsis_nn_dims *output_dims)
-{
-    return arm_depthwise_conv_wrapper_s8_get_buffer_size(dw_conv_params, input_dims, filter_dims, output_dims);
 }

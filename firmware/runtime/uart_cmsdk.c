@@ -1,5 +1,11 @@
-/* The CMSDK APB UART: polled transmit and receive of single bytes. */
+/* The CMSDK APB UART: polled transmit and receive of single bytes.
+ * Defines: MCD_UART_CMSDK, MCD_UART_BASE, MCD_UART_BAUDDIV (the BAUDDIV register value). */
 #include "runtime.h"
+
+#ifdef MCD_UART_CMSDK
+#ifndef MCD_UART_BAUDDIV
+#error "MCD_UART_BAUDDIV must be defined by the build"
+#endif
 
 #define UART_DATA MCD_REG(MCD_UART_BASE + 0x00u)
 #define UART_STATE MCD_REG(MCD_UART_BASE + 0x04u)
@@ -37,3 +43,4 @@ void mcd_uart_flush(void) {
     while (UART_STATE & STATE_TX_FULL) {
     }
 }
+#endif

@@ -1,0 +1,71 @@
+"""Does the planned model fit the board? Checked before anything is emitted or built.
+
+Each part of the image goes to the memory region the board's placement names. The parts the plan
+knows exactly (weights, arena, the model's persistent state, the stack) are added to budgets for
+what only the linker knows (the code of the runtime, the NN library and the layer calls; the
+runtime's static data). A region that cannot hold its parts is refused with a `PlanError` naming the
+region and the bytes over. The budgets are generous estimates (the bundled model needs under half
+of them), so the linker stays the backstop: a region overflow, or the stack ASSERT in linker.ld.j2,
+still stops a build whose real sizes do not fit.
+"""
+
+from __future__ import annotations
+
+from mcudeploy.boards import Board
+from mcudeploy.codegen.arena import ArenaLayout
+from mcudeploy.codegen.lower import LoweredModel
+from mcudeploy.codegen.planner import align
+from mcudeploy.errors import PlanError
+
+CODE_BUDGET = 16 * 1024  # vectors, runtime, NN library
+CODE_PER_LAYER = 256  # a layer's call and its constant dims/params structs
+STATIC_BUDGET = 4 * 1024  # the runtime's .data and .bss (protocol buffers, fault stack)
+WEIGHT_ALIGNMENT = 16  # each constant array in .weights (model.c.j2's MCD_WEIGHTS)
+
+
+def weight_bytes(lowered: LoweredModel) -> int:
+    """Bytes of .weights: every constant array, each aligned as model.c places it."""
+    constants = sum(align(c.values.size * (4 if c.ctype == "int32_t" else 1), WEIGHT_ALIGNMENT)
+                    for layer in lowered.layers for c in layer.constants)
+    initial_values = sum(align(n, WEIGHT_ALIGNMENT) for n in lowered.variable_bytes.values())
+    return constants + initial_values
+
+
+def state_bytes(lowered: LoweredModel, scratch: dict[int, int]) -> int:
+    """The model's static RAM outside the arena: persistent scratch (FC kernel sums) and the
+    persistent variables of stateful models."""
+    kernel_sums = sum(scratch.get(layer.index, 0) for layer in lowered.layers if layer.persistent_scratch)
+    return kernel_sums + sum(lowered.variable_bytes.values())
+
+
+def region_demands(board: Board, lowered: LoweredModel, layout: ArenaLayout,
+                   scratch: dict[int, int]) -> dict[str, list[tuple[str, int]]]:
+    """For each region, the parts placed in it: (description, bytes)."""
+    p = board.placement
+    layers = len(lowered.layers)
+    parts = [
+        (p.code, "code (estimate)", CODE_BUDGET + CODE_PER_LAYER * layers),
+        (p.weights, "weights", weight_bytes(lowered)),
+        (p.data, "static data (estimate)", STATIC_BUDGET + 4 * layers + state_bytes(lowered, scratch)),
+        (p.arena, "arena", layout.plan.arena_bytes),
+        (p.stack, "stack", p.stack_bytes),
+    ]
+    demands: dict[str, list[tuple[str, int]]] = {}
+    for region, what, size in parts:
+        demands.setdefault(region, []).append((what, size))
+    return demands
+
+
+def check_fit(board: Board, lowered: LoweredModel, layout: ArenaLayout,
+              scratch: dict[int, int]) -> None:
+    """Raise PlanError naming the first region the model overflows, and by how many bytes."""
+    for name, parts in region_demands(board, lowered, layout, scratch).items():
+        region = board.region(name)
+        need = sum(size for _, size in parts)
+        if need > region.length:
+            listed = " + ".join(f"{what} {size:,}" for what, size in parts)
+            raise PlanError(
+                f"the model does not fit board {board.name}: region {name} holds "
+                f"{region.length:,} bytes but needs {need:,} ({listed}): {need - region.length:,} "
+                f"bytes over"
+            )

@@ -1,0 +1,543 @@
+"""Float ONNX → float IR (NHWC), ready for quantization.
+
+Channels-first tensors become channels-last here, through `Layout`, and weights are re-laid once:
+Conv OIHW → OHWI, depthwise (group == C_in) → [1, KH, KW, C_out], Gemm/MatMul → [N, K] with the
+columns permuted when they read a flattened NCHW tensor. BatchNormalization is folded into the
+convolution before it (or becomes a 1x1 depthwise convolution), ReLU/Clip are fused into their
+producer, a MatMul followed by the addition of a constant vector becomes one fully connected layer.
+Anything else is refused naming the node, its type, the attribute and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from mcudeploy import ir
+from mcudeploy.errors import UnsupportedError
+from mcudeploy.frontends.layout import Layout
+from mcudeploy.frontends.onnx_graph import OnnxGraph, load_onnx_graph
+from mcudeploy.frontends.padding import same_padding
+
+_SPATIAL_OPS = {"Conv", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool",
+                "BatchNormalization"}
+_FUSES_ACTIVATION = {"conv2d", "depthwise_conv2d", "fully_connected", "pool2d", "add", "mul"}
+
+
+@dataclass(frozen=True)
+class OnnxImport:
+    """The float IR graph, each activation's layout, and the static ONNX model behind it."""
+
+    graph: ir.Graph
+    layouts: dict[str, Layout]
+    model: onnx.ModelProto
+    onnx_inputs: tuple[str, ...]
+    onnx_outputs: tuple[str, ...]
+
+
+def load_onnx(path: Path, batch: int = 1) -> OnnxImport:
+    """Import a float ONNX model; refusals name the node."""
+    og = load_onnx_graph(path, batch)
+    return _Converter(og, path.stem).run()
+
+
+class _Converter:
+    def __init__(self, og: OnnxGraph, name: str) -> None:
+        self.og = og
+        self.name = name
+        self.tensors: dict[str, ir.Tensor] = {}
+        self.layouts: dict[str, Layout] = {}
+        self.ops: list[ir.Op] = []
+        self.alias: dict[str, str] = {}
+        self.uses = Counter(n for node in og.nodes for n in node.input if n)
+        self.uses.update(og.outputs)
+        self.label = ""
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def refuse(self, reason: str) -> UnsupportedError:
+        return UnsupportedError(f"{self.og.where}: {self.label}: {reason}")
+
+    def ir_name(self, name: str) -> str:
+        while name in self.alias:
+            name = self.alias[name]
+        return name
+
+    def const(self, name: str) -> np.ndarray | None:
+        return self.og.constants.get(name) if name else None
+
+    def need_const(self, name: str, what: str) -> np.ndarray:
+        value = self.const(name)
+        if value is None:
+            raise self.refuse(f"{what} ({name!r}) must be a constant")
+        return value.astype(np.float32) if value.dtype.kind == "f" else value
+
+    def layout(self, name: str) -> Layout:
+        name = self.ir_name(name)
+        if name not in self.layouts:
+            raise self.refuse(f"input {name!r} is a constant where a computed tensor is expected")
+        return self.layouts[name]
+
+    def new_activation(self, onnx_name: str, layout: Layout) -> str:
+        self.layouts[onnx_name] = layout
+        self.tensors[onnx_name] = ir.Tensor(onnx_name, layout.ir_shape, "float32")
+        return onnx_name
+
+    def new_constant(self, base: str, value: np.ndarray) -> str:
+        name = base
+        while name in self.tensors:
+            name += "_"
+        self.tensors[name] = ir.Tensor(name, tuple(value.shape), "float32",
+                                       data=np.ascontiguousarray(value, dtype=np.float32))
+        return name
+
+    def emit(self, attrs: ir.Attrs, inputs: tuple[str, ...], output: str, layout: Layout) -> ir.Op:
+        self.new_activation(output, layout)
+        op = ir.Op(_op_name(self.label, len(self.ops)), attrs, inputs, (output,), self.label)
+        self.ops.append(op)
+        return op
+
+    def producer(self, name: str) -> tuple[int, ir.Op] | None:
+        name = self.ir_name(name)
+        for i in range(len(self.ops) - 1, -1, -1):
+            if name in self.ops[i].outputs:
+                return i, self.ops[i]
+        return None
+
+    def single_use(self, name: str) -> bool:
+        return self.uses[name] == 1 and name not in self.og.outputs
+
+    def rename_output(self, index: int, new: str) -> None:
+        """Give op `index`'s output a new name (a fused successor's), keeping its layout."""
+        op = self.ops[index]
+        old = op.outputs[0]
+        self.tensors[new] = replace(self.tensors.pop(old), name=new)
+        self.layouts[new] = replace(self.layouts.pop(old), onnx_shape=self.og.shapes[new])
+        self.ops[index] = replace(op, outputs=(new,))
+
+    # ---- the walk ---------------------------------------------------------------------------
+    def run(self) -> OnnxImport:
+        for name in self.og.inputs:
+            shape = self.og.shapes[name]
+            consumers = {n.op_type for n in self.og.nodes if name in n.input}
+            kind = "plain"
+            if len(shape) == 4:
+                kind = "nchw"
+            elif len(shape) == 3 and consumers & _SPATIAL_OPS:
+                kind = "ncl"
+            self.new_activation(name, Layout(kind, shape))
+        for index, node in enumerate(self.og.nodes):
+            self.label = self.og.node_label(node, index)
+            handler = HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            if handler is None:
+                raise self.refuse(f"operator type {node.op_type} is not supported "
+                                  f"(supported: {', '.join(sorted(HANDLERS))})")
+            handler.convert(self, node, _attributes(node))
+        outputs = tuple(self.ir_name(n) for n in self.og.outputs)
+        for onnx_name, name in zip(self.og.outputs, outputs, strict=True):
+            if name in self.og.inputs:
+                raise UnsupportedError(f"{self.og.where}: output {onnx_name!r} is a model input")
+        used = {n for op in self.ops for n in op.inputs} | set(outputs) | set(self.og.inputs)
+        tensors = {k: v for k, v in self.tensors.items() if k in used}
+        graph = ir.Graph(self.name, tensors, tuple(self.ops), tuple(self.og.inputs), outputs)
+        layouts = {k: v for k, v in self.layouts.items() if k in tensors}
+        return OnnxImport(graph, layouts, self.og.model, tuple(self.og.inputs), tuple(self.og.outputs))
+
+
+def _attributes(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _op_name(label: str, index: int) -> str:
+    match = re.match(r"node '(.*)' \((\w+)\)", label)
+    base = match.group(1) if match and not match.group(1).startswith("#") else ""
+    kind = match.group(2).lower() if match else "op"
+    clean = re.sub(r"[^A-Za-z0-9_]+", "_", base).strip("_")
+    return clean or f"{kind}{index}"
+
+
+# ---- convolution, batch norm --------------------------------------------------------------------
+def _window(c: _Converter, node: onnx.NodeProto, attrs: dict, spatial: int,
+            in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+            dilation: tuple[int, int]) -> ir.Padding:
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto == "VALID":
+        return ir.Padding()
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        p = same_padding(in_hw, kernel, stride, dilation)
+        if auto == "SAME_LOWER":
+            p = ir.Padding(top=p.bottom, bottom=p.top, left=p.right, right=p.left)
+        return p
+    if auto != "NOTSET":
+        raise c.refuse(f"attribute auto_pad={auto} is not supported")
+    pads = list(attrs.get("pads", [0] * (2 * spatial)))
+    if spatial == 1:
+        return ir.Padding(left=pads[0], right=pads[1])
+    return ir.Padding(top=pads[0], left=pads[1], bottom=pads[2], right=pads[3])
+
+
+def _spatial_params(c: _Converter, node: onnx.NodeProto, attrs: dict, x: Layout,
+                    kernel: list[int]) -> tuple[tuple[int, int], ...]:
+    spatial = len(kernel)
+    if (spatial, x.kind) not in ((2, "nchw"), (1, "ncl")):
+        raise c.refuse(f"a {spatial}-D window on a {len(x.onnx_shape)}-D input is not supported")
+    strides = list(attrs.get("strides", [1] * spatial))
+    dilations = list(attrs.get("dilations", [1] * spatial))
+    if spatial == 1:
+        kernel, strides, dilations = [1, *kernel], [1, *strides], [1, *dilations]
+    hw = (x.ir_shape[1], x.ir_shape[2])
+    return tuple(kernel), tuple(strides), tuple(dilations), hw
+
+
+def _conv(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    x = c.layout(node.input[0])
+    w = c.need_const(node.input[1], "the weights")
+    bias = c.need_const(node.input[2], "the bias") if len(node.input) > 2 and node.input[2] else None
+    spatial = w.ndim - 2
+    kernel, stride, dilation, hw = _spatial_params(c, node, attrs, x, list(w.shape[2:]))
+    padding = _window(c, node, attrs, spatial, hw, kernel, stride, dilation)
+    if spatial == 1:
+        w = w[:, :, None, :]
+    c_in, c_out, group = x.onnx_shape[1], w.shape[0], int(attrs.get("group", 1))
+    if group < 1 or c_in % group or c_out % group or w.shape[1] != c_in // group:
+        raise c.refuse(f"attribute group={group} does not divide {c_in} input and {c_out} output "
+                       f"channels with weights {list(w.shape)}")
+    bias = np.zeros(c_out, np.float32) if bias is None else bias.astype(np.float32)
+    if group == c_in and c_in > 1:
+        attrs_ir: ir.Attrs = ir.DepthwiseConv2D(stride, dilation, padding, c_out // c_in, ir.NO_CLIP)
+        weights = w[:, 0].transpose(1, 2, 0)[None]
+    else:
+        attrs_ir = ir.Conv2D(stride, dilation, padding, ir.NO_CLIP)
+        weights = w.transpose(0, 2, 3, 1)
+    ins = (c.ir_name(node.input[0]), c.new_constant(f"{node.output[0]}_weights", weights),
+           c.new_constant(f"{node.output[0]}_bias", bias))
+    c.emit(attrs_ir, ins, node.output[0], Layout(x.kind, c.og.shapes[node.output[0]]))
+
+
+def _batch_norm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    if len(node.output) > 1 and any(node.output[1:]):
+        raise c.refuse("training-mode BatchNormalization (extra outputs) is not supported")
+    scale, shift, mean, var = (c.need_const(n, what) for n, what in
+                               zip(node.input[1:5], ("scale", "B", "mean", "var"), strict=True))
+    factor = (scale / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))).astype(np.float32)
+    offset = (shift - mean * factor).astype(np.float32)
+    x = c.layout(node.input[0])
+    if x.kind not in ("nchw", "ncl"):
+        raise c.refuse(f"BatchNormalization of a {len(x.onnx_shape)}-D tensor is not supported")
+    found = c.producer(node.input[0])
+    if found and found[1].kind in ("conv2d", "depthwise_conv2d") and c.single_use(node.input[0]) \
+            and found[1].attrs.activation == ir.NO_CLIP:
+        index, op = found
+        w, b = (c.tensors[n] for n in op.inputs[1:3])
+        axis = 0 if op.kind == "conv2d" else 3
+        shape = [1] * w.data.ndim
+        shape[axis] = -1
+        c.tensors[w.name] = replace(w, data=(w.data * factor.reshape(shape)).astype(np.float32))
+        c.tensors[b.name] = replace(b, data=(b.data * factor + offset).astype(np.float32))
+        c.rename_output(index, node.output[0])
+        return
+    weights = factor.reshape(1, 1, 1, -1)
+    ins = (c.ir_name(node.input[0]), c.new_constant(f"{node.output[0]}_weights", weights),
+           c.new_constant(f"{node.output[0]}_bias", offset))
+    attrs_ir = ir.DepthwiseConv2D((1, 1), (1, 1), ir.Padding(), 1, ir.NO_CLIP)
+    c.emit(attrs_ir, ins, node.output[0], Layout(x.kind, c.og.shapes[node.output[0]]))
+
+
+# ---- activations ----------------------------------------------------------------------------------
+def _fuse_activation(c: _Converter, node: onnx.NodeProto, clip: ir.Clip) -> None:
+    found = c.producer(node.input[0])
+    if found is None or found[1].kind not in _FUSES_ACTIVATION:
+        what = found[1].kind if found else "a model input"
+        raise c.refuse(f"a standalone {node.op_type} after {what} is not supported "
+                       "(it must follow a convolution, fully connected, pooling, Add or Mul)")
+    if not c.single_use(node.input[0]):
+        raise c.refuse(f"{node.op_type} reads {node.input[0]!r}, which other nodes read too; "
+                       "it cannot be fused")
+    index, op = found
+    old = op.attrs.activation
+    lows = [v for v in (old.low, clip.low) if v is not None]
+    highs = [v for v in (old.high, clip.high) if v is not None]
+    fused = ir.Clip(max(lows) if lows else None, min(highs) if highs else None)
+    c.ops[index] = replace(op, attrs=replace(op.attrs, activation=fused))
+    c.rename_output(index, node.output[0])
+
+
+def _relu(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    _fuse_activation(c, node, ir.Clip(0.0, None))
+
+
+def _clip(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    low, high = attrs.get("min"), attrs.get("max")
+    if len(node.input) > 1 and node.input[1]:
+        low = float(c.need_const(node.input[1], "min"))
+    if len(node.input) > 2 and node.input[2]:
+        high = float(c.need_const(node.input[2], "max"))
+    _fuse_activation(c, node, ir.Clip(None if low is None else float(low),
+                                      None if high is None else float(high)))
+
+
+# ---- fully connected ------------------------------------------------------------------------------
+def _fc_weights(c: _Converter, x: Layout, weights: np.ndarray) -> np.ndarray:
+    """[N, K] weights reading `x`; columns re-ordered when x is a flattened NCHW tensor."""
+    if x.kind == "flat" and not x.trivial_flat:
+        return weights[:, x.column_order()]
+    if x.kind in ("nchw", "ncl"):
+        raise c.refuse("a fully connected layer on a channels-first tensor needs a Flatten first")
+    return weights
+
+
+def _emit_fc(c: _Converter, node: onnx.NodeProto, weights: np.ndarray, bias: np.ndarray) -> None:
+    x = c.layout(node.input[0])
+    weights = _fc_weights(c, x, weights)
+    ins = (c.ir_name(node.input[0]), c.new_constant(f"{node.output[0]}_weights", weights),
+           c.new_constant(f"{node.output[0]}_bias", bias))
+    c.emit(ir.FullyConnected(ir.NO_CLIP), ins, node.output[0], Layout("plain", c.og.shapes[node.output[0]]))
+
+
+def _gemm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    if attrs.get("transA", 0):
+        raise c.refuse("attribute transA=1 is not supported")
+    b = c.need_const(node.input[1], "B")
+    weights = b if attrs.get("transB", 0) else b.T
+    weights = weights * float(attrs.get("alpha", 1.0))
+    n = weights.shape[0]
+    bias = np.zeros(n, np.float32)
+    if len(node.input) > 2 and node.input[2]:
+        bias = np.broadcast_to(c.need_const(node.input[2], "C") * float(attrs.get("beta", 1.0)),
+                               (n,)).astype(np.float32)
+    _emit_fc(c, node, weights.astype(np.float32), bias)
+
+
+def _matmul(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    b = c.need_const(node.input[1], "the second input")
+    if b.ndim != 2:
+        raise c.refuse(f"a constant second input of shape {list(b.shape)} is not supported (need 2-D)")
+    _emit_fc(c, node, b.T.astype(np.float32), np.zeros(b.shape[1], np.float32))
+
+
+# ---- pooling ------------------------------------------------------------------------------------
+def _pool(mode: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
+    def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+        x = c.layout(node.input[0])
+        if attrs.get("ceil_mode", 0):
+            raise c.refuse("attribute ceil_mode=1 is not supported")
+        if any(d != 1 for d in attrs.get("dilations", [])):
+            raise c.refuse("dilated pooling is not supported")
+        kernel, stride, dilation, hw = _spatial_params(c, node, attrs, x, list(attrs["kernel_shape"]))
+        padding = _window(c, node, attrs, len(attrs["kernel_shape"]), hw, kernel, stride, dilation)
+        if mode == "avg" and attrs.get("count_include_pad", 0) and padding != ir.Padding():
+            raise c.refuse("attribute count_include_pad=1 with padding is not supported")
+        if len(node.output) > 1 and node.output[1]:
+            raise c.refuse("MaxPool's Indices output is not supported")
+        attrs_ir = ir.Pool2D(mode, kernel, stride, padding, ir.NO_CLIP)
+        c.emit(attrs_ir, (c.ir_name(node.input[0]),), node.output[0],
+               Layout(x.kind, c.og.shapes[node.output[0]]))
+
+    return convert
+
+
+def _global_pool(mode: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
+    def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+        x = c.layout(node.input[0])
+        if x.kind not in ("nchw", "ncl"):
+            raise c.refuse(f"global pooling of a {len(x.onnx_shape)}-D tensor is not supported")
+        window = (x.ir_shape[1], x.ir_shape[2])
+        attrs_ir = ir.Pool2D(mode, window, (1, 1), ir.Padding(), ir.NO_CLIP)
+        c.emit(attrs_ir, (c.ir_name(node.input[0]),), node.output[0],
+               Layout(x.kind, c.og.shapes[node.output[0]]))
+
+    return convert
+
+
+# ---- element-wise ---------------------------------------------------------------------------------
+def _const_in_layout(c: _Converter, value: np.ndarray, layout: Layout) -> np.ndarray:
+    """A constant operand broadcast against a tensor of `layout`, moved to IR order."""
+    rank = len(layout.onnx_shape)
+    if value.ndim > rank:
+        raise c.refuse(f"a constant of shape {list(value.shape)} against a {rank}-D tensor")
+    if value.size == 1:
+        return value.reshape((1,) * max(value.ndim, 1))
+    if layout.kind in ("plain",) or layout.trivial_flat:
+        return value
+    full = value.reshape((1,) * (rank - value.ndim) + value.shape)
+    if layout.kind == "nchw":
+        return full.transpose(0, 2, 3, 1)
+    if layout.kind == "ncl":
+        return full.transpose(0, 2, 1)[:, None]
+    raise c.refuse(f"a constant of shape {list(value.shape)} against a flattened NCHW tensor")
+
+
+def _elementwise(kind: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
+    def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+        a, b = node.input[:2]
+        ca, cb = c.const(a), c.const(b)
+        if ca is not None and cb is not None:
+            raise c.refuse("both inputs are constant")
+        live = [n for n, v in ((a, ca), (b, cb)) if v is None]
+        layouts = [c.layout(n) for n in live]
+        if len(layouts) == 2 and layouts[0].kind != layouts[1].kind:
+            raise c.refuse(f"inputs of layouts {layouts[0].kind} and {layouts[1].kind} cannot be combined")
+        out_layout = Layout(layouts[0].kind, c.og.shapes[node.output[0]], layouts[0].spatial)
+        if kind == "add" and _fold_bias(c, node, a, b, ca, cb):
+            return
+        ins = []
+        for name, value in ((a, ca), (b, cb)):
+            if value is None:
+                ins.append(c.ir_name(name))
+            else:
+                moved = _const_in_layout(c, value.astype(np.float32), out_layout)
+                ins.append(c.new_constant(f"{node.output[0]}_operand", moved))
+        attrs_ir = ir.Add(ir.NO_CLIP) if kind == "add" else ir.Mul(ir.NO_CLIP)
+        c.emit(attrs_ir, tuple(ins), node.output[0], out_layout)
+
+    return convert
+
+
+def _fold_bias(c: _Converter, node: onnx.NodeProto, a: str, b: str, ca, cb) -> bool:
+    """Add(conv or FC output, constant per output channel) → the layer's bias."""
+    live, value = (a, cb) if cb is not None else (b, ca)
+    if value is None or not c.single_use(live):
+        return False
+    found = c.producer(live)
+    if found is None or found[1].kind not in ("conv2d", "depthwise_conv2d", "fully_connected") \
+            or found[1].attrs.activation != ir.NO_CLIP:
+        return False
+    index, op = found
+    layout = c.layout(live)
+    moved = _const_in_layout(c, value.astype(np.float32), layout)
+    channels = c.tensors[op.outputs[0]].shape[-1]
+    if moved.size not in (1, channels) or (moved.size == channels and moved.shape[-1] != channels):
+        return False
+    bias = c.tensors[op.inputs[2]]
+    c.tensors[bias.name] = replace(bias, data=(bias.data + moved.reshape(-1)).astype(np.float32))
+    c.rename_output(index, node.output[0])
+    return True
+
+
+def _softmax(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    x = c.layout(node.input[0])
+    opset = next((o.version for o in c.og.model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    rank = len(x.onnx_shape)
+    axis = int(attrs.get("axis", -1 if opset >= 13 else 1))
+    axis = axis + rank if axis < 0 else axis
+    if opset < 13 and axis != rank - 1:
+        raise c.refuse(f"attribute axis={axis} with opset {opset} flattens; only the last axis works")
+    if x.axis_to_ir(axis) != len(x.ir_shape) - 1:
+        raise c.refuse(f"attribute axis={axis} is not the channel/last axis")
+    c.emit(ir.Softmax(1.0), (c.ir_name(node.input[0]),), node.output[0],
+           Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
+
+
+# ---- shapes -------------------------------------------------------------------------------------
+def _reshape(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    x = c.layout(node.input[0])
+    out_shape = c.og.shapes[node.output[0]]
+    if x.kind == "plain" or (x.kind == "flat" and x.trivial_flat):
+        layout = Layout("plain", out_shape)
+    elif x.kind == "flat" and out_shape == x.onnx_shape:
+        layout = x
+    elif x.kind in ("nchw", "ncl") and len(out_shape) == 2 and out_shape[0] == x.onnx_shape[0]:
+        s = x.onnx_shape
+        spatial = (s[1], s[2], s[3]) if x.kind == "nchw" else (s[1], 1, s[2])
+        layout = Layout("flat", out_shape, spatial)
+        if layout.trivial_flat:
+            layout = Layout("plain", out_shape)
+    elif out_shape == x.onnx_shape:
+        layout = x
+    else:
+        raise c.refuse(f"reshaping a channels-first {list(x.onnx_shape)} tensor to {list(out_shape)} "
+                       "is not supported (only flattening to [N, -1])")
+    c.emit(ir.Reshape(), (c.ir_name(node.input[0]),), node.output[0], layout)
+
+
+def _identity(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    c.alias[node.output[0]] = c.ir_name(node.input[0])
+    c.uses[c.ir_name(node.input[0])] += c.uses[node.output[0]] - 1
+
+
+def _concat(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    layouts = [c.layout(n) for n in node.input]
+    if len({lay.kind for lay in layouts}) != 1 or layouts[0].kind == "flat":
+        raise c.refuse("inputs of different or flattened layouts cannot be concatenated")
+    axis = layouts[0].axis_to_ir(int(attrs["axis"]))
+    out = Layout(layouts[0].kind, c.og.shapes[node.output[0]])
+    c.emit(ir.Concat(axis), tuple(c.ir_name(n) for n in node.input), node.output[0], out)
+
+
+def _pad(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    mode = attrs.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise c.refuse(f"attribute mode={mode} is not supported (only constant)")
+    if len(node.input) > 3 and node.input[3]:
+        raise c.refuse("the axes input is not supported")
+    pads = attrs.get("pads")
+    if len(node.input) > 1 and node.input[1]:
+        pads = c.need_const(node.input[1], "pads")
+    value = attrs.get("value", 0.0)
+    if len(node.input) > 2 and node.input[2]:
+        value = float(c.need_const(node.input[2], "constant_value"))
+    if value != 0.0:
+        raise c.refuse(f"constant_value={value} is not supported (only 0)")
+    x = c.layout(node.input[0])
+    rank = len(x.onnx_shape)
+    pairs = [(int(pads[i]), int(pads[i + rank])) for i in range(rank)]
+    if x.kind == "nchw":
+        pairs = [pairs[0], pairs[2], pairs[3], pairs[1]]
+    elif x.kind == "ncl":
+        pairs = [pairs[0], (0, 0), pairs[2], pairs[1]]
+    elif x.kind == "flat" and not x.trivial_flat:
+        raise c.refuse("padding a flattened channels-first tensor is not supported")
+    c.emit(ir.Pad(tuple(pairs)), (c.ir_name(node.input[0]),), node.output[0],
+           Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
+
+
+@dataclass(frozen=True)
+class Handler:
+    """How one ONNX operator is imported: what it becomes in the IR (whose constraints then
+    apply), the import-time rules it must meet (refused otherwise), and the converter."""
+
+    becomes: str
+    rules: str
+    convert: Callable[[_Converter, onnx.NodeProto, dict], None]
+
+
+_WINDOW = "2-D or 1-D; pads explicit or auto_pad SAME_UPPER/SAME_LOWER/VALID"
+HANDLERS: dict[str, Handler] = {
+    "Conv": Handler("conv2d / depthwise_conv2d", f"constant weights and bias; group divides both "
+                    f"channel counts (group == C_in becomes depthwise); {_WINDOW}", _conv),
+    "BatchNormalization": Handler("folded", "folded into the convolution before it, else a 1x1 "
+                                  "depthwise convolution; constant parameters; inference mode", _batch_norm),
+    "Relu": Handler("fused", "fused into the convolution, fully connected, pooling, Add or Mul before "
+                    "it, whose output nothing else reads", _relu),
+    "Clip": Handler("fused", "as Relu; constant min/max", _clip),
+    "Gemm": Handler("fully_connected", "transA = 0; constant B and C", _gemm),
+    "MatMul": Handler("fully_connected", "constant 2-D second input; an Add of a constant vector after "
+                      "it becomes the bias", _matmul),
+    "AveragePool": Handler("pool2d", f"{_WINDOW}; ceil_mode = 0; count_include_pad = 0 when padded",
+                           _pool("avg")),
+    "MaxPool": Handler("pool2d", f"{_WINDOW}; ceil_mode = 0; no dilation; no Indices output",
+                       _pool("max")),
+    "GlobalAveragePool": Handler("pool2d", "4-D or 3-D input", _global_pool("avg")),
+    "GlobalMaxPool": Handler("pool2d", "4-D or 3-D input", _global_pool("max")),
+    "Add": Handler("add", "one input may be constant; a constant per-channel Add after a convolution "
+                   "or fully connected layer becomes its bias", _elementwise("add")),
+    "Mul": Handler("mul", "one input may be constant", _elementwise("mul")),
+    "Softmax": Handler("softmax", "over the last (or channel) axis", _softmax),
+    "Reshape": Handler("reshape", "channels-first tensors only flattened to [N, -1]", _reshape),
+    "Flatten": Handler("reshape", "as Reshape", _reshape),
+    "Squeeze": Handler("reshape", "as Reshape", _reshape),
+    "Unsqueeze": Handler("reshape", "as Reshape", _reshape),
+    "Concat": Handler("concat", "inputs of one layout", _concat),
+    "Pad": Handler("pad", "mode constant, value 0, no axes input", _pad),
+    "Identity": Handler("removed", "", _identity),
+    "Dropout": Handler("removed", "inference mode", _identity),
+}
+"""ONNX operators mcudeploy imports, by op_type."""

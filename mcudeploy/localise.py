@@ -1,0 +1,183 @@
+"""Per-layer localisation of a mismatch.
+
+For one vector the device runs layers 0..k and returns layer k's output (INVOKE with
+stop_after_layer = k, then a READ of the TENSOR space), for every k; each output is compared with
+the host reference's value of the same tensor. The first layer whose output differs is the one
+that computed wrongly (every layer before it was fed, and produced, the right values); its
+differences are described by axis: which channels (last axis), rows, columns and batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mcudeploy.codegen.emit import LayerInfo, Manifest
+from mcudeploy.errors import DeviceFault
+from mcudeploy.ir import Graph
+from mcudeploy.protocol import TENSOR, DeviceHang, Link
+from mcudeploy.reference import run_graph
+from mcudeploy.vectors import Vector
+from mcudeploy.verify import abs_diff, describe_layer, write_inputs
+
+# Axis names by tensor rank (NHWC is fixed by the IR): the last axis is always "channels".
+_AXES = {1: ("channels",), 2: ("batches", "channels"), 3: ("batches", "rows", "channels"),
+         4: ("batches", "rows", "columns", "channels")}
+_LIST_AT_MOST = 16
+
+
+@dataclass(frozen=True)
+class LayerDiff:
+    """One layer's output on the device against the host reference. `pattern` maps an axis name
+    (batches, rows, columns, channels) to the indices along it where some element differs;
+    `channel_max_abs_diff` is the largest |diff| of each channel. The mean is over all elements."""
+
+    index: int
+    name: str
+    op: str
+    origin: str
+    kind: str
+    shape: list[int]
+    elements: int
+    differing: int
+    max_abs_diff: int
+    mean_abs_diff: float
+    pattern: dict[str, list[int]]
+    channel_max_abs_diff: list[int]
+
+
+@dataclass
+class Localisation:
+    """The layer-by-layer comparison of one vector. `first_divergent` is the index of the first
+    layer whose output differs (None: every layer matched, the mismatch did not reproduce);
+    `heatmap` is that layer's largest |diff| by row (or batch) and channel. `error`: the device
+    failed during the layer-by-layer run (the layers are then not compared)."""
+
+    vector: int
+    layers: list[LayerDiff] = field(default_factory=list)
+    first_divergent: int | None = None
+    heatmap: list[list[int]] | None = None
+    heatmap_rows: str = "rows"
+    error: str | None = None
+
+    def first(self) -> LayerDiff | None:
+        return next((d for d in self.layers if d.index == self.first_divergent), None)
+
+    def describe(self) -> str:
+        """One line for people: the first diverging layer and the pattern of its differences."""
+        d = self.first()
+        if self.error is not None:
+            return f"vector {self.vector} could not be re-run layer by layer: {self.error}"
+        if d is None:
+            return (f"vector {self.vector}: every layer's output matched the host reference when "
+                    "run layer by layer (the mismatch did not reproduce)")
+        by_axis = list(zip(d.pattern.items(), d.shape, strict=True))[::-1]  # channels first
+        axes = "; ".join(f"{axis} {format_indices(found)} (of {size})"
+                         for (axis, found), size in by_axis)
+        return (f"layer {d.index} {d.name} ({d.origin}) is the first to diverge on vector "
+                f"{self.vector}: {d.differing} of {d.elements} elements differ; {axes}; "
+                f"max |diff| {d.max_abs_diff}, mean |diff| {d.mean_abs_diff:.3g}")
+
+
+def device_layer_outputs(link: Link, manifest: Manifest, vector: Vector, invoke_timeout: float,
+                         history: Sequence[Vector] = ()) -> dict[int, bytes]:
+    """Each layer's output tensor on the device for `vector`, by layer index (the raw bytes).
+
+    `history`: the vectors a stateful model ran before this one. Before each layer the device is
+    reset and runs them again, so that the layer sees the state it saw in the run."""
+    tensors = {t.id: t for t in manifest.tensors}
+    found = {}
+    for layer in manifest.layers:
+        tensor = tensors.get(layer.tensor)
+        if tensor is None:
+            continue
+        if history:
+            link.reset()
+            for earlier in history:
+                write_inputs(link, earlier)
+                link.invoke(timeout=invoke_timeout)
+        write_inputs(link, vector)
+        try:
+            done = link.invoke(stop_after=layer.index, timeout=invoke_timeout)
+        except DeviceHang as exc:
+            raise DeviceHang(f"layer by layer, up to layer {layer.index}: {exc}") from exc
+        if done.status != 0:
+            raise DeviceFault(f"layer by layer: {describe_layer(manifest, done.layer)} returned "
+                              f"status {done.status}")
+        found[layer.index] = link.read(TENSOR, tensor.id, tensor.size)
+    return found
+
+
+def localise(manifest: Manifest, graph: Graph, vector_index: int, vector: Vector,
+             device: dict[int, bytes], history: Sequence[Vector] = ()) -> Localisation:
+    """Compare the device's layer outputs with the host reference's and find the first layer
+    that diverges. Layers whose tensor the reference does not compute are left out. `history`:
+    the vectors a stateful model ran before this one (its state follows from them)."""
+    state: dict[str, np.ndarray] = {}
+    for earlier in history:
+        run_graph(graph, dict(zip(graph.inputs, earlier, strict=True)), state)
+    values = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)), state)
+    tensors = {t.id: t for t in manifest.tensors}
+    result = Localisation(vector_index)
+    for layer in manifest.layers:
+        data = device.get(layer.index)
+        tensor = tensors.get(layer.tensor)
+        if data is None or tensor is None or tensor.name not in values:
+            continue
+        expected = np.asarray(values[tensor.name])
+        got = np.frombuffer(data, dtype=expected.dtype)
+        if got.size != expected.size:
+            raise DeviceFault(f"{describe_layer(manifest, layer.index)}: the device's tensor has "
+                              f"{got.size} elements, the reference's {expected.size}")
+        diff = abs_diff(got.reshape(expected.shape), expected)
+        result.layers.append(_layer_diff(layer, diff))
+        if result.first_divergent is None and diff.any():
+            result.first_divergent = layer.index
+            result.heatmap, result.heatmap_rows = _heatmap(diff)
+    return result
+
+
+def _layer_diff(layer: LayerInfo, diff: np.ndarray) -> LayerDiff:
+    shape = list(diff.shape) or [1]
+    diff = diff.reshape(shape)
+    axes = _AXES.get(len(shape)) or (*(f"axis {i}" for i in range(len(shape) - 1)), "channels")
+    pattern = {}
+    for axis, name in enumerate(axes):
+        others = tuple(a for a in range(len(shape)) if a != axis)
+        pattern[name] = [int(i) for i in np.flatnonzero(diff.max(axis=others) if others else diff)]
+    channels = diff.reshape(-1, shape[-1]).max(axis=0)
+    return LayerDiff(
+        index=layer.index, name=layer.name, op=layer.op, origin=layer.origin, kind=layer.kind,
+        shape=shape, elements=int(diff.size), differing=int(np.count_nonzero(diff)),
+        max_abs_diff=int(diff.max(initial=0)), mean_abs_diff=round(float(diff.mean()), 6),
+        pattern=pattern, channel_max_abs_diff=[int(v) for v in channels],
+    )
+
+
+def _heatmap(diff: np.ndarray) -> tuple[list[list[int]], str]:
+    """The largest |diff| by (row, channel) for NHWC, by (batch, channel) for [N, C]."""
+    if diff.ndim == 4:
+        grid, rows = diff.max(axis=(0, 2)), "rows"
+    elif diff.ndim >= 2:
+        grid, rows = diff.reshape(-1, diff.shape[-1]), "batches" if diff.ndim == 2 else "rows"
+    else:
+        grid, rows = diff.reshape(1, -1), "batches"
+    return [[int(v) for v in row] for row in grid], rows
+
+
+def format_indices(found: Sequence[int]) -> str:
+    """`none`, `5`, `0-5`, `1, 3, 5`: the indices, runs written as ranges, long lists cut."""
+    if not found:
+        return "none"
+    runs: list[list[int]] = []
+    for i in found:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    parts = [str(a) if a == b else f"{a}-{b}" for a, b in runs]
+    if len(parts) > _LIST_AT_MOST:
+        parts = [*parts[:_LIST_AT_MOST], f"... ({len(found)} in all)"]
+    return ", ".join(parts)

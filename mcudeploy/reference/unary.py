@@ -1,0 +1,31 @@
+"""Element-wise unary int8 operators in TFLite(-Micro) semantics: LOGISTIC and QUANTIZE."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mcudeploy.quantize.arith import requantize, rounding_divide_by_pot
+from mcudeploy.quantize.fixedpoint import logistic as fixed_logistic
+from mcudeploy.quantize.params import LOGISTIC_INPUT_INTEGER_BITS, LogisticParams, QuantizeParams
+
+
+def logistic(x: np.ndarray, p: LogisticParams) -> np.ndarray:
+    """TFLM's int8 logistic: saturate beyond the input radius, else gemmlowp's logistic in Q4.27."""
+    value = x.astype(np.int64) - p.input_zero_point
+    in_q4 = requantize(value, p.input_multiplier, p.input_left_shift)
+    out_q0 = fixed_logistic(in_q4, LOGISTIC_INPUT_INTEGER_BITS)
+    out = np.clip(rounding_divide_by_pot(out_q0, 31 - 8) - 128, -128, 127)
+    out = np.where(value <= -p.input_range_radius, -128, out)
+    out = np.where(value >= p.input_range_radius, 127, out)
+    return out.astype(np.int8)
+
+
+def quantize(x: np.ndarray, p: QuantizeParams, dtype: str) -> np.ndarray:
+    """Requantize to another scale, zero point and integer type."""
+    out = requantize(x.astype(np.int64) - p.input_zero_point, p.multiplier, p.shift) + p.output_zero_point
+    return np.clip(out, p.out_min, p.out_max).astype(dtype)
+
+
+def lookup_table(kernel, dtype_in: str = "int8") -> np.ndarray:
+    """The kernel's output for every int8 input, indexed by input + 128 (for generated C)."""
+    return kernel(np.arange(-128, 128, dtype=np.int64).astype(dtype_in))

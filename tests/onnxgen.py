@@ -1,0 +1,84 @@
+"""Builders of small float ONNX models for tests (onnx.helper), with seeded random weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+@dataclass
+class OnnxBuilder:
+    """Appends ONNX nodes; shapes are left to onnx's shape inference."""
+
+    seed: int = 0
+    opset: int = 17
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    inits: list[onnx.TensorProto] = field(default_factory=list)
+    inputs: list[onnx.ValueInfoProto] = field(default_factory=list)
+    counter: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def _name(self, base: str) -> str:
+        self.counter += 1
+        return f"{base}{self.counter}"
+
+    def const(self, value: np.ndarray, base: str = "c") -> str:
+        name = self._name(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def input(self, shape: tuple[int, ...]) -> str:
+        name = f"x{len(self.inputs)}"
+        self.inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+        return name
+
+    def node(self, op: str, inputs: list[str], **attrs) -> str:
+        out = self._name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=f"{op}_{self.counter}", **attrs))
+        return out
+
+    def conv(self, x: str, c_in: int, c_out: int, kernel=(3, 3), group: int = 1, bias: bool = True,
+             **attrs) -> str:
+        fan_in = (c_in // group) * int(np.prod(kernel))
+        w = self.rng.normal(0, 1.0 / np.sqrt(fan_in), size=(c_out, c_in // group, *kernel))
+        ins = [x, self.const(w.astype(np.float32), "w")]
+        if bias:
+            ins.append(self.const(self.rng.normal(0, 0.1, size=c_out).astype(np.float32), "b"))
+        return self.node("Conv", ins, group=group, kernel_shape=list(kernel), **attrs)
+
+    def batch_norm(self, x: str, c: int) -> str:
+        params = [self.rng.uniform(0.5, 1.5, c), self.rng.normal(0, 0.1, c),
+                  self.rng.normal(0, 0.1, c), self.rng.uniform(0.5, 1.5, c)]
+        return self.node("BatchNormalization", [x, *(self.const(p.astype(np.float32)) for p in params)])
+
+    def gemm(self, x: str, k: int, n: int, trans_b: int = 1) -> str:
+        w = self.rng.normal(0, 1.0 / np.sqrt(k), size=(n, k) if trans_b else (k, n))
+        b = self.rng.normal(0, 0.1, size=n)
+        return self.node("Gemm", [x, self.const(w.astype(np.float32)), self.const(b.astype(np.float32))],
+                         transB=trans_b)
+
+    def model(self, outputs: list[str]) -> onnx.ModelProto:
+        outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs]
+        graph = helper.make_graph(self.nodes, "test", self.inputs, outs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
+        model.ir_version = 8
+        return onnx.shape_inference.infer_shapes(model)
+
+    def save(self, outputs: list[str], path: Path) -> Path:
+        onnx.save(self.model(outputs), str(path))
+        return path
+
+    def calibration(self, path: Path, count: int = 32) -> Path:
+        """Random normal calibration samples for every input, as a .npz."""
+        arrays = {}
+        for vi in self.inputs:
+            shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+            arrays[vi.name] = self.rng.normal(0, 1, size=(count, *shape)).astype(np.float32)
+        np.savez(path, **arrays)
+        return path
