@@ -27,7 +27,7 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +36,19 @@ from mcudeploy.boards import load_board
 from mcudeploy.errors import BoardError, DeviceFault, LinkError, MCUDeployError
 from mcudeploy.outdir import staged_directory
 from mcudeploy.packs import nn_library
-from mcudeploy.pipeline import Built, ImportOptions, Model, build_model, expected_outputs, import_model
+from mcudeploy.pipeline import (
+    Built,
+    ImportOptions,
+    Model,
+    build_model,
+    expected_outputs,
+    import_model,
+    tuning_report,
+)
 from mcudeploy.progress import Progress
-from mcudeploy.protocol import INPUT, OUTPUT, Link
+from mcudeploy.protocol import INPUT, OUTPUT, TICKS, Link
 from mcudeploy.runners import make_runner
+from mcudeploy.tune import TuneOptions, build_tuning
 from mcudeploy.vectors import random_vectors
 from mcudeploy.verify import compare
 
@@ -104,6 +113,8 @@ class BenchResult:
     flash: dict[str, int]
     tflm: TflmArena | None
     method: str
+    startup_instructions: int | None = None  # mcd_model_init, once after reset
+    tuning: dict = field(default_factory=dict)  # per-layer lowerings and candidates (tuning_report)
 
     @property
     def instructions_per_mac(self) -> float | None:
@@ -143,10 +154,11 @@ def _round(value: float | None) -> float | None:
 
 def bench_model(model_path: Path, board_name: str, out: Path, progress: Progress, *,
                 seed: int = 0, tflm: bool = True, import_options: ImportOptions | None = None,
-                cmsis_nn: str | None = None) -> BenchResult:
+                cmsis_nn: str | None = None, tune: TuneOptions | None = None) -> BenchResult:
     """`mcudeploy bench`: build `model_path` for the board (with nnref, or the CMSIS-NN pack
-    `cmsis_nn`) into `out`, count its instructions on QEMU, measure its memory, ask TFLM for its
-    arena; writes out/bench.json (and out/model.tflite, the int8 file TFLM ran)."""
+    `cmsis_nn`; its layers lowered as `tune` measures or its tuning file says) into `out`, count its
+    instructions on QEMU, measure its memory, ask TFLM for its arena; writes out/bench.json (and
+    out/model.tflite, the int8 file TFLM ran)."""
     model = import_model(model_path, import_options or ImportOptions())
     board = load_board(board_name)
     if board.qemu is None:
@@ -154,9 +166,11 @@ def bench_model(model_path: Path, board_name: str, out: Path, progress: Progress
     library = nn_library(cmsis_nn)
     with staged_directory(out) as work:
         (work / "model.tflite").write_bytes(model.tflite)
-        built = build_model(model, board, work, progress, library=library)
+        tuning = build_tuning(model.graph, board, library, out, work, tune or TuneOptions(seed=seed),
+                              progress, source=model_path.name)
+        built = build_model(model, board, work, progress, library=library, tuning=tuning)
         progress.step(f"counting instructions on QEMU {board.qemu.machine} (-icount shift=0)")
-        ticks, layer_ticks, bit_exact = _measure(model, built, seed)
+        ticks, layer_ticks, startup_ticks, bit_exact = _measure(model, built, seed)
         per_tick = board.qemu.instructions_per_tick
         layers = [
             LayerFigures(layer.index, layer.name, layer.op, layer.origin, layer.macs,
@@ -175,14 +189,15 @@ def bench_model(model_path: Path, board_name: str, out: Path, progress: Progress
             arena_bytes=m.arena_bytes, lower_bound=m.lower_bound,
             ram=ram_figures(sizes, m.state_bytes), flash=flash_figures(built),
             tflm=tflm_arena, method=f"QEMU -icount shift=0, SysTick ticks x {per_tick}",
+            startup_instructions=round(startup_ticks * per_tick), tuning=tuning_report(model, built),
         )
         result.save(work / "bench.json")
     return result
 
 
-def _measure(model: Model, built: Built, seed: int) -> tuple[int, list[int], bool]:
-    """One inference of a seeded random vector: its ticks, each layer's ticks, and whether its
-    outputs are bit-exact with the host reference and TFLM."""
+def _measure(model: Model, built: Built, seed: int) -> tuple[int, list[int], int, bool]:
+    """One inference of a seeded random vector: its ticks, each layer's ticks, the ticks of the
+    model's start-up, and whether its outputs are bit-exact with the host reference and TFLM."""
     vectors = random_vectors(model.graph, 1, seed)
     manifest = built.manifest
     with make_runner("qemu", built.board, built.elf, icount=True) as port:
@@ -199,10 +214,11 @@ def _measure(model: Model, built: Built, seed: int) -> tuple[int, list[int], boo
         outputs = [np.frombuffer(link.read(OUTPUT, k, io.size), dtype=np.int8).reshape(io.shape)
                    for k, io in enumerate(manifest.outputs)]
         layer_ticks = list(link.layer_ticks(len(manifest.layers)))
+        startup_ticks = int.from_bytes(link.read(TICKS, 1, 4), "little")
         link.exit(0)
     expected = expected_outputs(model, vectors)
     bit_exact = not any(compare(0, outputs, values[0], oracle) for oracle, values in expected.items())
-    return done.ticks, layer_ticks, bit_exact
+    return done.ticks, layer_ticks, startup_ticks, bit_exact
 
 
 def ram_figures(sizes: dict[str, int], state_bytes: int) -> dict[str, int]:

@@ -23,6 +23,9 @@ CpuName = Literal[
     "cortex-m35p", "cortex-m55",
 ]
 Address = Annotated[int, Field(ge=0, lt=2**32)]
+# The NVIC line a UART's receive interrupt raises (v8-M has at most 480 lines). Optional: with it
+# the device sleeps (WFI) while it waits for a byte, without it, it polls the UART at full speed.
+RxIrq = Annotated[int | None, Field(ge=0, lt=480)]
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class CmsdkUart(_Strict):
     kind: Literal["cmsdk"]
     base: Address
     bauddiv: int = Field(ge=16, lt=2**20)
+    rx_irq: RxIrq = None
 
 
 class EnableBit(_Strict):
@@ -79,6 +83,7 @@ class Stm32Uart(_Strict):
     rx_pin: int = Field(ge=0, le=15)
     af: int = Field(ge=0, le=15)
     enable: list[EnableBit] = Field(min_length=1, max_length=8)
+    rx_irq: RxIrq = None  # the UART's global interrupt
 
     @property
     def brr(self) -> int:

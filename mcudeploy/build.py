@@ -79,6 +79,8 @@ def board_defines(board: Board) -> dict[str, str]:
         "MCD_HAS_FPU": "1" if board.fpu or board.mve != "none" else "0",
         "MCD_SYSTICK_HZ": f"{board.clock_hz}u",
     }
+    if uart.rx_irq is not None:
+        defines["MCD_UART_RX_IRQ"] = str(uart.rx_irq)
     if uart.kind == "cmsdk":
         return defines | {"MCD_UART_CMSDK": "1", "MCD_UART_BAUDDIV": str(uart.bauddiv)}
     return defines | {

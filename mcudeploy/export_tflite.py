@@ -194,10 +194,17 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
                   for k, v in (("begin", a.begin), ("end", a.end), ("strides", a.strides))]
         w.add_op(op, fb.BuiltinOperator.STRIDED_SLICE, fb.BuiltinOptions.StridedSliceOptions, o,
                  (op.inputs[0], *consts))
+    elif isinstance(a, ir.Mean):
+        o = fb.ReducerOptionsT()
+        o.keepDims = a.keep_dims
+        axis = w.constant(f"{op.name}_axis", np.array([1, 2], dtype=np.int32))
+        w.add_op(op, fb.BuiltinOperator.MEAN, fb.BuiltinOptions.ReducerOptions, o, (op.inputs[0], axis))
     elif isinstance(a, ir.Logistic):
         w.add_op(op, fb.BuiltinOperator.LOGISTIC, 0, None, op.inputs)
     elif isinstance(a, ir.Quantize):
-        w.add_op(op, fb.BuiltinOperator.QUANTIZE, 0, None, op.inputs)
+        to_float = g.tensor(op.outputs[0]).dtype == "float32"
+        code = fb.BuiltinOperator.DEQUANTIZE if to_float else fb.BuiltinOperator.QUANTIZE
+        w.add_op(op, code, 0, None, op.inputs)
     elif isinstance(a, ir.Softmax):
         o = fb.SoftmaxOptionsT()
         o.beta = a.beta

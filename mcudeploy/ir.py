@@ -173,6 +173,14 @@ class Slice:
 
 
 @dataclass(frozen=True)
+class Mean:
+    """The mean over the spatial axes 1 and 2 of an NHWC tensor, requantized (TFLite MEAN)."""
+
+    KIND: ClassVar[str] = "mean"
+    keep_dims: bool
+
+
+@dataclass(frozen=True)
 class Logistic:
     """The sigmoid, TFLite int8 (output scale 1/256, zero point -128)."""
 
@@ -216,7 +224,7 @@ class Reshape:
 
 
 Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax
-         | Reshape | Slice | Logistic | Quantize | ReadVariable | AssignVariable)
+         | Reshape | Slice | Mean | Logistic | Quantize | ReadVariable | AssignVariable)
 
 
 @dataclass(frozen=True)

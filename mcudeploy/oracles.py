@@ -21,20 +21,37 @@ class Tflm:
 
     name = "tflm"
 
-    def __init__(self, model: bytes, num_outputs: int,
-                 arena_bytes: int = DEFAULT_ARENA_BYTES) -> None:
-        self.num_outputs = num_outputs
+    def __init__(self, model: bytes, graph: Graph, arena_bytes: int = DEFAULT_ARENA_BYTES) -> None:
+        self.graph = graph
         self._interpreter = runtime.Interpreter.from_bytes(
             model, arena_size=arena_bytes,
             intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors,
         )
+        count = len(graph.inputs), len(graph.outputs)
+        self._float_in = [self._interpreter.get_input_details(i)["dtype"] == np.float32
+                          for i in range(count[0])]
+        self._float_out = [self._interpreter.get_output_details(i)["dtype"] == np.float32
+                           for i in range(count[1])]
 
     def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Run once; returns the outputs in model order."""
+        """Run once on int8 inputs; returns the int8 outputs in model order. A file with float I/O
+        wrappers gets the inputs dequantized, and its outputs quantized back, with the scales of the
+        int8 tensors the graph deploys (exact: the wrappers use the same scales)."""
         for index, value in enumerate(inputs):
+            if self._float_in[index]:
+                t = self.graph.tensor(self.graph.inputs[index])
+                value = dequantize(np.asarray(value), t.scale, t.zero_point).astype(np.float32)
             self._interpreter.set_input(np.ascontiguousarray(value), index)
         self._interpreter.invoke()
-        return [np.array(self._interpreter.get_output(i)) for i in range(self.num_outputs)]
+        outputs = []
+        for index, name in enumerate(self.graph.outputs):
+            value = np.array(self._interpreter.get_output(index))
+            if self._float_out[index]:
+                t = self.graph.tensor(name)
+                q = round_half_away(value.astype(np.float64) / t.scale) + t.zero_point
+                value = np.clip(q, -128, 127).astype(np.int8)
+            outputs.append(value)
+        return outputs
 
     def tensor(self, index: int) -> np.ndarray:
         """A tensor of subgraph 0 by its index in the file, as of the last invoke."""

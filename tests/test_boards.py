@@ -45,26 +45,45 @@ def test_stm32_uart_defines() -> None:
         "MCD_UART_BRR": "0x22B9u",  # 256 * 4 MHz / 115200 = 8888.9
         "MCD_UART_ENABLES": "0x40021058u,28u,0x40007004u,9u,0x4002104Cu,6u,0x4002105Cu,0u",
         "MCD_UART_GPIO": "0x48001800u", "MCD_UART_TX_PIN": "7u", "MCD_UART_RX_PIN": "8u",
-        "MCD_UART_AF": "8u",
+        "MCD_UART_AF": "8u", "MCD_UART_RX_IRQ": "70",
     }
     f767 = board_defines(load_board("nucleo-f767zi"))
     assert f767["MCD_UART_BRR"] == "0x8Bu"  # 16 MHz / 115200 = 138.9
+    assert f767["MCD_UART_RX_IRQ"] == "39"
     assert board_defines(load_board("mps2-an385"))["MCD_UART_CMSDK"] == "1"
 
 
-@pytest.mark.parametrize(("name", "flash_end"), [("nucleo-l4r5zi", 0x08200000),
-                                                  ("nucleo-f767zi", 0x08200000)])
-def test_real_boards_build_the_bundled_model(name: str, flash_end: int, tmp_path: Path,
+def test_rx_irq_is_optional_and_bounded(tmp_path: Path) -> None:
+    """Without uart.rx_irq the device polls its UART (no define); a line past v8-M's 480 is refused."""
+    text = AN547.replace("rx_irq = 33", "rx_irq = 480")
+    assert board_error(tmp_path, text) == (
+        f"FILE:{line_of(text, 'rx_irq')}: field 'uart.rx_irq': Input should be less than 480")
+    path = tmp_path / "mps3-an547.toml"
+    path.write_text(re.sub(r"rx_irq = 33 .*\n", "", AN547))
+    board = load_board(path)
+    assert board.uart.rx_irq is None
+    assert "MCD_UART_RX_IRQ" not in board_defines(board)
+    assert board_defines(load_board("mps3-an547"))["MCD_UART_RX_IRQ"] == "33"
+
+
+@pytest.mark.parametrize(("name", "flash_end", "rx_irq"), [("nucleo-l4r5zi", 0x08200000, 70),
+                                                            ("nucleo-f767zi", 0x08200000, 39)])
+def test_real_boards_build_the_bundled_model(name: str, flash_end: int, rx_irq: int, tmp_path: Path,
                                              capsys) -> None:
-    """Compile-tested only: these boards cannot run here (no probe, and QEMU models neither)."""
+    """Compile-tested only: these boards cannot run here (no probe, and QEMU models neither).
+    The vector table reaches the UART's interrupt (RM0432: LPUART1 is 70; RM0410: USART3 is 39)."""
     out = tmp_path / "out"
     assert main(["build", str(BUNDLED), "--board", name, "--out", str(out), "-q"]) == 0
     assert f"for {name}" in capsys.readouterr().out
     with open(out / "build" / "firmware.elf", "rb") as f:
         elf = ELFFile(f)
         symbols = elf.get_section_by_name(".symtab")
-        assert symbols.get_symbol_by_name("mcd_vectors")[0]["st_value"] == 0x08000000
+        (vectors,) = symbols.get_symbol_by_name("mcd_vectors")
+        assert (vectors["st_value"], vectors["st_size"]) == (0x08000000, 4 * (16 + rx_irq + 1))
         assert symbols.get_symbol_by_name("mcd_uart_init")  # the STM32 driver, not CMSDK's
+        (handler,) = symbols.get_symbol_by_name("mcd_uart_rx_irq")
+        table = elf.get_section_by_name(".vectors").data()
+        assert int.from_bytes(table[4 * (16 + rx_irq):][:4], "little") == handler["st_value"]
         weights = elf.get_section_by_name(".weights")
         assert 0x08000000 <= weights["sh_addr"] < flash_end
         data = elf.get_section_by_name(".data")

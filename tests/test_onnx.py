@@ -93,7 +93,7 @@ def test_int8_graph_tracks_onnxruntime_and_matches_tflm(case: str, tmp_path: Pat
     path, cal = make(tmp_path, CASES[case])
     model = import_model(path, ImportOptions(calibration=cal))
     graph = model.graph
-    tflm = Tflm(model.tflite, len(graph.outputs))
+    tflm = Tflm(model.tflite, graph)
     vectors = model.float_model.calibration_vectors[:6]
     floats: dict[str, list] = {n: [] for n in graph.outputs}
     ours: dict[str, list] = {n: [] for n in graph.outputs}
@@ -152,8 +152,8 @@ def _refused(tmp_path: Path, build, expected: str, error=UnsupportedError) -> No
 
 
 def test_unsupported_operator_names_node_and_type(tmp_path: Path) -> None:
-    _refused(tmp_path, lambda b: [b.node("Sigmoid", [b.input((1, 4))])],
-             "node 'Sigmoid_1' (Sigmoid): operator type Sigmoid is not supported")
+    _refused(tmp_path, lambda b: [b.node("Tanh", [b.input((1, 4))])],
+             "node 'Tanh_1' (Tanh): operator type Tanh is not supported")
 
 
 def test_unsupported_attribute_names_attribute_and_reason(tmp_path: Path) -> None:

@@ -157,10 +157,14 @@ def test_scratch_comes_from_the_packs_own_queries_for_the_cpu_class(tmp_path: Pa
     cls = board.cpu_class
     assert (conv.kind, depthwise.kind, avgpool.kind) == ("conv2d", "depthwise_conv2d", "pool2d")
     assert conv.scratch_bytes == arm_query_sizes(cls, "conv", channels=4, kernel=9)
-    assert depthwise.scratch_bytes == arm_query_sizes(cls, "dw_conv", channels=3)
+    # Multiplier 2, lowered by default as two multiplier-1 calls: the query's answer for one call,
+    # then one call's output (5 x 4 x 3 channels).
+    assert depthwise.scratch_bytes == _align4(arm_query_sizes(cls, "dw_conv", channels=3)) + 5 * 4 * 3
     assert avgpool.scratch_bytes == arm_query_sizes(cls, "avgpool", channels=5, width=4)
     fc = next(layer for layer in manifest.layers if layer.kind == "fully_connected")
-    assert fc.scratch_bytes == (40 if cls == "mve" else 0)  # nnref's kernel sums: 10 int32
+    assert fc.scratch_bytes == 0  # nnref's kernel sums on MVE (10 int32) are precomputed, in flash
+    sums = f"static const int32_t {fc.name}_kernel_sums[10] MCD_WEIGHTS"
+    assert (sums in (tmp_path / "model" / "model.c").read_text()) is (cls == "mve")
 
 
 def test_pack_without_host_side_queries_is_refused_naming_the_query(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ BUNDLED = Path(__file__).resolve().parent.parent / "models" / "tiny_cnn.tflite"
 
 
 def assert_every_tensor_matches(graph, data: bytes, vectors) -> None:
-    oracle = Tflm(data, len(graph.outputs))
+    oracle = Tflm(data, graph)
     index = {name: i for i, name in enumerate(graph.tensors)}
     seen = []
     for vector in vectors:
@@ -57,8 +57,27 @@ def test_logistic_and_quantize_exhaustively_match_tflm(scale: float) -> None:
     b.tensors[x] = ir.Tensor(x, (1, 256), "int8", ir.QuantParams((scale,), (-7,)))
     graph, data = b.build([b.logistic(x), b.quantize(x, "uint8"), b.quantize(x, "int8")])
     vector = (np.arange(-128, 128, dtype=np.int8).reshape(1, 256),)
-    oracle = Tflm(data, len(graph.outputs))
+    oracle = Tflm(data, graph)
     ours = run_graph(graph, {x: vector[0]})
     for name, theirs in zip(graph.outputs, oracle.invoke(list(vector)), strict=True):
         np.testing.assert_array_equal(ours[name], theirs)
     assert len(np.unique(ours[graph.outputs[0]])) > 20
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_mean_matches_tflm_for_random_shapes_and_scales(seed: int) -> None:
+    """TFLite's integer MEAN (multiplier divided by the count in 64 bits) against TFLM."""
+    from modelgen import GraphBuilder
+
+    from mcudeploy import ir
+
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder(seed=seed)
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 12)), int(rng.integers(1, 12)),
+             int(rng.integers(1, 7)))
+    x = b.input(shape)
+    outputs = [b.mean(x, keep_dims=bool(seed % 2))]
+    if seed % 3 == 0:  # the same quantization in and out
+        b.tensors[outputs[0]] = ir.Tensor(outputs[0], b.tensors[outputs[0]].shape, "int8", b.tensors[x].quant)
+    graph, data = b.build(outputs)
+    assert_every_tensor_matches(graph, data, random_vectors(graph, 6, seed=seed))

@@ -40,7 +40,7 @@ def test_every_tensor_of_every_step_matches_tflm(model) -> None:
     path = Path(str(model))
     graph = load_tflite(path)
     assert graph.variables and any(op.kind == "logistic" for op in graph.ops)
-    oracle = Tflm(path.read_bytes(), 1)
+    oracle = Tflm(path.read_bytes(), graph)
     index = {name: i for i, name in enumerate(graph.tensors) if not name.startswith("variable:")}
     state: dict[str, np.ndarray] = {}
     for vector in random_vectors(graph, STEPS, seed=4):
@@ -60,7 +60,7 @@ def test_generated_c_streams_like_tflm(model, tmp_path: Path) -> None:
     manifest = generate(graph, load_board("mps3-an547"), library, tmp_path, path.name)
     assert manifest.variables and manifest.arena_bytes < 4096
     host = HostModel(tmp_path, library, manifest)
-    oracle = Tflm(path.read_bytes(), 1)
+    oracle = Tflm(path.read_bytes(), graph)
     for vector in random_vectors(graph, STEPS, seed=5):
         np.testing.assert_array_equal(host.invoke(vector)[0], oracle.invoke(list(vector))[0].reshape(1, 1))
 

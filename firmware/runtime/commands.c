@@ -7,6 +7,7 @@
 #define ALL_LAYERS 0xFFFFu
 
 static int32_t model_init_status;
+uint32_t mcd_init_ticks;
 
 typedef struct {
     int8_t *data;
@@ -41,6 +42,10 @@ static uint8_t find_region(uint8_t space, uint16_t index, region *r) {
         *r = (region){mcd_tensors[index].data, mcd_tensors[index].size, 0};
         return 0;
     case MCD_SPACE_TICKS:
+        if (index == 1) {
+            *r = (region){(int8_t *)&mcd_init_ticks, 4u, 0};
+            return 0;
+        }
         if (index != 0) return MCD_ERR_BAD_INDEX;
         *r = (region){(int8_t *)mcd_layer_ticks,
                       4u * (mcd_num_layers < MCD_MAX_LAYERS ? mcd_num_layers : MCD_MAX_LAYERS), 0};

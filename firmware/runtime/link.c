@@ -56,13 +56,10 @@ void mcd_serve(void) {
     size_t n = 0;
     int overflow = 0;
     for (;;) {
-        int c = mcd_uart_getc();
-        if (c < 0) {
-            continue;
-        }
+        uint8_t c = mcd_uart_getc();
         if (c != 0) {
             if (n < sizeof rx) {
-                rx[n++] = (uint8_t)c;
+                rx[n++] = c;
             } else {
                 overflow = 1;
             }

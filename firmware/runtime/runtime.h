@@ -6,6 +6,8 @@
  *                     uart_cmsdk.c (Arm CMSDK APB UART) or uart_stm32.c (ST USART/LPUART); each
  *                     driver lists the further MCD_UART_* defines it needs
  *   MCD_UART_BASE     base address of that UART
+ *   MCD_UART_RX_IRQ   optional: the NVIC line its receive interrupt raises. With it the core sleeps
+ *                     (WFI) while it waits for a byte; without it, it polls the UART
  *   MCD_SEMIHOSTING   1: stop the device with a semihosting SYS_EXIT_EXTENDED; 0: reset it
  *   MCD_HAS_FPU       1: enable the FPU / MVE coprocessors (CPACR CP10, CP11) at reset
  *   MCD_SYSTICK_HZ    the SysTick clock (the CPU clock), reported to the host in HELLO
@@ -137,14 +139,37 @@ static inline void mcd_put32(uint8_t *p, uint32_t v) {
 /* The reset entry: enables FPU/MVE, sets the stack limit, copies .data, zeroes .bss, runs main. */
 void Reset_Handler(void) __attribute__((noreturn));
 
-/* ---- uart_cmsdk.c or uart_stm32.c: the board's UART, polled ---- */
+/* ---- Interrupts: the NVIC line and PRIMASK, for the UART drivers ---- */
+static inline void mcd_irq_enable(uint32_t irq) {
+    MCD_REG(0xE000E100u + 4u * (irq >> 5)) = 1u << (irq & 31u); /* NVIC_ISERn */
+}
+
+static inline void mcd_irq_mask(void) { __asm volatile("cpsid i" ::: "memory"); }
+
+static inline void mcd_irq_unmask(void) { __asm volatile("cpsie i" ::: "memory"); }
+
+/* Called with interrupts masked: sleeps until an enabled interrupt is pending (one that became
+ * pending after the caller's last check wakes WFI at once), lets the pending interrupts be taken,
+ * and masks them again. */
+static inline void mcd_sleep_masked(void) {
+    __asm volatile("dsb\n\twfi\n\tcpsie i\n\tisb\n\tcpsid i" ::: "memory");
+}
+
+/* ---- uart_cmsdk.c or uart_stm32.c: the board's UART ---- */
+/* Sets the UART up, and with MCD_UART_RX_IRQ its receive interrupt (it only wakes the core). */
 void mcd_uart_init(void);
 /* Blocks while the transmit buffer is full. */
 void mcd_uart_putc(uint8_t c);
-/* The received byte, or -1 if none is waiting. Never blocks. */
-int mcd_uart_getc(void);
+/* Waits for the next received byte: asleep until the receive interrupt with MCD_UART_RX_IRQ,
+ * else polling. Other interrupts (SysTick) are served meanwhile. */
+uint8_t mcd_uart_getc(void);
 /* Waits until the last byte has left the transmit buffer. */
 void mcd_uart_flush(void);
+#ifdef MCD_UART_RX_IRQ
+/* The receive interrupt's handler (startup.c's vector table): acknowledges the interrupt, so that
+ * the next wait sleeps again; mcd_uart_getc reads the byte. */
+void mcd_uart_rx_irq(void);
+#endif
 
 /* ---- ticks.c: SysTick as a free-running 64-bit counter of CPU clock ticks ---- */
 void mcd_ticks_init(void);
@@ -200,6 +225,8 @@ typedef struct {
     int32_t exit_code; /* >= 0: stop the device with this code once the response is sent */
 } mcd_response;
 
+/* Ticks of mcd_model_init at start-up, set by main.c; the TICKS space's index 1. */
+extern uint32_t mcd_init_ticks;
 /* Records the model's start-up status for HELLO. */
 void mcd_commands_init(int32_t init_status);
 /* Executes one request; writes the response body to `out` (room for MCD_MAX_BODY bytes). */

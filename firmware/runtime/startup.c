@@ -14,10 +14,15 @@ extern uint32_t __stack_limit__[], __stack_top__[];
 
 typedef void (*mcd_handler)(void);
 
-/* The architecture's 16 system vectors; no device interrupt is used. */
+/* The architecture's 16 system vectors, then the device interrupts up to the UART's receive
+ * interrupt, the only one used; the others report themselves as faults. VTOR needs the table
+ * aligned to its size rounded up to a power of two: it starts its region (linker.ld.j2). */
 typedef struct {
     uint32_t *initial_sp;
     mcd_handler handlers[15];
+#ifdef MCD_UART_RX_IRQ
+    mcd_handler irqs[MCD_UART_RX_IRQ + 1];
+#endif
 } mcd_vector_table;
 
 __attribute__((section(".vectors"), used)) const mcd_vector_table mcd_vectors = {
@@ -37,6 +42,14 @@ __attribute__((section(".vectors"), used)) const mcd_vector_table mcd_vectors = 
         mcd_fault_entry, /* PendSV */
         SysTick_Handler,
     },
+#ifdef MCD_UART_RX_IRQ
+    .irqs = {
+#if MCD_UART_RX_IRQ > 0
+        [0 ... MCD_UART_RX_IRQ - 1] = mcd_fault_entry,
+#endif
+        [MCD_UART_RX_IRQ] = mcd_uart_rx_irq,
+    },
+#endif
 };
 
 void Reset_Handler(void) {

@@ -18,6 +18,10 @@ void mcd_ticks_init(void) {
     SYST_RVR = RELOAD;
     SYST_CVR = 0;
     SYST_CSR = CSR_ENABLE_TICKINT_CPUCLK;
+    /* The counter reads 0 until its first reload (one tick), which mcd_ticks would take for a
+     * whole period elapsed: wait for it, so that even the first reads are right. */
+    while (SYST_CVR == 0) {
+    }
 }
 
 uint64_t mcd_ticks(void) {

@@ -1,5 +1,7 @@
 /* ST's USART or LPUART (the register set with ISR, ICR, RDR, TDR: STM32F0/F3/F7/G0/G4/H7/L4/L5/U5;
- * not the F1/F2/F4 USART): polled transmit and receive of single bytes, 8N1, no FIFO.
+ * not the F1/F2/F4 USART): transmit and receive of single bytes, 8N1, no FIFO. With
+ * MCD_UART_RX_IRQ (the UART's global interrupt) the core sleeps until RXNE: the wait enables
+ * RXNEIE and the handler disables it, since only reading RDR would clear the interrupt.
  * Defines (from the board's [uart] table, mcudeploy/build.py):
  *   MCD_UART_STM32      1
  *   MCD_UART_BASE       the USART/LPUART base address
@@ -8,6 +10,7 @@
  *                       clocks of the GPIO port and the UART, an I/O supply (e.g. VDDIO2)
  *   MCD_UART_GPIO       base address of the GPIO port of both pins
  *   MCD_UART_TX_PIN, MCD_UART_RX_PIN, MCD_UART_AF   the pins (0..15) and their alternate function
+ *   MCD_UART_RX_IRQ     optional: the UART's NVIC line
  */
 #include "runtime.h"
 
@@ -27,6 +30,7 @@
 #define CR1_UE (1u << 0)
 #define CR1_RE (1u << 2)
 #define CR1_TE (1u << 3)
+#define CR1_RXNEIE (1u << 5)
 #define ISR_ORE (1u << 3)
 #define ISR_RXNE (1u << 5)
 #define ISR_TC (1u << 6)
@@ -66,6 +70,9 @@ void mcd_uart_init(void) {
     UART_CR1 = 0u;
     UART_BRR = MCD_UART_BRR;
     UART_CR1 = CR1_UE | CR1_RE | CR1_TE;
+#ifdef MCD_UART_RX_IRQ
+    mcd_irq_enable(MCD_UART_RX_IRQ);
+#endif
 }
 
 void mcd_uart_putc(uint8_t c) {
@@ -74,16 +81,37 @@ void mcd_uart_putc(uint8_t c) {
     UART_TDR = c;
 }
 
-int mcd_uart_getc(void) {
+static int rx_not_empty(void) {
     uint32_t isr = UART_ISR;
     if (isr & ISR_ORE) {
         UART_ICR = ICR_ORECF; /* the frame's CRC catches the lost byte */
     }
-    if (!(isr & ISR_RXNE)) {
-        return -1;
-    }
-    return (int)(UART_RDR & 0xFFu);
+    return (isr & ISR_RXNE) != 0;
 }
+
+uint8_t mcd_uart_getc(void) {
+#ifdef MCD_UART_RX_IRQ
+    /* Masked from each check to the WFI: a byte arriving in between leaves the interrupt pending,
+     * which wakes the WFI at once. */
+    mcd_irq_mask();
+    while (!rx_not_empty()) {
+        UART_CR1 |= CR1_RXNEIE;
+        mcd_sleep_masked();
+    }
+    mcd_irq_unmask();
+#else
+    while (!rx_not_empty()) {
+    }
+#endif
+    return (uint8_t)UART_RDR;
+}
+
+#ifdef MCD_UART_RX_IRQ
+void mcd_uart_rx_irq(void) {
+    UART_CR1 &= ~CR1_RXNEIE;
+    (void)UART_CR1; /* the write lands before the return, else the interrupt is taken again */
+}
+#endif
 
 void mcd_uart_flush(void) {
     while (!(UART_ISR & ISR_TC)) {

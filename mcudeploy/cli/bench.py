@@ -1,10 +1,12 @@
 """Build a model for a board, count its instructions per layer on QEMU (-icount), and set its
 memory beside the liveness lower bound and TFLM's arena for the same file.
 
-Prints a per-layer table (MACs, instructions, instructions per MAC) and the totals; writes
-DIR/bench.json beside the build, and DIR/model.tflite (the int8 file TFLM ran). Exit status: 0,
-or 1 if the measured inference was not bit-exact with the host reference and TFLM, 2 for an
-error in the input, 3 when the device failed.
+Prints a per-layer table (MACs, instructions, instructions per MAC; with a tuning file, or where a
+layer is not lowered as the wrapper call, the lowering of each layer that has several) and the
+totals; with --tune or a tuning file, a table of every measured candidate per layer and the gain
+over the wrapper call. Writes DIR/bench.json beside the build (and DIR/tuning.json), and
+DIR/model.tflite (the int8 file TFLM ran). Exit status: 0, or 1 if the measured inference was not
+bit-exact with the host reference and TFLM, 2 for an error in the input, 3 when the device failed.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from mcudeploy.cli.options import (
     add_library,
     add_model_and_board,
     add_quantization,
+    add_tuning,
     import_options,
     out_dir,
+    tune_options,
 )
 from mcudeploy.progress import Progress
 
@@ -30,6 +34,7 @@ HELP = "count instructions per layer on QEMU and compare memory with TFLM"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_and_board(parser)
     add_library(parser)
+    add_tuning(parser)
     add_quantization(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random input vector")
     parser.add_argument("--no-tflm", dest="tflm", action="store_false",
@@ -40,12 +45,14 @@ def run(args: argparse.Namespace) -> int:
     out = out_dir(args)
     result = bench_model(args.model, args.board, out, Progress(quiet=args.quiet), seed=args.seed,
                          tflm=args.tflm, import_options=import_options(args),
-                         cmsis_nn=args.cmsis_nn)
+                         cmsis_nn=args.cmsis_nn, tune=tune_options(args))
     if args.emit_tflite is not None:
         args.emit_tflite.parent.mkdir(parents=True, exist_ok=True)
         args.emit_tflite.write_bytes((out / "model.tflite").read_bytes())
     console = Console()
     console.print(layer_table(result))
+    if result.tuning.get("measured_layers"):
+        console.print(tuning_table(result))
     console.print(summary_table(result))
     print(f"bench: {out / 'bench.json'}")
     return 0 if result.bit_exact else 1
@@ -57,15 +64,51 @@ def _per_mac(value: float | None) -> str:
 
 def layer_table(r: BenchResult) -> Table:
     table = Table(title=f"mcudeploy bench: {r.model} on {r.board} ({r.cpu}, {r.library})")
-    for name in ("#", "layer", "op", "MACs", "instructions", "instr/MAC", "share"):
-        table.add_column(name, justify="left" if name in ("layer", "op") else "right")
+    rows = r.tuning.get("layers", [])
+    shown = r.tuning.get("tuning_file") or any(row["lowering"] != "wrapper" for row in rows)
+    lowering = {row["index"]: f"{row['lowering']} ({row['source']})" for row in rows} if shown else {}
+    columns = ("#", "layer", "op", *(("lowering",) if lowering else ()), "MACs", "instructions",
+               "instr/MAC", "share")
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("layer", "op", "lowering") else "right",
+                         no_wrap=name == "lowering")
     for layer in r.layers:
         share = layer.instructions / r.instructions if r.instructions else 0.0
-        table.add_row(str(layer.index), layer.name, layer.origin, f"{layer.macs:,}",
-                      f"{layer.instructions:,}", _per_mac(layer.instructions_per_mac),
-                      f"{share:.1%}")
-    table.add_row("", "total", "", f"{r.macs:,}", f"{r.instructions:,}",
+        table.add_row(str(layer.index), layer.name, layer.origin,
+                      *((lowering.get(layer.index, ""),) if lowering else ()), f"{layer.macs:,}",
+                      f"{layer.instructions:,}", _per_mac(layer.instructions_per_mac), f"{share:.1%}")
+    table.add_row("", "total", "", *(("",) if lowering else ()), f"{r.macs:,}", f"{r.instructions:,}",
                   _per_mac(r.instructions_per_mac), "", style="bold")
+    return table
+
+
+def _instructions(figures: dict) -> str:
+    if figures["instructions"] is None:
+        return f"failed: {figures['note']}"
+    mark = "" if figures["bit_exact"] else f" NOT bit-exact: {figures['note']}"
+    return f"{figures['instructions']:,}{mark}"
+
+
+def tuning_table(r: BenchResult) -> Table:
+    """Each measured layer's candidates (* the one kept) and the gain over the first (the wrapper)."""
+    t = r.tuning
+    table = Table(title=f"lowering candidates, instructions per layer ({t['method']})",
+                  caption="* chosen: the fastest bit-exact candidate")
+    for name in ("#", "layer", "candidate", "instructions", "gain"):
+        table.add_column(name, justify="left" if name in ("layer", "candidate") else "right",
+                         no_wrap=name in ("candidate", "instructions"))
+    for row in t["layers"]:
+        if row["gain"] is None:
+            continue
+        names = [("* " if c["name"] == row["lowering"] else "  ") + c["name"] for c in row["candidates"]]
+        base = row["candidates"][0]["instructions"]
+        gain = f"{row['gain']:,}\n{row['gain'] / base:.1%}" if base else f"{row['gain']:,}"
+        table.add_row(str(row["index"]), row["name"], "\n".join(names),
+                      "\n".join(_instructions(c) for c in row["candidates"]), gain)
+    total, gain = t["baseline_instructions"], t["gain"]
+    share = f"\n{gain / total:.1%} of them\n{gain / r.instructions:.1%} of the model" if total else ""
+    table.add_row("", "total", f"{t['measured_layers']} layers:\nfirst candidate\nas chosen",
+                  f"\n{total:,}\n{t['chosen_instructions']:,}", f"{gain:,}{share}", style="bold")
     return table
 
 
@@ -88,4 +131,6 @@ def summary_table(r: BenchResult) -> Table:
                   f"{flash['model_code']:,}, runtime {flash['runtime']:,}; "
                   f"flash - weights {flash['code']:,} B")
     table.add_row("instructions", f"{r.instructions:,} per inference ({r.method})")
+    if r.startup_instructions is not None:
+        table.add_row("start-up", f"{r.startup_instructions:,} instructions (mcd_model_init, after reset)")
     return table

@@ -1,6 +1,7 @@
 """Generate C code calling CMSIS-NN for a model and build the firmware for a board.
 
-Writes DIR/model/ (model.c, model.h, manifest.json) and DIR/build/firmware.elf.
+Writes DIR/model/ (model.c, model.h, manifest.json) and DIR/build/firmware.elf; with --tune or a
+tuning file, DIR/tuning.json: which lowering each layer uses, as measured on the board's simulator.
 """
 
 from __future__ import annotations
@@ -9,7 +10,15 @@ import argparse
 
 from rich.console import Console
 
-from mcudeploy.cli.options import add_library, add_model_and_board, add_quantization, import_options, out_dir
+from mcudeploy.cli.options import (
+    add_library,
+    add_model_and_board,
+    add_quantization,
+    add_tuning,
+    import_options,
+    out_dir,
+    tune_options,
+)
 from mcudeploy.pipeline import build_only
 from mcudeploy.progress import Progress
 
@@ -19,13 +28,14 @@ HELP = "generate the C code and build the firmware"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_and_board(parser)
     add_library(parser)
+    add_tuning(parser)
     add_quantization(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     out = out_dir(args)
     built = build_only(args.model, args.board, out, Progress(quiet=args.quiet),
-                       import_options(args), args.emit_tflite, args.cmsis_nn)
+                       import_options(args), args.emit_tflite, args.cmsis_nn, tune_options(args))
     m, s = built.manifest, built.sizes
     Console().print(
         f"built {built.elf} for {built.board.name}: {len(m.layers)} layers, arena {m.arena_bytes} B "

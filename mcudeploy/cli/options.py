@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mcudeploy.pipeline import ImportOptions
 from mcudeploy.quantize.calibrate import METHODS
+from mcudeploy.tune import TuneOptions
 
 DEFAULT_BOARD = "mps3-an547"
 
@@ -28,6 +29,23 @@ def add_library(parser: argparse.ArgumentParser) -> None:
                         help="link Arm's CMSIS-NN instead of mcudeploy's nnref: a .pack file, an "
                              "unpacked pack directory, or a pack id in cmsis-pack-manager's cache "
                              "(ARM::CMSIS-NN, ARM::CMSIS-NN@6.0.0)")
+
+
+def add_tuning(parser: argparse.ArgumentParser) -> None:
+    """How each layer is lowered: measured (--tune), from a tuning file, or the CPU's defaults."""
+    group = parser.add_argument_group("lowering (see README, Tuning)")
+    group.add_argument("--tune", action="store_true",
+                       help="measure the lowering candidates of each layer that has several on the "
+                            "board's simulator, with the NN library in use, and keep the fastest "
+                            "bit-exact one (recorded in DIR/tuning.json)")
+    group.add_argument("--tuning", type=Path, metavar="FILE",
+                       help="lower layers as measured in this tuning file (with --tune: measure what "
+                            "it lacks and add it there) instead of the DIR/tuning.json of an "
+                            "earlier build")
+
+
+def tune_options(args: argparse.Namespace) -> TuneOptions:
+    return TuneOptions(tune=args.tune, tuning=args.tuning, seed=getattr(args, "seed", 0))
 
 
 def add_quantization(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mcudeploy.cli.options import add_library, add_model_and_board, add_quantization, import_options, out_dir
+from mcudeploy.cli.options import (
+    add_library,
+    add_model_and_board,
+    add_quantization,
+    add_tuning,
+    import_options,
+    out_dir,
+    tune_options,
+)
 from mcudeploy.errors import InputError
 from mcudeploy.pipeline import RunHooks, RunOptions, run_model
 from mcudeploy.progress import Progress
@@ -27,6 +35,7 @@ EXIT_STATUS = {"pass": 0, "fail": 1, "error": 3}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_and_board(parser)
     add_library(parser)
+    add_tuning(parser)
     add_quantization(parser)
     parser.add_argument("--min-snr", type=float, default=15.0, metavar="DB",
                         help="ONNX models: fail when a device output's SNR against onnxruntime's "
@@ -70,7 +79,7 @@ def run(args: argparse.Namespace, hooks: RunHooks | None = None) -> int:
                          seed=args.seed, inputs=args.inputs, invoke_timeout=args.timeout,
                          port=args.port, fvp=args.fvp, import_options=import_options(args),
                          min_snr_db=args.min_snr, emit_tflite=args.emit_tflite, jobs=args.jobs,
-                         cmsis_nn=args.cmsis_nn)
+                         cmsis_nn=args.cmsis_nn, tuning=tune_options(args))
     out = out_dir(args)
     progress = Progress(quiet=args.quiet)
     try:

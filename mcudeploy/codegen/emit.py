@@ -78,7 +78,7 @@ class Manifest:
     outputs: list[IoInfo]
     layers: list[LayerInfo]
     tensors: list[TensorInfo]
-    state_bytes: int = 0  # the model's static RAM outside the arena (FC kernel sums, variables)
+    state_bytes: int = 0  # the model's static RAM outside the arena (variables)
     variables: dict[str, int] = field(default_factory=dict)  # persistent variable -> bytes
 
     def save(self, path: Path) -> None:
@@ -121,7 +121,6 @@ class _LayerView:
     output_expr: str
     scratch_expr: str
     scratch_bytes: int
-    sums_length: int
     query_call: str
     shapes: str
     body: str = ""
@@ -145,13 +144,7 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
             return layer.const_inputs[name]
         return address(lowered, layout, name)
 
-    sums = scratch // 4 if layer.persistent_scratch and scratch > 0 else 0
-    if sums:
-        scratch_expr = f"{layer.name}_kernel_sums"
-    elif scratch > 0:
-        scratch_expr = f"arena + {layout.scratch_offsets[layer.index]}"
-    else:
-        scratch_expr = "0"
+    scratch_expr = f"arena + {layout.scratch_offsets[layer.index]}" if scratch > 0 else "0"
     query = ""
     if layer.scratch is not None:
         v = layer.values
@@ -164,7 +157,7 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
     if layer.index in layout.in_place:
         shapes += f", in place over {layout.in_place[layer.index]}"
     return _LayerView(layer, [expr(n) for n in layer.inputs], expr(layer.output), scratch_expr,
-                      scratch, sums, query, shapes)
+                      scratch, query, shapes)
 
 
 def emit_model(
@@ -220,7 +213,7 @@ def emit_model(
                       layer.output, layer.index, layer.macs, scratch.get(layer.index, 0))
             for layer in lowered.layers
         ],
-        tensors=tensors, state_bytes=state_bytes(lowered, scratch), variables=dict(lowered.variable_bytes),
+        tensors=tensors, state_bytes=state_bytes(lowered), variables=dict(lowered.variable_bytes),
     )
     manifest.save(out_dir / "manifest.json")
     return manifest

@@ -31,22 +31,21 @@ def weight_bytes(lowered: LoweredModel) -> int:
     return constants + initial_values
 
 
-def state_bytes(lowered: LoweredModel, scratch: dict[int, int]) -> int:
-    """The model's static RAM outside the arena: persistent scratch (FC kernel sums) and the
-    persistent variables of stateful models."""
-    kernel_sums = sum(scratch.get(layer.index, 0) for layer in lowered.layers if layer.persistent_scratch)
-    return kernel_sums + sum(lowered.variable_bytes.values())
+def state_bytes(lowered: LoweredModel) -> int:
+    """The model's static RAM outside the arena: the persistent variables of stateful models
+    (fully connected kernel sums are precomputed into flash, mcudeploy.codegen.kernel_sums)."""
+    return sum(lowered.variable_bytes.values())
 
 
-def region_demands(board: Board, lowered: LoweredModel, layout: ArenaLayout,
-                   scratch: dict[int, int]) -> dict[str, list[tuple[str, int]]]:
+def region_demands(board: Board, lowered: LoweredModel,
+                   layout: ArenaLayout) -> dict[str, list[tuple[str, int]]]:
     """For each region, the parts placed in it: (description, bytes)."""
     p = board.placement
     layers = len(lowered.layers)
     parts = [
         (p.code, "code (estimate)", CODE_BUDGET + CODE_PER_LAYER * layers),
         (p.weights, "weights", weight_bytes(lowered)),
-        (p.data, "static data (estimate)", STATIC_BUDGET + 4 * layers + state_bytes(lowered, scratch)),
+        (p.data, "static data (estimate)", STATIC_BUDGET + 4 * layers + state_bytes(lowered)),
         (p.arena, "arena", layout.plan.arena_bytes),
         (p.stack, "stack", p.stack_bytes),
     ]
@@ -56,10 +55,9 @@ def region_demands(board: Board, lowered: LoweredModel, layout: ArenaLayout,
     return demands
 
 
-def check_fit(board: Board, lowered: LoweredModel, layout: ArenaLayout,
-              scratch: dict[int, int]) -> None:
+def check_fit(board: Board, lowered: LoweredModel, layout: ArenaLayout) -> None:
     """Raise PlanError naming the first region the model overflows, and by how many bytes."""
-    for name, parts in region_demands(board, lowered, layout, scratch).items():
+    for name, parts in region_demands(board, lowered, layout).items():
         region = board.region(name)
         need = sum(size for _, size in parts)
         if need > region.length:

@@ -210,6 +210,13 @@ def lower_slice(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     return Layer(index, prefix, op, "slice.c.j2", op.inputs[:1], op.outputs[0], values)
 
 
+def lower_mean(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """MEAN over H and W as a generated loop (CMSIS-NN has no kernel for it)."""
+    x = g.tensor(op.inputs[0])
+    values = {**vars(qp.mean_params(op, g)), "batches": x.shape[0], "channels": x.shape[3]}
+    return Layer(index, prefix, op, "mean.c.j2", op.inputs[:1], op.outputs[0], values)
+
+
 def lower_lookup(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     """LOGISTIC and QUANTIZE as a 256-entry table from the host reference, indexed by input + 128:
     exact by construction, and faster than the fixed-point arithmetic on every CPU."""
@@ -238,6 +245,7 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "concat": lower_concat,
     "pad": lower_pad,
     "slice": lower_slice,
+    "mean": lower_mean,
     "logistic": lower_lookup,
     "quantize": lower_lookup,
     "read_variable": lower_copy,

@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 
 from mcudeploy.build import NNLibrary
-from mcudeploy.codegen.grouped_fallback import GroupedScratch, align4
+from mcudeploy.codegen.grouped_fallback import CompositeScratch, align4
 from mcudeploy.codegen.lower import Dims, Layer
 from mcudeploy.errors import BuildError
 from mcudeploy.resources import cache_dir
@@ -104,7 +104,7 @@ def scratch_bytes(layer: Layer, library: NNLibrary, cpu_class: str) -> int:
     query = layer.scratch
     if query is None:
         return 0
-    base = query.library_function if isinstance(query, GroupedScratch) else query.function
+    base = query.library_function if isinstance(query, CompositeScratch) else query.function
     name = base + SUFFIX[cpu_class]
     try:
         fn = getattr(host_queries(library), name)
@@ -128,6 +128,6 @@ def scratch_bytes(layer: Layer, library: NNLibrary, cpu_class: str) -> int:
     size = int(fn(*args))
     if size < 0:
         raise BuildError(f"{layer.op.origin}: {name} returned {size}")
-    if isinstance(query, GroupedScratch):
+    if isinstance(query, CompositeScratch):
         return align4(size) + query.fixed_bytes
     return size

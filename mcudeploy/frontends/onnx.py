@@ -421,6 +421,28 @@ def _fold_bias(c: _Converter, node: onnx.NodeProto, a: str, b: str, ca, cb) -> b
     return True
 
 
+def _sigmoid(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    x = c.layout(node.input[0])
+    c.emit(ir.Logistic(), (c.ir_name(node.input[0]),), node.output[0],
+           Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
+
+
+def _reduce_mean(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    x = c.layout(node.input[0])
+    axes = attrs.get("axes")
+    if len(node.input) > 1 and node.input[1]:
+        axes = c.need_const(node.input[1], "axes").reshape(-1).tolist()
+    rank = len(x.onnx_shape)
+    ir_axes = sorted(x.axis_to_ir(int(a)) for a in (axes or []))
+    if x.kind != "nchw" or ir_axes != [1, 2]:
+        raise c.refuse(f"ReduceMean over axes {axes} of a {rank}-D tensor is not supported "
+                       "(only over H and W of NCHW)")
+    keep = bool(attrs.get("keepdims", 1))
+    out = c.og.shapes[node.output[0]]
+    layout = Layout("nchw", out) if keep else Layout("plain", out)
+    c.emit(ir.Mean(keep), (c.ir_name(node.input[0]),), node.output[0], layout)
+
+
 def _softmax(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     x = c.layout(node.input[0])
     opset = next((o.version for o in c.og.model.opset_import if o.domain in ("", "ai.onnx")), 13)
@@ -428,7 +450,13 @@ def _softmax(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     axis = int(attrs.get("axis", -1 if opset >= 13 else 1))
     axis = axis + rank if axis < 0 else axis
     if opset < 13 and axis != rank - 1:
-        raise c.refuse(f"attribute axis={axis} with opset {opset} flattens; only the last axis works")
+        # before opset 13 Softmax flattens the axes from `axis` on: the same as a softmax over one
+        # axis when all the others are 1
+        wide = [a for a in range(axis, rank) if x.onnx_shape[a] != 1]
+        if len(wide) > 1:
+            raise c.refuse(f"attribute axis={axis} with opset {opset} flattens several axes; "
+                           "only one axis of size > 1 works")
+        axis = wide[0] if wide else axis
     if x.axis_to_ir(axis) != len(x.ir_shape) - 1:
         raise c.refuse(f"attribute axis={axis} is not the channel/last axis")
     c.emit(ir.Softmax(1.0), (c.ir_name(node.input[0]),), node.output[0],
@@ -531,6 +559,8 @@ HANDLERS: dict[str, Handler] = {
                    "or fully connected layer becomes its bias", _elementwise("add")),
     "Mul": Handler("mul", "one input may be constant", _elementwise("mul")),
     "Softmax": Handler("softmax", "over the last (or channel) axis", _softmax),
+    "Sigmoid": Handler("logistic", "", _sigmoid),
+    "ReduceMean": Handler("mean", "over H and W of a 4-D tensor", _reduce_mean),
     "Reshape": Handler("reshape", "channels-first tensors only flattened to [N, -1]", _reshape),
     "Flatten": Handler("reshape", "as Reshape", _reshape),
     "Squeeze": Handler("reshape", "as Reshape", _reshape),

@@ -47,6 +47,7 @@ def load_onnx_graph(path: Path, batch: int = 1) -> OnnxGraph:
         raise ModelFormatError(f"{where}: cannot read: no such file") from exc
     except Exception as exc:  # protobuf DecodeError and friends
         raise ModelFormatError(f"{where}: not a valid ONNX file ({type(exc).__name__}: {exc})") from exc
+    _upgrade_ir3(model)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
@@ -60,6 +61,18 @@ def load_onnx_graph(path: Path, batch: int = 1) -> OnnxGraph:
             break
         model = folded
     return _as_graph(model, where)
+
+
+def _upgrade_ir3(model: onnx.ModelProto) -> None:
+    """IR version 3 lists initializers among the graph inputs (and some exporters forgot to):
+    normalise to IR 4, where an initializer is a constant and not an input."""
+    if model.ir_version >= 4:
+        return
+    initializers = {i.name for i in model.graph.initializer}
+    kept = [i for i in model.graph.input if i.name not in initializers]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    model.ir_version = 4
 
 
 def _fix_input_dims(model: onnx.ModelProto, batch: int, where: str) -> None:
@@ -154,7 +167,8 @@ def _as_graph(model: onnx.ModelProto, where: str) -> OnnxGraph:
     g = model.graph
     constants = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     shapes = _shapes(model)
-    for name in [o.name for o in g.output] + [n for node in g.node for n in (*node.input, *node.output)]:
+    used = [o.name for o in g.output] + [n for node in g.node for n in node.input]
+    for name in used + [node.output[0] for node in g.node if node.output]:
         if name and name not in shapes and name not in constants:
             raise UnsupportedError(f"{where}: the shape of tensor {name!r} is not static")
     return OnnxGraph(

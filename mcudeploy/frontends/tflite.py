@@ -22,6 +22,7 @@ _DTYPES = {
     fb.TensorType.INT64: "int64", fb.TensorType.INT16: "int16", fb.TensorType.INT8: "int8",
     fb.TensorType.BOOL: "bool", fb.TensorType.RESOURCE: "resource",
 }
+_TYPE_NAMES = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
 _OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 _ACTIVATIONS = {
     fb.ActivationFunctionType.NONE: ir.NO_CLIP,
@@ -217,6 +218,14 @@ def _split(op: _Operator, x: str, sizes: list[int], axis: int) -> list[ir.Op]:
     return ops
 
 
+def _mean(op: _Operator) -> ir.Op:
+    axes = sorted(int(a) % max(len(op.shape(0)), 1) for a in _constant(op, 1, "axis").reshape(-1))
+    if len(op.shape(0)) != 4 or axes != [1, 2]:
+        raise UnsupportedError(f"{op.origin}: MEAN over axes {axes} of a {len(op.shape(0))}-D tensor is "
+                               "not supported (only over H and W of NHWC)")
+    return _make(op, ir.Mean(bool(op.options.keepDims)), op.inputs[:1])
+
+
 def _logistic(op: _Operator) -> ir.Op:
     return _make(op, ir.Logistic(), op.inputs[:1])
 
@@ -322,8 +331,10 @@ CONVERTERS: dict[str, Converter] = {
     "STRIDED_SLICE": Converter(ir.Slice, (None, 1, 1, 1), _strided_slice),
     "SPLIT_V": Converter(ir.Slice, (None, 1, None), _split_v),
     "SPLIT": Converter(ir.Slice, (None, None), _split_equal),
+    "MEAN": Converter(ir.Mean, (4, 1), _mean),
     "LOGISTIC": Converter(ir.Logistic, (None,), _logistic),
     "QUANTIZE": Converter(ir.Quantize, (None,), _quantize),
+    "DEQUANTIZE": Converter(ir.Quantize, (None,), _quantize),
     "VAR_HANDLE": Converter(ir.ReadVariable, (), _var_handle),
     "READ_VARIABLE": Converter(ir.ReadVariable, (None,), _read_variable),
     "ASSIGN_VARIABLE": Converter(ir.AssignVariable, (None, None), _assign_variable),
@@ -427,14 +438,37 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
         if value.size != state.variables[var].size:
             raise ModelFormatError(f"{where}: variable {var!r} is initialised with {value.size} values, "
                                    f"it holds {state.variables[var].size}")
+    inputs = [_name(names, i, where, "model input") for i in _indices(sub.inputs)]
+    outputs = [_name(names, i, where, "model output") for i in _indices(sub.outputs)]
+    ops = _strip_float_boundaries(ops, inputs, outputs, tensors)
     return ir.Graph(
         name=name.removesuffix(".tflite"),
         tensors={**tensors, **state.variables},
         ops=tuple(ops),
-        inputs=tuple(_name(names, i, where, "model input") for i in _indices(sub.inputs)),
-        outputs=tuple(_name(names, i, where, "model output") for i in _indices(sub.outputs)),
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
         variables=variables,
     )
+
+
+def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[str],
+                            tensors: dict[str, ir.Tensor]) -> list[ir.Op]:
+    """An int8 body with float I/O wrappers (QUANTIZE of a float input, DEQUANTIZE to a float output):
+    the device takes and gives int8, the host quantizes and dequantizes. `inputs` and `outputs` are
+    updated in place to the int8 tensors."""
+    for k, name in enumerate(inputs):
+        users = [op for op in ops if name in op.inputs]
+        if tensors[name].dtype == "float32" and len(users) == 1 and users[0].kind == "quantize" \
+                and tensors[users[0].outputs[0]].dtype == "int8":
+            inputs[k] = users[0].outputs[0]
+            ops = [op for op in ops if op is not users[0]]
+    for k, name in enumerate(outputs):
+        producer = next((op for op in ops if name in op.outputs), None)
+        if tensors[name].dtype == "float32" and producer is not None and producer.kind == "quantize" \
+                and tensors[producer.inputs[0]].dtype == "int8" and producer.inputs[0] not in inputs:
+            outputs[k] = producer.inputs[0]
+            ops = [op for op in ops if op is not producer]
+    return ops
 
 
 def _indices(vector: object) -> list[int]:
@@ -463,7 +497,9 @@ def _tensors(
         names.append(unique)
         dtype = _DTYPES.get(t.type)
         if dtype is None:
-            raise UnsupportedError(f"{where}: tensor {index} ({base}) has unsupported type {t.type}")
+            type_name = _TYPE_NAMES.get(t.type, str(t.type))
+            raise UnsupportedError(f"{where}: tensor {index} ({base}) is {type_name}; mcudeploy deploys "
+                                   "int8 TFLite models (float models: convert to ONNX, or quantize to int8)")
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         tensors[unique] = ir.Tensor(
             name=unique, shape=shape, dtype=dtype, quant=_quant(t.quantization),

@@ -183,6 +183,25 @@ def quantize_params(op: Op, graph: Graph) -> QuantizeParams:
     return QuantizeParams(x.zero_point, y.zero_point, m, s, int(info.min), int(info.max))
 
 
+@dataclass(frozen=True)
+class MeanParams:
+    input_zero_point: int
+    output_zero_point: int
+    multiplier: int
+    shift: int
+    count: int
+
+
+def mean_params(op: Op, graph: Graph) -> MeanParams:
+    """TFLite's integer MEAN: the multiplier s_in / s_out divided by the element count in 64 bits,
+    with as much left shift as keeps it in range (QuantizedMeanOrSum)."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    count = x.shape[1] * x.shape[2]
+    multiplier, shift = quantize_multiplier(float(x.scale) / float(y.scale))
+    extra = min(count.bit_length() - 1, 32, 31 + shift)
+    return MeanParams(x.zero_point, y.zero_point, (multiplier << extra) // count, shift - extra, count)
+
+
 def pool_params(op: Op, graph: Graph) -> PoolParams:
     low, high = activation_range(op.attrs.activation, graph.tensor(op.outputs[0]))
     return PoolParams(act_min=low, act_max=high)

@@ -6,7 +6,7 @@
 - bias int32 with scale s_in * s_w[c];
 - tensors that TFLite requires to share one quantization (pooling, reshape and pad outputs and
   their inputs; all inputs and the output of a concatenation) get the union of their ranges;
-  softmax outputs are fixed at scale 1/256, zero point -128.
+  softmax and logistic outputs are fixed at scale 1/256, zero point -128.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from mcudeploy import ir
 from mcudeploy.quantize.arith import round_half_away
 
 Range = tuple[float, float]
-SOFTMAX_QUANT = ir.QuantParams((1.0 / 256.0,), (-128,))
+SOFTMAX_QUANT = ir.QuantParams((1.0 / 256.0,), (-128,))  # TFLite's for softmax and logistic outputs
 _SHARES_INPUT_QUANT = ("pool2d", "reshape", "pad")
 _WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
 
@@ -71,7 +71,7 @@ def _shared_quant(graph: ir.Graph, ranges: dict[str, Range]) -> dict[str, ir.Qua
         elif op.kind == "concat":
             for name in op.inputs:
                 groups.join(name, op.outputs[0])
-        elif op.kind == "softmax":
+        elif op.kind in ("softmax", "logistic"):
             fixed.add(op.outputs[0])
     union: dict[str, Range] = {}
     for name, (low, high) in ranges.items():

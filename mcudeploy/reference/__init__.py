@@ -10,7 +10,7 @@ from mcudeploy.ir import Graph, Op
 from mcudeploy.quantize import params as qp
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.elementwise import add, mul
-from mcudeploy.reference.pooling import pool2d
+from mcudeploy.reference.pooling import mean, pool2d
 from mcudeploy.reference.softmax import softmax
 from mcudeploy.reference.unary import logistic, quantize
 
@@ -57,6 +57,10 @@ def _pad(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return np.pad(ins[0], op.attrs.pads, constant_values=zero)
 
 
+def _mean(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return mean(ins[0], qp.mean_params(op, g))
+
+
 def _slice(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     a = op.attrs
     index = tuple(slice(b, e, s) for b, e, s in zip(a.begin, a.end, a.strides, strict=True))
@@ -95,6 +99,7 @@ KERNELS: dict[str, Kernel] = {
     "softmax": _softmax,
     "reshape": _reshape,
     "slice": _slice,
+    "mean": _mean,
     "logistic": _logistic,
     "quantize": _quantize,
     "read_variable": _copy,

