@@ -119,10 +119,11 @@ def _tflite_padding(op: ir.Op, graph: ir.Graph, kernel: tuple[int, int],
     return None
 
 
-def _explicit_pad(w: _Writer, op: ir.Op) -> ir.Op:
-    """Write a PAD before a convolution whose padding TFLite cannot express; returns the conv
-    reading the padded tensor with VALID padding (the same arithmetic: padded values are the
-    zero point, i.e. real zero)."""
+def _explicit_pad(w: _Writer, op: ir.Op, *, lowest: bool = False) -> ir.Op:
+    """Write a PAD before a window op whose padding TFLite cannot express; returns the op reading
+    the padded tensor with VALID padding. The same arithmetic: a convolution's padding is the zero
+    point (real zero); max pooling's (`lowest`) is -128 through PADV2, which never wins a window that
+    also covers the input, as CMSIS-NN's pooling clamps its window to the input."""
     x = w.graph.tensor(op.inputs[0])
     p = op.attrs.padding
     pads = ((0, 0), (p.top, p.bottom), (p.left, p.right), (0, 0))
@@ -130,7 +131,15 @@ def _explicit_pad(w: _Writer, op: ir.Op) -> ir.Op:
     padded = f"{op.inputs[0]}_padded_for_{op.name}"
     w.graph = replace(w.graph, tensors={**w.graph.tensors, padded: replace(x, name=padded, shape=shape)})
     pad_op = ir.Op(f"{op.name}_pad", ir.Pad(pads), (op.inputs[0],), (padded,), op.origin)
-    _write_op(w, pad_op)
+    if lowest:
+        paddings = w.constant(f"{pad_op.name}_paddings", np.array(pads, dtype=np.int32))
+        value = f"{pad_op.name}_value"
+        w.graph = replace(w.graph, tensors={**w.graph.tensors, value: Tensor(
+            value, (1,), "int8", x.quant, np.array([-128], dtype=np.int8))})
+        w.add_op(pad_op, fb.BuiltinOperator.PADV2, fb.BuiltinOptions.PadV2Options, fb.PadV2OptionsT(),
+                 (op.inputs[0], paddings, value))
+    else:
+        _write_op(w, pad_op)
     return replace(op, attrs=replace(op.attrs, padding=ir.Padding()), inputs=(padded, *op.inputs[1:]))
 
 
@@ -164,8 +173,12 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
         o.strideH, o.strideW = a.stride
         o.filterHeight, o.filterWidth = a.window
         padding = _tflite_padding(op, g, a.window, (1, 1))
-        if padding is None:
-            raise UnsupportedError(f"{op.origin}: pooling padding {a.padding} has no TFLite form")
+        if padding is None and a.mode == "max":
+            op = _explicit_pad(w, op, lowest=True)
+            padding = fb.Padding.VALID
+        elif padding is None:
+            raise UnsupportedError(f"{op.origin}: average pooling padding {a.padding} has no TFLite "
+                                   "form (it is neither SAME nor VALID)")
         o.padding = padding
         o.fusedActivationFunction = _activation(op)
         code = fb.BuiltinOperator.AVERAGE_POOL_2D if a.mode == "avg" else fb.BuiltinOperator.MAX_POOL_2D

@@ -188,3 +188,17 @@ def _edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert text.count(old) == 1, f"{path}: {old!r}"
     path.write_text(text.replace(old, new))
+
+
+def pack_from_tree(tree: Path, root: Path, version: str) -> Path:
+    """A pack directory at `root` holding a copy of a CMSIS-NN source tree: every folder named
+    Include is an include directory, every .c file a source."""
+    shutil.copytree(tree, root)
+    (root / "README.txt").write_text(f"{tree} as a CMSIS pack, for mcudeploy's tests\n")
+    files = [f'        <file category="include" name="{p.relative_to(root)}/"/>'
+             for p in sorted(root.rglob("Include")) if p.is_dir()]
+    files += [f'        <file category="source" name="{p.relative_to(root)}"/>'
+              for p in sorted(root.rglob("*.c"))]
+    (root / "ARM.CMSIS-NN.pdsc").write_text(
+        PDSC.format(name="CMSIS-NN", vendor="ARM", version=version, files="\n".join(files)))
+    return root

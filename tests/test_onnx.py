@@ -3,12 +3,14 @@ wrong layout cannot reach the SNR floor), the int8 graph bit-exact with TFLM, cl
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from onnxgen import OnnxBuilder
 
+from mcudeploy.cli import main
 from mcudeploy.errors import InputError, ModelFormatError, UnsupportedError
 from mcudeploy.frontends.onnx import load_onnx
 from mcudeploy.oracles import Tflm, dequantize, snr_db
@@ -61,11 +63,22 @@ def _pools(b: OnnxBuilder) -> list[str]:
     return [avg, mx, b.node("GlobalAveragePool", [x])]
 
 
+def _explicit_pool_padding(b: OnnxBuilder) -> list[str]:
+    # A ResNet stem's max pooling (3x3, stride 2, pads 1 on an even size: not TFLite's SAME) over
+    # signed values, where padding with zero instead of the lowest value would change the result;
+    # average pooling that counts its padding (count_include_pad=1); SAME_LOWER (extra row on top).
+    x = b.conv(b.input((1, 3, 10, 10)), 3, 4, pads=[1, 1, 1, 1])
+    stem = b.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    counted = b.node("AveragePool", [x], kernel_shape=[3, 3], pads=[1, 2, 0, 1], count_include_pad=1)
+    lower = b.node("MaxPool", [x], kernel_shape=[2, 2], strides=[3, 3], auto_pad="SAME_LOWER")
+    return [stem, counted, lower]
+
+
 def _add_mul_broadcast(b: OnnxBuilder) -> list[str]:
     x = b.input((1, 6, 4, 5))
     y = b.node("Mul", [x, b.const(b.rng.uniform(0.5, 2, size=(1, 6, 1, 1)).astype(np.float32))])
     z = b.node("Relu", [b.node("Add", [y, b.const(b.rng.normal(0, 1, size=(6, 1, 1)).astype(np.float32))])])
-    return [b.node("Add", [z, x])]
+    return [b.node("Add", [z, x]), b.node("Sum", [x, z])]
 
 
 def _concat_pad_softmax(b: OnnxBuilder) -> list[str]:
@@ -79,7 +92,7 @@ def _concat_pad_softmax(b: OnnxBuilder) -> list[str]:
 
 CASES = {f.__name__.lstrip("_"): f for f in (
     _conv_std, _conv_grouped, _depthwise_m3, _conv1d, _bn_relu6_flatten_gemm, _standalone_bn,
-    _matmul_add, _pools, _add_mul_broadcast, _concat_pad_softmax)}
+    _matmul_add, _pools, _explicit_pool_padding, _add_mul_broadcast, _concat_pad_softmax)}
 
 
 def make(tmp_path: Path, build, seed: int = 0) -> tuple[Path, Path]:
@@ -163,6 +176,12 @@ def test_unsupported_attribute_names_attribute_and_reason(tmp_path: Path) -> Non
     _refused(tmp_path, lambda b: [b.node("Pad", [b.input((1, 2, 6, 6)),
                                                  b.const(np.zeros(8, dtype=np.int64))], mode="reflect")],
              "attribute mode=reflect is not supported")
+    _refused(tmp_path, lambda b: [b.node("Sum", [b.input((1, 4))] * 3)],
+             "(Sum): a Sum of 3 inputs is not supported (only 2, as an Add)")
+    _refused(tmp_path, lambda b: [b.node("AveragePool", [b.input((1, 2, 6, 6))], kernel_shape=[3, 3],
+                                         pads=[1, 0, 0, 0])],
+             "(AveragePool): padding Padding(top=1, bottom=0, left=0, right=0) (neither SAME nor "
+             "VALID) with count_include_pad=0 is not supported")
 
 
 def test_activation_that_cannot_be_fused_is_refused(tmp_path: Path) -> None:
@@ -207,3 +226,14 @@ def test_percentile_calibration_ignores_outliers(tmp_path: Path) -> None:
     minmax = calibrate(imp, [{"x0": d} for d in data], "minmax").ranges["x0"]
     pct = calibrate(imp, [{"x0": d} for d in data], "percentile").ranges["x0"]
     assert minmax[1] == 500.0 and pct[1] < 10.0
+
+
+@pytest.mark.device
+def test_explicit_pool_padding_is_bit_exact_on_the_device(tmp_path: Path) -> None:
+    path, cal = make(tmp_path, _explicit_pool_padding)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--calibration", str(cal), "--out", str(out), "--vectors", "4",
+                 "-q"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["mismatched_vectors"] == 0 and report["vectors"] == 4
+    assert report["oracles"] == ["host-reference", "tflm", "onnxruntime-float"]

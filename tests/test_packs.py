@@ -167,14 +167,36 @@ def test_scratch_comes_from_the_packs_own_queries_for_the_cpu_class(tmp_path: Pa
     assert (sums in (tmp_path / "model" / "model.c").read_text()) is (cls == "mve")
 
 
-def test_pack_without_host_side_queries_is_refused_naming_the_query(tmp_path: Path) -> None:
+def test_pack_without_host_side_queries_is_sized_on_the_device(tmp_path: Path) -> None:
+    # Two packs with Arm's query layout; in the old one the MVE size is no longer a public
+    # function, so only the plain query, built for the device, reaches it.
+    current = make_pack(tmp_path / "current", arm_queries=True)
+    old = make_pack(tmp_path / "old", arm_queries=True)
+    sizes_file = old / "Source/ConvolutionFunctions/arm_convolve_get_buffer_sizes_s8.c"
+    text = sizes_file.read_text().replace("int32_t arm_convolve_wrapper_s8_get_buffer_size_mve(",
+                                          "static int32_t conv_size_mve(")
+    sizes_file.write_text(text.replace("return arm_convolve_wrapper_s8_get_buffer_size_mve(",
+                                       "return conv_size_mve("))
+    graph = build_cases(["conv3x3_same_relu", "depthwise_m1", "pool_add_fc_softmax"])[0]
+    board = load_board("mps3-an547")
+    probed = generate(graph, board, load_pack(old), tmp_path / "model", source="m")
+    assert (tmp_path / "model-scratch-probe" / "probe" / "probe.c").is_file()
+    planned = generate(graph, board, load_pack(current), tmp_path / "planned", source="m")
+    sizes = [layer.scratch_bytes for layer in probed.layers]
+    assert sizes == [layer.scratch_bytes for layer in planned.layers]
+    conv = next(layer for layer in probed.layers if layer.kind == "conv2d")
+    assert conv.scratch_bytes == 16 * 4 * 3 * 3 + 5  # ARM_QUERIES' MVE answer for 4 channels, 3x3
+
+
+def test_pack_without_host_side_queries_needs_a_simulator_to_be_sized(tmp_path: Path) -> None:
     pack = make_pack(tmp_path / "pack")
-    (pack / "Source/ConvolutionFunctions/arm_convolve_wrapper_s8_get_buffer_size_mve.c").write_text(
+    (pack / "Source/ConvolutionFunctions/arm_convolve_wrapper_s8_get_buffer_size_dsp.c").write_text(
         "/* this release predates the host-side queries */\n")
     graph = build_cases(["conv1x1"])[0]
-    message = r"CMSIS-NN 7\.0\.0 has no arm_convolve_wrapper_s8_get_buffer_size_mve\(\)"
+    message = (r"CMSIS-NN 7\.0\.0 cannot size scratch on the host, and board nucleo-l4r5zi has no QEMU "
+               r"machine with semihosting to ask")
     with pytest.raises(BuildError, match=message):
-        generate(graph, load_board("mps3-an547"), load_pack(pack), tmp_path / "model", source="m")
+        generate(graph, load_board("nucleo-l4r5zi"), load_pack(pack), tmp_path / "model", source="m")
     assert not (tmp_path / "model").exists()
 
 

@@ -102,7 +102,7 @@ def _c_array(values: np.ndarray, per_line: int = 16) -> str:
     return ",\n".join("    " + line for line in lines)
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
@@ -165,7 +165,7 @@ def emit_model(
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str,
 ) -> Manifest:
     """Write model.c, model.h and manifest.json into `out_dir`; returns the manifest."""
-    env = _environment()
+    env = template_environment()
     views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
              for layer in lowered.layers]
     views = [replace(v, body=env.get_template(v.layer.template).render(l=v).strip()) for v in views]

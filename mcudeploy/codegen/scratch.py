@@ -99,6 +99,16 @@ def host_queries(library: NNLibrary) -> ctypes.CDLL:
     return ctypes.CDLL(str(target))
 
 
+def answers_on_host(library: NNLibrary, cpu_class: str) -> bool:
+    """Whether the library's scratch queries for `cpu_class` build and run on the host (else the
+    device is asked: mcudeploy.scratch_probe)."""
+    try:
+        queries = host_queries(library)
+    except BuildError:
+        return False
+    return hasattr(queries, "arm_convolve_wrapper_s8_get_buffer_size" + SUFFIX[cpu_class])
+
+
 def scratch_bytes(layer: Layer, library: NNLibrary, cpu_class: str) -> int:
     """Bytes of scratch the layer's CMSIS-NN call needs on a CPU of `cpu_class`."""
     query = layer.scratch

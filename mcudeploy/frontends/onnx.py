@@ -332,15 +332,30 @@ def _pool(mode: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
             raise c.refuse("dilated pooling is not supported")
         kernel, stride, dilation, hw = _spatial_params(c, node, attrs, x, list(attrs["kernel_shape"]))
         padding = _window(c, node, attrs, len(attrs["kernel_shape"]), hw, kernel, stride, dilation)
-        if mode == "avg" and attrs.get("count_include_pad", 0) and padding != ir.Padding():
-            raise c.refuse("attribute count_include_pad=1 with padding is not supported")
         if len(node.output) > 1 and node.output[1]:
             raise c.refuse("MaxPool's Indices output is not supported")
-        attrs_ir = ir.Pool2D(mode, kernel, stride, padding, ir.NO_CLIP)
-        c.emit(attrs_ir, (c.ir_name(node.input[0]),), node.output[0],
+        source = c.ir_name(node.input[0])
+        if mode == "avg" and padding != ir.Padding():
+            if attrs.get("count_include_pad", 0):
+                source = _pad_with_zeros(c, node, x, padding)
+                padding = ir.Padding()
+            elif padding != same_padding(hw, kernel, stride, (1, 1)):
+                raise c.refuse(f"padding {padding} (neither SAME nor VALID) with count_include_pad=0 "
+                               "is not supported: TFLite cannot express it, so TFLM could not check it")
+        c.emit(ir.Pool2D(mode, kernel, stride, padding, ir.NO_CLIP), (source,), node.output[0],
                Layout(x.kind, c.og.shapes[node.output[0]]))
 
     return convert
+
+
+def _pad_with_zeros(c: _Converter, node: onnx.NodeProto, x: Layout, p: ir.Padding) -> str:
+    """A Pad before average pooling that counts its padding: the pooling then reads real zeros."""
+    n, ch, h, w = x.onnx_shape if x.kind == "nchw" else (*x.onnx_shape[:2], 1, x.onnx_shape[2])
+    shape = (n, ch, h + p.top + p.bottom, w + p.left + p.right)
+    name = f"{node.output[0]}_padded"
+    c.emit(ir.Pad(((0, 0), (p.top, p.bottom), (p.left, p.right), (0, 0))), (c.ir_name(node.input[0]),),
+           name, Layout("nchw", shape))
+    return name
 
 
 def _global_pool(mode: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
@@ -398,6 +413,12 @@ def _elementwise(kind: str) -> Callable[[_Converter, onnx.NodeProto, dict], None
         c.emit(attrs_ir, tuple(ins), node.output[0], out_layout)
 
     return convert
+
+
+def _sum(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    if len(node.input) != 2:
+        raise c.refuse(f"a Sum of {len(node.input)} inputs is not supported (only 2, as an Add)")
+    _elementwise("add")(c, node, attrs)
 
 
 def _fold_bias(c: _Converter, node: onnx.NodeProto, a: str, b: str, ca, cb) -> bool:
@@ -549,7 +570,8 @@ HANDLERS: dict[str, Handler] = {
     "Gemm": Handler("fully_connected", "transA = 0; constant B and C", _gemm),
     "MatMul": Handler("fully_connected", "constant 2-D second input; an Add of a constant vector after "
                       "it becomes the bias", _matmul),
-    "AveragePool": Handler("pool2d", f"{_WINDOW}; ceil_mode = 0; count_include_pad = 0 when padded",
+    "AveragePool": Handler("pool2d", f"{_WINDOW}; ceil_mode = 0; padding other than SAME or VALID only "
+                           "with count_include_pad = 1 (written as Pad + VALID pooling)",
                            _pool("avg")),
     "MaxPool": Handler("pool2d", f"{_WINDOW}; ceil_mode = 0; no dilation; no Indices output",
                        _pool("max")),
@@ -558,6 +580,7 @@ HANDLERS: dict[str, Handler] = {
     "Add": Handler("add", "one input may be constant; a constant per-channel Add after a convolution "
                    "or fully connected layer becomes its bias", _elementwise("add")),
     "Mul": Handler("mul", "one input may be constant", _elementwise("mul")),
+    "Sum": Handler("add", "two inputs, as Add", _sum),
     "Softmax": Handler("softmax", "over the last (or channel) axis", _softmax),
     "Sigmoid": Handler("logistic", "", _sigmoid),
     "ReduceMean": Handler("mean", "over H and W of a 4-D tensor", _reduce_mean),

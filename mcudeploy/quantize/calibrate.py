@@ -116,7 +116,9 @@ def calibrate(imp: OnnxImport, samples: list[Sample], method: str = "minmax",
     """Ranges of every activation over the samples; keeps `keep` samples' values for quality checks."""
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
-    names = [t.name for t in imp.graph.activations]
+    in_onnx = {o for node in imp.model.graph.node for o in node.output} | set(imp.onnx_inputs)
+    # Tensors the import added (a Pad before a pooling) share their input's range (quantizer.py).
+    names = [t.name for t in imp.graph.activations if t.name in in_onnx]
     model = FloatModel(imp, names)
     low = dict.fromkeys(names, np.inf)
     high = dict.fromkeys(names, -np.inf)

