@@ -137,3 +137,19 @@ def build_cases(names: list[str], seed: int = 0, name: str = "matrix"):
     b = GraphBuilder(seed=seed)
     outputs = [out for case in names for out in CASES[case](b)]
     return b.build(outputs, name=name)
+
+
+def reference_layers():
+    """(graph, tflite bytes) of the layers of issue 10's instructions-per-MAC table: 3x3 kernels
+    on 24x24 maps, and a 256 -> 64 fully connected layer."""
+    b = GraphBuilder(seed=4)
+    b.conv(b.input((1, 24, 24, 16)), 16)
+    b.depthwise(b.input((1, 24, 24, 32)), 1)
+    b.depthwise(b.input((1, 24, 24, 16)), 2)
+    b.conv(b.input((1, 24, 24, 16)), 16, groups=4)
+    b.fully_connected(b.input((1, 256)), 64)
+    return b.build([op.outputs[0] for op in b.ops], name="reference_layers")
+
+
+REFERENCE_LAYER_NAMES = ["convolution 16->16", "depthwise, ch_mult 1, 32 ch",
+                         "depthwise, ch_mult 2, 16->32", "grouped conv, 4 groups", "fully connected 256->64"]

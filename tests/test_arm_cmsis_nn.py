@@ -9,7 +9,9 @@ This proves, with Arm's code rather than ours:
 - models of the layers the subset has run bit-exact with the host reference and TFLM on QEMU
   through Arm's MVE (Cortex-M55), DSP (Cortex-M4) and plain C (Cortex-M3) kernels, every
   convolution grouping included: 4.0.0 predates grouped convolution, so they are split;
-- a release without host-side scratch queries is sized by asking the device (scratch probe).
+- a release without host-side scratch queries is sized by asking the device (scratch probe);
+- `--tune` measures Arm's kernels like nnref's: for a depthwise layer with ch_mult 2 it picks the
+  split into multiplier-1 calls, which reach Arm's vectorised kernel (the README's figures).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cases import CASES, build_cases
+from cases import CASES, REFERENCE_LAYER_NAMES, build_cases, reference_layers
 from nnpack import pack_from_tree
 
 from mcudeploy.boards import load_board
@@ -97,3 +99,25 @@ def test_scratch_of_a_release_without_host_queries_comes_from_the_device(arm_pac
     # which the firmware's start-up check (same query, same device) then confirms on every run.
     conv = next(layer for layer in manifest.layers if layer.kind == "conv2d")
     assert conv.scratch_bytes > 0
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_tuning_with_arms_kernels_splits_the_depthwise_multiplier(arm_pack: Path, board: str,
+                                                                  tmp_path: Path) -> None:
+    model = tmp_path / "reference_layers.tflite"
+    model.write_bytes(reference_layers()[1])
+    out = tmp_path / "bench"
+    assert main(["bench", str(model), "--board", board, "--cmsis-nn", str(arm_pack), "--tune",
+                 "--out", str(out), "-q"]) == 0
+    result = json.loads((out / "bench.json").read_text())
+    assert result["bit_exact"] is True
+    [tuned] = result["tuning"]["layers"]
+    assert tuned["name"] == "l2_depthwise_conv2d" and tuned["lowering"] == "split_multiplier"
+    by_name = {c["name"]: c for c in tuned["candidates"]}
+    assert all(c["bit_exact"] for c in by_name.values())
+    gain = by_name["wrapper"]["instructions"] / by_name["split_multiplier"]["instructions"]
+    per_mac = {name: round(layer["instructions"] / layer["macs"], 2)
+               for name, layer in zip(REFERENCE_LAYER_NAMES, result["layers"], strict=True)}
+    print(f"\nArm's CMSIS-NN 4.0.0 on {board}, instructions per MAC: {per_mac}; "
+          f"ch_mult 2 split {gain:.1f}x faster than the wrapper call")
+    assert gain > 2.0, by_name

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from modelgen import GraphBuilder
+from cases import REFERENCE_LAYER_NAMES, reference_layers
 from nnref_cases import combine, describe, device_batch
 
 from mcudeploy.boards import Board, load_board
@@ -95,27 +95,11 @@ def test_data_movement_functions_match_numpy_on_each_cpu_class(tmp_path: Path, c
         link.exit(0)
 
 
-def _reference_layers() -> Graph:
-    """The layers of issue 10's table: 3x3 kernels on 24x24 maps, and a 256 -> 64 fully connected."""
-    b = GraphBuilder(seed=4)
-    b.conv(b.input((1, 24, 24, 16)), 16)
-    b.depthwise(b.input((1, 24, 24, 32)), 1)
-    b.depthwise(b.input((1, 24, 24, 16)), 2)
-    b.conv(b.input((1, 24, 24, 16)), 16, groups=4)
-    b.fully_connected(b.input((1, 256)), 64)
-    outputs = [op.outputs[0] for op in b.ops]
-    return Graph("reference_layers", dict(b.tensors), tuple(b.ops), tuple(b.inputs), tuple(outputs))
-
-
-LAYER_NAMES = ["convolution 16->16", "depthwise, ch_mult 1, 32 ch", "depthwise, ch_mult 2, 16->32",
-               "grouped conv, 4 groups", "fully connected 256->64"]
-
-
 @pytest.mark.parametrize("board_name", ["mps3-an547", "mps2-an386", "mps2-an385"])
 def test_instructions_per_mac(tmp_path: Path, board_name: str) -> None:
     """Bit-exact, and the figures of the README (printed, and written to ipm.json)."""
     board = load_board(board_name)
-    graph = _reference_layers()
+    graph = reference_layers()[0]
     vector = random_vectors(graph, 1, seed=2)[0]
     outputs, ticks, macs = run_on_qemu(graph, [vector], board, tmp_path)
     expected = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))
@@ -123,7 +107,7 @@ def test_instructions_per_mac(tmp_path: Path, board_name: str) -> None:
         np.testing.assert_array_equal(out, expected[name])
     per_tick = board.qemu.instructions_per_tick
     figures = {layer: round(t * per_tick / m, 2)
-               for layer, t, m in zip(LAYER_NAMES, ticks, macs, strict=True)}
+               for layer, t, m in zip(REFERENCE_LAYER_NAMES, ticks, macs, strict=True)}
     (tmp_path / "ipm.json").write_text(json.dumps({board.cpu: figures}, indent=1))
     print(f"\nnnref instructions per MAC on {board.cpu} ({board_name}): {figures}")
     assert all(1.0 < ipm < 40.0 for ipm in figures.values()), figures
