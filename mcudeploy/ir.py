@@ -253,6 +253,9 @@ class Graph:
     outputs: tuple[str, ...]
     variables: Mapping[str, np.ndarray] = field(default_factory=dict)
     """Persistent state carried between inferences: variable tensor name -> initial value."""
+    float_io: Mapping[str, str] = field(default_factory=dict)
+    """Float inputs and outputs of the file that the host quantizes and dequantizes around the
+    int8 graph: int8 tensor name -> the file's float tensor name."""
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]

@@ -253,6 +253,7 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
                 "arena_bytes": built.manifest.arena_bytes,
                 "lower_bound": built.manifest.lower_bound,
                 "weight_bytes": built.manifest.weight_bytes,
+                "float_io": dict(model.graph.float_io),
             },
             firmware={"flash_bytes": built.sizes["image"], "weights_bytes": built.sizes["weights"],
                       "ram_bytes": built.sizes["ram"], **built.sizes},

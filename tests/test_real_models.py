@@ -30,7 +30,7 @@ MODELS = {
     "tflite_micro_speech": ("models/tflite_micro/tflite_micro_speech.mltk.zip!tflite_micro_speech.tflite",
                             "conv, FC, softmax"),
     "keyword_spotting": ("models/tinyml/keyword_spotting.mltk.zip!keyword_spotting.tflite",
-                         "DS-CNN with float input and output around an int8 body"),
+                         "DS-CNN, float I/O around an int8 body"),
     "image_classification": ("models/tinyml/image_classification.mltk.zip!image_classification.tflite",
                              "ResNet-8: residual ADDs, strided convs"),
     "fingerprint_signature_generator": (
@@ -99,6 +99,8 @@ def test_real_model_is_bit_exact_on_qemu(name: str, wheel: Path, tmp_path: Path)
     assert report["verdict"] == "pass" and report["vectors"] == 3
     assert report["mismatched_vectors"] == 0
     assert report["oracles"] == ["host-reference", "tflm"]
+    # A float input QUANTIZEd (and an output DEQUANTIZEd) around the int8 body: said, not hidden.
+    assert bool(report["model_info"]["float_io"]) == ("float I/O" in MODELS[name][1])
 
 
 def test_real_model_with_unsupported_operator_is_refused_by_name(wheel: Path, tmp_path: Path,

@@ -440,7 +440,8 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
                                    f"it holds {state.variables[var].size}")
     inputs = [_name(names, i, where, "model input") for i in _indices(sub.inputs)]
     outputs = [_name(names, i, where, "model output") for i in _indices(sub.outputs)]
-    ops = _strip_float_boundaries(ops, inputs, outputs, tensors)
+    float_io: dict[str, str] = {}
+    ops = _strip_float_boundaries(ops, inputs, outputs, tensors, float_io)
     return ir.Graph(
         name=name.removesuffix(".tflite"),
         tensors={**tensors, **state.variables},
@@ -448,25 +449,28 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
         inputs=tuple(inputs),
         outputs=tuple(outputs),
         variables=variables,
+        float_io=float_io,
     )
 
 
 def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[str],
-                            tensors: dict[str, ir.Tensor]) -> list[ir.Op]:
+                            tensors: dict[str, ir.Tensor], float_io: dict[str, str]) -> list[ir.Op]:
     """An int8 body with float I/O wrappers (QUANTIZE of a float input, DEQUANTIZE to a float output):
     the device takes and gives int8, the host quantizes and dequantizes. `inputs` and `outputs` are
-    updated in place to the int8 tensors."""
+    updated in place to the int8 tensors, and `float_io` records each int8 tensor's float one."""
     for k, name in enumerate(inputs):
         users = [op for op in ops if name in op.inputs]
         if tensors[name].dtype == "float32" and len(users) == 1 and users[0].kind == "quantize" \
                 and tensors[users[0].outputs[0]].dtype == "int8":
             inputs[k] = users[0].outputs[0]
+            float_io[inputs[k]] = name
             ops = [op for op in ops if op is not users[0]]
     for k, name in enumerate(outputs):
         producer = next((op for op in ops if name in op.outputs), None)
         if tensors[name].dtype == "float32" and producer is not None and producer.kind == "quantize" \
                 and tensors[producer.inputs[0]].dtype == "int8" and producer.inputs[0] not in inputs:
             outputs[k] = producer.inputs[0]
+            float_io[producer.inputs[0]] = name
             ops = [op for op in ops if op is not producer]
     return ops
 

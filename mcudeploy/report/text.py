@@ -27,6 +27,9 @@ def _summary(report: RunReport) -> Table:
     if info:
         table.add_row("model", f"{info.get('layers')} layers, hash {info.get('hash')}")
         table.add_row("arena", f"{info.get('arena_bytes')} B (lower bound {info.get('lower_bound')} B)")
+        if info.get("float_io"):
+            table.add_row("float I/O", "the file's " + ", ".join(sorted(info["float_io"].values())) +
+                          ": quantized and dequantized on the host, the device runs the int8 body")
     fw = report.firmware
     if fw:
         table.add_row("firmware", f"flash {fw.get('flash_bytes')} B (weights {fw.get('weights_bytes')} B), "
