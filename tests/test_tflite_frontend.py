@@ -8,10 +8,15 @@ import flatbuffers
 import numpy as np
 import pytest
 from cases import build_case
+from modelgen import GraphBuilder
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
+from mcudeploy import ir
 from mcudeploy.errors import ModelFormatError, UnsupportedError
 from mcudeploy.frontends.tflite import load_tflite, parse_tflite
+from mcudeploy.oracles import Tflm
+from mcudeploy.reference import run_graph
+from mcudeploy.vectors import random_vectors
 
 BUNDLED = Path(__file__).resolve().parent.parent / "models" / "tiny_cnn.tflite"
 
@@ -89,3 +94,54 @@ def test_random_corruption_gives_a_clear_error_or_a_model() -> None:
             assert str(exc).startswith(("m.tflite", "operator", "m:")), exc
             outcomes["refused"] += 1
     assert outcomes["refused"] > 0
+
+
+def _as_expand_dims_and_squeeze(data: bytes) -> bytes:
+    """The file's first RESHAPE as EXPAND_DIMS (axis 1, a constant input) and its last as SQUEEZE
+    (squeeze_dims [1]): what the TFLite converter writes around a Keras Conv1D."""
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
+    sub = model.subgraphs[0]
+
+    def opcode(builtin: int) -> int:
+        code = fb.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = builtin
+        code.version = 1
+        model.operatorCodes.append(code)
+        return len(model.operatorCodes) - 1
+
+    reshapes = [op for op in sub.operators
+                if model.operatorCodes[op.opcodeIndex].builtinCode == fb.BuiltinOperator.RESHAPE]
+    first, last = reshapes[0], reshapes[-1]
+    axis_buffer = fb.BufferT()
+    axis_buffer.data = list(np.array([1], dtype=np.int32).tobytes())
+    model.buffers.append(axis_buffer)
+    axis = fb.TensorT()
+    axis.shape, axis.type, axis.buffer, axis.name = [1], fb.TensorType.INT32, len(model.buffers) - 1, b"axis"
+    sub.tensors.append(axis)
+    first.opcodeIndex = opcode(fb.BuiltinOperator.EXPAND_DIMS)
+    first.inputs = [first.inputs[0], len(sub.tensors) - 1]
+    first.builtinOptionsType = fb.BuiltinOptions.ExpandDimsOptions
+    first.builtinOptions = fb.ExpandDimsOptionsT()
+    squeeze = fb.SqueezeOptionsT()
+    squeeze.squeezeDims = [1]
+    last.opcodeIndex = opcode(fb.BuiltinOperator.SQUEEZE)
+    last.inputs = [last.inputs[0]]
+    last.builtinOptionsType, last.builtinOptions = fb.BuiltinOptions.SqueezeOptions, squeeze
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_expand_dims_and_squeeze_around_a_conv1d_are_reshapes_bit_exact_with_tflm() -> None:
+    b = GraphBuilder(seed=3)
+    rows = b.reshape(b.input((2, 17, 6)), (2, 1, 17, 6))
+    conv = b.conv(rows, 5, kernel=(1, 3), stride=(1, 2), activation=ir.Clip(0.0, None))
+    _, data = b.build([b.reshape(conv, (2, 9, 5))], name="conv1d_keras")
+    data = _as_expand_dims_and_squeeze(data)
+    graph = parse_tflite(data, "conv1d_keras")
+    assert [op.origin.split(" ")[2] for op in graph.ops] == ["(EXPAND_DIMS)", "(CONV_2D)", "(SQUEEZE)"]
+    assert [op.kind for op in graph.ops] == ["reshape", "conv2d", "reshape"]
+    oracle = Tflm(data, graph)
+    for vector in random_vectors(graph, 4, seed=1):
+        ours = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))[graph.outputs[0]]
+        np.testing.assert_array_equal(ours, oracle.invoke(vector)[0].reshape(ours.shape))

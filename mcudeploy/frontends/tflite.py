@@ -328,6 +328,8 @@ CONVERTERS: dict[str, Converter] = {
     "PAD": Converter(ir.Pad, (None, 2), _pad),
     "SOFTMAX": Converter(ir.Softmax, (None,), _softmax),
     "RESHAPE": Converter(ir.Reshape, (None,), _reshape),
+    "SQUEEZE": Converter(ir.Reshape, (None,), _reshape),  # Keras Conv1D: EXPAND_DIMS, CONV_2D, SQUEEZE
+    "EXPAND_DIMS": Converter(ir.Reshape, (None, None), _reshape),
     "STRIDED_SLICE": Converter(ir.Slice, (None, 1, 1, 1), _strided_slice),
     "SPLIT_V": Converter(ir.Slice, (None, 1, None), _split_v),
     "SPLIT": Converter(ir.Slice, (None, None), _split_equal),
