@@ -214,6 +214,12 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
         w.add_op(op, fb.BuiltinOperator.MEAN, fb.BuiltinOptions.ReducerOptions, o, (op.inputs[0], axis))
     elif isinstance(a, ir.Logistic):
         w.add_op(op, fb.BuiltinOperator.LOGISTIC, 0, None, op.inputs)
+    elif isinstance(a, ir.Tanh):
+        w.add_op(op, fb.BuiltinOperator.TANH, 0, None, op.inputs)
+    elif isinstance(a, ir.LeakyRelu):
+        o = fb.LeakyReluOptionsT()
+        o.alpha = a.alpha
+        w.add_op(op, fb.BuiltinOperator.LEAKY_RELU, fb.BuiltinOptions.LeakyReluOptions, o, op.inputs)
     elif isinstance(a, ir.Quantize):
         to_float = g.tensor(op.outputs[0]).dtype == "float32"
         code = fb.BuiltinOperator.DEQUANTIZE if to_float else fb.BuiltinOperator.QUANTIZE

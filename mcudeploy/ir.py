@@ -188,6 +188,21 @@ class Logistic:
 
 
 @dataclass(frozen=True)
+class Tanh:
+    """The hyperbolic tangent, TFLite int8 (output scale 1/128, zero point 0)."""
+
+    KIND: ClassVar[str] = "tanh"
+
+
+@dataclass(frozen=True)
+class LeakyRelu:
+    """x for x >= 0, alpha * x below, requantized to the output's scale and zero point."""
+
+    KIND: ClassVar[str] = "leaky_relu"
+    alpha: float
+
+
+@dataclass(frozen=True)
 class Quantize:
     """Requantization to the output's scale, zero point and type (int8 or uint8)."""
 
@@ -224,7 +239,8 @@ class Reshape:
 
 
 Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax
-         | Reshape | Slice | Mean | Logistic | Quantize | ReadVariable | AssignVariable)
+         | Reshape | Slice | Mean | Logistic | Tanh | LeakyRelu | Quantize | ReadVariable
+         | AssignVariable)
 
 
 @dataclass(frozen=True)

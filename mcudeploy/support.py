@@ -252,6 +252,14 @@ def constraint_logistic_output(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
+def constraint_tanh_output(op: ir.Op, g: ir.Graph) -> str | None:
+    """The output has TFLite's int8 tanh quantization (scale 1/128, zero point 0)."""
+    y = g.tensor(op.outputs[0])
+    if not np.isclose(y.scale, 1 / 128, rtol=0, atol=1e-9) or y.zero_point != 0:
+        return f"output scale {y.scale}, zero point {y.zero_point}"
+    return None
+
+
 def constraint_same_size(op: ir.Op, g: ir.Graph) -> str | None:
     """Input and output hold the same number of elements."""
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
@@ -290,6 +298,8 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "slice": (constraint_slice,),
     "mean": (constraint_mean,),
     "logistic": (constraint_same_size, constraint_logistic_output),
+    "tanh": (constraint_same_size, constraint_tanh_output),
+    "leaky_relu": (constraint_same_size,),
     "quantize": (constraint_same_size,),
     "read_variable": (constraint_variable,),
     "assign_variable": (constraint_variable,),

@@ -157,6 +157,15 @@ class GraphBuilder:
         quant = ir.QuantParams((1.0 / 256.0,), (-128,))
         return self._op(ir.Logistic(), (x,), self.tensors[x].shape, quant)
 
+    def tanh(self, x: str) -> str:
+        quant = ir.QuantParams((1.0 / 128.0,), (0,))
+        return self._op(ir.Tanh(), (x,), self.tensors[x].shape, quant)
+
+    def leaky_relu(self, x: str, alpha: float, scale: float | None = None, zero_point: int = -20) -> str:
+        """Leaky ReLU into a fresh quantization (the input's scale unless `scale` is given)."""
+        quant = ir.QuantParams((scale or self.tensors[x].scale,), (zero_point,))
+        return self._op(ir.LeakyRelu(alpha), (x,), self.tensors[x].shape, quant)
+
     def quantize(self, x: str, dtype: str = "uint8") -> str:
         index = len(self.ops)
         name = self._add(f"t{index}_quantize", self.tensors[x].shape, dtype,

@@ -74,6 +74,11 @@ def _explicit_pool_padding(b: OnnxBuilder) -> list[str]:
     return [stem, counted, lower]
 
 
+def _tanh_leaky_relu(b: OnnxBuilder) -> list[str]:
+    x = b.conv(b.input((1, 3, 6, 6)), 3, 4, pads=[1, 1, 1, 1])
+    return [b.node("Tanh", [x]), b.node("LeakyRelu", [x], alpha=0.2), b.node("LeakyRelu", [x])]
+
+
 def _add_mul_broadcast(b: OnnxBuilder) -> list[str]:
     x = b.input((1, 6, 4, 5))
     y = b.node("Mul", [x, b.const(b.rng.uniform(0.5, 2, size=(1, 6, 1, 1)).astype(np.float32))])
@@ -92,7 +97,8 @@ def _concat_pad_softmax(b: OnnxBuilder) -> list[str]:
 
 CASES = {f.__name__.lstrip("_"): f for f in (
     _conv_std, _conv_grouped, _depthwise_m3, _conv1d, _bn_relu6_flatten_gemm, _standalone_bn,
-    _matmul_add, _pools, _explicit_pool_padding, _add_mul_broadcast, _concat_pad_softmax)}
+    _matmul_add, _pools, _explicit_pool_padding, _tanh_leaky_relu,
+    _add_mul_broadcast, _concat_pad_softmax)}
 
 
 def make(tmp_path: Path, build, seed: int = 0) -> tuple[Path, Path]:
@@ -165,8 +171,8 @@ def _refused(tmp_path: Path, build, expected: str, error=UnsupportedError) -> No
 
 
 def test_unsupported_operator_names_node_and_type(tmp_path: Path) -> None:
-    _refused(tmp_path, lambda b: [b.node("Tanh", [b.input((1, 4))])],
-             "node 'Tanh_1' (Tanh): operator type Tanh is not supported")
+    _refused(tmp_path, lambda b: [b.node("Erf", [b.input((1, 4))])],
+             "node 'Erf_1' (Erf): operator type Erf is not supported")
 
 
 def test_unsupported_attribute_names_attribute_and_reason(tmp_path: Path) -> None:

@@ -64,6 +64,29 @@ def test_logistic_and_quantize_exhaustively_match_tflm(scale: float) -> None:
     assert len(np.unique(ours[graph.outputs[0]])) > 20
 
 
+@pytest.mark.parametrize(("scale", "zero_point"), [(0.004, 3), (0.0236, -7), (0.05, 40), (0.125, -128),
+                                                  (0.31, 0)])
+def test_tanh_and_leaky_relu_exhaustively_match_tflm(scale: float, zero_point: int) -> None:
+    """Every int8 input value through TANH and LEAKY_RELU (alphas 0.01, 0.2 and 1.7, into output
+    scales above and below the input's), for five input quantizations."""
+    from modelgen import GraphBuilder
+
+    from mcudeploy import ir
+
+    b = GraphBuilder(seed=int(scale * 1000))
+    x = b.input((1, 256))
+    b.tensors[x] = ir.Tensor(x, (1, 256), "int8", ir.QuantParams((scale,), (zero_point,)))
+    outputs = [b.tanh(x), b.leaky_relu(x, 0.01), b.leaky_relu(x, 0.2, scale=scale * 0.37, zero_point=5),
+               b.leaky_relu(x, 1.7, scale=scale * 2.9, zero_point=-100)]
+    graph, data = b.build(outputs)
+    vector = (np.arange(-128, 128, dtype=np.int8).reshape(1, 256),)
+    oracle = Tflm(data, graph)
+    ours = run_graph(graph, {x: vector[0]})
+    for name, theirs in zip(graph.outputs, oracle.invoke(list(vector)), strict=True):
+        np.testing.assert_array_equal(ours[name], theirs, err_msg=name)
+    assert len(np.unique(ours[graph.outputs[0]])) >= 20  # tanh saturates fast at scale 0.31
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_mean_matches_tflm_for_random_shapes_and_scales(seed: int) -> None:
     """TFLite's integer MEAN (multiplier divided by the count in 64 bits) against TFLM."""

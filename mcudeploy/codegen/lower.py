@@ -218,7 +218,8 @@ def lower_mean(op: Op, g: Graph, index: int, prefix: str) -> Layer:
 
 
 def lower_lookup(op: Op, g: Graph, index: int, prefix: str) -> Layer:
-    """LOGISTIC and QUANTIZE as a 256-entry table from the host reference, indexed by input + 128:
+    """LOGISTIC, TANH, LEAKY_RELU and QUANTIZE as a 256-entry table from the host reference, indexed
+    by input + 128:
     exact by construction, and faster than the fixed-point arithmetic on every CPU."""
     probe = np.arange(-128, 128, dtype=np.int8)
     table = KERNELS[op.kind](op, g, [probe])
@@ -247,6 +248,8 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "slice": lower_slice,
     "mean": lower_mean,
     "logistic": lower_lookup,
+    "tanh": lower_lookup,
+    "leaky_relu": lower_lookup,
     "quantize": lower_lookup,
     "read_variable": lower_copy,
     "assign_variable": lower_copy,

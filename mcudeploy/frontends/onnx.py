@@ -442,10 +442,13 @@ def _fold_bias(c: _Converter, node: onnx.NodeProto, a: str, b: str, ca, cb) -> b
     return True
 
 
-def _sigmoid(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
-    x = c.layout(node.input[0])
-    c.emit(ir.Logistic(), (c.ir_name(node.input[0]),), node.output[0],
-           Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
+def _unary(make: Callable[[dict], ir.Attrs]) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
+    def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+        x = c.layout(node.input[0])
+        c.emit(make(attrs), (c.ir_name(node.input[0]),), node.output[0],
+               Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
+
+    return convert
 
 
 def _reduce_mean(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
@@ -582,7 +585,10 @@ HANDLERS: dict[str, Handler] = {
     "Mul": Handler("mul", "one input may be constant", _elementwise("mul")),
     "Sum": Handler("add", "two inputs, as Add", _sum),
     "Softmax": Handler("softmax", "over the last (or channel) axis", _softmax),
-    "Sigmoid": Handler("logistic", "", _sigmoid),
+    "Sigmoid": Handler("logistic", "", _unary(lambda attrs: ir.Logistic())),
+    "Tanh": Handler("tanh", "", _unary(lambda attrs: ir.Tanh())),
+    "LeakyRelu": Handler("leaky_relu", "",
+                         _unary(lambda attrs: ir.LeakyRelu(float(attrs.get("alpha", 0.01))))),
     "ReduceMean": Handler("mean", "over H and W of a 4-D tensor", _reduce_mean),
     "Reshape": Handler("reshape", "channels-first tensors only flattened to [N, -1]", _reshape),
     "Flatten": Handler("reshape", "as Reshape", _reshape),

@@ -230,6 +230,14 @@ def _logistic(op: _Operator) -> ir.Op:
     return _make(op, ir.Logistic(), op.inputs[:1])
 
 
+def _tanh(op: _Operator) -> ir.Op:
+    return _make(op, ir.Tanh(), op.inputs[:1])
+
+
+def _leaky_relu(op: _Operator) -> ir.Op:
+    return _make(op, ir.LeakyRelu(float(op.options.alpha)), op.inputs[:1])
+
+
 def _quantize(op: _Operator) -> ir.Op:
     return _make(op, ir.Quantize(), op.inputs[:1])
 
@@ -335,6 +343,8 @@ CONVERTERS: dict[str, Converter] = {
     "SPLIT": Converter(ir.Slice, (None, None), _split_equal),
     "MEAN": Converter(ir.Mean, (4, 1), _mean),
     "LOGISTIC": Converter(ir.Logistic, (None,), _logistic),
+    "TANH": Converter(ir.Tanh, (None,), _tanh),
+    "LEAKY_RELU": Converter(ir.LeakyRelu, (None,), _leaky_relu),
     "QUANTIZE": Converter(ir.Quantize, (None,), _quantize),
     "DEQUANTIZE": Converter(ir.Quantize, (None,), _quantize),
     "VAR_HANDLE": Converter(ir.ReadVariable, (), _var_handle),
@@ -361,7 +371,7 @@ def _check_structure(op: _Operator, converter: Converter, where: str) -> None:
                 f"{where}: {op.origin} input {position} ({op.inputs[position]}) has shape "
                 f"{list(shape)}, expected {rank} dimensions"
             )
-    takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Quantize) and \
+    takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Tanh, ir.Quantize) and \
         converter.convert not in (_read_variable, _assign_variable)
     if takes_options and op.options is None and op.type_name != "FULLY_CONNECTED":
         raise ModelFormatError(f"{where}: {op.origin} has no options table")

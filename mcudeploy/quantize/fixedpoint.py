@@ -49,8 +49,9 @@ def exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
     return np.where(a == 0, INT32_MAX, result)
 
 
-def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
-    """1 / (1 + a) for a in [0, 1) in Q0.31, by Newton-Raphson in Q2.29."""
+def _reciprocal_of_one_plus(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + a) for a in [0, 1] in Q0.31 in, Q2.29 out: Newton-Raphson on half the denominator,
+    as gemmlowp's one_over_one_plus_x_for_x_in_0_1 and one_minus_x_over_one_plus_x_for_x_in_0_1."""
     # gemmlowp RoundingHalfSum(a, One): (a + b + sign) / 2, truncating toward zero.
     total = a + INT32_MAX
     total = total + np.where(total >= 0, 1, -1)
@@ -59,8 +60,28 @@ def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
     for _ in range(3):
         one_minus = wrap_int32((1 << 29) - srdhm(half_den, x))
         x = wrap_int32(x + mul_pot(srdhm(x, one_minus), 2))
+    return x
+
+
+def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + a) for a in [0, 1) in Q0.31."""
     # ExactMulByPot<-1> relabels Q2.29 as Q1.30 (same raw); Rescale<0> then doubles it.
-    return mul_pot(x, 1)
+    return mul_pot(_reciprocal_of_one_plus(a), 1)
+
+
+def one_minus_x_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """(1 - a) / (1 + a) for a in [0, 1] in Q0.31: 2 / (1 + a) - 1, rescaled from Q2.29."""
+    return mul_pot(wrap_int32(_reciprocal_of_one_plus(a) - (1 << 29)), 2)
+
+
+def tanh(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """gemmlowp tanh for a with `integer_bits` integer bits; Q0.31 out. For a < 0,
+    -tanh(a) = (1 - e) / (1 + e) with e = exp(2a), 2a read exactly with one more integer bit."""
+    a = np.asarray(a, dtype=np.int64)
+    negative = np.where(a < 0, a, -a)
+    t = one_minus_x_over_one_plus_x(exp_on_negative_values(negative, integer_bits + 1))
+    result = np.where(a < 0, -t, t)
+    return np.where(a == 0, 0, result)
 
 
 def logistic(a: np.ndarray, integer_bits: int) -> np.ndarray:

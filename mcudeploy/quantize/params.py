@@ -165,6 +165,31 @@ def logistic_params(op: Op, graph: Graph) -> LogisticParams:
     return LogisticParams(x.zero_point, math.floor(radius), multiplier, shift)
 
 
+def tanh_params(op: Op, graph: Graph) -> LogisticParams:
+    """TFLM prepares int8 TANH as it does LOGISTIC: the input in Q4.27, the same radius."""
+    return logistic_params(op, graph)
+
+
+@dataclass(frozen=True)
+class LeakyReluParams:
+    input_zero_point: int
+    output_zero_point: int
+    identity_multiplier: int
+    identity_shift: int
+    alpha_multiplier: int
+    alpha_shift: int
+
+
+def leaky_relu_params(op: Op, graph: Graph) -> LeakyReluParams:
+    """TFLM's int8 LEAKY_RELU preparation: s_in / s_out and s_in * alpha / s_out, each computed
+    in float32 as TFLM does, as Q31 multipliers."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    s_in, s_out, alpha = np.float32(x.scale), np.float32(y.scale), np.float32(op.attrs.alpha)
+    identity = quantize_multiplier(float(s_in / s_out))
+    scaled = quantize_multiplier(float(np.float32(s_in * alpha) / s_out))
+    return LeakyReluParams(x.zero_point, y.zero_point, *identity, *scaled)
+
+
 @dataclass(frozen=True)
 class QuantizeParams:
     input_zero_point: int

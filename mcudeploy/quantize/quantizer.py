@@ -6,7 +6,7 @@
 - bias int32 with scale s_in * s_w[c];
 - tensors that TFLite requires to share one quantization (pooling, reshape and pad outputs and
   their inputs; all inputs and the output of a concatenation) get the union of their ranges;
-  softmax and logistic outputs are fixed at scale 1/256, zero point -128.
+  softmax and logistic outputs are fixed at scale 1/256, zero point -128, tanh outputs at 1/128, 0.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from mcudeploy.quantize.arith import round_half_away
 
 Range = tuple[float, float]
 SOFTMAX_QUANT = ir.QuantParams((1.0 / 256.0,), (-128,))  # TFLite's for softmax and logistic outputs
+TANH_QUANT = ir.QuantParams((1.0 / 128.0,), (0,))  # TFLite's for tanh outputs
+_FIXED_QUANT = {"softmax": SOFTMAX_QUANT, "logistic": SOFTMAX_QUANT, "tanh": TANH_QUANT}
 _SHARES_INPUT_QUANT = ("pool2d", "reshape", "pad")
 _WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
 
@@ -64,26 +66,26 @@ class _Groups:
 
 def _shared_quant(graph: ir.Graph, ranges: dict[str, Range]) -> dict[str, ir.QuantParams]:
     groups = _Groups()
-    fixed: set[str] = set()
+    fixed: dict[str, ir.QuantParams] = {}
     for op in graph.ops:
         if op.kind in _SHARES_INPUT_QUANT:
             groups.join(op.outputs[0], op.inputs[0])
         elif op.kind == "concat":
             for name in op.inputs:
                 groups.join(name, op.outputs[0])
-        elif op.kind in ("softmax", "logistic"):
-            fixed.add(op.outputs[0])
+        elif op.kind in _FIXED_QUANT:
+            fixed[op.outputs[0]] = _FIXED_QUANT[op.kind]
     union: dict[str, Range] = {}
     for name, (low, high) in ranges.items():
         root = groups.find(name)
         old = union.get(root, (low, high))
         union[root] = (min(old[0], low), max(old[1], high))
-    fixed_roots = {groups.find(n) for n in fixed}
+    fixed_roots = {groups.find(n): q for n, q in fixed.items()}
     quant = {}
     for t in graph.activations:
         root = groups.find(t.name)
         if root in fixed_roots:
-            quant[t.name] = SOFTMAX_QUANT
+            quant[t.name] = fixed_roots[root]
         else:
             quant[t.name] = activation_quant(*union[root])
     return quant

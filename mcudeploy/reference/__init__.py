@@ -12,7 +12,7 @@ from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.elementwise import add, mul
 from mcudeploy.reference.pooling import mean, pool2d
 from mcudeploy.reference.softmax import softmax
-from mcudeploy.reference.unary import logistic, quantize
+from mcudeploy.reference.unary import leaky_relu, logistic, quantize, tanh
 
 Kernel = Callable[[Op, Graph, list[np.ndarray]], np.ndarray]
 
@@ -71,6 +71,14 @@ def _logistic(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return logistic(ins[0], qp.logistic_params(op, g))
 
 
+def _tanh(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return tanh(ins[0], qp.tanh_params(op, g))
+
+
+def _leaky_relu(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return leaky_relu(ins[0], qp.leaky_relu_params(op, g))
+
+
 def _quantize(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return quantize(ins[0], qp.quantize_params(op, g), g.tensor(op.outputs[0]).dtype)
 
@@ -101,6 +109,8 @@ KERNELS: dict[str, Kernel] = {
     "slice": _slice,
     "mean": _mean,
     "logistic": _logistic,
+    "tanh": _tanh,
+    "leaky_relu": _leaky_relu,
     "quantize": _quantize,
     "read_variable": _copy,
     "assign_variable": _copy,

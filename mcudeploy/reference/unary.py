@@ -1,4 +1,5 @@
-"""Element-wise unary int8 operators in TFLite(-Micro) semantics: LOGISTIC and QUANTIZE."""
+"""Element-wise unary int8 operators in TFLite(-Micro) semantics: LOGISTIC, TANH, LEAKY_RELU and
+QUANTIZE."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import numpy as np
 
 from mcudeploy.quantize.arith import requantize, rounding_divide_by_pot
 from mcudeploy.quantize.fixedpoint import logistic as fixed_logistic
-from mcudeploy.quantize.params import LOGISTIC_INPUT_INTEGER_BITS, LogisticParams, QuantizeParams
+from mcudeploy.quantize.fixedpoint import tanh as fixed_tanh
+from mcudeploy.quantize.params import (
+    LOGISTIC_INPUT_INTEGER_BITS,
+    LeakyReluParams,
+    LogisticParams,
+    QuantizeParams,
+)
 
 
 def logistic(x: np.ndarray, p: LogisticParams) -> np.ndarray:
@@ -18,6 +25,27 @@ def logistic(x: np.ndarray, p: LogisticParams) -> np.ndarray:
     out = np.where(value <= -p.input_range_radius, -128, out)
     out = np.where(value >= p.input_range_radius, 127, out)
     return out.astype(np.int8)
+
+
+def tanh(x: np.ndarray, p: LogisticParams) -> np.ndarray:
+    """TFLM's int8 tanh: saturate beyond the input radius, else gemmlowp's tanh in Q4.27, out in
+    steps of 1/128."""
+    value = x.astype(np.int64) - p.input_zero_point
+    in_q4 = requantize(value, p.input_multiplier, p.input_left_shift)
+    out_q0 = fixed_tanh(in_q4, LOGISTIC_INPUT_INTEGER_BITS)
+    out = np.clip(rounding_divide_by_pot(out_q0, 31 - 7), -128, 127)
+    out = np.where(value <= -p.input_range_radius, -128, out)
+    out = np.where(value >= p.input_range_radius, 127, out)
+    return out.astype(np.int8)
+
+
+def leaky_relu(x: np.ndarray, p: LeakyReluParams) -> np.ndarray:
+    """TFLM's int8 leaky ReLU: each side requantized with its own multiplier."""
+    value = x.astype(np.int64) - p.input_zero_point
+    identity = requantize(value, p.identity_multiplier, p.identity_shift)
+    scaled = requantize(value, p.alpha_multiplier, p.alpha_shift)
+    out = np.where(value >= 0, identity, scaled) + p.output_zero_point
+    return np.clip(out, -128, 127).astype(np.int8)
 
 
 def quantize(x: np.ndarray, p: QuantizeParams, dtype: str) -> np.ndarray:
