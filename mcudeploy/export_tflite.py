@@ -214,6 +214,9 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
         w.add_op(op, fb.BuiltinOperator.MEAN, fb.BuiltinOptions.ReducerOptions, o, (op.inputs[0], axis))
     elif isinstance(a, ir.Logistic):
         w.add_op(op, fb.BuiltinOperator.LOGISTIC, 0, None, op.inputs)
+    elif isinstance(a, ir.Extremum):
+        code = fb.BuiltinOperator.MAXIMUM if a.mode == "max" else fb.BuiltinOperator.MINIMUM
+        w.add_op(op, code, fb.BuiltinOptions.MaximumMinimumOptions, fb.MaximumMinimumOptionsT(), op.inputs)
     elif isinstance(a, ir.Tanh):
         w.add_op(op, fb.BuiltinOperator.TANH, 0, None, op.inputs)
     elif isinstance(a, ir.LeakyRelu):

@@ -188,6 +188,14 @@ class Logistic:
 
 
 @dataclass(frozen=True)
+class Extremum:
+    """Element-wise maximum or minimum of two tensors of one quantization, with broadcasting."""
+
+    KIND: ClassVar[str] = "extremum"
+    mode: str  # "max" or "min"
+
+
+@dataclass(frozen=True)
 class Tanh:
     """The hyperbolic tangent, TFLite int8 (output scale 1/128, zero point 0)."""
 
@@ -239,7 +247,7 @@ class Reshape:
 
 
 Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax
-         | Reshape | Slice | Mean | Logistic | Tanh | LeakyRelu | Quantize | ReadVariable
+         | Reshape | Slice | Mean | Logistic | Tanh | LeakyRelu | Extremum | Quantize | ReadVariable
          | AssignVariable)
 
 

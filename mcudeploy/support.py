@@ -173,6 +173,22 @@ def constraint_broadcast(op: ir.Op, g: ir.Graph) -> str | None:
     return f"shapes {list(a)} and {list(b)}"
 
 
+def constraint_extremum(op: ir.Op, g: ir.Graph) -> str | None:
+    """Both inputs broadcast to the output (each extent the output's or 1, at most 4-D) and share
+    its scale and zero point."""
+    a, b, y = (g.tensor(n) for n in (*op.inputs[:2], op.outputs[0]))
+    rank = len(y.shape)
+    if rank > 4 or any(len(t.shape) > rank for t in (a, b)):
+        return f"shapes {list(a.shape)} and {list(b.shape)} into {list(y.shape)}"
+    for t in (a, b):
+        padded = (1,) * (rank - len(t.shape)) + tuple(t.shape)
+        if any(d not in (1, o) for d, o in zip(padded, y.shape, strict=True)):
+            return f"input {t.name!r} of shape {list(t.shape)} does not broadcast to {list(y.shape)}"
+        if t.quant != y.quant:
+            return f"input {t.name!r} is quantized unlike the output"
+    return None
+
+
 def constraint_same_quantization(op: ir.Op, g: ir.Graph) -> str | None:
     """All inputs share the output's scale and zero point, and match it on every axis but the
     concatenation axis."""
@@ -291,6 +307,7 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "pool2d": (constraint_nhwc, constraint_pool_geometry),
     "add": (constraint_broadcast,),
     "mul": (constraint_broadcast,),
+    "extremum": (constraint_extremum,),
     "concat": (constraint_same_quantization,),
     "pad": (constraint_pad,),
     "softmax": (constraint_softmax_output,),

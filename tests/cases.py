@@ -100,6 +100,16 @@ def _windows_beyond_the_input(b: GraphBuilder) -> list[str]:
             b.pool(tiny, "max", (4, 5), (2, 2), "same")]
 
 
+def _maximum_minimum(b: GraphBuilder) -> list[str]:
+    x = b.input((2, 5, 4, 6))
+    conv = b.conv(x, 6, kernel=(1, 1))
+    channel = b.input((1, 1, 1, 6))
+    column = b.input((2, 5, 1, 1))
+    # the first operand broadcasting: the second, an input, takes its quantization
+    return [b.extremum("max", conv, x), b.extremum("min", conv, channel),
+            b.extremum("max", column, b.input((2, 5, 4, 6)))]
+
+
 CASES: dict[str, Callable[[GraphBuilder], list[str]]] = {
     "conv3x3_same_relu": _conv((1, 9, 9, 4), 8, activation=RELU),
     "conv3x3_stride2_valid": _conv((1, 10, 9, 3), 5, stride=(2, 2), padding="valid"),
@@ -123,6 +133,7 @@ CASES: dict[str, Callable[[GraphBuilder], list[str]]] = {
     "slice_logistic_quantize": _slice_logistic_quantize,
     "float_io_mean": _float_io_mean,
     "windows_beyond_the_input": _windows_beyond_the_input,
+    "maximum_minimum": _maximum_minimum,
 }
 
 

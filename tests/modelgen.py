@@ -6,7 +6,7 @@ Graphs are built in the IR, written to TFLite with mcudeploy's writer and read b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -156,6 +156,14 @@ class GraphBuilder:
     def logistic(self, x: str) -> str:
         quant = ir.QuantParams((1.0 / 256.0,), (-128,))
         return self._op(ir.Logistic(), (x,), self.tensors[x].shape, quant)
+
+    def extremum(self, mode: str, a: str, b: str) -> str:
+        """MAXIMUM/MINIMUM: `b` (an input or a constant) takes `a`'s quantization; the output
+        broadcasts both."""
+        assert not any(b in op.outputs for op in self.ops), "b must not be computed"
+        self.tensors[b] = replace(self.tensors[b], quant=self.tensors[a].quant)
+        shape = tuple(np.broadcast_shapes(self.tensors[a].shape, self.tensors[b].shape))
+        return self._op(ir.Extremum(mode), (a, b), shape, self.tensors[a].quant)
 
     def tanh(self, x: str) -> str:
         quant = ir.QuantParams((1.0 / 128.0,), (0,))

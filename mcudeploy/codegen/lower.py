@@ -144,6 +144,17 @@ def lower_pool2d(op: Op, g: Graph, index: int, prefix: str) -> Layer:
                  scratch=scratch)
 
 
+def _constant_operands(op: Op, g: Graph, prefix: str) -> tuple[list[Const], dict[str, str]]:
+    """The constant operands of a two-input layer as int8 arrays in flash, and their C names."""
+    consts, const_inputs = [], {}
+    for i, name in enumerate(op.inputs[:2]):
+        t = g.tensor(name)
+        if t.is_constant:
+            const_inputs[name] = f"{prefix}_operand{i}"
+            consts.append(Const(const_inputs[name], "int8_t", t.data.reshape(-1)))
+    return consts, const_inputs
+
+
 def _elementwise(op: Op, g: Graph, index: int, prefix: str, template: str, values: dict) -> Layer:
     """ADD/MUL: one call, or one call per repetition of the operand that broadcasts."""
     out = g.tensor(op.outputs[0])
@@ -152,12 +163,7 @@ def _elementwise(op: Op, g: Graph, index: int, prefix: str, template: str, value
     if block != out.size:
         block = broadcast_block(g.tensor(op.inputs[sizes.index(block)]).shape, out.shape) or 1
     strides = [block if size == out.size else 0 for size in sizes]
-    consts, const_inputs = [], {}
-    for i, name in enumerate(op.inputs[:2]):
-        t = g.tensor(name)
-        if t.is_constant:
-            const_inputs[name] = f"{prefix}_operand{i}"
-            consts.append(Const(const_inputs[name], "int8_t", t.data.reshape(-1)))
+    consts, const_inputs = _constant_operands(op, g, prefix)
     values = {**values, "block_size": block, "repeats": out.size // block, "strides": strides}
     return Layer(index, prefix, op, template, op.inputs[:2], op.outputs[0], values, tuple(consts),
                  const_inputs=const_inputs)
@@ -169,6 +175,22 @@ def lower_add(op: Op, g: Graph, index: int, prefix: str) -> Layer:
 
 def lower_mul(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     return _elementwise(op, g, index, prefix, "mul.c.j2", vars(qp.mul_params(op, g)))
+
+
+def lower_extremum(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """MAXIMUM/MINIMUM: one arm_maximum_s8/arm_minimum_s8 call, broadcasting by its dims."""
+    rank = len(g.tensor(op.outputs[0]).shape)
+
+    def dims(name: str) -> Dims:
+        shape = g.tensor(name).shape
+        return Dims.nhwc((1,) * (rank - len(shape)) + tuple(shape))
+
+    values = {"function": f"arm_{'maximum' if op.attrs.mode == 'max' else 'minimum'}_s8",
+              "input1_dims": dims(op.inputs[0]), "input2_dims": dims(op.inputs[1]),
+              "output_dims": dims(op.outputs[0])}
+    consts, const_inputs = _constant_operands(op, g, prefix)
+    return Layer(index, prefix, op, "extremum.c.j2", op.inputs[:2], op.outputs[0], values, tuple(consts),
+                 const_inputs=const_inputs)
 
 
 def lower_concat(op: Op, g: Graph, index: int, prefix: str) -> Layer:
@@ -245,6 +267,7 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "mul": lower_mul,
     "concat": lower_concat,
     "pad": lower_pad,
+    "extremum": lower_extremum,
     "slice": lower_slice,
     "mean": lower_mean,
     "logistic": lower_lookup,

@@ -415,6 +415,21 @@ def _elementwise(kind: str) -> Callable[[_Converter, onnx.NodeProto, dict], None
     return convert
 
 
+def _extremum(mode: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
+    def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+        if len(node.input) != 2:
+            raise c.refuse(f"{len(node.input)} inputs are not supported (only 2)")
+        if any(c.const(name) is not None for name in node.input):
+            raise c.refuse("a constant input is not supported (both inputs must be computed)")
+        a, b = (c.layout(name) for name in node.input)
+        if a.kind != b.kind:
+            raise c.refuse(f"inputs of layouts {a.kind} and {b.kind} cannot be combined")
+        c.emit(ir.Extremum(mode), tuple(c.ir_name(n) for n in node.input), node.output[0],
+               Layout(a.kind, c.og.shapes[node.output[0]], a.spatial))
+
+    return convert
+
+
 def _sum(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     if len(node.input) != 2:
         raise c.refuse(f"a Sum of {len(node.input)} inputs is not supported (only 2, as an Add)")
@@ -584,6 +599,8 @@ HANDLERS: dict[str, Handler] = {
                    "or fully connected layer becomes its bias", _elementwise("add")),
     "Mul": Handler("mul", "one input may be constant", _elementwise("mul")),
     "Sum": Handler("add", "two inputs, as Add", _sum),
+    "Max": Handler("extremum", "two computed inputs", _extremum("max")),
+    "Min": Handler("extremum", "two computed inputs", _extremum("min")),
     "Softmax": Handler("softmax", "over the last (or channel) axis", _softmax),
     "Sigmoid": Handler("logistic", "", _unary(lambda attrs: ir.Logistic())),
     "Tanh": Handler("tanh", "", _unary(lambda attrs: ir.Tanh())),

@@ -230,6 +230,13 @@ def _logistic(op: _Operator) -> ir.Op:
     return _make(op, ir.Logistic(), op.inputs[:1])
 
 
+def _extremum(mode: str) -> Callable[[_Operator], ir.Op]:
+    def convert(op: _Operator) -> ir.Op:
+        return _make(op, ir.Extremum(mode), op.inputs[:2])
+
+    return convert
+
+
 def _tanh(op: _Operator) -> ir.Op:
     return _make(op, ir.Tanh(), op.inputs[:1])
 
@@ -344,6 +351,8 @@ CONVERTERS: dict[str, Converter] = {
     "MEAN": Converter(ir.Mean, (4, 1), _mean),
     "LOGISTIC": Converter(ir.Logistic, (None,), _logistic),
     "TANH": Converter(ir.Tanh, (None,), _tanh),
+    "MAXIMUM": Converter(ir.Extremum, (None, None), _extremum("max")),
+    "MINIMUM": Converter(ir.Extremum, (None, None), _extremum("min")),
     "LEAKY_RELU": Converter(ir.LeakyRelu, (None,), _leaky_relu),
     "QUANTIZE": Converter(ir.Quantize, (None,), _quantize),
     "DEQUANTIZE": Converter(ir.Quantize, (None,), _quantize),
@@ -371,7 +380,8 @@ def _check_structure(op: _Operator, converter: Converter, where: str) -> None:
                 f"{where}: {op.origin} input {position} ({op.inputs[position]}) has shape "
                 f"{list(shape)}, expected {rank} dimensions"
             )
-    takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Tanh, ir.Quantize) and \
+    takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Tanh, ir.Extremum,
+                                            ir.Quantize) and \
         converter.convert not in (_read_variable, _assign_variable)
     if takes_options and op.options is None and op.type_name != "FULLY_CONNECTED":
         raise ModelFormatError(f"{where}: {op.origin} has no options table")

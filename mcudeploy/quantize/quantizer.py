@@ -5,7 +5,8 @@
 - weights per output channel, symmetric: scale = max|w| / 127, values in [-127, 127], zero point 0;
 - bias int32 with scale s_in * s_w[c];
 - tensors that TFLite requires to share one quantization (pooling, reshape and pad outputs and
-  their inputs; all inputs and the output of a concatenation) get the union of their ranges;
+  their inputs; all inputs and the output of a concatenation, a maximum or a minimum) get the
+  union of their ranges;
   softmax and logistic outputs are fixed at scale 1/256, zero point -128, tanh outputs at 1/128, 0.
 """
 
@@ -70,7 +71,7 @@ def _shared_quant(graph: ir.Graph, ranges: dict[str, Range]) -> dict[str, ir.Qua
     for op in graph.ops:
         if op.kind in _SHARES_INPUT_QUANT:
             groups.join(op.outputs[0], op.inputs[0])
-        elif op.kind == "concat":
+        elif op.kind in ("concat", "extremum"):
             for name in op.inputs:
                 groups.join(name, op.outputs[0])
         elif op.kind in _FIXED_QUANT:

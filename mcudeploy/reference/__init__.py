@@ -48,6 +48,12 @@ def _mul(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return mul(ins[0], ins[1], qp.mul_params(op, g))
 
 
+def _extremum(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    """TFLite MAXIMUM/MINIMUM: the raw int8 values compared (one quantization, no requantizing)."""
+    pick = np.maximum if op.attrs.mode == "max" else np.minimum
+    return pick(ins[0], ins[1]).astype(np.int8)
+
+
 def _concat(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(ins, axis=op.attrs.axis)
 
@@ -102,6 +108,7 @@ KERNELS: dict[str, Kernel] = {
     "pool2d": _pool,
     "add": _add,
     "mul": _mul,
+    "extremum": _extremum,
     "concat": _concat,
     "pad": _pad,
     "softmax": _softmax,
