@@ -219,6 +219,8 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
         w.add_op(op, code, fb.BuiltinOptions.MaximumMinimumOptions, fb.MaximumMinimumOptionsT(), op.inputs)
     elif isinstance(a, ir.Tanh):
         w.add_op(op, fb.BuiltinOperator.TANH, 0, None, op.inputs)
+    elif isinstance(a, ir.HardSwish):
+        w.add_op(op, fb.BuiltinOperator.HARD_SWISH, 0, None, op.inputs)
     elif isinstance(a, ir.LeakyRelu):
         o = fb.LeakyReluOptionsT()
         o.alpha = a.alpha

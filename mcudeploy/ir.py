@@ -203,6 +203,13 @@ class Tanh:
 
 
 @dataclass(frozen=True)
+class HardSwish:
+    """x * relu6(x + 3) / 6, TFLite int8 (int16 fixed-point arithmetic, requantized)."""
+
+    KIND: ClassVar[str] = "hard_swish"
+
+
+@dataclass(frozen=True)
 class LeakyRelu:
     """x for x >= 0, alpha * x below, requantized to the output's scale and zero point."""
 
@@ -247,8 +254,8 @@ class Reshape:
 
 
 Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax
-         | Reshape | Slice | Mean | Logistic | Tanh | LeakyRelu | Extremum | Quantize | ReadVariable
-         | AssignVariable)
+         | Reshape | Slice | Mean | Logistic | Tanh | HardSwish | LeakyRelu | Extremum | Quantize
+         | ReadVariable | AssignVariable)
 
 
 @dataclass(frozen=True)

@@ -276,6 +276,16 @@ def constraint_tanh_output(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
+def constraint_hard_swish_scales(op: ir.Op, g: ir.Graph) -> str | None:
+    """The output scale is above 1/128 of the input's (TFLM's int8 HARD_SWISH only scales down)."""
+    from mcudeploy.quantize.params import hard_swish_params
+
+    if hard_swish_params(op, g).output_exponent > 0:
+        x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+        return f"output scale {y.scale} is below 1/128 of the input scale {x.scale}"
+    return None
+
+
 def constraint_same_size(op: ir.Op, g: ir.Graph) -> str | None:
     """Input and output hold the same number of elements."""
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
@@ -317,6 +327,7 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "logistic": (constraint_same_size, constraint_logistic_output),
     "tanh": (constraint_same_size, constraint_tanh_output),
     "leaky_relu": (constraint_same_size,),
+    "hard_swish": (constraint_same_size, constraint_hard_swish_scales),
     "quantize": (constraint_same_size,),
     "read_variable": (constraint_variable,),
     "assign_variable": (constraint_variable,),

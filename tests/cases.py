@@ -80,7 +80,8 @@ def _slice_logistic_quantize(b: GraphBuilder) -> list[str]:
     tail = b.slice(x, (0, 5, 0, 3), (1, 9, 1, 10))
     fc = b.fully_connected(b.reshape(tail, (1, 28)), 6)
     conv = b.conv(x, 4, kernel=(3, 1))
-    return [head, b.logistic(fc), b.quantize(b.logistic(conv)), b.tanh(conv), b.leaky_relu(conv, 0.1)]
+    return [head, b.logistic(fc), b.quantize(b.logistic(conv)), b.tanh(conv), b.leaky_relu(conv, 0.1),
+            b.hard_swish(conv, b.tensors[conv].scale * 0.7, -100)]
 
 
 def _float_io_mean(b: GraphBuilder) -> list[str]:

@@ -169,6 +169,10 @@ class GraphBuilder:
         quant = ir.QuantParams((1.0 / 128.0,), (0,))
         return self._op(ir.Tanh(), (x,), self.tensors[x].shape, quant)
 
+    def hard_swish(self, x: str, scale: float, zero_point: int) -> str:
+        quant = ir.QuantParams((scale,), (zero_point,))
+        return self._op(ir.HardSwish(), (x,), self.tensors[x].shape, quant)
+
     def leaky_relu(self, x: str, alpha: float, scale: float | None = None, zero_point: int = -20) -> str:
         """Leaky ReLU into a fresh quantization (the input's scale unless `scale` is given)."""
         quant = ir.QuantParams((scale or self.tensors[x].scale,), (zero_point,))

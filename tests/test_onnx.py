@@ -74,11 +74,11 @@ def _explicit_pool_padding(b: OnnxBuilder) -> list[str]:
     return [stem, counted, lower]
 
 
-def _tanh_leaky_relu_max_min(b: OnnxBuilder) -> list[str]:
+def _unary_and_extremum(b: OnnxBuilder) -> list[str]:
     x = b.conv(b.input((1, 3, 6, 6)), 3, 4, pads=[1, 1, 1, 1])
     y = b.conv(x, 4, 4, kernel=(1, 1))
     return [b.node("Tanh", [x]), b.node("LeakyRelu", [x], alpha=0.2), b.node("LeakyRelu", [x]),
-            b.node("Max", [x, y]), b.node("Min", [y, x])]
+            b.node("Max", [x, y]), b.node("Min", [y, x]), b.node("HardSwish", [y])]
 
 
 def _add_mul_broadcast(b: OnnxBuilder) -> list[str]:
@@ -99,7 +99,7 @@ def _concat_pad_softmax(b: OnnxBuilder) -> list[str]:
 
 CASES = {f.__name__.lstrip("_"): f for f in (
     _conv_std, _conv_grouped, _depthwise_m3, _conv1d, _bn_relu6_flatten_gemm, _standalone_bn,
-    _matmul_add, _pools, _explicit_pool_padding, _tanh_leaky_relu_max_min,
+    _matmul_add, _pools, _explicit_pool_padding, _unary_and_extremum,
     _add_mul_broadcast, _concat_pad_softmax)}
 
 

@@ -66,9 +66,9 @@ def test_logistic_and_quantize_exhaustively_match_tflm(scale: float) -> None:
 
 @pytest.mark.parametrize(("scale", "zero_point"), [(0.004, 3), (0.0236, -7), (0.05, 40), (0.125, -128),
                                                   (0.31, 0)])
-def test_tanh_and_leaky_relu_exhaustively_match_tflm(scale: float, zero_point: int) -> None:
-    """Every int8 input value through TANH and LEAKY_RELU (alphas 0.01, 0.2 and 1.7, into output
-    scales above and below the input's), for five input quantizations."""
+def test_tanh_leaky_relu_and_hard_swish_exhaustively_match_tflm(scale: float, zero_point: int) -> None:
+    """Every int8 input value through TANH, LEAKY_RELU (alphas 0.01, 0.2 and 1.7) and HARD_SWISH,
+    into output scales above and below the input's, for five input quantizations."""
     from modelgen import GraphBuilder
 
     from mcudeploy import ir
@@ -77,7 +77,9 @@ def test_tanh_and_leaky_relu_exhaustively_match_tflm(scale: float, zero_point: i
     x = b.input((1, 256))
     b.tensors[x] = ir.Tensor(x, (1, 256), "int8", ir.QuantParams((scale,), (zero_point,)))
     outputs = [b.tanh(x), b.leaky_relu(x, 0.01), b.leaky_relu(x, 0.2, scale=scale * 0.37, zero_point=5),
-               b.leaky_relu(x, 1.7, scale=scale * 2.9, zero_point=-100)]
+               b.leaky_relu(x, 1.7, scale=scale * 2.9, zero_point=-100),
+               b.hard_swish(x, scale * 0.6, -90), b.hard_swish(x, scale * 1.3, -5),
+               b.hard_swish(x, scale * 0.011, 60)]
     graph, data = b.build(outputs)
     vector = (np.arange(-128, 128, dtype=np.int8).reshape(1, 256),)
     oracle = Tflm(data, graph)

@@ -39,6 +39,13 @@ def test_supported_cases_pass() -> None:
          "scale 1/256, zero point -128"),
         ("pool_add_fc_softmax", "t1_pool2d", {"quant": ir.QuantParams((0.5,), (1,))},
          "keeps the input's scale and zero point"),
+        ("slice_logistic_quantize", "t8_tanh", {"quant": ir.QuantParams((0.01,), (0,))},
+         "scale 1/128, zero point 0"),
+        ("slice_logistic_quantize", "t10_hard_swish", {"quant": ir.QuantParams((0.0001,), (0,))},
+         "is below 1/128 of the input scale"),
+        ("maximum_minimum", "t2_extremum", {"quant": ir.QuantParams((0.5,), (1,))},
+         "is quantized unlike the output"),
+        ("maximum_minimum", "input1", {"shape": (1, 1, 3, 6)}, "does not broadcast to [2, 5, 4, 6]"),
     ],
 )
 def test_refusal_names_operator_rule_and_detail(case, tensor, changes, expected) -> None:

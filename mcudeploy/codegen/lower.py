@@ -240,9 +240,9 @@ def lower_mean(op: Op, g: Graph, index: int, prefix: str) -> Layer:
 
 
 def lower_lookup(op: Op, g: Graph, index: int, prefix: str) -> Layer:
-    """LOGISTIC, TANH, LEAKY_RELU and QUANTIZE as a 256-entry table from the host reference, indexed
-    by input + 128:
-    exact by construction, and faster than the fixed-point arithmetic on every CPU."""
+    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU and QUANTIZE as a 256-entry table from the host
+    reference, indexed by input + 128: exact by construction, and faster than the fixed-point
+    arithmetic on every CPU."""
     probe = np.arange(-128, 128, dtype=np.int8)
     table = KERNELS[op.kind](op, g, [probe])
     out = g.tensor(op.outputs[0])
@@ -273,6 +273,7 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "logistic": lower_lookup,
     "tanh": lower_lookup,
     "leaky_relu": lower_lookup,
+    "hard_swish": lower_lookup,
     "quantize": lower_lookup,
     "read_variable": lower_copy,
     "assign_variable": lower_copy,

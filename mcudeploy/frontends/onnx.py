@@ -604,6 +604,7 @@ HANDLERS: dict[str, Handler] = {
     "Softmax": Handler("softmax", "over the last (or channel) axis", _softmax),
     "Sigmoid": Handler("logistic", "", _unary(lambda attrs: ir.Logistic())),
     "Tanh": Handler("tanh", "", _unary(lambda attrs: ir.Tanh())),
+    "HardSwish": Handler("hard_swish", "", _unary(lambda attrs: ir.HardSwish())),
     "LeakyRelu": Handler("leaky_relu", "",
                          _unary(lambda attrs: ir.LeakyRelu(float(attrs.get("alpha", 0.01))))),
     "ReduceMean": Handler("mean", "over H and W of a 4-D tensor", _reduce_mean),

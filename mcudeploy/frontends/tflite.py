@@ -241,6 +241,10 @@ def _tanh(op: _Operator) -> ir.Op:
     return _make(op, ir.Tanh(), op.inputs[:1])
 
 
+def _hard_swish(op: _Operator) -> ir.Op:
+    return _make(op, ir.HardSwish(), op.inputs[:1])
+
+
 def _leaky_relu(op: _Operator) -> ir.Op:
     return _make(op, ir.LeakyRelu(float(op.options.alpha)), op.inputs[:1])
 
@@ -351,6 +355,7 @@ CONVERTERS: dict[str, Converter] = {
     "MEAN": Converter(ir.Mean, (4, 1), _mean),
     "LOGISTIC": Converter(ir.Logistic, (None,), _logistic),
     "TANH": Converter(ir.Tanh, (None,), _tanh),
+    "HARD_SWISH": Converter(ir.HardSwish, (None,), _hard_swish),
     "MAXIMUM": Converter(ir.Extremum, (None, None), _extremum("max")),
     "MINIMUM": Converter(ir.Extremum, (None, None), _extremum("min")),
     "LEAKY_RELU": Converter(ir.LeakyRelu, (None,), _leaky_relu),
@@ -380,8 +385,8 @@ def _check_structure(op: _Operator, converter: Converter, where: str) -> None:
                 f"{where}: {op.origin} input {position} ({op.inputs[position]}) has shape "
                 f"{list(shape)}, expected {rank} dimensions"
             )
-    takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Tanh, ir.Extremum,
-                                            ir.Quantize) and \
+    takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Tanh, ir.HardSwish,
+                                            ir.Extremum, ir.Quantize) and \
         converter.convert not in (_read_variable, _assign_variable)
     if takes_options and op.options is None and op.type_name != "FULLY_CONNECTED":
         raise ModelFormatError(f"{where}: {op.origin} has no options table")

@@ -191,6 +191,33 @@ def leaky_relu_params(op: Op, graph: Graph) -> LeakyReluParams:
 
 
 @dataclass(frozen=True)
+class HardSwishParams:
+    input_zero_point: int
+    output_zero_point: int
+    output_multiplier: int  # Q15
+    output_exponent: int
+    reluish_multiplier: int  # Q15
+    reluish_exponent: int
+
+
+def _q15(real: np.float32) -> tuple[int, int]:
+    """QuantizeMultiplier, then DownScaleInt32ToInt16Multiplier (rounded to the top 16 bits)."""
+    m32, exponent = quantize_multiplier(float(real))
+    m16 = 32767 if m32 >= (1 << 31) - 1 - (1 << 15) else (m32 + (1 << 15)) >> 16
+    return m16, exponent
+
+
+def hard_swish_params(op: Op, graph: Graph) -> HardSwishParams:
+    """TFLM's int8 HARD_SWISH preparation, in float32 as TFLM computes it: the input on a scale
+    128 times finer, requantized to the output and to the "reluish" scale 3 / 32768."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    hires = np.float32(1.0 / 128.0) * np.float32(x.scale)
+    output = _q15(hires / np.float32(y.scale))
+    reluish = _q15(hires / np.float32(3.0 / 32768.0))
+    return HardSwishParams(x.zero_point, y.zero_point, *output, *reluish)
+
+
+@dataclass(frozen=True)
 class QuantizeParams:
     input_zero_point: int
     output_zero_point: int

@@ -12,7 +12,7 @@ from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.elementwise import add, mul
 from mcudeploy.reference.pooling import mean, pool2d
 from mcudeploy.reference.softmax import softmax
-from mcudeploy.reference.unary import leaky_relu, logistic, quantize, tanh
+from mcudeploy.reference.unary import hard_swish, leaky_relu, logistic, quantize, tanh
 
 Kernel = Callable[[Op, Graph, list[np.ndarray]], np.ndarray]
 
@@ -81,6 +81,10 @@ def _tanh(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return tanh(ins[0], qp.tanh_params(op, g))
 
 
+def _hard_swish(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return hard_swish(ins[0], qp.hard_swish_params(op, g))
+
+
 def _leaky_relu(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return leaky_relu(ins[0], qp.leaky_relu_params(op, g))
 
@@ -118,6 +122,7 @@ KERNELS: dict[str, Kernel] = {
     "logistic": _logistic,
     "tanh": _tanh,
     "leaky_relu": _leaky_relu,
+    "hard_swish": _hard_swish,
     "quantize": _quantize,
     "read_variable": _copy,
     "assign_variable": _copy,

@@ -1,5 +1,5 @@
-"""Element-wise unary int8 operators in TFLite(-Micro) semantics: LOGISTIC, TANH, LEAKY_RELU and
-QUANTIZE."""
+"""Element-wise unary int8 operators in TFLite(-Micro) semantics: LOGISTIC, TANH, HARD_SWISH,
+LEAKY_RELU and QUANTIZE."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from mcudeploy.quantize.fixedpoint import logistic as fixed_logistic
 from mcudeploy.quantize.fixedpoint import tanh as fixed_tanh
 from mcudeploy.quantize.params import (
     LOGISTIC_INPUT_INTEGER_BITS,
+    HardSwishParams,
     LeakyReluParams,
     LogisticParams,
     QuantizeParams,
@@ -37,6 +38,42 @@ def tanh(x: np.ndarray, p: LogisticParams) -> np.ndarray:
     out = np.where(value <= -p.input_range_radius, -128, out)
     out = np.where(value >= p.input_range_radius, 127, out)
     return out.astype(np.int8)
+
+
+def _srdhm16(a: np.ndarray, b: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int16 values."""
+    ab = a.astype(np.int64) * b
+    q = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    out = np.where(q >= 0, q >> 15, -((-q) >> 15))
+    return np.where((a == -32768) & (b == -32768), 32767, out)
+
+
+def _sdhm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TFLite SaturatingDoublingHighMul on int16 values (truncating)."""
+    ab = a.astype(np.int64) * b
+    out = np.where(ab >= 0, ab >> 15, -((-ab) >> 15))
+    return np.where((a == -32768) & (b == -32768), 32767, out)
+
+
+def _saturating_left_shift16(a: np.ndarray, amount: int) -> np.ndarray:
+    return np.clip(a.astype(np.int64) << amount, -32768, 32767)
+
+
+def hard_swish(x: np.ndarray, p: HardSwishParams) -> np.ndarray:
+    """TFLM's int8 hard swish: int16 fixed point, the input 128 times finer."""
+    hires = (x.astype(np.int64) - p.input_zero_point) * 128
+    preshift_output = _srdhm16(hires, p.output_multiplier)
+    reluish = hires
+    if p.reluish_exponent > 0:
+        reluish = _saturating_left_shift16(reluish, p.reluish_exponent - 1)
+    reluish = _srdhm16(reluish, p.reluish_multiplier)
+    if p.reluish_exponent > 0:
+        reluish = _saturating_left_shift16(reluish, 1)
+    if p.reluish_exponent < 0:
+        reluish = rounding_divide_by_pot(reluish, -p.reluish_exponent)
+    reluish = (reluish + (1 << 15)) >> 1
+    out = rounding_divide_by_pot(_sdhm16(reluish, preshift_output), -p.output_exponent)
+    return np.clip(out + p.output_zero_point, -128, 127).astype(np.int8)
 
 
 def leaky_relu(x: np.ndarray, p: LeakyReluParams) -> np.ndarray:
