@@ -307,6 +307,18 @@ arm_cmsis_nn_status arm_nn_fully_connected_core_s8(const cmsis_nn_context *ctx,
                                                    const cmsis_nn_dims *output_dims,
                                                    int8_t *output_data);
 
+/**
+ * Shared element-wise kernel behind arm_maximum_s8 (take_max != 0) and arm_minimum_s8
+ * (take_max == 0). Arguments and return codes as for arm_maximum_s8.
+ */
+arm_cmsis_nn_status arm_nn_extremum_s8(const int8_t *input_1_data,
+                                       const cmsis_nn_dims *input_1_dims,
+                                       const int8_t *input_2_data,
+                                       const cmsis_nn_dims *input_2_dims,
+                                       int8_t *output_data,
+                                       const cmsis_nn_dims *output_dims,
+                                       int32_t take_max);
+
 #ifdef __cplusplus
 }
 #endif
