@@ -13,7 +13,7 @@ from types import TracebackType
 
 import serial
 
-from mcudeploy.errors import LinkError, RunnerError
+from mcudeploy.errors import DeviceFault, LinkError, RunnerError
 
 
 class Runner(ABC):
@@ -61,6 +61,24 @@ class Runner(ABC):
     @abstractmethod
     def exit_status(self, timeout: float = 5.0) -> int:
         """Wait for the target to stop by itself (after EXIT or a fault) and return its status."""
+
+
+class SimulatorRunner(Runner):
+    """A runner whose target is one local simulator process (`process`), named `simulator` in
+    messages."""
+
+    simulator: str = "the simulator"
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        reap(self.process)
+
+    def exit_status(self, timeout: float = 5.0) -> int:
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise DeviceFault(f"{self.simulator} did not stop within {timeout} s") from None
 
 
 def reap(process: subprocess.Popen[bytes] | None, grace: float = 2.0) -> None:

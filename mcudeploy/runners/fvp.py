@@ -18,13 +18,13 @@ from pathlib import Path
 import serial
 
 from mcudeploy.boards import Board
-from mcudeploy.errors import BoardError, DeviceFault, InputError, LinkError
-from mcudeploy.runners.base import Runner, connect_socket, find_executable, free_port, log_tail, reap
+from mcudeploy.errors import BoardError, InputError, LinkError
+from mcudeploy.runners.base import SimulatorRunner, connect_socket, find_executable, free_port, log_tail
 
 _LISTENING = re.compile(r"(\w+): Listening for serial connection on port (\d+)")
 
 
-class FvpRunner(Runner):
+class FvpRunner(SimulatorRunner):
     """An FVP serving the board's UART on a local TCP port.
 
     `executable` is the model to run (`--fvp`); by default the board's [fvp] model on PATH. The
@@ -41,6 +41,7 @@ class FvpRunner(Runner):
         self.log_path = Path(log_path) if log_path else self.elf.with_suffix(".fvp.log")
         self.connect_timeout = connect_timeout
         self.process: subprocess.Popen[bytes] | None = None
+        self.simulator = "the FVP"
 
     def model(self) -> str:
         """The FVP executable: `--fvp` if given (it must exist), else the board's model on PATH."""
@@ -93,17 +94,6 @@ class FvpRunner(Runner):
 
     def _exited(self, status: int, when: str = " before serving its UART") -> str:
         return f"the FVP exited (status {status}){when}: {log_tail(self.log_path)}"
-
-    def stop(self) -> None:
-        reap(self.process)
-
-    def exit_status(self, timeout: float = 5.0) -> int:
-        """The FVP's exit status once the firmware stopped it (semihosting exit)."""
-        assert self.process is not None
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise DeviceFault(f"the FVP did not stop within {timeout} s") from None
 
     def stopped_reason(self) -> str | None:
         if self.process is None or self.process.poll() is None:

@@ -8,15 +8,15 @@ from pathlib import Path
 import serial
 
 from mcudeploy.boards import Board
-from mcudeploy.errors import BoardError, DeviceFault, LinkError
-from mcudeploy.runners.base import Runner, connect_socket, find_executable, free_port, log_tail, reap
+from mcudeploy.errors import BoardError, LinkError
+from mcudeploy.runners.base import SimulatorRunner, connect_socket, find_executable, free_port, log_tail, reap
 
 QEMU = "qemu-system-arm"
 _BIND_TRIES = 3
 _EXIT_GRACE_SECONDS = 0.5
 
 
-class QemuRunner(Runner):
+class QemuRunner(SimulatorRunner):
     """QEMU with the board's UART on a local TCP socket (QEMU waits for us before booting).
 
     `icount=True` adds `-icount shift=0`: one instruction per virtual nanosecond, so SysTick
@@ -36,6 +36,7 @@ class QemuRunner(Runner):
         self.log_path = Path(log_path) if log_path else self.elf.with_suffix(".qemu.log")
         self.connect_timeout = connect_timeout
         self.process: subprocess.Popen[bytes] | None = None
+        self.simulator = "QEMU"
 
     def command(self, serial_backend: str) -> list[str]:
         """The qemu-system-arm command line with the UART on `serial_backend` (QEMU's -serial
@@ -71,16 +72,6 @@ class QemuRunner(Runner):
 
     def _exited(self, status: int) -> str:
         return f"QEMU exited (status {status}) before serving its UART: {log_tail(self.log_path)}"
-
-    def stop(self) -> None:
-        reap(self.process)
-
-    def exit_status(self, timeout: float = 5.0) -> int:
-        assert self.process is not None
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise DeviceFault(f"QEMU did not stop within {timeout} s") from None
 
     def stopped_reason(self) -> str | None:
         if self.process is None:
