@@ -14,6 +14,7 @@ import numpy as np
 from mcudeploy import ir
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import output_size
+from mcudeploy.quantize.params import hard_swish_params
 
 Constraint = Callable[[ir.Op, ir.Graph], str | None]
 
@@ -278,8 +279,6 @@ def constraint_tanh_output(op: ir.Op, g: ir.Graph) -> str | None:
 
 def constraint_hard_swish_scales(op: ir.Op, g: ir.Graph) -> str | None:
     """The output scale is above 1/128 of the input's (TFLM's int8 HARD_SWISH only scales down)."""
-    from mcudeploy.quantize.params import hard_swish_params
-
     if hard_swish_params(op, g).output_exponent > 0:
         x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
         return f"output scale {y.scale} is below 1/128 of the input scale {x.scale}"
