@@ -49,5 +49,12 @@ class DeviceFault(MCUDeployError):
     exit_code = 3
 
 
+class OracleError(MCUDeployError):
+    """An oracle could not give an answer: TFLM crashed or refused the file, or an oracle's output
+    is not finite. There is then no verdict: never a pass."""
+
+    exit_code = 4
+
+
 class InputError(MCUDeployError):
     """A user-supplied input (vectors, calibration data, command-line value) is unusable."""

@@ -3,7 +3,8 @@ serial link and compare every output bit for bit with the host reference and wit
 
 Exit status: 0 when every vector is bit-exact with every oracle, 1 when one differs, 2 for an
 error in the input (model, board, options), 3 when the device or the link failed (a fault, a hang,
-a dead link: the vectors verified before it are kept in the report). On a mismatch the first
+a dead link: the vectors verified before it are kept in the report), 4 when an oracle could not
+answer (TFLM crashed, an oracle's output is not finite): no verdict. On a mismatch the first
 failing vector is re-run layer by layer and the first layer that diverges is named.
 Writes DIR/report.json, DIR/report.txt and DIR/report.html beside the build.
 """
