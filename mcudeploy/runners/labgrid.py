@@ -15,6 +15,8 @@ target after loading: `system_reset` for QEMU, the default; `reset halt` for pyO
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import threading
 import time
@@ -55,6 +57,18 @@ class Place:
     gdb: GdbServer
 
 
+class _Messages(logging.Handler):
+    """The warnings and errors labgrid logs (to the root logger), kept for our own messages
+    instead of printed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record.getMessage().split("\n")[0])
+
+
 class Lab:
     """A client session with a labgrid coordinator. Every use of labgrid's session runs on the
     session's event loop, in its own thread."""
@@ -65,6 +79,8 @@ class Lab:
         except ImportError:
             raise RunnerError("--runner labgrid needs labgrid: pip install 'mcudeploy[labgrid]'") from None
         self.address = address if ":" in address else f"{address}:20408"
+        self._messages = _Messages()
+        logging.getLogger().addHandler(self._messages)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="labgrid", daemon=True)
         self._thread.start()
@@ -78,7 +94,8 @@ class Lab:
             self.session = self._call(connect)
         except Exception as exc:
             self._stop_loop()
-            raise RunnerError(f"cannot reach the labgrid coordinator at {self.address}: {exc}") from None
+            why = self._messages.seen[-1] if self._messages.seen else str(exc)
+            raise RunnerError(f"cannot reach the labgrid coordinator at {self.address}: {why}") from None
         self.user = f"{self.session.gethostname()}/{self.session.getuser()}"
 
     def _call(self, work: Callable[[], Any]) -> Any:
@@ -89,6 +106,7 @@ class Lab:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+        logging.getLogger().removeHandler(self._messages)
 
     def close(self) -> None:
         """End the session and its thread."""
@@ -211,12 +229,26 @@ def acquired_places(coordinator: str | None, patterns: tuple[str, ...], count: i
         step(f"using labgrid place{'s' if len(names) > 1 else ''} {', '.join(names)} "
              f"(coordinator {lab.address})")
         yield [_published(lab, name) for name in names]
+    except BaseException:
+        with contextlib.suppress(RunnerError):  # the error that got us here is the one to tell
+            _release(lab, taken)
+        raise
+    else:
+        _release(lab, taken)
     finally:
+        lab.close()
+
+
+def _release(lab: Lab, names: list[str]) -> None:
+    """Release every place of `names`, then raise the first failure, if any."""
+    failures = []
+    for name in names:
         try:
-            for name in taken:
-                lab.release(name)
-        finally:
-            lab.close()
+            lab.release(name)
+        except RunnerError as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 def _published(lab: Lab, name: str) -> Place:
