@@ -24,7 +24,7 @@ import pytest
 from mcudeploy.cli import main
 from mcudeploy.errors import RunnerError
 from mcudeploy.runners.base import free_port, reap
-from mcudeploy.runners.labgrid import choose_places, matching_places
+from mcudeploy.runners.labgrid import PlaceState, choose_places, matching_places
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"
@@ -402,19 +402,21 @@ def test_unreachable_coordinator(tmp_path: Path, capsys) -> None:
 
 
 def test_place_patterns() -> None:
-    places = {"qemu-a": ("h/me", frozenset({"h/me"}), frozenset()),
-              "qemu-b": (None, frozenset(), frozenset({"lab:m55"})),
-              "qemu-c": ("h/bob", frozenset({"h/bob"}), frozenset()),
-              "qemu": (None, frozenset(), frozenset())}
+    places = {"qemu-a": PlaceState("h/me", frozenset({"h/me"})),
+              "qemu-b": PlaceState(aliases=frozenset({"lab:m55"})),
+              "qemu-c": PlaceState("h/bob", frozenset({"h/bob"})),
+              "qemu-d": PlaceState("h/bob", frozenset({"h/bob", "h/me"})),  # bob allowed me
+              "qemu": PlaceState()}
     assert matching_places(places, "qemu") == ["qemu"]  # a name is that place
-    assert matching_places(places, "qemu-") == ["qemu-a", "qemu-b", "qemu-c"]
+    assert matching_places(places, "qemu-") == ["qemu-a", "qemu-b", "qemu-c", "qemu-d"]
     assert matching_places(places, "m55") == ["qemu-b"]  # an alias
-    assert choose_places(places, ("qemu-",), 2, "h/me") == ["qemu-a", "qemu-b"]  # ours first
+    assert choose_places(places, ("qemu-",), 2, "h/me") == ["qemu-a", "qemu-d"]  # ours first
+    assert choose_places(places, ("qemu-",), 3, "h/me") == ["qemu-a", "qemu-d", "qemu-b"]
     assert choose_places(places, ("qemu-c", "qemu-b"), 1, "h/me") == ["qemu-b"]
-    with pytest.raises(RunnerError, match=r"^3 places \(--jobs 3\) needed, 2 free among qemu-a, qemu-b, "
-                                        r"qemu-c: place qemu-c is acquired by h/bob$"):
-        choose_places(places, ("qemu-",), 3, "h/me")
+    with pytest.raises(RunnerError, match=r"^4 places \(--jobs 4\) needed, 3 free among qemu-a, qemu-b, "
+                                          r"qemu-c, qemu-d: place qemu-c is acquired by h/bob$"):
+        choose_places(places, ("qemu-",), 4, "h/me")
     with pytest.raises(RunnerError, match=r"^no labgrid place matches 'rpi' \(places: qemu, qemu-a, qemu-b, "
-                                        r"qemu-c\)$"):
+                                          r"qemu-c, qemu-d\)$"):
         choose_places(places, ("rpi",), 1, "h/me")
 

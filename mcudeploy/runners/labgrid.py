@@ -57,6 +57,16 @@ class Place:
     gdb: GdbServer
 
 
+@dataclass(frozen=True)
+class PlaceState:
+    """What the coordinator says of a place: who acquired it ("host/user"), who else may use it,
+    its aliases."""
+
+    acquired: str | None = None
+    allowed: frozenset[str] = frozenset()
+    aliases: frozenset[str] = frozenset()
+
+
 class _Messages(logging.Handler):
     """The warnings and errors labgrid logs (to the root logger), kept for our own messages
     instead of printed."""
@@ -119,10 +129,10 @@ class Lab:
         finally:
             self._stop_loop()
 
-    def places(self) -> dict[str, tuple[str | None, frozenset[str], frozenset[str]]]:
-        """Every place: (who acquired it, who may use it, its aliases)."""
-        async def read() -> dict:
-            return {name: (p.acquired, frozenset(p.allowed), frozenset(p.aliases))
+    def places(self) -> dict[str, PlaceState]:
+        """Every place the coordinator knows, by name."""
+        async def read() -> dict[str, PlaceState]:
+            return {name: PlaceState(p.acquired, frozenset(p.allowed), frozenset(p.aliases))
                     for name, p in self.session.places.items()}
         return self._call(read)
 
@@ -159,16 +169,17 @@ class Lab:
         return self._call(read)
 
 
-def matching_places(places: dict[str, tuple], pattern: str) -> list[str]:
+def matching_places(places: dict[str, PlaceState], pattern: str) -> list[str]:
     """The places `pattern` names, as `labgrid-client -p` reads it: the place of that name, else
     every place whose name or alias contains it."""
     if pattern in places:
         return [pattern]
-    return sorted(name for name, (_, _, aliases) in places.items()
-                  if pattern in name or any(pattern in alias for alias in aliases))
+    return sorted(name for name, place in places.items()
+                  if pattern in name or any(pattern in alias for alias in place.aliases))
 
 
-def choose_places(places: dict[str, tuple], patterns: tuple[str, ...], count: int, user: str) -> list[str]:
+def choose_places(places: dict[str, PlaceState], patterns: tuple[str, ...], count: int,
+                  user: str) -> list[str]:
     """`count` places among those the patterns match that `user` holds (or was allowed to use) or
     may take: those it holds first, then idle ones, each in name order. A RunnerError naming the
     places otherwise."""
@@ -179,12 +190,14 @@ def choose_places(places: dict[str, tuple], patterns: tuple[str, ...], count: in
             known = ", ".join(sorted(places)) or "none"
             raise RunnerError(f"no labgrid place matches {pattern!r} (places: {known})")
         matched += [n for n in names if n not in matched]
-    ours = [n for n in matched if places[n][0] == user or (places[n][0] and user in places[n][1])]
-    idle = [n for n in matched if places[n][0] is None]
+    ours = [n for n in matched if places[n].acquired == user
+            or (places[n].acquired and user in places[n].allowed)]
+    idle = [n for n in matched if places[n].acquired is None]
     usable = (ours + idle)[:count]
     if len(usable) == count:
         return usable
-    held = "; ".join(f"place {n} is acquired by {places[n][0]}" for n in matched if n not in ours + idle)
+    held = "; ".join(f"place {n} is acquired by {places[n].acquired}"
+                     for n in matched if n not in ours + idle)
     want = "a place" if count == 1 else f"{count} places (--jobs {count})"
     raise RunnerError(f"{want} needed, {len(usable)} free among {', '.join(matched)}: {held}")
 
@@ -223,7 +236,7 @@ def acquired_places(coordinator: str | None, patterns: tuple[str, ...], count: i
     try:
         names = choose_places(lab.places(), patterns, count, lab.user)
         for name in names:
-            if lab.places()[name][0] is None:
+            if lab.places()[name].acquired is None:
                 lab.acquire(name)
                 taken.append(name)
         step(f"using labgrid place{'s' if len(names) > 1 else ''} {', '.join(names)} "
