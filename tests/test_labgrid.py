@@ -201,9 +201,10 @@ class Lab:
         self.pids: set[int] = set()
         self.name = f"exporter-{work.parent.name}"  # one per test: a fresh set of resources
 
-    def start(self, machines: dict[str, str]) -> None:
-        """One QEMU per place (place name: QEMU machine), then the exporter serving them all."""
-        groups = {}
+    def start(self, machines: dict[str, str], ports: dict[str, str] | None = None) -> None:
+        """One QEMU per place (place name: QEMU machine), then the exporter serving them all;
+        `ports` gives a place another place's serial port (a miswired place)."""
+        ttys, groups = {}, {}
         for place, machine in machines.items():
             gdb = self.gdb_ports[place] = free_port()
             log = self.work / f"{place}.qemu.log"
@@ -217,8 +218,11 @@ class Lab:
             while not (tty := re.search(r"redirected to (/dev/pts/\d+)", log.read_text())):
                 assert qemu.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.01)
-            groups[place] = (f"{place}:\n  RawSerialPort:\n    port: {tty.group(1)}\n    speed: {SPEED}\n"
-                             f"  GDBServer:\n    host: 127.0.0.1\n    port: {gdb}\n")
+            ttys[place] = tty.group(1)
+        for place in machines:
+            tty = ttys[(ports or {}).get(place, place)]
+            groups[place] = (f"{place}:\n  RawSerialPort:\n    port: {tty}\n    speed: {SPEED}\n"
+                             f"  GDBServer:\n    host: 127.0.0.1\n    port: {self.gdb_ports[place]}\n")
         (self.work / "exporter.yaml").write_text("".join(groups.values()))
         wrapper = self.work / "bin" / "ser2net"
         wrapper.parent.mkdir(exist_ok=True)
@@ -334,6 +338,19 @@ def test_a_dead_place(lab: Lab, tmp_path: Path, capsys) -> None:
     assert report["error"] == (f"place qemu-a does not answer: GDB server {server} does not answer: "
                                f"-target-select: {server}: Connection refused.")
     assert _acquired(lab.coordinator)["qemu-a"] is None  # released
+
+
+@pytest.mark.device
+def test_a_port_that_does_not_answer(lab: Lab, tmp_path: Path, capsys) -> None:
+    # qemu-a's serial port is qemu-b's, whose QEMU nobody flashes: it stays halted, silent
+    lab.start({"qemu-a": "mps3-an547", "qemu-b": "mps3-an547"}, ports={"qemu-a": "qemu-b"})
+    out = tmp_path / "out"
+    status, text = _run(_run_on_places(out, lab.coordinator, "--place", "qemu-a", "--timeout", "2"),
+                        capsys)
+    report = json.loads((out / "report.json").read_text())
+    assert status == 3 and report["verdict"] == "error", text
+    assert re.fullmatch(r"place qemu-a: no answer to HELLO .*", report["error"]), report["error"]
+    assert _acquired(lab.coordinator)["qemu-a"] is None
 
 
 @pytest.mark.device
