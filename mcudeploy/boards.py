@@ -165,7 +165,7 @@ class Board(_Strict):
     mve: Literal["none", "int", "float"]
     clock_hz: int = Field(gt=0)
     semihosting: bool
-    runners: list[Literal["qemu", "fvp", "serial"]] = Field(min_length=1)
+    runners: list[Literal["qemu", "fvp", "serial", "labgrid"]] = Field(min_length=1)
     uart: Uart
     memory: list[MemoryRegion] = Field(min_length=1)
     placement: Placement

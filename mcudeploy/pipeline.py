@@ -41,6 +41,7 @@ from mcudeploy.reference import run_graph
 from mcudeploy.report import RunReport
 from mcudeploy.runners import make_runner
 from mcudeploy.runners.base import Runner
+from mcudeploy.runners.labgrid import Place, acquired_places
 from mcudeploy.runners.qemu import QemuRunner
 from mcudeploy.support import check_graph
 from mcudeploy.tune import TuneOptions, build_tuning
@@ -100,6 +101,8 @@ class RunOptions:
     icount: bool = True
     port: str | None = None
     fvp: Path | None = None
+    places: tuple[str, ...] = ()  # labgrid runner: place names or patterns
+    coordinator: str | None = None  # labgrid runner: HOST:PORT (default: LG_COORDINATOR)
     jobs: int = 1
     import_options: ImportOptions = ImportOptions()
     min_snr_db: float = 15.0
@@ -297,10 +300,9 @@ def _run_on_device(built: Built, options: RunOptions, vectors: list[Vector], dev
     spans: list[tuple[float, float]] = []
     layer_ticks: list[int] = []
     jobs = Jobs()
-    advance = progress.bar(len(vectors), "vectors")
 
     def job(j: int) -> None:
-        with _device(built, options, hooks, jobs, j, links) as link:
+        with _device(built, options, hooks, jobs, j, links, places[j]) as link:
             started = time.monotonic()
             run_vectors(link, built.manifest, vectors[bounds[j] : bounds[j + 1]],
                         options.invoke_timeout, advance, into=parts[j], first=bounds[j],
@@ -310,7 +312,9 @@ def _run_on_device(built: Built, options: RunOptions, vectors: list[Vector], dev
                 layer_ticks[:] = link.layer_ticks(len(built.manifest.layers))
 
     try:
-        jobs.run(count, job)
+        with _places(options, count, progress) as places:
+            advance = progress.bar(len(vectors), "vectors")
+            jobs.run(count, job)
     finally:
         progress.close()
         for part in parts:
@@ -320,16 +324,27 @@ def _run_on_device(built: Built, options: RunOptions, vectors: list[Vector], dev
 
 
 @contextmanager
+def _places(options: RunOptions, count: int, progress: Progress) -> Iterator[list[Place | None]]:
+    """One place per job: for the labgrid runner, places acquired for the block (and released
+    after it); for the others, no place."""
+    if options.runner != "labgrid":
+        yield [None] * count
+        return
+    with acquired_places(options.coordinator, options.places, count, progress.step) as places:
+        yield list(places)
+
+
+@contextmanager
 def _device(built: Built, options: RunOptions, hooks: RunHooks, jobs: Jobs, job: int,
-            links: list[Link]) -> Iterator[Link]:
-    """A Link to a freshly started device running `built.elf`, after the handshake (the device
-    must carry the model just built). When the block ends normally the device is told to exit,
-    and must exit with status 0."""
+            links: list[Link], place: Place | None = None) -> Iterator[Link]:
+    """A Link to a freshly started device running `built.elf` (on `place`, for the labgrid
+    runner), after the handshake (the device must carry the model just built). When the block
+    ends normally the device is told to exit, and must exit with status 0."""
     if hooks.runner is not None:
         runner = hooks.runner(built.board, built.elf, options.icount)
     else:
         runner = make_runner(options.runner, built.board, built.elf, icount=options.icount,
-                             port=options.port, fvp=options.fvp)
+                             port=options.port, fvp=options.fvp, place=place)
     if job and isinstance(runner, QemuRunner):
         runner.log_path = runner.log_path.with_suffix(f".job{job}.log")
     jobs.track(runner)
@@ -414,7 +429,8 @@ def _localise(report: RunReport, model: Model, built: Built, options: RunOptions
                                        f"({replays} inferences)")
     progress.step(f"re-running vector {bad} layer by layer to find the first layer that diverges")
     try:
-        with _device(built, options, hooks, Jobs(), 0, []) as link:
+        with _places(options, 1, progress) as places, \
+                _device(built, options, hooks, Jobs(), 0, [], places[0]) as link:
             outputs = device_layer_outputs(link, built.manifest, vectors[bad],
                                            options.invoke_timeout, history)
     except MCUDeployError as exc:

@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# chromium: the tests render report.html headless to check what a person sees.
-packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc python3-venv chromium)
+# chromium: the tests render report.html headless to check what a person sees. ser2net and
+# gdb-multiarch: the labgrid runner's tests (labgrid's exporter serves ports with ser2net; places are
+# flashed through a GDB server).
+packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc python3-venv chromium ser2net
+          gdb-multiarch)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,5 +24,5 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,labgrid]'
 echo "mcudeploy is ready: .venv/bin/mcudeploy --help"

@@ -29,9 +29,9 @@ def test_shipped_boards() -> None:
     assert summary["mps2-an386"] == ("cortex-m4", "dsp", ("qemu",))
     assert summary["mps2-an500"] == ("cortex-m7", "dsp", ("qemu",))
     assert summary["mps2-an505"] == ("cortex-m33", "dsp", ("qemu",))
-    assert summary["mps3-an547"] == ("cortex-m55", "mve", ("qemu", "fvp"))
-    assert summary["nucleo-l4r5zi"] == ("cortex-m4", "dsp", ("serial",))
-    assert summary["nucleo-f767zi"] == ("cortex-m7", "dsp", ("serial",))
+    assert summary["mps3-an547"] == ("cortex-m55", "mve", ("qemu", "fvp", "labgrid"))
+    assert summary["nucleo-l4r5zi"] == ("cortex-m4", "dsp", ("serial", "labgrid"))
+    assert summary["nucleo-f767zi"] == ("cortex-m7", "dsp", ("serial", "labgrid"))
     for name in ("nucleo-l4r5zi", "nucleo-f767zi"):
         probe = boards[name].probe
         assert probe is not None and (probe.usb_vid, probe.usb_pid) == (0x0483, 0x374B)

@@ -134,7 +134,7 @@ def test_serial_runner_without_a_board_attached(tmp_path: Path) -> None:
 
 def test_runner_must_be_one_the_board_lists(tmp_path: Path, capsys) -> None:
     with pytest.raises(BoardError, match=r"board mps3-an547 cannot use runner 'serial' "
-                                         r"\(its runners: qemu, fvp\)"):
+                                         r"\(its runners: qemu, fvp, labgrid\)"):
         make_runner("serial", AN547, tmp_path / "fw.elf")
     status, text = run_cli(["run", str(BUNDLED), "--port", "/dev/ttyACM0"], capsys)
     assert status == 2 and "--port is for --runner serial" in text

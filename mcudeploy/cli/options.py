@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mcudeploy.errors import InputError
 from mcudeploy.pipeline import ImportOptions
 from mcudeploy.quantize.calibrate import METHODS
 from mcudeploy.tune import TuneOptions
@@ -29,6 +30,25 @@ def add_library(parser: argparse.ArgumentParser) -> None:
                         help="link Arm's CMSIS-NN instead of mcudeploy's nnref: a .pack file, an "
                              "unpacked pack directory, or a pack id in cmsis-pack-manager's cache "
                              "(ARM::CMSIS-NN, ARM::CMSIS-NN@6.0.0)")
+
+
+def add_labgrid(parser: argparse.ArgumentParser) -> None:
+    """Where the labgrid runner finds its board: places of a labgrid coordinator."""
+    group = parser.add_argument_group("labgrid runner (see README, Board farms)")
+    group.add_argument("--place", action="append", metavar="NAME",
+                       help="a labgrid place, or a pattern matching several (part of their names "
+                            "or aliases); repeat for more. With --jobs N, N of them are used")
+    group.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="the labgrid coordinator (default: $LG_COORDINATOR, else 127.0.0.1:20408)")
+
+
+def check_labgrid(args: argparse.Namespace) -> None:
+    """--place and --coordinator go with --runner labgrid, which needs a place."""
+    if args.runner == "labgrid" and not args.place:
+        raise InputError("--runner labgrid needs a place: --place NAME")
+    for option in ("place", "coordinator"):
+        if getattr(args, option) is not None and args.runner != "labgrid":
+            raise InputError(f"--{option} is for --runner labgrid")
 
 
 def add_tuning(parser: argparse.ArgumentParser) -> None:

@@ -15,10 +15,12 @@ import argparse
 from pathlib import Path
 
 from mcudeploy.cli.options import (
+    add_labgrid,
     add_library,
     add_model_and_board,
     add_quantization,
     add_tuning,
+    check_labgrid,
     import_options,
     out_dir,
     tune_options,
@@ -42,11 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX models: fail when a device output's SNR against onnxruntime's "
                              "float output is below this (default: 15 dB)")
     parser.add_argument("--runner", default="qemu", choices=RUNNERS,
-                        help="where to run: qemu, fvp (Arm's Corstone FVP) or serial (a board "
-                             "flashed with `mcudeploy flash`) (default: qemu)")
+                        help="where to run: qemu, fvp (Arm's Corstone FVP), serial (a board "
+                             "flashed with `mcudeploy flash`) or labgrid (a place of a labgrid "
+                             "board farm, flashed for the run) (default: qemu)")
     parser.add_argument("--port", metavar="DEVICE",
-                        help="serial runner: the board's serial port, e.g. /dev/ttyACM0 (default: "
-                             "found by the board's USB VID:PID)")
+                        help="serial runner: the board's serial port, a device path (/dev/ttyACM0) "
+                             "or a pyserial URL (rfc2217://HOST:PORT?ign_set_control, "
+                             "socket://HOST:PORT) (default: found by the board's USB VID:PID)")
+    add_labgrid(parser)
     parser.add_argument("--fvp", type=Path, metavar="PATH",
                         help="fvp runner: the FVP executable (default: the board's model on PATH)")
     parser.add_argument("--vectors", type=int, default=20, metavar="N",
@@ -58,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                         help="longest time one inference may take on the device (default: 30)")
     parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
-                        help="spread the vectors over N devices run at once (emulators only; "
-                             "default: 1)")
+                        help="spread the vectors over N devices run at once (emulators, or N "
+                             "labgrid places; default: 1)")
 
 
 def run(args: argparse.Namespace, hooks: RunHooks | None = None) -> int:
@@ -76,9 +81,11 @@ def run(args: argparse.Namespace, hooks: RunHooks | None = None) -> int:
         raise InputError(f"--jobs must be at least 1, not {args.jobs}")
     if args.jobs > 1 and args.runner == "serial":
         raise InputError("--jobs is for emulators: a serial board is one device")
+    check_labgrid(args)
     options = RunOptions(board=args.board, runner=args.runner, vectors=args.vectors,
                          seed=args.seed, inputs=args.inputs, invoke_timeout=args.timeout,
-                         port=args.port, fvp=args.fvp, import_options=import_options(args),
+                         port=args.port, fvp=args.fvp, places=tuple(args.place or ()),
+                         coordinator=args.coordinator, import_options=import_options(args),
                          min_snr_db=args.min_snr, emit_tflite=args.emit_tflite, jobs=args.jobs,
                          cmsis_nn=args.cmsis_nn, tuning=tune_options(args))
     out = out_dir(args)

@@ -1,6 +1,8 @@
 """A real board's UART through a serial port: the debug probe's USB virtual COM port (found by
-the board's USB VID:PID) or any tty given with --port. The firmware must already be on the board
-(`mcudeploy flash`); the run's HELLO checks that it is the model just built."""
+the board's USB VID:PID), or any port given with --port, as a device path or as a pyserial URL
+(`rfc2217://HOST:PORT?ign_set_control` for a port that ser2net serves over the network,
+`socket://HOST:PORT` for a raw TCP port). The firmware must already be on the board (`mcudeploy
+flash`); the run's HELLO checks that it is the model just built."""
 
 from __future__ import annotations
 
@@ -21,13 +23,7 @@ class SerialRunner(Runner):
         self.port = port
 
     def start(self) -> serial.SerialBase:
-        device = self.port or find_port(self.board, list_ports.comports())
-        try:
-            port = serial.Serial(device, self.board.baudrate, timeout=0.05, exclusive=True)
-        except (serial.SerialException, ValueError) as exc:
-            raise RunnerError(f"cannot open serial port {device}: {exc}") from exc
-        port.reset_input_buffer()
-        return port
+        return open_port(self.port or find_port(self.board, list_ports.comports()), self.board.baudrate)
 
     def stop(self) -> None:
         """Nothing to stop: the board keeps running (the base class closes the port)."""
@@ -36,6 +32,17 @@ class SerialRunner(Runner):
         """0: a board has no exit status to read; its answer to EXIT is all a serial port tells."""
         del timeout
         return 0
+
+
+def open_port(url: str, baudrate: int) -> serial.SerialBase:
+    """An open pyserial port for a device path or a URL (`rfc2217://`, `socket://`, ...), with
+    nothing waiting in its input; a RunnerError naming the port if it cannot be opened."""
+    try:
+        port = serial.serial_for_url(url, baudrate, timeout=0.05, exclusive=True)
+        port.reset_input_buffer()
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise RunnerError(f"cannot open serial port {url}: {exc}") from exc
+    return port
 
 
 def find_port(board: Board, ports: list[ListPortInfo]) -> str:
