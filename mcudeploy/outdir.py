@@ -28,7 +28,11 @@ def staged_directory(final: Path) -> Iterator[Path]:
     final = final.resolve()
     if final.exists() and not final.is_dir():
         raise InputError(f"{final} exists and is not a directory")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output directory {final} "
+                         f"({exc.filename}: {exc.strerror})") from None
     with _locked(final):
         _remove_leftovers(final)
         work = final.with_name(f".{final.name}.partial-{secrets.token_hex(4)}")
@@ -65,7 +69,10 @@ def _locked(final: Path) -> Iterator[None]:
     refuse when another process holds it."""
     path = final.with_name(f".{final.name}.lock")
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise InputError(f"cannot write the output directory {final} ({path}: {exc.strerror})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

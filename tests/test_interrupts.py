@@ -85,11 +85,11 @@ def _wait_for_line(process: subprocess.Popen[str], text: str) -> str:
 
 @pytest.mark.device
 @pytest.mark.parametrize(("phase", "signals", "status"), [
-    ("vectors:", [(INT, 0.0), (INT, 0.3)], 130),
-    ("vectors:", [(INT, 0.0)] + [(INT, 0.02)] * 30, 130),
-    ("vectors:", [(TERM, 0.0), (INT, 0.3), (TERM, 0.1)], 143),
+    ("vectors:", [(INT, 0.0), (INT, 0.3)] + [(INT, 0.02)] * 30, 130),
+    ("vectors:", [(TERM, 0.0), (INT, 0.3), (TERM, 0.1)] + [(TERM, 0.02)] * 30, 143),
     ("building firmware", [(INT, 0.3)] + [(INT, 0.02)] * 30, 130),
-], ids=["ctrl-c twice", "ctrl-c burst", "sigterm then ctrl-c", "ctrl-c burst while building"])
+], ids=["ctrl-c, again 0.3 s later, then a burst", "sigterm, ctrl-c, sigterm burst",
+        "ctrl-c burst while building"])
 def test_repeated_signals_never_leave_a_staging_directory(phase: str, signals: list[tuple[int, float]],
                                                           status: int, tmp_path: Path) -> None:
     """Signals sent to the command alone (not its emulator or compiler), again and again while it

@@ -62,3 +62,11 @@ def test_leftovers_of_a_killed_command_are_removed(tmp_path: Path) -> None:
     with staged_directory(tmp_path / "out"):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.partial-1a2b3c4d", "out"]
+
+
+def test_an_output_directory_that_cannot_be_created_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "out"
+    assert main(["build", str(BUNDLED), "--out", str(out), "-q"]) == 2
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"error: cannot create the output directory {out} ({tmp_path / 'file'}: File exists)")
