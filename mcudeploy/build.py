@@ -4,9 +4,12 @@ the repository root) compiles the runtime, the NN library and the model into one
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ _SECTIONS = (
     (".weights", "weights"), (".data", "data"), (".bss", "data"), (".arena", "arena"),
 )
 _ERROR_LINE = re.compile(r": (fatal )?error: |(^|/)ld: ")
+_FAILED_LOGS_KEPT = 20
 
 
 @dataclass(frozen=True)
@@ -142,11 +146,25 @@ def build_firmware(
         "-f", str(project_root() / "SConstruct"), f"BUILD_CONFIG={config_path}",
     ]
     result = subprocess.run(command, cwd=build_dir, capture_output=True, text=True)
-    log = build_dir / "build.log"
-    log.write_text(result.stdout + result.stderr, encoding="utf-8")
+    output = result.stdout + result.stderr
+    (build_dir / "build.log").write_text(output, encoding="utf-8")
     if result.returncode != 0:
-        raise BuildError(f"firmware build failed ({log}): {_first_error(result.stderr)}")
+        log = _keep_failed_log(output)
+        raise BuildError(f"firmware build failed (log: {log}): {_first_error(result.stderr)}")
     return elf
+
+
+def _keep_failed_log(output: str) -> Path:
+    """The compiler's output of a failed build, kept where it survives the build directory (which is
+    usually a staging directory, removed on the error): the user cache's build-logs/, the newest
+    `_FAILED_LOGS_KEPT` only."""
+    folder = cache_dir() / "build-logs"
+    folder.mkdir(exist_ok=True)
+    log = folder / f"failed-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}.log"
+    log.write_text(output, encoding="utf-8")
+    for old in sorted(folder.glob("failed-*.log"))[:-_FAILED_LOGS_KEPT]:  # named oldest first
+        old.unlink(missing_ok=True)
+    return log
 
 
 def _first_error(output: str) -> str:

@@ -143,7 +143,8 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
         calibration = calibrate(imp, samples, options.method)
         graph = quantize_graph(imp.graph, calibration.ranges)
         check_graph(graph)
-        quality = measure(graph, calibration.float_values, options.snr_warn_db)
+        quality = measure(graph, calibration.float_values, options.snr_warn_db,
+                          calibration_samples=len(samples))
         return Model(path, graph, graph_to_tflite(graph), OnnxFloat(imp, graph, samples), quality)
     raise ModelFormatError(f"{path}: unknown model format {path.suffix!r} (expected .tflite or .onnx)")
 
@@ -227,7 +228,9 @@ def _report_quality(model: Model, progress: Progress) -> None:
     if q is None:
         return
     outputs = ", ".join(f"{n} {s:.1f} dB" for n, s in q.output_snr_db.items())
-    progress.step(f"quantized on {q.samples} calibration samples: output SNR {outputs}")
+    measured = "all of them" if q.samples == q.calibration_samples else f"the first {q.samples}"
+    progress.step(f"quantized: ranges from {q.calibration_samples} calibration samples, quality "
+                  f"measured on {measured}: output SNR {outputs}")
     if q.warning:
         progress.warn(q.warning)
 

@@ -20,13 +20,16 @@ from mcudeploy.reference import run_graph
 
 @dataclass
 class Quality:
-    """Per-layer SNR (dB) of every activation, output SNR, top-1 agreement, the worst layers."""
+    """Per-layer SNR (dB) of every activation, output SNR, top-1 agreement, the worst layers;
+    `samples` is how many samples these were measured on, `calibration_samples` how many set the
+    quantization ranges."""
 
     layer_snr_db: dict[str, float] = field(default_factory=dict)
     output_snr_db: dict[str, float] = field(default_factory=dict)
     top1_agreement: dict[str, float] = field(default_factory=dict)
     worst_layers: list[str] = field(default_factory=list)
     samples: int = 0
+    calibration_samples: int = 0
     warning: str | None = None
 
 
@@ -34,9 +37,11 @@ def quantize_input(value: np.ndarray, scale: float, zero_point: int) -> np.ndarr
     return np.clip(round_half_away(value / scale) + zero_point, -128, 127).astype(np.int8)
 
 
-def measure(graph: Graph, float_values: list[dict[str, np.ndarray]], warn_below_db: float) -> Quality:
-    """Compare the int8 reference with the float values of the same samples."""
-    quality = Quality(samples=len(float_values))
+def measure(graph: Graph, float_values: list[dict[str, np.ndarray]], warn_below_db: float, *,
+            calibration_samples: int) -> Quality:
+    """Compare the int8 reference with the float values of the same samples (the first of the
+    `calibration_samples` that calibrated the graph)."""
+    quality = Quality(samples=len(float_values), calibration_samples=calibration_samples)
     reference: dict[str, list[np.ndarray]] = {}
     floats: dict[str, list[np.ndarray]] = {}
     for values in float_values:
