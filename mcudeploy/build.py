@@ -10,7 +10,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
@@ -58,13 +57,10 @@ def render_linker_script(board: Board) -> str:
             f"board {board.name}: stack_bytes {p.stack_bytes} exceeds region {p.stack} "
             f"({stack_region.length} bytes)"
         )
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    from mcudeploy.codegen.emit import template_environment  # codegen imports this module
+
     neighbours = [name for name, part in _SECTIONS if getattr(p, part) == p.stack]
-    return env.get_template("linker.ld.j2").render(
+    return template_environment().get_template("linker.ld.j2").render(
         board=board, p=p, stack_top=stack_top, stack_bottom=stack_bottom,
         stack_neighbours=neighbours,
     )
