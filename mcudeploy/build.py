@@ -4,6 +4,7 @@ the repository root) compiles the runtime, the NN library and the model into one
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -137,7 +138,9 @@ def build_firmware(
         sys.executable, "-m", "SCons", "-Q", "-s", "-j2",
         "-f", str(project_root() / "SConstruct"), f"BUILD_CONFIG={config_path}",
     ]
-    result = subprocess.run(command, cwd=build_dir, capture_output=True, text=True)
+    # in the directory holding both, below which the SConstruct names paths relative to it
+    result = subprocess.run(command, cwd=os.path.commonpath([model_dir, build_dir]), capture_output=True,
+                            text=True)
     log = build_dir / "build.log"
     log.write_text(result.stdout + result.stderr, encoding="utf-8")
     if result.returncode != 0:
