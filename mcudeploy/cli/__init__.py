@@ -6,10 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
-from mcudeploy import __version__
+from mcudeploy import __version__, terminal
 from mcudeploy.cli import bench, boards, build, flash, run
 from mcudeploy.errors import MCUDeployError
 
@@ -49,14 +48,14 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, dispatch, and turn user errors into one line and an exit status."""
     args = parser().parse_args(argv)
-    err = Console(stderr=True)
+    err = terminal.console(stderr=True)
     try:
         return int(args.handler(args))
     except MCUDeployError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print(Text("error:", style="bold red"), str(exc), soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]: nothing was written")
+        err.print(Text.assemble(("interrupted", "bold red"), ": nothing was written"))
         return 130
 
 

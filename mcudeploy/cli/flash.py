@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
+from mcudeploy import terminal
 from mcudeploy.boards import load_board
 from mcudeploy.cli.options import add_model_and_board, add_quantization, import_options, out_dir
 from mcudeploy.errors import BoardError
@@ -45,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
         probe = flash(board, built.elf, probe_id=args.probe, pack=args.pack)
     finally:
         progress.close()
-    Console().print(f"flashed {built.elf} ({built.sizes['image']} B) to {board.name} through "
-                    f"{probe}; it is running", highlight=False)
+    terminal.console().print(f"flashed {built.elf} ({built.sizes['image']} B) to {board.name} through "
+                              f"{probe}; it is running")
     return 0
