@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
@@ -62,13 +61,10 @@ def render_linker_script(board: Board) -> str:
             f"board {board.name}: stack_bytes {p.stack_bytes} exceeds region {p.stack} "
             f"({stack_region.length} bytes)"
         )
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    from mcudeploy.codegen.emit import template_environment  # codegen imports this module
+
     neighbours = [name for name, part in _SECTIONS if getattr(p, part) == p.stack]
-    return env.get_template("linker.ld.j2").render(
+    return template_environment().get_template("linker.ld.j2").render(
         board=board, p=p, stack_top=stack_top, stack_bottom=stack_bottom,
         stack_neighbours=neighbours,
     )
@@ -145,7 +141,9 @@ def build_firmware(
         sys.executable, "-m", "SCons", "-Q", "-s", "-j2",
         "-f", str(project_root() / "SConstruct"), f"BUILD_CONFIG={config_path}",
     ]
-    result = subprocess.run(command, cwd=build_dir, capture_output=True, text=True)
+    # in the directory holding both, below which the SConstruct names paths relative to it
+    result = subprocess.run(command, cwd=os.path.commonpath([model_dir, build_dir]), capture_output=True,
+                            text=True)
     output = result.stdout + result.stderr
     (build_dir / "build.log").write_text(output, encoding="utf-8")
     if result.returncode != 0:

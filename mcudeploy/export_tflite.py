@@ -63,11 +63,18 @@ class _Writer:
         self.index[name] = len(self.sub.tensors) - 1
         return self.index[name]
 
+    def add_tensor(self, tensor: Tensor) -> str:
+        """An extra tensor that only the TFLite file needs, under a name no tensor has yet (its own,
+        with `_` appended while taken: the model's names are anything its file says); returns it."""
+        name = tensor.name
+        while name in self.graph.tensors:
+            name += "_"
+        self.graph = replace(self.graph, tensors={**self.graph.tensors, name: replace(tensor, name=name)})
+        return name
+
     def constant(self, name: str, value: np.ndarray) -> str:
         """An extra constant tensor that only the TFLite file needs (e.g. PAD's paddings)."""
-        extra = Tensor(name, tuple(value.shape), str(value.dtype), None, value)
-        self.graph = replace(self.graph, tensors={**self.graph.tensors, name: extra})
-        return name
+        return self.add_tensor(Tensor(name, tuple(value.shape), str(value.dtype), None, value))
 
     def opcode(self, builtin: int) -> int:
         for i, code in enumerate(self.model.operatorCodes):
@@ -128,14 +135,12 @@ def _explicit_pad(w: _Writer, op: ir.Op, *, lowest: bool = False) -> ir.Op:
     p = op.attrs.padding
     pads = ((0, 0), (p.top, p.bottom), (p.left, p.right), (0, 0))
     shape = tuple(d + a + b for d, (a, b) in zip(x.shape, pads, strict=True))
-    padded = f"{op.inputs[0]}_padded_for_{op.name}"
-    w.graph = replace(w.graph, tensors={**w.graph.tensors, padded: replace(x, name=padded, shape=shape)})
+    padded = w.add_tensor(replace(x, name=f"{op.inputs[0]}_padded_for_{op.name}", shape=shape))
     pad_op = ir.Op(f"{op.name}_pad", ir.Pad(pads), (op.inputs[0],), (padded,), op.origin)
     if lowest:
         paddings = w.constant(f"{pad_op.name}_paddings", np.array(pads, dtype=np.int32))
-        value = f"{pad_op.name}_value"
-        w.graph = replace(w.graph, tensors={**w.graph.tensors, value: Tensor(
-            value, (1,), "int8", x.quant, np.array([-128], dtype=np.int8))})
+        value = w.add_tensor(Tensor(f"{pad_op.name}_value", (1,), "int8", x.quant,
+                                    np.array([-128], dtype=np.int8)))
         w.add_op(pad_op, fb.BuiltinOperator.PADV2, fb.BuiltinOptions.PadV2Options, fb.PadV2OptionsT(),
                  (op.inputs[0], paddings, value))
     else:

@@ -4,11 +4,12 @@ CMSIS-NN packs from before the host-side `_dsp`/`_mve` queries keep their `*_get
 functions in the kernel files, which choose by the compiler's feature macros and include the CPU's
 intrinsics headers: compiled for the host they do not build, and the plain-C answer would not be
 the DSP or MVE one anyway. For those, mcudeploy asks the device. It emits the model with no
-scratch, builds a probe firmware whose `probe.c` includes that `model.c` with its start-up check
-(`MCD_SCRATCH_WANTED`) redirected to a report, runs it on the board's QEMU machine, and reads one
-`mcd-scratch <layer> <bytes>` line per layer from the semihosting console. The probe runs the
-library's own queries, compiled with the board's flags, on the board's CPU: the exact sizes. The
-real firmware then plans with them, and its start-up check stays as the backstop.
+scratch, builds a probe firmware whose `probe.c` includes that `model.c` (by a relative path: no
+directory name reaches the C) with its start-up check (`MCD_SCRATCH_WANTED`) redirected to a
+report, runs it on the board's QEMU machine, and reads one `mcd-scratch <layer> <bytes>` line per
+layer from the semihosting console. The probe runs the library's own queries, compiled with the
+board's flags, on the board's CPU: the exact sizes. The real firmware then plans with them, and its
+start-up check stays as the backstop.
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ def probe_scratch(graph: Graph, lowered: LoweredModel, library: NNLibrary, board
     probe_dir = work_dir / "probe"
     probe_dir.mkdir(parents=True, exist_ok=True)
     text = template_environment().get_template("scratch_probe.c.j2").render(
-        version=__version__, board=board.name, queries=len(queried),
-        model_c=(work_dir / "model" / "model.c").resolve().as_posix())
+        version=__version__, board=board.name, queries=len(queried))
     (probe_dir / "probe.c").write_text(text, encoding="utf-8")
     elf = build_firmware(board, probe_dir, work_dir / "build", library)
     command = QemuRunner(board, elf).command("null")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cases import build_case
-from rich.console import Console
 
+from mcudeploy import terminal
 from mcudeploy.boards import load_board
 from mcudeploy.build import nnref_library
 from mcudeploy.codegen import generate
@@ -78,7 +78,7 @@ def test_report_json_keeps_its_stable_names(tmp_path: Path) -> None:
 def test_terminal_colour_only_on_a_terminal(tmp_path: Path) -> None:
     report = _report("fail", tmp_path)
     tty = io.StringIO()
-    print_report(report, Console(file=tty, force_terminal=True, width=120))
+    print_report(report, terminal.console(file=tty, force_terminal=True, width=120))
     assert "\x1b[" in tty.getvalue()
     text = render_text(report)
     assert "\x1b[" not in text

@@ -110,7 +110,7 @@ def _oversized_model(tmp_path: Path, arena_bytes: int) -> Path:
 @pytest.mark.parametrize(
     ("arena_bytes", "message"),
     [
-        (600 * 1024, "ld: firmware.elf section `.arena' will not fit in region `DTCM'"),
+        (600 * 1024, "ld: build/firmware.elf section `.arena' will not fit in region `DTCM'"),
         (500 * 1024, "region DTCM overflowed: .arena runs into the 16384-byte stack"),
     ],
     ids=["region", "stack"],

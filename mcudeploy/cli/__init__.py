@@ -75,10 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_error(exc: MCUDeployError) -> None:
-    from rich.console import Console
-    from rich.markup import escape
+    from rich.text import Text
 
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    from mcudeploy import terminal
+
+    terminal.console(stderr=True).print(Text("error:", style="bold red"), str(exc), soft_wrap=True)
 
 
 if __name__ == "__main__":

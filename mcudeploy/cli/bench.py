@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from mcudeploy import terminal
 from mcudeploy.bench import BenchResult, bench_model
 from mcudeploy.cli.options import (
     add_library,
@@ -49,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
     if args.emit_tflite is not None:
         args.emit_tflite.parent.mkdir(parents=True, exist_ok=True)
         args.emit_tflite.write_bytes((out / "model.tflite").read_bytes())
-    console = Console()
+    console = terminal.console()
     console.print(layer_table(result))
     if result.tuning.get("measured_layers"):
         console.print(tuning_table(result))
     console.print(summary_table(result))
-    print(f"bench: {out / 'bench.json'}")
+    console.print(f"bench: {out / 'bench.json'}", soft_wrap=True)
     return 0 if result.bit_exact else 1
 
 
@@ -116,8 +117,8 @@ def summary_table(r: BenchResult) -> Table:
     table = Table(show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    table.add_row("bit-exact", "yes" if r.bit_exact else "[bold red]NO[/]: the figures are of a "
-                  "miscomputing build")
+    table.add_row("bit-exact", "yes" if r.bit_exact else Text.assemble(
+        ("NO", "bold red"), ": the figures are of a miscomputing build"))
     table.add_row("arena", f"{r.arena_bytes:,} B = {r.arena_bytes / max(r.lower_bound, 1):.2f} x "
                   f"the liveness lower bound ({r.lower_bound:,} B)")
     if r.tflm is not None:

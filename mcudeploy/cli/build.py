@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-
+from mcudeploy import terminal
 from mcudeploy.cli.options import (
     add_library,
     add_model_and_board,
@@ -37,9 +36,8 @@ def run(args: argparse.Namespace) -> int:
     built = build_only(args.model, args.board, out, Progress(quiet=args.quiet),
                        import_options(args), args.emit_tflite, args.cmsis_nn, tune_options(args))
     m, s = built.manifest, built.sizes
-    Console().print(
+    terminal.console().print(
         f"built {built.elf} for {built.board.name}: {len(m.layers)} layers, arena {m.arena_bytes} B "
         f"(lower bound {m.lower_bound} B), flash {s['image']} B of which weights {s['weights']} B",
-        highlight=False,
     )
     return 0

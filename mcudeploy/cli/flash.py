@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
+from mcudeploy import terminal
 from mcudeploy.boards import load_board
 from mcudeploy.cli.options import (
     add_labgrid,
@@ -69,6 +68,6 @@ def run(args: argparse.Namespace) -> int:
             where = flash(board, built.elf, probe_id=args.probe, pack=args.pack)
     finally:
         progress.close()
-    Console().print(f"flashed {built.elf} ({built.sizes['image']} B) to {board.name} through "
-                    f"{where}; it is running", highlight=False)
+    terminal.console().print(f"flashed {built.elf} ({built.sizes['image']} B) to {board.name} through "
+                              f"{where}; it is running")
     return 0

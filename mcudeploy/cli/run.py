@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mcudeploy import terminal
 from mcudeploy.cli.options import (
     add_labgrid,
     add_library,
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace, hooks: RunHooks | None = None) -> int:
         report = run_model(args.model, options, out, progress, hooks)
     finally:
         progress.close()
-    print_report(report)
-    print(f"report: {out / 'report.json'} (and report.html)")
+    console = terminal.console()
+    print_report(report, console)
+    console.print(f"report: {out / 'report.json'} (and report.html)", soft_wrap=True)
     return EXIT_STATUS[report.verdict]

@@ -13,6 +13,7 @@ import numpy as np
 
 from mcudeploy import __version__
 from mcudeploy.codegen.arena import ArenaLayout
+from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
 from mcudeploy.codegen.lower import Layer, LoweredModel
 from mcudeploy.ir import Graph
@@ -103,18 +104,22 @@ def _c_array(values: np.ndarray, per_line: int = 16) -> str:
 
 
 def template_environment() -> jinja2.Environment:
+    """The environment of every C and linker-script template: `c_array` for constants, `comment`
+    for any text from outside mcudeploy (codegen/ctext.py)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
     env.filters["c_array"] = _c_array
+    env.filters["comment"] = comment_text
     return env
 
 
 @dataclass(frozen=True)
 class _LayerView:
-    """A layer with the addresses the templates need filled in."""
+    """A layer with the addresses the templates need filled in; `in_place`: the tensor whose
+    storage its output reuses."""
 
     layer: Layer
     input_exprs: list[str]
@@ -123,6 +128,7 @@ class _LayerView:
     scratch_bytes: int
     query_call: str
     shapes: str
+    in_place: str | None
     body: str = ""
 
     def __getattr__(self, item: str):
@@ -154,10 +160,8 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
         query = f"{layer.scratch.function}({args})"
     shapes = " + ".join(str(list(graph.tensor(n).shape)) for n in layer.inputs)
     shapes += f" -> {list(graph.tensor(layer.output).shape)}"
-    if layer.index in layout.in_place:
-        shapes += f", in place over {layout.in_place[layer.index]}"
     return _LayerView(layer, [expr(n) for n in layer.inputs], expr(layer.output), scratch_expr,
-                      scratch, query, shapes)
+                      scratch, query, shapes, layout.in_place.get(layer.index))
 
 
 def emit_model(

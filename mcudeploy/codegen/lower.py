@@ -2,6 +2,8 @@
 
 Each lowering is a plain function of (op, graph) returning a `Layer`; emission renders the layer's
 template, so nothing here builds C text. RESHAPE lowers to nothing: its output aliases its input.
+Every C name (a layer's `l<index>_<kind>` and its suffixes, a variable's `state<i>`) is made here
+from positions and mcudeploy's own op kinds, never from a name in the model file (codegen/ctext.py).
 """
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ def load_onnx_graph(path: Path, batch: int = 1) -> OnnxGraph:
         raise ModelFormatError(f"{where}: cannot read: no such file") from exc
     except Exception as exc:  # protobuf DecodeError and friends
         raise ModelFormatError(f"{where}: not a valid ONNX file ({type(exc).__name__}: {exc})") from exc
+    undecodable = _undecodable_name(model)
+    if undecodable:
+        raise ModelFormatError(f"{where}: {undecodable} is not UTF-8 text, as ONNX names must be")
     _upgrade_ir3(model)
     try:
         onnx.checker.check_model(model)
@@ -61,6 +64,21 @@ def load_onnx_graph(path: Path, batch: int = 1) -> OnnxGraph:
             break
         model = folded
     return _as_graph(model, where)
+
+
+def _undecodable_name(model: onnx.ModelProto) -> str | None:
+    """The first name of the graph that is not UTF-8 (protobuf hands it over as bytes, which
+    onnx's own helpers then fail on), said with its place; None if all are text."""
+    g = model.graph
+    names = [("the graph's name", g.name)]
+    for kind, values in (("input", g.input), ("output", g.output), ("value_info", g.value_info),
+                         ("initializer", g.initializer)):
+        names += [(f"graph {kind} {i}", v.name) for i, v in enumerate(values)]
+    for i, node in enumerate(g.node):
+        names += [(f"node {i}'s {field}", getattr(node, field)) for field in ("name", "op_type", "domain")]
+        names += [(f"node {i}'s input {k}", name) for k, name in enumerate(node.input)]
+        names += [(f"node {i}'s output {k}", name) for k, name in enumerate(node.output)]
+    return next((f"{place} {name!r}" for place, name in names if isinstance(name, bytes)), None)
 
 
 def _upgrade_ir3(model: onnx.ModelProto) -> None:

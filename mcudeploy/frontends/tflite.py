@@ -30,6 +30,7 @@ _ACTIVATIONS = {
     fb.ActivationFunctionType.RELU6: ir.Clip(0.0, 6.0),
     fb.ActivationFunctionType.RELU_N1_TO_1: ir.Clip(-1.0, 1.0),
 }
+_VARIABLE = "variable:"  # the IR names of resource variables start so
 
 
 @dataclass
@@ -269,9 +270,9 @@ def _variable(op: _Operator, handle: str, like: ir.Tensor) -> str:
 
 
 def _var_handle(op: _Operator) -> list[ir.Op]:
-    shared = op.options.sharedName.decode() if op.options.sharedName else op.outputs[0]
-    container = op.options.container.decode() if op.options.container else ""
-    op.state.handles[op.outputs[0]] = f"variable:{container}/{shared}" if container else f"variable:{shared}"
+    shared = op.options.sharedName.decode("utf-8", "replace") if op.options.sharedName else op.outputs[0]
+    container = op.options.container.decode("utf-8", "replace") if op.options.container else ""
+    op.state.handles[op.outputs[0]] = _VARIABLE + (f"{container}/{shared}" if container else shared)
     return []
 
 
@@ -423,7 +424,7 @@ def _type_name(model: fb.ModelT, top: fb.OperatorT) -> str:
     code = model.operatorCodes[top.opcodeIndex]
     builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
     if builtin == fb.BuiltinOperator.CUSTOM:
-        return f"CUSTOM {code.customCode.decode() if code.customCode else '?'}"
+        return f"CUSTOM {code.customCode.decode('utf-8', 'replace') if code.customCode else '?'}"
     return _OP_NAMES.get(builtin, f"builtin {builtin}")
 
 
@@ -524,7 +525,7 @@ def _tensors(
     names: list[str] = []
     for index, t in enumerate(sub.tensors or []):
         base = t.name.decode("utf-8", "replace") if t.name else f"tensor{index}"
-        unique = base if base not in tensors else f"{base}#{index}"
+        unique = _unique_name(base, index, tensors)
         names.append(unique)
         dtype = _DTYPES.get(t.type)
         if dtype is None:
@@ -537,6 +538,18 @@ def _tensors(
             data=_buffer(model, t, data, dtype, shape, index, where),
         )
     return tensors, names
+
+
+def _unique_name(base: str, index: int, taken: dict[str, ir.Tensor]) -> str:
+    """Tensor `index`'s name in the IR: its name in the file, unless an earlier tensor has it
+    (then `name#index`, or more `#` while that is taken too) or it starts as the names of resource
+    variables do (`variable:`; then `tensor<index> name`)."""
+    unique = base if base not in taken else f"{base}#{index}"
+    if unique.startswith(_VARIABLE):
+        unique = f"tensor{index} {unique}"
+    while unique in taken:
+        unique += "#"
+    return unique
 
 
 def _quant(q: fb.QuantizationParametersT | None) -> ir.QuantParams | None:
