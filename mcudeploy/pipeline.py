@@ -450,9 +450,9 @@ def _float_verdict(report: RunReport, oracle: OnnxFloat, graph: Graph, device: D
         try:
             floats[i] = oracle.invoke(vectors[i])
         except OracleError as exc:
-            report.float_oracle["error"] = f"vector {i}: {exc}"
+            report.float_oracle["error"] = error = f"vector {i}: {exc}"
             if report.verdict == "pass":
-                report.verdict, report.error, report.error_kind = "error", report.float_oracle["error"], "oracle"
+                report.verdict, report.error, report.error_kind = "error", error, "oracle"
             return
     snr = {}
     for k, name in enumerate(graph.outputs):

@@ -236,8 +236,8 @@ def test_conv_bias_with_extra_dimensions_names_the_node(tmp_path: Path) -> None:
     x = b.input((1, 2, 5, 5))
     y = b.node("Conv", [x, b.const(np.ones((3, 2, 1, 1), np.float32)), b.const(np.zeros((3, 1), np.float32))])
     model = b.save([y], tmp_path / "m.onnx")
-    with pytest.raises(UnsupportedError, match=r"node 'Conv_3' \(Conv\): the bias \('c2'\) has shape \[3, 1\]; "
-                                               r"it must be \[3\]"):
+    with pytest.raises(UnsupportedError, match=r"node 'Conv_3' \(Conv\): the bias \('c2'\) has shape "
+                                               r"\[3, 1\]; it must be \[3\]"):
         import_model(model, ImportOptions(calibration=b.calibration(tmp_path / "cal.npz", 2)))
 
 

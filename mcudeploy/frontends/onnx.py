@@ -670,14 +670,17 @@ class Handler:
 
 _WINDOW = "2-D or 1-D; pads explicit or auto_pad SAME_UPPER/SAME_LOWER/VALID"
 HANDLERS: dict[str, Handler] = {
-    "Conv": Handler("conv2d / depthwise_conv2d", f"constant weights and bias; group divides both "
+    "Conv": Handler("conv2d / depthwise_conv2d", f"constant weights and bias (one value per output "
+                    f"channel); group divides both "
                     f"channel counts (group == C_in becomes depthwise); {_WINDOW}", _conv),
     "BatchNormalization": Handler("folded", "folded into the convolution before it, else a 1x1 "
-                                  "depthwise convolution; constant parameters; inference mode", _batch_norm),
+                                  "depthwise convolution; constant parameters, one per channel, with "
+                                  "var + epsilon > 0; inference mode", _batch_norm),
     "Relu": Handler("fused", "fused into the convolution, fully connected, pooling, Add or Mul before "
                     "it, whose output nothing else reads", _relu),
     "Clip": Handler("fused", "as Relu; constant min/max", _clip),
-    "Gemm": Handler("fully_connected", "transA = 0; constant B and C", _gemm),
+    "Gemm": Handler("fully_connected", "transA = 0; constant 2-D B; constant C that broadcasts to "
+                    "[M, N] with every row the same", _gemm),
     "MatMul": Handler("fully_connected", "constant 2-D second input; an Add of a constant vector after "
                       "it becomes the bias", _matmul),
     "AveragePool": Handler("pool2d", f"{_WINDOW}; ceil_mode = 0; padding other than SAME or VALID only "
