@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
+from mcudeploy.errors import ModelFormatError, OracleError
+from mcudeploy.finite import nonfinite
 from mcudeploy.frontends.onnx import OnnxImport
 from mcudeploy.ir import Graph
 from mcudeploy.quantize.arith import round_half_away
@@ -105,10 +107,19 @@ class OnnxFloat:
         return [self.quantize(s) for s in load_samples(self.imp, path)]
 
     def invoke(self, vector: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """onnxruntime's float outputs (IR layout) for one int8 vector. An output that is not finite,
+        or onnxruntime failing, is an OracleError: no verdict can rest on it."""
         sample = {}
         for name, value in zip(self.graph.inputs, vector, strict=True):
             t = self.graph.tensor(name)
             real = dequantize(value, t.scale, t.zero_point).astype(np.float32)
             sample[name] = self.imp.layouts[name].to_onnx(real)
-        values = self.model.run(sample)
+        try:
+            values = self.model.run(sample)
+        except ModelFormatError as exc:
+            raise OracleError(str(exc)) from exc
+        for name in self.graph.outputs:
+            bad = nonfinite(values[name])
+            if bad is not None:
+                raise OracleError(f"{self.imp.where}: onnxruntime's output {name!r} holds {bad}")
         return [values[n] for n in self.graph.outputs]

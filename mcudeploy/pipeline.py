@@ -21,7 +21,7 @@ from mcudeploy.build import NNLibrary, build_firmware, firmware_sizes, nnref_lib
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.emit import Manifest
 from mcudeploy.codegen.tuning import Tuning, model_tuning, tuning_summary
-from mcudeploy.errors import DeviceFault, InputError, LinkError, MCUDeployError, ModelFormatError
+from mcudeploy.errors import DeviceFault, InputError, LinkError, MCUDeployError, ModelFormatError, OracleError
 from mcudeploy.export_tflite import graph_to_tflite
 from mcudeploy.faults import function_at
 from mcudeploy.frontends.onnx import load_onnx
@@ -140,8 +140,8 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
                              "folder of them) to be quantized")
         imp = load_onnx(path)
         samples = load_samples(imp, options.calibration)
-        calibration = calibrate(imp, samples, options.method)
-        graph = quantize_graph(imp.graph, calibration.ranges)
+        calibration = calibrate(imp, samples, options.method, source=str(options.calibration))
+        graph = quantize_graph(imp.graph, calibration.ranges, imp.where)
         check_graph(graph)
         quality = measure(graph, calibration.float_values, options.snr_warn_db,
                           calibration_samples=len(samples))
@@ -274,11 +274,10 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
         with progress.working(f"computing expected outputs of {len(ran)} vectors (host reference, "
                               "TFLM)"):
             expected = expected_outputs(model, ran)
-            floats = [model.float_model.invoke(v) for v in ran] if model.float_model else None
-        report.oracles = [*expected, *(["onnxruntime-float"] if floats is not None else [])]
+        report.oracles = [*expected, *(["onnxruntime-float"] if model.float_model else [])]
         _verdict(report, device, expected)
-        if floats is not None:
-            _float_verdict(report, model, device, floats, options.min_snr_db)
+        if model.float_model is not None:
+            _float_verdict(report, model.float_model, model.graph, device, ran, options.min_snr_db)
         if model.quality is not None:
             report.quantization = asdict(model.quality)
         report.localisation = _localise(report, model, built, options, vectors, progress, hooks)
@@ -458,21 +457,31 @@ def _verdict(report: RunReport, device: DeviceRun,
         report.verdict = "pass" if not bad and report.vectors > 0 else "fail"
 
 
-def _float_verdict(report: RunReport, model: Model, device: DeviceRun,
-                   floats: list[list[np.ndarray]], min_snr_db: float) -> None:
+def _float_verdict(report: RunReport, oracle: OnnxFloat, graph: Graph, device: DeviceRun,
+                   vectors: list[Vector], min_snr_db: float) -> None:
     """Device outputs, dequantized, against onnxruntime's float outputs: SNR per output over all
     vectors. Below `min_snr_db` the verdict fails: bit-exactness alone cannot catch a weight-layout
-    mistake made the same way in the reference and the device."""
+    mistake made the same way in the reference and the device. When onnxruntime cannot answer (an
+    output that is not finite), a pass becomes an error: no verdict rests on it."""
+    report.float_oracle = {"name": "onnxruntime", "min_snr_db": min_snr_db, "snr_db": {}, "passed": False}
+    floats = {}
+    for i in device.indices:
+        try:
+            floats[i] = oracle.invoke(vectors[i])
+        except OracleError as exc:
+            report.float_oracle["error"] = error = f"vector {i}: {exc}"
+            if report.verdict == "pass":
+                report.verdict, report.error, report.error_kind = "error", error, "oracle"
+            return
     snr = {}
-    for k, name in enumerate(model.graph.outputs):
-        t = model.graph.tensor(name)
+    for k, name in enumerate(graph.outputs):
+        t = graph.tensor(name)
         got = [dequantize(out[k], t.scale, t.zero_point).reshape(-1) for out in device.outputs]
         want = [floats[i][k].reshape(-1) for i in device.indices]
         if got:
             snr[name] = round(snr_db(np.concatenate(want), np.concatenate(got)), 2)
-    low = {n: v for n, v in snr.items() if v < min_snr_db}
-    report.float_oracle = {"name": "onnxruntime", "min_snr_db": min_snr_db, "snr_db": snr,
-                           "passed": not low}
+    low = {n: v for n, v in snr.items() if not v >= min_snr_db}
+    report.float_oracle.update(snr_db=snr, passed=bool(snr) and not low)
     if low and report.verdict == "pass":
         report.verdict = "fail"
 
