@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 
 from mcudeploy import ir
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import build_firmware, nnref_library
+from mcudeploy.build import NNLibrary, build_firmware, nnref_library
+from mcudeploy.packs import load_pack
 from mcudeploy.protocol import INPUT, OUTPUT, Link
 from mcudeploy.quantize.params import ConvParams
 from mcudeploy.reference import s16
@@ -300,22 +302,21 @@ def bench_expected() -> list[np.ndarray]:
 # ---------------------------------------------------------------- the tests
 
 @pytest.fixture(scope="module")
-def firmware(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Board, Path]]:
-    built: dict[str, tuple[Board, Path]] = {}
+def firmware(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, NNLibrary], tuple[Board, Path]]:
+    built: dict[tuple[str, str], tuple[Board, Path]] = {}
 
-    def get(board_name: str) -> tuple[Board, Path]:
-        if board_name not in built:
+    def get(board_name: str, library: NNLibrary) -> tuple[Board, Path]:
+        key = (board_name, library.name)
+        if key not in built:
             board = load_board(board_name)
-            elf = build_firmware(board, FIRMWARE, tmp_path_factory.mktemp(board_name), nnref_library())
-            built[board_name] = (board, elf)
-        return built[board_name]
+            elf = build_firmware(board, FIRMWARE, tmp_path_factory.mktemp(board_name), library)
+            built[key] = (board, elf)
+        return built[key]
     return get
 
 
-@pytest.mark.parametrize("cpu", sorted(BOARDS))
-def test_s16_and_lstm_functions_are_bit_exact_on_each_cpu_class(firmware, cpu: str) -> None:
-    board, elf = firmware(BOARDS[cpu])
-    assert board.cpu == cpu
+def run_cases(board: Board, elf: Path) -> None:
+    """Every case of device_cases on the firmware, bit-exact with the reference."""
     cases = device_cases(seed=21)
     with QemuRunner(board, elf) as port:
         link = Link(port)
@@ -323,18 +324,37 @@ def test_s16_and_lstm_functions_are_bit_exact_on_each_cpu_class(firmware, cpu: s
         for name, case, expected in cases:
             link.write(INPUT, 0, case.payload())
             done = link.invoke(stop_after=0)
-            assert done.status == 0, f"{cpu} {name}: status {done.status}"
+            assert done.status == 0, f"{board.cpu} {name}: status {done.status}"
             raw = link.read(OUTPUT, 0, expected.nbytes)
             got = np.frombuffer(raw, expected.dtype).reshape(expected.shape)
-            np.testing.assert_array_equal(got, expected, err_msg=f"{cpu}: {name}")
+            np.testing.assert_array_equal(got, expected, err_msg=f"{board.cpu}: {name}")
         link.exit(0)
     assert {name for name, _, _ in cases} == set(OPS)
 
 
 @pytest.mark.parametrize("cpu", sorted(BOARDS))
+def test_s16_and_lstm_functions_are_bit_exact_on_each_cpu_class(firmware, cpu: str) -> None:
+    board, elf = firmware(BOARDS[cpu], nnref_library())
+    assert board.cpu == cpu
+    run_cases(board, elf)
+
+
+@pytest.mark.parametrize("cpu", sorted(BOARDS))
+def test_arm_cmsis_nn_release_computes_the_same(firmware, cpu: str) -> None:
+    """The same firmware linked with Arm's CMSIS-NN (a release brought in locally: its unpacked
+    directory or .pack in MCD_ARM_CMSIS_NN), bit-exact with the same reference: nnref's and
+    Arm's 16x8 and LSTM functions mean the same thing."""
+    release = os.environ.get("MCD_ARM_CMSIS_NN")
+    if not release:
+        pytest.skip("Arm's CMSIS-NN is not downloadable here: set MCD_ARM_CMSIS_NN to a release to run this")
+    board, elf = firmware(BOARDS[cpu], load_pack(release))
+    run_cases(board, elf)
+
+
+@pytest.mark.parametrize("cpu", sorted(BOARDS))
 def test_instructions_per_mac_s16_against_s8(firmware, cpu: str, tmp_path: Path) -> None:
     """The six benchmark layers bit-exact, and their instructions per MAC (ipm.json)."""
-    board, elf = firmware(BOARDS[cpu])
+    board, elf = firmware(BOARDS[cpu], nnref_library())
     idle = Case("activation")  # layer 0 with nothing to do
     with QemuRunner(board, elf, icount=True) as port:
         link = Link(port)

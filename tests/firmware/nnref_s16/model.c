@@ -430,10 +430,17 @@ int32_t mcd_model_init(void)
         fc_bias32[o] = (int32_t)(next() >> 18) - 8192;
         fc_bias64[o] = (int64_t)fc_bias32[o] * 256;
     }
-    /* The kernel sums that nnref's fully connected s8 reads from its context on MVE builds. */
-    if (arm_fully_connected_s8_get_buffer_size(&(cmsis_nn_dims){.n = FC_DEPTH, .h = 1, .w = 1, .c = FC_OUT}) > 0)
+    /* The kernel sums the fully connected s8 reads from its context on MVE builds: what
+     * arm_vector_sum_s8 computes (whose arguments differ between releases), input_offset times
+     * each row's sum plus its bias. */
+    for (int32_t o = 0; o < FC_OUT; o++)
     {
-        arm_vector_sum_s8(arena.fc_sums, FC_DEPTH, FC_OUT, fc_w, 3, 0, fc_bias32);
+        int32_t sum = 0;
+        for (int32_t k = 0; k < FC_DEPTH; k++)
+        {
+            sum += fc_w[o * FC_DEPTH + k];
+        }
+        arena.fc_sums[o] = 3 * sum + fc_bias32[o];
     }
     return 0;
 }
