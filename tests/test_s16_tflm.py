@@ -13,7 +13,7 @@ from nnreflib import NnrefHost, build
 from nnreflib_s16 import NnrefS16
 from s16_models import Layer, Tflm, conv_params, fc_per_tensor_multiplier, load, padding, random_input
 
-from mcudeploy.quantize.arith import quantize_multiplier
+from mcudeploy.quantize.arith import quantize_multiplier, requantize
 from mcudeploy.reference import s16
 
 SINGLE_OPS = sorted(p.stem for p in (Path(__file__).parent / "data" / "s16").glob("*.tflite")
@@ -157,3 +157,40 @@ def test_the_models_cover_the_16x8_cases() -> None:
     assert any(layer.outputs[0].shape[-1] % 2 for layer in layers)
     convs = [layer.options for layer in layers if layer.kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]
     assert any(o.strideH > 1 for o in convs) and any(o.dilationHFactor > 1 for o in convs)
+
+
+def test_softmax_tables_match_tflm_over_their_whole_range(nnref: NnrefS16) -> None:
+    """Rows chosen so that the entries of both 513-value tables TFLM fills at Prepare (exp and
+    1 / (1 + x)) are read (every exp entry the model's scale reaches, at least 500 of the 512
+    reciprocal ones): the tables mcudeploy computes on the host (a float32 emulation of
+    LUTPopulate) give TFLM's outputs, through the reference and through nnref."""
+    layer = load("softmax_wide")
+    tflm = Tflm(layer)
+    rows, width = layer.inputs[0].shape
+    mult, shift = s16.softmax_params(float(layer.inputs[0].scale[0]), float(layer.options.beta))
+    exp_lut, recip_lut = s16.softmax_luts()
+    rng = np.random.default_rng(5)
+    exp_entries, recip_entries = set(), set()
+    for i in range(1000):
+        # One batch in four spreads the differences over the whole int16 range (the exp table);
+        # the others vary how many values sit near the maximum (the sums, the reciprocal table).
+        spread = np.full((rows, 1), 65536) if i % 4 == 0 else rng.integers(1, 65536, (rows, 1))
+        x = (32767 - rng.integers(0, spread, (rows, width))).astype(np.int16)
+        x[:, rng.integers(0, width)] = 32767
+        oracle = tflm(x)
+        np.testing.assert_array_equal(s16.softmax(x, mult, shift, exp_lut, recip_lut), oracle)
+        status, got = nnref.softmax(x, mult, shift, exp_lut, recip_lut)
+        assert status == 0
+        np.testing.assert_array_equal(got, oracle)
+        # Which entries were read: the exp table by each difference, the reciprocal by each sum.
+        scaled = requantize(x.astype(np.int64) - 32767, mult, shift)
+        sym = np.clip(scaled + 32767, -32768, 32767)
+        exp_entries |= set((256 + (sym >> 7)).ravel().tolist())
+        total = s16.lut_lookup(sym, exp_lut).sum(axis=1)
+        clz = 32 - np.frexp(total.astype(np.float64))[1]
+        shifted = ((total << (clz - 1)) + (1 << 13)) >> 14
+        recip_entries |= set((256 + (np.clip(shifted - 3 * 2**15, -32768, 32767) >> 7)).tolist())
+    # This model's input scale reaches exp(x) only down to x = -6.8: the entries below are unused.
+    lowest = int(np.clip(requantize(np.int64(-65535), mult, shift) + 32767, -32768, 32767)) >> 7
+    assert exp_entries == set(range(256 + lowest, 512))
+    assert len(recip_entries) >= 500, len(recip_entries)
