@@ -14,7 +14,9 @@ import numpy as np
 from mcudeploy import ir
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import output_size
-from mcudeploy.quantize.params import hard_swish_params
+from mcudeploy.quantize import params as qp
+from mcudeploy.quantize.arith import quantize_multiplier
+from mcudeploy.quantize.arith import INT32_MAX
 
 Constraint = Callable[[ir.Op, ir.Graph], str | None]
 
@@ -235,6 +237,66 @@ def constraint_softmax_output(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
+def constraint_softmax_scaling(op: ir.Op, g: ir.Graph) -> str | None:
+    """beta x input scale x 2^26 is above 1: TFLite derives the softmax input multiplier with
+    QuantizeMultiplierGreaterThanOne, which stops the interpreter for anything smaller."""
+    x = g.tensor(op.inputs[0])
+    real = float(op.attrs.beta) * float(x.scale) * (1 << (31 - qp.SOFTMAX_DIFF_INTEGER_BITS))
+    if not real > 1.0:
+        return f"input {x.name!r} has scale {x.scale:.6g} and beta is {op.attrs.beta:.6g}: {real:.6g}"
+    return None
+
+
+def constraint_add_scales(op: ir.Op, g: ir.Graph) -> str | None:
+    """The output multiplier 2 x max(input scales) / (2^20 x output scale) is below 1: TFLite's int8
+    ADD takes it with QuantizeMultiplierSmallerThanOneExp, which stops the interpreter otherwise."""
+    a, b, y = (g.tensor(n) for n in (*op.inputs[:2], op.outputs[0]))
+    real = 2.0 * max(float(a.scale), float(b.scale)) / ((1 << qp.ADD_LEFT_SHIFT) * float(y.scale))
+    if not (real < 1.0 and quantize_multiplier(real)[1] <= 0):
+        return (f"output {y.name!r} has scale {y.scale:.6g}, inputs {a.name!r} {a.scale:.6g} and "
+                f"{b.name!r} {b.scale:.6g}: {real:.6g}")
+    return None
+
+
+MAX_MULTIPLIER = float(1 << 30)
+
+
+def _multipliers(op: ir.Op, g: ir.Graph) -> list[tuple[float, str]]:
+    """The real multipliers an operator requantizes by, each with the tensors it comes from."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    ratio = f"{x.name!r} ({x.scale:.6g}) / {y.name!r} ({y.scale:.6g})"
+    if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+        w = g.tensor(op.inputs[1])
+        return [(float(x.scale) * float(s) / float(y.scale), f"{x.name!r} ({x.scale:.6g}) x "
+                 f"{w.name!r} ({s:.6g}) / {y.name!r} ({y.scale:.6g})") for s in w.quant.scale]
+    if op.kind == "mul":
+        b = g.tensor(op.inputs[1])
+        return [(float(x.scale) * float(b.scale) / float(y.scale),
+                 f"{x.name!r} ({x.scale:.6g}) x {b.name!r} ({b.scale:.6g}) / {y.name!r} ({y.scale:.6g})")]
+    if op.kind == "leaky_relu":
+        return [(float(x.scale) / float(y.scale), ratio),
+                (abs(float(op.attrs.alpha)) * float(x.scale) / float(y.scale), f"alpha x {ratio}")]
+    return [(float(x.scale) / float(y.scale), ratio)]  # quantize, mean
+
+
+def constraint_requantization(op: ir.Op, g: ir.Graph) -> str | None:
+    """Every requantization multiplier (input scale x weight scale / output scale, and the like) is
+    below 2^30: TFLite shifts an accumulator left by at most 30 bits."""
+    for real, source in _multipliers(op, g):
+        if not real < MAX_MULTIPLIER:
+            return f"{source} = {real:.6g}"
+    return None
+
+
+def constraint_q4_27_input(op: ir.Op, g: ir.Graph) -> str | None:
+    """The input scale is between 2^-28 and 2^34: TFLite rescales the input to Q4.27 by a shift
+    of 0 to 62 bits."""
+    x = g.tensor(op.inputs[0])
+    if not 2.0**-28 <= float(x.scale) < 2.0**34:
+        return f"input {x.name!r} has scale {x.scale:.6g}"
+    return None
+
+
 def constraint_reshape(op: ir.Op, g: ir.Graph) -> str | None:
     """Reshape keeps the number of elements and the quantization of a computed tensor."""
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
@@ -279,7 +341,7 @@ def constraint_tanh_output(op: ir.Op, g: ir.Graph) -> str | None:
 
 def constraint_hard_swish_scales(op: ir.Op, g: ir.Graph) -> str | None:
     """The output scale is above 1/128 of the input's (TFLM's int8 HARD_SWISH only scales down)."""
-    if hard_swish_params(op, g).output_exponent > 0:
+    if qp.hard_swish_params(op, g).output_exponent > 0:
         x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
         return f"output scale {y.scale} is below 1/128 of the input scale {x.scale}"
     return None
@@ -310,24 +372,25 @@ def constraint_mean(op: ir.Op, g: ir.Graph) -> str | None:
 
 COMMON: tuple[Constraint, ...] = (constraint_static_shapes, constraint_int8_activations)
 CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
-    "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry),
-    "depthwise_conv2d": (constraint_nhwc, constraint_weights, constraint_depthwise_geometry),
-    "fully_connected": (constraint_weights, constraint_fc_geometry),
+    "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry, constraint_requantization),
+    "depthwise_conv2d": (constraint_nhwc, constraint_weights, constraint_depthwise_geometry,
+                         constraint_requantization),
+    "fully_connected": (constraint_weights, constraint_fc_geometry, constraint_requantization),
     "pool2d": (constraint_nhwc, constraint_pool_geometry),
-    "add": (constraint_broadcast,),
-    "mul": (constraint_broadcast,),
+    "add": (constraint_broadcast, constraint_add_scales),
+    "mul": (constraint_broadcast, constraint_requantization),
     "extremum": (constraint_extremum,),
     "concat": (constraint_same_quantization,),
     "pad": (constraint_pad,),
-    "softmax": (constraint_softmax_output,),
+    "softmax": (constraint_softmax_output, constraint_softmax_scaling),
     "reshape": (constraint_reshape,),
     "slice": (constraint_slice,),
-    "mean": (constraint_mean,),
-    "logistic": (constraint_same_size, constraint_logistic_output),
-    "tanh": (constraint_same_size, constraint_tanh_output),
-    "leaky_relu": (constraint_same_size,),
+    "mean": (constraint_mean, constraint_requantization),
+    "logistic": (constraint_same_size, constraint_logistic_output, constraint_q4_27_input),
+    "tanh": (constraint_same_size, constraint_tanh_output, constraint_q4_27_input),
+    "leaky_relu": (constraint_same_size, constraint_requantization),
     "hard_swish": (constraint_same_size, constraint_hard_swish_scales),
-    "quantize": (constraint_same_size,),
+    "quantize": (constraint_same_size, constraint_requantization),
     "read_variable": (constraint_variable,),
     "assign_variable": (constraint_variable,),
 }
@@ -357,8 +420,18 @@ def check_dataflow(graph: ir.Graph) -> None:
             raise UnsupportedError(f"{graph.name}: model output {name!r} is never computed")
 
 
-def check_graph(graph: ir.Graph) -> None:
-    """Raise UnsupportedError for the first operator that breaks a constraint."""
+def check_graph(graph: ir.Graph, where: str | None = None) -> None:
+    """Raise UnsupportedError for the first operator that breaks a constraint; `where` (the
+    model file) starts the message."""
+    try:
+        _check_operators(graph)
+    except UnsupportedError as exc:
+        if where is None:
+            raise
+        raise UnsupportedError(f"{where}: {exc}") from None
+
+
+def _check_operators(graph: ir.Graph) -> None:
     if not any(op.kind != "reshape" for op in graph.ops):
         raise UnsupportedError(f"{graph.name}: the model computes nothing (no operator but reshapes)")
     check_dataflow(graph)

@@ -23,7 +23,7 @@ from mcudeploy.cli.options import (
     out_dir,
     tune_options,
 )
-from mcudeploy.errors import InputError
+from mcudeploy.errors import InputError, OracleError
 from mcudeploy.pipeline import RunHooks, RunOptions, run_model
 from mcudeploy.progress import Progress
 from mcudeploy.report.text import print_report
@@ -89,4 +89,6 @@ def run(args: argparse.Namespace, hooks: RunHooks | None = None) -> int:
         progress.close()
     print_report(report)
     print(f"report: {out / 'report.json'} (and report.html)")
+    if report.error_kind == "oracle":
+        return OracleError.exit_code
     return EXIT_STATUS[report.verdict]

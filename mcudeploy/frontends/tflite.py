@@ -16,6 +16,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from mcudeploy import ir
 from mcudeploy.errors import ModelFormatError, UnsupportedError
 from mcudeploy.frontends.padding import same_padding
+from mcudeploy.frontends.tflite_checks import builtin_name, check_model
 
 _DTYPES = {
     fb.TensorType.FLOAT32: "float32", fb.TensorType.INT32: "int32", fb.TensorType.UINT8: "uint8",
@@ -23,7 +24,6 @@ _DTYPES = {
     fb.TensorType.BOOL: "bool", fb.TensorType.RESOURCE: "resource",
 }
 _TYPE_NAMES = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
-_OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 _ACTIVATIONS = {
     fb.ActivationFunctionType.NONE: ir.NO_CLIP,
     fb.ActivationFunctionType.RELU: ir.Clip(0.0, None),
@@ -413,6 +413,7 @@ def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
         model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
     except Exception as exc:  # flatbuffers raises IndexError/struct.error/... on damage
         raise ModelFormatError(f"{where}: corrupt TFLite flatbuffer ({exc!r})") from exc
+    check_model(model, data, where)
     try:
         return _to_graph(model, data, name, where)
     except (IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -420,16 +421,10 @@ def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
 
 
 def _type_name(model: fb.ModelT, top: fb.OperatorT) -> str:
-    code = model.operatorCodes[top.opcodeIndex]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    if builtin == fb.BuiltinOperator.CUSTOM:
-        return f"CUSTOM {code.customCode.decode() if code.customCode else '?'}"
-    return _OP_NAMES.get(builtin, f"builtin {builtin}")
+    return builtin_name(model.operatorCodes[top.opcodeIndex])
 
 
 def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
-    if not model.subgraphs:
-        raise ModelFormatError(f"{where}: the model has no subgraph")
     sub = model.subgraphs[0]
     tensors, names = _tensors(model, sub, data, where)
     state = _State(model, data, where, {}, {}, {})
