@@ -45,7 +45,7 @@ class Tflm:
             if self._float_in[index]:
                 t = self.graph.tensor(self.graph.inputs[index])
                 value = dequantize(np.asarray(value), t.scale, t.zero_point).astype(np.float32)
-            values.append(np.ascontiguousarray(value))
+            values.append(np.asarray(value))
         found = self._interpreter.invoke(values, len(self.graph.outputs))
         outputs = []
         for index, name in enumerate(self.graph.outputs):

@@ -15,8 +15,7 @@ from mcudeploy import ir
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import output_size
 from mcudeploy.quantize import params as qp
-from mcudeploy.quantize.arith import quantize_multiplier
-from mcudeploy.quantize.arith import INT32_MAX
+from mcudeploy.quantize.arith import INT32_MAX, quantize_multiplier
 
 Constraint = Callable[[ir.Op, ir.Graph], str | None]
 
@@ -100,6 +99,20 @@ def _window_check(op: ir.Op, g: ir.Graph, kernel: tuple[int, int]) -> str | None
         return f"output is {list(y.shape[1:3])} high x wide but the window gives {list(expect)}"
     if min(p.top, p.bottom, p.left, p.right) < 0:
         return f"negative padding {p}"
+    return None
+
+
+INT16_MAX = 32767
+
+
+def constraint_int16_geometry(op: ir.Op, g: ir.Graph) -> str | None:
+    """Paddings, and the strides and dilations of convolutions, fit in 16 bits: TFLite keeps them
+    as int16 and would truncate them."""
+    a = op.attrs
+    p = a.padding
+    values = [p.top, p.bottom, p.left, p.right] + ([] if op.kind == "pool2d" else [*a.stride, *a.dilation])
+    if max(values) > INT16_MAX:
+        return f"padding {p}" + ("" if op.kind == "pool2d" else f", stride {a.stride}, dilation {a.dilation}")
     return None
 
 
@@ -258,41 +271,75 @@ def constraint_add_scales(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
-MAX_MULTIPLIER = float(1 << 30)
+def _int8_span(t: ir.Tensor) -> int:
+    """The largest |q - zero point| of an int8 tensor."""
+    return max(127 - t.zero_point, t.zero_point + 128)
 
 
-def _multipliers(op: ir.Op, g: ir.Graph) -> list[tuple[float, str]]:
-    """The real multipliers an operator requantizes by, each with the tensors it comes from."""
+def _shift(multiplier: int, shift: int) -> int:
+    """The left shift TFLite applies (quantize_multiplier saturates reals of 2^31 and more)."""
+    return 31 if (multiplier, shift) == (INT32_MAX, 30) else shift
+
+
+def _accumulators(op: ir.Op, g: ir.Graph) -> list[tuple[int, int, str]]:
+    """Each value an operator requantizes: the largest it can be, the left shift applied to it
+    before the multiplication, and where it comes from, in words."""
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
     ratio = f"{x.name!r} ({x.scale:.6g}) / {y.name!r} ({y.scale:.6g})"
     if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
-        w = g.tensor(op.inputs[1])
-        return [(float(x.scale) * float(s) / float(y.scale), f"{x.name!r} ({x.scale:.6g}) x "
-                 f"{w.name!r} ({s:.6g}) / {y.name!r} ({y.scale:.6g})") for s in w.quant.scale]
+        p, w = qp.conv_params(op, g), g.tensor(op.inputs[1])
+        axis = 3 if op.kind == "depthwise_conv2d" else 0
+        weights = np.abs(np.moveaxis(w.data.astype(np.int64), axis, 0)).reshape(w.shape[axis], -1)
+        bounds = weights.sum(axis=1) * _int8_span(x) + np.abs(p.bias.astype(np.int64))[: w.shape[axis]]
+        shifts = np.broadcast_to(p.shift, bounds.shape)
+        multipliers = np.broadcast_to(p.multiplier, bounds.shape)
+        return [(int(b), _shift(int(m), int(s)), f"output channel {c} of {x.name!r} x {w.name!r} / "
+                 f"{y.name!r}") for c, (b, m, s) in enumerate(zip(bounds, multipliers, shifts, strict=True))]
     if op.kind == "mul":
-        b = g.tensor(op.inputs[1])
-        return [(float(x.scale) * float(b.scale) / float(y.scale),
+        p, b = qp.mul_params(op, g), g.tensor(op.inputs[1])
+        return [(_int8_span(x) * _int8_span(b), _shift(p.output_multiplier, p.output_shift),
                  f"{x.name!r} ({x.scale:.6g}) x {b.name!r} ({b.scale:.6g}) / {y.name!r} ({y.scale:.6g})")]
     if op.kind == "leaky_relu":
-        return [(float(x.scale) / float(y.scale), ratio),
-                (abs(float(op.attrs.alpha)) * float(x.scale) / float(y.scale), f"alpha x {ratio}")]
-    return [(float(x.scale) / float(y.scale), ratio)]  # quantize, mean
+        p = qp.leaky_relu_params(op, g)
+        return [(_int8_span(x), _shift(p.identity_multiplier, p.identity_shift), ratio),
+                (_int8_span(x), _shift(p.alpha_multiplier, p.alpha_shift), f"alpha x {ratio}")]
+    if op.kind == "mean":
+        p = qp.mean_params(op, g)
+        return [(_int8_span(x) * p.count, _shift(p.multiplier, p.shift), f"sum of {p.count} x {ratio}")]
+    p = qp.quantize_params(op, g)
+    return [(_int8_span(x), _shift(p.multiplier, p.shift), ratio)]
 
 
 def constraint_requantization(op: ir.Op, g: ir.Graph) -> str | None:
-    """Every requantization multiplier (input scale x weight scale / output scale, and the like) is
-    below 2^30: TFLite shifts an accumulator left by at most 30 bits."""
-    for real, source in _multipliers(op, g):
-        if not real < MAX_MULTIPLIER:
-            return f"{source} = {real:.6g}"
+    """A multiplier above 1 (an output scale below input scale x weight scale, and the like)
+    shifts the accumulator left before multiplying: the largest accumulator, so shifted, fits in 32
+    bits (beyond, TFLite's result depends on how its C++ was compiled)."""
+    for bound, shift, source in _accumulators(op, g):
+        if shift > 0 and bound > 0 and bound << shift > INT32_MAX:
+            return f"{source}: values up to {bound} shifted left by {shift} bits"
+    return None
+
+
+def constraint_fc_bias_scale(op: ir.Op, g: ir.Graph) -> str | None:
+    """With per-tensor weights and a bias, the bias scale is the input scale x the weight scale,
+    within 2 % of the output scale (TFLite's GetQuantizedConvolutionMultipler refuses otherwise)."""
+    x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
+    if len(op.inputs) < 3 or not op.inputs[2] or w.quant is None or w.quant.per_channel:
+        return None
+    b = g.tensor(op.inputs[2])
+    bias_scale = float(b.quant.scale[0]) if b.quant is not None else 0.0
+    product = float(np.float32(x.scale) * np.float32(w.quant.scale[0]))
+    if not abs(product - bias_scale) / float(y.scale) <= 0.02:
+        return (f"bias {b.name!r} has scale {bias_scale:.6g}, input x weight scale is {product:.6g}, "
+                f"output {y.name!r} scale {y.scale:.6g}")
     return None
 
 
 def constraint_q4_27_input(op: ir.Op, g: ir.Graph) -> str | None:
-    """The input scale is between 2^-28 and 2^34: TFLite rescales the input to Q4.27 by a shift
-    of 0 to 62 bits."""
+    """The input scale is at least 2^-28 and below 8: TFLite rescales the input to Q4.27 with a
+    left shift of 0 to 30 bits (outside, TFLM's shifts are undefined and it saturates otherwise)."""
     x = g.tensor(op.inputs[0])
-    if not 2.0**-28 <= float(x.scale) < 2.0**34:
+    if not 2.0**-28 <= float(x.scale) < 8.0:
         return f"input {x.name!r} has scale {x.scale:.6g}"
     return None
 
@@ -372,11 +419,13 @@ def constraint_mean(op: ir.Op, g: ir.Graph) -> str | None:
 
 COMMON: tuple[Constraint, ...] = (constraint_static_shapes, constraint_int8_activations)
 CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
-    "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry, constraint_requantization),
+    "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry, constraint_int16_geometry,
+               constraint_requantization),
     "depthwise_conv2d": (constraint_nhwc, constraint_weights, constraint_depthwise_geometry,
-                         constraint_requantization),
-    "fully_connected": (constraint_weights, constraint_fc_geometry, constraint_requantization),
-    "pool2d": (constraint_nhwc, constraint_pool_geometry),
+                         constraint_int16_geometry, constraint_requantization),
+    "fully_connected": (constraint_weights, constraint_fc_geometry, constraint_fc_bias_scale,
+                        constraint_requantization),
+    "pool2d": (constraint_nhwc, constraint_pool_geometry, constraint_int16_geometry),
     "add": (constraint_broadcast, constraint_add_scales),
     "mul": (constraint_broadcast, constraint_requantization),
     "extremum": (constraint_extremum,),

@@ -65,7 +65,7 @@ class TflmProcess:
     def __init__(self, model: bytes, arena_size: int, config: str = "kPreserveAllTensors",
                  timeout: float = 120.0) -> None:
         self.timeout = timeout
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (kept open as long as the worker)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
         self._process = subprocess.Popen(
@@ -77,6 +77,11 @@ class TflmProcess:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self._process.pid
 
     def invoke(self, inputs: list[Any], outputs: int) -> list[Any]:
         """Set the inputs, invoke, and return the first `outputs` outputs."""
@@ -189,8 +194,8 @@ def _serve(requests: BinaryIO, answers: BinaryIO) -> None:
                 value = None
             elif kind == "invoke":
                 inputs, outputs = args
-                for index, array in enumerate(inputs):
-                    interpreter.set_input(np.ascontiguousarray(array), index)
+                for index, array in enumerate(inputs):  # (ascontiguousarray makes a scalar 1-D)
+                    interpreter.set_input(np.ascontiguousarray(array).reshape(np.shape(array)), index)
                 interpreter.invoke()
                 value = [np.array(interpreter.get_output(k)) for k in range(outputs)]
             elif kind == "tensor":

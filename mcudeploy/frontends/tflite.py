@@ -14,7 +14,7 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from mcudeploy import ir
-from mcudeploy.errors import ModelFormatError, UnsupportedError
+from mcudeploy.errors import MCUDeployError, ModelFormatError, UnsupportedError
 from mcudeploy.frontends.padding import same_padding
 from mcudeploy.frontends.tflite_checks import builtin_name, check_model
 
@@ -416,6 +416,10 @@ def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
     check_model(model, data, where)
     try:
         return _to_graph(model, data, name, where)
+    except MCUDeployError as exc:  # the converters name the operator; the file goes first
+        if str(exc).startswith(where):
+            raise
+        raise type(exc)(f"{where}: {exc}") from None
     except (IndexError, TypeError, ValueError, AttributeError) as exc:
         raise ModelFormatError(f"{where}: inconsistent TFLite model ({exc})") from exc
 
@@ -547,6 +551,9 @@ def _buffer(model: fb.ModelT, t: fb.TensorT, data: bytes, dtype: str, shape: tup
     if t.buffer <= 0 or t.buffer >= len(model.buffers or []):
         return None
     buf = model.buffers[t.buffer]
+    if dtype == "resource" and ((buf.data is not None and len(buf.data) > 0) or buf.offset > 1):
+        raise ModelFormatError(f"{where}: tensor {index} is a RESOURCE handle but holds data "
+                               f"(buffer {t.buffer})")
     if buf.data is not None and len(buf.data) > 0:
         raw = np.asarray(buf.data, dtype=np.uint8).tobytes()
     elif buf.offset > 1:

@@ -180,9 +180,19 @@ def _check_operator(op: fb.OperatorT, what: str, name: str, tensors: int) -> Non
     _check_option_values(op.builtinOptions, what)
 
 
+_ENUMS = {"padding": fb.Padding, "fusedActivationFunction": fb.ActivationFunctionType}
+
+
 def _check_option_values(options: object, what: str) -> None:
-    """Float options (softmax beta, leaky ReLU alpha) must be finite."""
+    """Float options (softmax beta, leaky ReLU alpha) are finite; enumerations (padding, fused
+    activation) hold one of their values."""
     for field in ("beta", "alpha"):
         value = getattr(options, field, None)
         if value is not None and not np.isfinite(value):
             raise ModelFormatError(f"{what}: option {field} is {value}; it must be finite")
+    for field, enum in _ENUMS.items():
+        value = getattr(options, field, None)
+        known = {v: k for k, v in vars(enum).items() if not k.startswith("_")}
+        if value is not None and value not in known:
+            raise ModelFormatError(f"{what}: option {field} is {value}; it must be one of "
+                                   f"{', '.join(known.values())}")
