@@ -394,6 +394,19 @@ def constraint_hard_swish_scales(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
+def constraint_hard_swish_shifts(op: ir.Op, g: ir.Graph) -> str | None:
+    """The input scale / 128 is at least 2^-16 of the output scale and of 3/32768: TFLite divides
+    its 16-bit intermediate values by at most 2^15 (measured: beyond, TFLM's results differ)."""
+    p = qp.hard_swish_params(op, g)
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    for name, multiplier, exponent in (("output", p.output_multiplier, p.output_exponent),
+                                       ("relu-ish", p.reluish_multiplier, p.reluish_exponent)):
+        if multiplier == 0 or exponent < -15:
+            return (f"input {x.name!r} scale {x.scale:.6g}, output {y.name!r} scale {y.scale:.6g}: the "
+                    f"{name} multiplier needs a right shift of {-exponent if multiplier else 'over 31'} bits")
+    return None
+
+
 def constraint_same_size(op: ir.Op, g: ir.Graph) -> str | None:
     """Input and output hold the same number of elements."""
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
@@ -438,7 +451,7 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "logistic": (constraint_same_size, constraint_logistic_output, constraint_q4_27_input),
     "tanh": (constraint_same_size, constraint_tanh_output, constraint_q4_27_input),
     "leaky_relu": (constraint_same_size, constraint_requantization),
-    "hard_swish": (constraint_same_size, constraint_hard_swish_scales),
+    "hard_swish": (constraint_same_size, constraint_hard_swish_scales, constraint_hard_swish_shifts),
     "quantize": (constraint_same_size, constraint_requantization),
     "read_variable": (constraint_variable,),
     "assign_variable": (constraint_variable,),

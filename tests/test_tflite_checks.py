@@ -207,3 +207,26 @@ def test_logistic_and_tanh_input_scales_tflite_cannot_shift_are_refused(kind, sc
     assert err.startswith(f"error: {path}: operator 0 ({kind.upper()})")
     assert "The input scale is at least 2^-28 and below 8" in err
     assert f"input 'input' has scale {scale:.6g}" in err
+
+
+def test_hard_swish_right_shifts_past_15_bits_are_refused(tmp_path, capsys) -> None:
+    """TFLite's HARD_SWISH divides 16-bit values by a power of two: measured over scales from
+    1e-12 to 1e12, every accepted pair agrees with TFLM, and those needing a right shift of 16 bits
+    or more (here input 0.001, output 1.0) differed."""
+    b = GraphBuilder(seed=1)
+    x = b.input((1, 4, 4, 2))
+    b.tensors[x] = replace(b.tensors[x], quant=ir.QuantParams((0.001,), (3,)))
+    _, data = b.build([b.hard_swish(x, 1.0, -5)], name="hard_swish")
+    code, err, path = _build(data, tmp_path, capsys)
+    assert code == 2
+    assert err.startswith(f"error: {path}: operator 0 (HARD_SWISH)")
+    assert "the output multiplier needs a right shift of 16 bits" in err
+
+
+def test_an_operator_output_holding_constant_data_is_refused(tmp_path, capsys) -> None:
+    """A computed tensor pointed at a constant buffer of the right size: TFLM and the host reference
+    disagreed on it (found by scripts/fuzz_tflite.py)."""
+    code, err, path = _build(_mutated(_set(CONV_OUT, "buffer", 11)), tmp_path, capsys)
+    assert code == 2
+    assert err.startswith(f"error: {path}: operator 0 (CONV_2D) computes tensor 12 (")
+    assert "which holds constant data (buffer 11)" in err

@@ -99,6 +99,16 @@ def check_model(model: fb.ModelT, data: bytes, where: str) -> None:
                                        f"but the model has {len(codes)} operator codes")
             name = builtin_name(codes[op.opcodeIndex])
             _check_operator(op, f"{graph}: operator {index} ({name})", name, len(tensors))
+            for i in _ints(op.outputs):
+                if _holds_data(buffers, tensors[i].buffer):
+                    raise ModelFormatError(f"{graph}: operator {index} ({name}) computes "
+                                           f"{_tensor_name(tensors[i], i)}, which holds constant data "
+                                           f"(buffer {tensors[i].buffer})")
+
+
+def _holds_data(buffers: list[fb.BufferT], index: int) -> bool:
+    buf = buffers[index] if 0 < index < len(buffers) else None
+    return buf is not None and ((buf.data is not None and len(buf.data) > 0) or buf.offset > 1)
 
 
 def _ints(vector: object) -> list[int]:
