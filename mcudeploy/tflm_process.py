@@ -17,6 +17,7 @@ The worker moves its own stdout aside first, so what TFLM prints there never mix
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import select
@@ -68,10 +69,14 @@ class TflmProcess:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (kept open as long as the worker)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "mcudeploy.tflm_process"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self._stderr, env=env, start_new_session=True,
-        )
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "mcudeploy.tflm_process"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=self._stderr, env=env, start_new_session=True,
+            )
+        except OSError as exc:
+            self._stderr.close()
+            raise OracleError(f"TFLM's worker process could not start: {exc}") from exc
         try:
             self._request("load", model, arena_size, config, doing="loading the model")
         except BaseException:
@@ -108,14 +113,16 @@ class TflmProcess:
         return self._stderr.read().decode(errors="replace")
 
     def close(self) -> str:
-        """Stop the worker; returns what it printed on stderr."""
-        if self._process.poll() is None:
+        """Stop the worker (closing its input ends its loop); returns what it printed on stderr."""
+        if self._stderr.closed:
+            return ""
+        with contextlib.suppress(OSError):
             self._process.stdin.close()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
         self._process.stdout.close()
         text = self.printed()
         self._stderr.close()
@@ -128,7 +135,7 @@ class TflmProcess:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_process", None) is not None and not self._stderr.closed:
+        if getattr(self, "_process", None) is not None:
             self.close()
 
     def _request(self, *message: Any, doing: str) -> Any:
