@@ -147,7 +147,13 @@ def test_subgraph_and_schema_fields_are_refused(tmp_path, capsys) -> None:
     def past_the_end(model: fb.ModelT) -> None:
         model.buffers[11].data, model.buffers[11].offset, model.buffers[11].size = None, 1 << 20, 72
 
-    for change, expected in ((bad_output, "model output refers to tensor 40, but the subgraph has 22"),
+    def metadata(model: fb.ModelT) -> None:
+        entry = fb.MetadataT()
+        entry.name, entry.buffer = b"OfflineMemoryAllocation", 70
+        model.metadata = [entry]
+
+    for change, expected in ((metadata, "metadata 'OfflineMemoryAllocation' refers to buffer 70"),
+                             (bad_output, "model output refers to tensor 40, but the subgraph has 22"),
                              (version, "schema version 2; TFLite files are version 3"),
                              (past_the_end, "buffer 11 lies at bytes 1048576 to 1048648, past the end")):
         code, err, path = _build(_mutated(change), tmp_path, capsys)

@@ -82,6 +82,11 @@ def check_model(model: fb.ModelT, data: bytes, where: str) -> None:
         if buf.offset > 1 and buf.offset + buf.size > len(data):
             raise ModelFormatError(f"{where}: buffer {index} lies at bytes {buf.offset} to "
                                    f"{buf.offset + buf.size}, past the end of the file ({len(data)} bytes)")
+    for entry in model.metadata or []:
+        if not 0 <= entry.buffer < len(buffers):
+            name = entry.name.decode("utf-8", "replace") if entry.name else ""
+            raise ModelFormatError(f"{where}: metadata {name!r} refers to buffer {entry.buffer}, but the "
+                                   f"model has {len(buffers)} buffers")
     codes = model.operatorCodes or []
     for s, sub in enumerate(model.subgraphs):
         graph = where if s == 0 else f"{where}: subgraph {s}"
