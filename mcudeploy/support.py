@@ -20,12 +20,19 @@ from mcudeploy.quantize.arith import INT32_MAX, quantize_multiplier
 Constraint = Callable[[ir.Op, ir.Graph], str | None]
 
 
+_WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
+
+
 def _activations(op: ir.Op, g: ir.Graph) -> list[ir.Tensor]:
-    return [g.tensor(n) for n in (*op.inputs, *op.outputs) if n and not g.tensor(n).is_constant]
+    """The tensors an operator computes with, but its weights and bias: constant operands of
+    element-wise operators are quantized as activations are."""
+    names = (*op.inputs[:1], *op.outputs) if op.kind in _WEIGHTED else (*op.inputs, *op.outputs)
+    return [g.tensor(n) for n in names if n]
 
 
 def constraint_int8_activations(op: ir.Op, g: ir.Graph) -> str | None:
-    """Activations are int8 (a QUANTIZE may output uint8) with one scale and zero point per tensor."""
+    """Activations, and constant operands but weights and biases, are int8 (a QUANTIZE may output
+    uint8) with one scale and zero point per tensor."""
     for t in _activations(op, g):
         uint8_ok = op.kind == "quantize" and t.name == op.outputs[0]
         if t.dtype != "int8" and not (uint8_ok and t.dtype == "uint8"):
@@ -190,12 +197,17 @@ def constraint_broadcast(op: ir.Op, g: ir.Graph) -> str | None:
 
 
 def constraint_extremum(op: ir.Op, g: ir.Graph) -> str | None:
-    """Both inputs broadcast to the output (each extent the output's or 1, at most 4-D) and share
-    its scale and zero point."""
+    """Both inputs broadcast to the output (each extent the output's or 1, at most 4-D; the output
+    is their broadcast shape) and share its scale and zero point."""
     a, b, y = (g.tensor(n) for n in (*op.inputs[:2], op.outputs[0]))
     rank = len(y.shape)
     if rank > 4 or any(len(t.shape) > rank for t in (a, b)):
         return f"shapes {list(a.shape)} and {list(b.shape)} into {list(y.shape)}"
+    try:
+        if tuple(np.broadcast_shapes(a.shape, b.shape)) != tuple(y.shape):
+            return f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast to {list(y.shape)}"
+    except ValueError:
+        return f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast"
     for t in (a, b):
         padded = (1,) * (rank - len(t.shape)) + tuple(t.shape)
         if any(d not in (1, o) for d, o in zip(padded, y.shape, strict=True)):

@@ -427,7 +427,7 @@ def _oracles(model, outcome: Outcome) -> Outcome:
 
 
 def _agree(expected: dict) -> bool:
-    return all(np.array_equal(a, np.asarray(b).reshape(a.shape))
+    return all(np.asarray(b).size == a.size and np.array_equal(a, np.asarray(b).reshape(a.shape))
                for ra, rb in zip(expected["host-reference"], expected["tflm"], strict=True)
                for a, b in zip(ra, rb, strict=True))
 

@@ -236,3 +236,38 @@ def test_an_operator_output_holding_constant_data_is_refused(tmp_path, capsys) -
     assert code == 2
     assert err.startswith(f"error: {path}: operator 0 (CONV_2D) computes tensor 12 (")
     assert "which holds constant data (buffer 11)" in err
+
+
+def _plan_case(name: str, change: Callable[[fb.SubGraphT], None]) -> bytes:
+    from cases import build_case
+
+    model = model_of(build_case(name, seed=1)[1])
+    change(model.subgraphs[0])
+    return serialise(model)
+
+
+def test_findings_of_the_fuzzer_are_refused_by_name(tmp_path, capsys) -> None:
+    """Three mutants scripts/fuzz_tflite.py found crashing mcudeploy's own checks or reference with
+    a traceback: a constant ADD operand quantized per channel, a MAXIMUM whose output is larger than
+    its inputs broadcast to, and a float output DEQUANTIZEd from a tensor of another shape."""
+    def per_channel_constant(sub: fb.SubGraphT) -> None:
+        q = sub.tensors[0].quantization  # c1 [1, 1, 1, 3], an operand of ADD
+        q.scale, q.zeroPoint, q.quantizedDimension = [0.01, 0.02, 0.03], [0, 0, 0], 3
+
+    def scalar_operand(sub: fb.SubGraphT) -> None:
+        sub.tensors[8].shape = []  # input3 of MAXIMUM, beside input2 [2, 5, 1, 1]
+
+    def reshaping_dequantize(sub: fb.SubGraphT) -> None:
+        sub.operators[6].inputs = [9]  # t3_conv2d [2, 7, 5, 4] into the float output [2, 4]
+
+    for case, change, expected in (
+        ("add_broadcast_and_constant", per_channel_constant,
+         "operator 0 (ADD) (op0_add): not supported: Activations, and constant operands but weights "
+         "and biases, are int8"),
+        ("maximum_minimum", scalar_operand,
+         "operator 3 (MAXIMUM) (op3_maximum): not supported: Both inputs broadcast to the output"),
+        ("float_io_mean", reshaping_dequantize, "operator 6 (DEQUANTIZE) (op6_dequantize): not supported"),
+    ):
+        code, err, path = _build(_plan_case(case, change), tmp_path, capsys)
+        assert code == 2, err
+        assert err.startswith(f"error: {path}: {expected}"), err

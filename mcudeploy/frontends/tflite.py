@@ -487,14 +487,16 @@ def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[s
     for k, name in enumerate(inputs):
         users = [op for op in ops if name in op.inputs]
         if tensors[name].dtype == "float32" and len(users) == 1 and users[0].kind == "quantize" \
-                and tensors[users[0].outputs[0]].dtype == "int8":
+                and tensors[users[0].outputs[0]].dtype == "int8" \
+                and tensors[users[0].outputs[0]].shape == tensors[name].shape:
             inputs[k] = users[0].outputs[0]
             float_io[inputs[k]] = name
             ops = [op for op in ops if op is not users[0]]
     for k, name in enumerate(outputs):
         producer = next((op for op in ops if name in op.outputs), None)
         if tensors[name].dtype == "float32" and producer is not None and producer.kind == "quantize" \
-                and tensors[producer.inputs[0]].dtype == "int8" and producer.inputs[0] not in inputs:
+                and tensors[producer.inputs[0]].dtype == "int8" and producer.inputs[0] not in inputs \
+                and tensors[producer.inputs[0]].shape == tensors[name].shape:
             outputs[k] = producer.inputs[0]
             float_io[producer.inputs[0]] = name
             ops = [op for op in ops if op is not producer]
