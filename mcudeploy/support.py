@@ -31,8 +31,8 @@ def _activations(op: ir.Op, g: ir.Graph) -> list[ir.Tensor]:
 
 
 def constraint_int8_activations(op: ir.Op, g: ir.Graph) -> str | None:
-    """Activations, and constant operands but weights and biases, are int8 (a QUANTIZE may output
-    uint8) with one scale and zero point per tensor."""
+    """Activations are int8 (a QUANTIZE may output uint8) with one scale and zero point per tensor,
+    and so are the constant operands of element-wise operators."""
     for t in _activations(op, g):
         uint8_ok = op.kind == "quantize" and t.name == op.outputs[0]
         if t.dtype != "int8" and not (uint8_ok and t.dtype == "uint8"):
@@ -203,17 +203,15 @@ def constraint_extremum(op: ir.Op, g: ir.Graph) -> str | None:
     rank = len(y.shape)
     if rank > 4 or any(len(t.shape) > rank for t in (a, b)):
         return f"shapes {list(a.shape)} and {list(b.shape)} into {list(y.shape)}"
-    try:
-        if tuple(np.broadcast_shapes(a.shape, b.shape)) != tuple(y.shape):
-            return f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast to {list(y.shape)}"
-    except ValueError:
-        return f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast"
     for t in (a, b):
         padded = (1,) * (rank - len(t.shape)) + tuple(t.shape)
         if any(d not in (1, o) for d, o in zip(padded, y.shape, strict=True)):
             return f"input {t.name!r} of shape {list(t.shape)} does not broadcast to {list(y.shape)}"
         if t.quant != y.quant:
             return f"input {t.name!r} is quantized unlike the output"
+    shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+    if shape != tuple(y.shape):
+        return f"shapes {list(a.shape)} and {list(b.shape)} broadcast to {list(shape)}, not {list(y.shape)}"
     return None
 
 
