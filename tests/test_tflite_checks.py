@@ -247,15 +247,19 @@ def _plan_case(name: str, change: Callable[[fb.SubGraphT], None]) -> bytes:
 
 
 def test_findings_of_the_fuzzer_are_refused_by_name(tmp_path, capsys) -> None:
-    """Three mutants scripts/fuzz_tflite.py found crashing mcudeploy's own checks or reference with
-    a traceback: a constant ADD operand quantized per channel, a MAXIMUM whose output is larger than
-    its inputs broadcast to, and a float output DEQUANTIZEd from a tensor of another shape."""
+    """Mutants scripts/fuzz_tflite.py found: three crashed mcudeploy's own checks or reference with
+    a traceback (a constant ADD operand quantized per channel, a MAXIMUM whose output is larger than
+    its inputs broadcast to, a float output DEQUANTIZEd from a tensor of another shape), one TFLM
+    refused (a slice whose output has the right size in another shape)."""
     def per_channel_constant(sub: fb.SubGraphT) -> None:
         q = sub.tensors[0].quantization  # c1 [1, 1, 1, 3], an operand of ADD
         q.scale, q.zeroPoint, q.quantizedDimension = [0.01, 0.02, 0.03], [0, 0, 0], 3
 
     def scalar_operand(sub: fb.SubGraphT) -> None:
         sub.tensors[8].shape = []  # input3 of MAXIMUM, beside input2 [2, 5, 1, 1]
+
+    def permuted_slice(sub: fb.SubGraphT) -> None:
+        sub.tensors[4].shape = [12, 1, 3, 1]  # t0_slice, of [1, 3, 1, 12] as its slice gives
 
     def reshaping_dequantize(sub: fb.SubGraphT) -> None:
         sub.operators[6].inputs = [9]  # t3_conv2d [2, 7, 5, 4] into the float output [2, 4]
@@ -266,6 +270,9 @@ def test_findings_of_the_fuzzer_are_refused_by_name(tmp_path, capsys) -> None:
         ("maximum_minimum", scalar_operand,
          "operator 3 (MAXIMUM) (op3_maximum): not supported: Both inputs broadcast to the output"),
         ("float_io_mean", reshaping_dequantize, "operator 6 (DEQUANTIZE) (op6_dequantize): not supported"),
+        ("slice_logistic_quantize", permuted_slice,
+         "operator 0 (STRIDED_SLICE): output 0 (t0_slice) has shape [12, 1, 3, 1], the slice gives "
+         "[1, 3, 1, 12]"),
     ):
         code, err, path = _build(_plan_case(case, change), tmp_path, capsys)
         assert code == 2, err

@@ -181,8 +181,18 @@ def _strided_slice(op: _Operator) -> ir.Op:
         b, e = _axis_bounds(int(begin[i]), int(end[i]), dim, bool(o.beginMask & (1 << i)),
                             bool(o.endMask & (1 << i)) and not shrink)
         bounds.append((b, b + 1 if shrink else e))
+    extents = [len(range(b, e, int(step))) for (b, e), step in zip(bounds, strides, strict=True)]
+    _check_output_shape(op, 0, [n for i, n in enumerate(extents) if not o.shrinkAxisMask & (1 << i)])
     attrs = ir.Slice(tuple(b for b, _ in bounds), tuple(e for _, e in bounds), tuple(int(x) for x in strides))
     return _make(op, attrs, op.inputs[:1])
+
+
+def _check_output_shape(op: _Operator, position: int, expected: list[int]) -> None:
+    """TFLite requires a slice's output to have the slice's own shape (TFLM refuses others)."""
+    found = list(op.shape(position, output=True))
+    if found != expected:
+        raise ModelFormatError(f"{op.state.where}: {op.origin}: output {position} "
+                               f"({op.outputs[position]}) has shape {found}, the slice gives {expected}")
 
 
 def _split_v(op: _Operator) -> list[ir.Op]:
@@ -212,6 +222,7 @@ def _split(op: _Operator, x: str, sizes: list[int], axis: int) -> list[ir.Op]:
         begin = [0] * len(shape)
         end = list(shape)
         begin[axis], end[axis] = start, start + size
+        _check_output_shape(op, k, [e - b for b, e in zip(begin, end, strict=True)])
         attrs = ir.Slice(tuple(begin), tuple(end), (1,) * len(shape))
         ops.append(ir.Op(f"op{op.index}_{op.type_name.lower()}_{k}", attrs, (x,), (out,), op.origin))
         start += size

@@ -127,7 +127,7 @@ def _tensor_name(tensor: fb.TensorT, index: int) -> str:
 
 def _check_tensor(tensor: fb.TensorT, index: int, buffers: int, where: str) -> None:
     what = f"{where}: {_tensor_name(tensor, index)}"
-    if not 0 <= tensor.buffer < max(buffers, 1) or (buffers == 0 and tensor.buffer != 0):
+    if not 0 <= tensor.buffer < buffers:  # buffer 0, TFLite's empty sentinel, exists too
         raise ModelFormatError(f"{what} refers to buffer {tensor.buffer}, but the model has "
                                f"{buffers} buffers")
     shape = _ints(tensor.shape)
