@@ -13,27 +13,25 @@ optimisation) and runtime (start-up, UART, protocol, C library), the split read 
 map. RAM is the arena, the stack and the static data (.data + .bss, of which the model's own state).
 
 TFLM: its Python interpreter (the x86-64 host build of tflite-micro) allocates the model with the
-recording allocator; `print_allocations` writes, from C, to file descriptor 2 of a subprocess
-whose stderr is captured. Its arena is `head` (the activations and scratch, planned by TFLM's
-greedy planner) plus `tail` (persistent: tensor and node structs, per-channel quantization data,
-kernel state). The tail holds 64-bit pointers here, so on a 32-bit MCU it would be smaller; the head
-does not depend on the pointer width. The same figure is the smallest `arena_size` with which the
-interpreter allocates (checked by binary search in the tests).
+recording allocator in a worker process (mcudeploy.tflm_process); `print_allocations` writes, from
+C, to the worker's stderr, which is captured. Its arena is `head` (the activations and scratch,
+planned by TFLM's greedy planner) plus `tail` (persistent: tensor and node structs, per-channel
+quantization data, kernel state). The tail holds 64-bit pointers here, so on a 32-bit MCU it would
+be smaller; the head does not depend on the pointer width. The same figure is the smallest
+`arena_size` with which the interpreter allocates (checked by binary search in the tests).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mcudeploy.boards import load_board
-from mcudeploy.errors import BoardError, DeviceFault, LinkError, MCUDeployError
+from mcudeploy.errors import BoardError, DeviceFault, LinkError, OracleError
 from mcudeploy.outdir import staged_directory
 from mcudeploy.packs import nn_library
 from mcudeploy.pipeline import (
@@ -48,6 +46,7 @@ from mcudeploy.pipeline import (
 from mcudeploy.progress import Progress
 from mcudeploy.protocol import INPUT, OUTPUT, TICKS, Link
 from mcudeploy.runners import make_runner
+from mcudeploy.tflm_process import TflmProcess
 from mcudeploy.tune import TuneOptions, build_tuning
 from mcudeploy.vectors import random_vectors
 from mcudeploy.verify import compare
@@ -55,14 +54,6 @@ from mcudeploy.verify import compare
 _CODE_SECTIONS = (".vectors", ".text", ".ARM.extab", ".ARM.exidx", ".rodata", ".data")
 # Input sections compiled from the model and the NN library: LTO partitions, or their objects.
 _MODEL_OBJECT = re.compile(r"ltrans\d*\.ltrans\.o$|(^|/)obj/(model|nn)/")
-_TFLM_SCRIPT = """
-import sys
-from tflite_micro.python.tflite_micro import runtime
-runtime.Interpreter.from_bytes(
-    sys.stdin.buffer.read(), arena_size=int(sys.argv[1]),
-    intrepreter_config=runtime.InterpreterConfig.kAllocationRecording,
-).print_allocations()
-"""
 _TFLM_ARENA = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 TFLM_PROBE_ARENA = 64 * 1024 * 1024
 
@@ -271,14 +262,12 @@ def model_code_bytes(map_file: Path) -> int:
 
 
 def measure_tflm_arena(tflite: bytes, arena_size: int = TFLM_PROBE_ARENA) -> TflmArena:
-    """TFLM's arena for the model, from its recording allocator (see the module's docstring)."""
-    result = subprocess.run(
-        [sys.executable, "-c", _TFLM_SCRIPT, str(arena_size)], input=tflite,
-        capture_output=True, timeout=300,
-    )
-    found = {k: int(v) for k, v in _TFLM_ARENA.findall(result.stderr.decode(errors="replace"))}
-    if result.returncode != 0 or len(found) != 3:
-        tail = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise MCUDeployError(f"TFLM could not allocate the model: {tail[0]}")
+    """TFLM's arena for the model, from its recording allocator (see the module's docstring); a
+    TFLM that crashes or refuses the file raises OracleError."""
+    with TflmProcess(tflite, arena_size, config="kAllocationRecording") as tflm:
+        tflm.print_allocations()
+        printed = tflm.printed()
+    found = {k: int(v) for k, v in _TFLM_ARENA.findall(printed)}
+    if len(found) != 3:
+        raise OracleError(f"TFLM's recording allocator did not report the arena: {printed.strip()[-200:]!r}")
     return TflmArena(found["total"], found["head"], found["tail"])
-

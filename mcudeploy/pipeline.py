@@ -21,7 +21,14 @@ from mcudeploy.build import NNLibrary, build_firmware, firmware_sizes, nnref_lib
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.emit import Manifest
 from mcudeploy.codegen.tuning import Tuning, model_tuning, tuning_summary
-from mcudeploy.errors import DeviceFault, InputError, LinkError, MCUDeployError, ModelFormatError, OracleError
+from mcudeploy.errors import (
+    DeviceFault,
+    InputError,
+    LinkError,
+    MCUDeployError,
+    ModelFormatError,
+    OracleError,
+)
 from mcudeploy.export_tflite import graph_to_tflite
 from mcudeploy.faults import function_at
 from mcudeploy.frontends.onnx import load_onnx
@@ -132,7 +139,7 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
             raise InputError(f"{path}: an int8 TFLite file keeps its own quantization; "
                              "--calibration is for float ONNX models")
         graph = load_tflite(path)
-        check_graph(graph)
+        check_graph(graph, str(path))
         return Model(path, graph, path.read_bytes())
     if suffix == ".onnx":
         if options.calibration is None:
@@ -176,15 +183,16 @@ def tuning_report(model: Model, built: Built) -> dict:
 
 
 def expected_outputs(model: Model, vectors: list[Vector]) -> dict[str, list[list[np.ndarray]]]:
-    """Outputs of the host reference and of TFLM for every vector."""
+    """Outputs of the host reference and of TFLM for every vector. TFLM runs in a worker process:
+    when it crashes, aborts or refuses the file, this raises `OracleError`."""
     graph = model.graph
-    oracle = Tflm(model.tflite, graph)
-    reference, tflm = [], []
+    reference = []
     state: dict[str, np.ndarray] = {}  # persistent variables carry over from vector to vector
     for vector in vectors:
         values = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)), state)
         reference.append([values[n] for n in graph.outputs])
-        tflm.append(oracle.invoke(list(vector)))
+    with Tflm(model.tflite, graph) as oracle:
+        tflm = [oracle.invoke(list(vector)) for vector in vectors]
     return {"host-reference": reference, "tflm": tflm}
 
 
@@ -273,8 +281,12 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
         ran = vectors[: max(device.indices, default=-1) + 1]
         with progress.working(f"computing expected outputs of {len(ran)} vectors (host reference, "
                               "TFLM)"):
-            expected = expected_outputs(model, ran)
-        report.oracles = [*expected, *(["onnxruntime-float"] if model.float_model else [])]
+            try:
+                expected = expected_outputs(model, ran)
+            except OracleError as exc:
+                _record_failure(report, exc, built.elf)
+                expected = {}
+        report.oracles = ["host-reference", "tflm", *(["onnxruntime-float"] if model.float_model else [])]
         _verdict(report, device, expected)
         if model.float_model is not None:
             _float_verdict(report, model.float_model, model.graph, device, ran, options.min_snr_db)
@@ -406,10 +418,13 @@ def _record_failure(report: RunReport, exc: MCUDeployError, elf: Path) -> None:
         report.error = exc.report.describe(function)
         report.fault = {**asdict(exc.report), "function": function,
                         "causes": [bit for bit, _ in exc.report.causes()]}
+    elif report.error is not None:  # the device failed first: its error stays the run's
+        report.error += f"; and {exc}"
+        return
     else:
         report.error = str(exc)
     kinds = ((CpuFault, "fault"), (DeviceHang, "hang"), (DeviceLayerError, "layer status"),
-             (LinkError, "link"), (DeviceFault, "device"))
+             (LinkError, "link"), (DeviceFault, "device"), (OracleError, "oracle"))
     report.error_kind = next((name for kind, name in kinds if isinstance(exc, kind)), "other")
 
 
@@ -450,7 +465,7 @@ def _verdict(report: RunReport, device: DeviceRun,
             report.mismatches += found
             bad.update(m.vector for m in found)
     report.mismatched_vectors = len(bad)
-    report.bit_exact_vectors = report.vectors - len(bad)
+    report.bit_exact_vectors = report.vectors - len(bad) if expected else 0  # none: no oracle answered
     if report.error is not None:
         report.verdict = "error"
     else:
