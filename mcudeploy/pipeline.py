@@ -41,8 +41,8 @@ from mcudeploy.outdir import staged_directory
 from mcudeploy.packs import nn_library
 from mcudeploy.progress import Progress
 from mcudeploy.protocol import CpuFault, DeviceHang, Link
-from mcudeploy.quality import Quality, measure
 from mcudeploy.quantize.calibrate import calibrate, load_samples
+from mcudeploy.quantize.quality import Quality, measure
 from mcudeploy.quantize.quantizer import quantize_graph
 from mcudeploy.reference import run_graph
 from mcudeploy.report import RunReport

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from mcudeploy import ir
+from mcudeploy.arith.params import ConvParams
 from mcudeploy.boards import Board, load_board
 from mcudeploy.build import NNLibrary, build_firmware, nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.protocol import INPUT, OUTPUT, Link
-from mcudeploy.quantize.params import ConvParams
 from mcudeploy.reference import s16
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.lstm import GATES, LstmGate, LstmParams, initial_state, lstm
