@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcudeploy.codegen.emit import LayerInfo, Manifest
 from mcudeploy.errors import DeviceFault
 from mcudeploy.ir import Graph
+from mcudeploy.manifest import LayerInfo, Manifest
 from mcudeploy.protocol import TENSOR, DeviceHang, Link
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import Vector
-from mcudeploy.verify import abs_diff, describe_layer, write_inputs
+from mcudeploy.verify import abs_diff, write_inputs
 
 # Axis names by tensor rank (NHWC is fixed by the IR): the last axis is always "channels".
 _AXES = {1: ("channels",), 2: ("batches", "channels"), 3: ("batches", "rows", "channels"),
@@ -104,7 +104,7 @@ def device_layer_outputs(link: Link, manifest: Manifest, vector: Vector, invoke_
         except DeviceHang as exc:
             raise DeviceHang(f"layer by layer, up to layer {layer.index}: {exc}") from exc
         if done.status != 0:
-            raise DeviceFault(f"layer by layer: {describe_layer(manifest, done.layer)} returned "
+            raise DeviceFault(f"layer by layer: {manifest.describe_layer(done.layer)} returned "
                               f"status {done.status}")
         found[layer.index] = link.read(TENSOR, tensor.id, tensor.size)
     return found
@@ -129,7 +129,7 @@ def localise(manifest: Manifest, graph: Graph, vector_index: int, vector: Vector
         expected = np.asarray(values[tensor.name])
         got = np.frombuffer(data, dtype=expected.dtype)
         if got.size != expected.size:
-            raise DeviceFault(f"{describe_layer(manifest, layer.index)}: the device's tensor has "
+            raise DeviceFault(f"{manifest.describe_layer(layer.index)}: the device's tensor has "
                               f"{got.size} elements, the reference's {expected.size}")
         diff = abs_diff(got.reshape(expected.shape), expected)
         result.layers.append(_layer_diff(layer, diff))

@@ -35,7 +35,6 @@ from mcudeploy.build import NNLibrary, build_firmware
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.arena import IN_PLACE_KINDS
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate, Table, candidates_for
-from mcudeploy.codegen.emit import Manifest
 from mcudeploy.codegen.lower import Layer, LoweredModel, lower
 from mcudeploy.codegen.tuning import (
     CandidateFigures,
@@ -47,6 +46,7 @@ from mcudeploy.codegen.tuning import (
 )
 from mcudeploy.errors import BoardError, BuildError, DeviceFault, InputError, LinkError
 from mcudeploy.ir import Graph
+from mcudeploy.manifest import Manifest
 from mcudeploy.progress import Progress
 from mcudeploy.protocol import TENSOR, Link
 from mcudeploy.reference import KERNELS, run_graph

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcudeploy.codegen.emit import Manifest
 from mcudeploy.errors import DeviceFault
+from mcudeploy.manifest import Manifest
 from mcudeploy.protocol import INPUT, OUTPUT, DeviceHang, Link
 from mcudeploy.vectors import Vector
 
@@ -49,7 +49,7 @@ def run_vectors(
         except DeviceHang as exc:
             raise DeviceHang(f"vector {i}: {exc}") from exc
         if done.status != 0:
-            raise DeviceLayerError(f"vector {i}: {describe_layer(manifest, done.layer)} returned "
+            raise DeviceLayerError(f"vector {i}: {manifest.describe_layer(done.layer)} returned "
                                    f"status {done.status}")
         outs = [
             np.frombuffer(link.read(OUTPUT, k, io.size), dtype=io.dtype).reshape(io.shape)
@@ -67,12 +67,6 @@ def write_inputs(link: Link, vector: Vector) -> None:
     """Every input of one vector, in model order."""
     for index, value in enumerate(vector):
         link.write(INPUT, index, np.ascontiguousarray(value).tobytes())
-
-
-def describe_layer(manifest: Manifest, index: int) -> str:
-    """`layer 3 (op3_conv_2d, operator 3 (CONV_2D))` for messages."""
-    layer = manifest.layers[index]
-    return f"layer {layer.index} ({layer.op}, {layer.origin})"
 
 
 class DeviceLayerError(DeviceFault):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mcudeploy.build import NNLibrary
-from mcudeploy.codegen.emit import Manifest
+from mcudeploy.manifest import Manifest
 from mcudeploy.resources import firmware_dir
 
 CFLAGS = ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"]

@@ -10,12 +10,13 @@ from mcudeploy.boards import Board
 from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.arena import plan_arena
 from mcudeploy.codegen.candidates import CANDIDATES, Chooser, Table, choose_lowerings, default_chooser
-from mcudeploy.codegen.emit import Manifest, emit_model
+from mcudeploy.codegen.emit import emit_model
 from mcudeploy.codegen.fit import check_fit
 from mcudeploy.codegen.kernel_sums import precompute_kernel_sums
 from mcudeploy.codegen.lower import LoweredModel, lower
 from mcudeploy.codegen.scratch import answers_on_host, scratch_bytes
 from mcudeploy.ir import Graph
+from mcudeploy.manifest import Manifest
 
 
 def _scratch(graph: Graph, lowered: LoweredModel, library: NNLibrary, board: Board,
