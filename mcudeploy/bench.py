@@ -28,10 +28,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from mcudeploy.boards import load_board
-from mcudeploy.errors import BoardError, DeviceFault, LinkError, OracleError
+from mcudeploy.device.runners import make_runner
+from mcudeploy.device.session import open_session
+from mcudeploy.errors import BoardError, OracleError
 from mcudeploy.outdir import staged_directory
 from mcudeploy.packs import nn_library
 from mcudeploy.pipeline import (
@@ -44,8 +44,6 @@ from mcudeploy.pipeline import (
     tuning_report,
 )
 from mcudeploy.progress import Progress
-from mcudeploy.protocol import INPUT, OUTPUT, TICKS, Link
-from mcudeploy.runners import make_runner
 from mcudeploy.tflm_process import TflmProcess
 from mcudeploy.tune import TuneOptions, build_tuning
 from mcudeploy.vectors import random_vectors
@@ -190,26 +188,14 @@ def _measure(model: Model, built: Built, seed: int) -> tuple[int, list[int], int
     """One inference of a seeded random vector: its ticks, each layer's ticks, the ticks of the
     model's start-up, and whether its outputs are bit-exact with the host reference and TFLM."""
     vectors = random_vectors(model.graph, 1, seed)
-    manifest = built.manifest
-    with make_runner("qemu", built.board, built.elf, icount=True) as port:
-        link = Link(port)
-        info = link.hello()
-        if info.model_hash.hex() != manifest.model_hash or info.init_status != 0:
-            raise LinkError(f"the device does not run the model just built (hash "
-                            f"{info.model_hash.hex()}, start-up status {info.init_status})")
-        for index, value in enumerate(vectors[0]):
-            link.write(INPUT, index, np.ascontiguousarray(value).tobytes())
-        done = link.invoke()
-        if done.status != 0:
-            raise DeviceFault(f"layer {done.layer} returned status {done.status} on the device")
-        outputs = [np.frombuffer(link.read(OUTPUT, k, io.size), dtype=np.int8).reshape(io.shape)
-                   for k, io in enumerate(manifest.outputs)]
-        layer_ticks = list(link.layer_ticks(len(manifest.layers)))
-        startup_ticks = int.from_bytes(link.read(TICKS, 1, 4), "little")
-        link.exit(0)
+    with open_session(make_runner("qemu", built.board, built.elf, icount=True), built.manifest) as device:
+        inference = device.infer(vectors[0])
+        layer_ticks = list(device.layer_ticks())
+        startup_ticks = device.startup_ticks()
     expected = expected_outputs(model, vectors)
-    bit_exact = not any(compare(0, outputs, values[0], oracle) for oracle, values in expected.items())
-    return done.ticks, layer_ticks, startup_ticks, bit_exact
+    bit_exact = not any(compare(0, inference.outputs, values[0], oracle)
+                        for oracle, values in expected.items())
+    return inference.ticks, layer_ticks, startup_ticks, bit_exact
 
 
 def ram_figures(sizes: dict[str, int], state_bytes: int) -> dict[str, int]:

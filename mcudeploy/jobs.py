@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from mcudeploy.runners.base import Runner
+from mcudeploy.device.runners.base import Runner
 
 _JOIN_POLL_SECONDS = 0.1
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mcudeploy.device.session import Session
 from mcudeploy.errors import DeviceFault
 from mcudeploy.ir import Graph
 from mcudeploy.manifest import LayerInfo, Manifest
-from mcudeploy.protocol import TENSOR, DeviceHang, Link
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import Vector
-from mcudeploy.verify import abs_diff, write_inputs
+from mcudeploy.verify import abs_diff
 
 # Axis names by tensor rank (NHWC is fixed by the IR): the last axis is always "channels".
 _AXES = {1: ("channels",), 2: ("batches", "channels"), 3: ("batches", "rows", "channels"),
@@ -81,32 +81,21 @@ class Localisation:
                 f"max |diff| {d.max_abs_diff}, mean |diff| {d.mean_abs_diff:.3g}")
 
 
-def device_layer_outputs(link: Link, manifest: Manifest, vector: Vector, invoke_timeout: float,
+def device_layer_outputs(session: Session, vector: Vector,
                          history: Sequence[Vector] = ()) -> dict[int, bytes]:
     """Each layer's output tensor on the device for `vector`, by layer index (the raw bytes).
 
     `history`: the vectors a stateful model ran before this one. Before each layer the device is
     reset and runs them again, so that the layer sees the state it saw in the run."""
-    tensors = {t.id: t for t in manifest.tensors}
     found = {}
-    for layer in manifest.layers:
-        tensor = tensors.get(layer.tensor)
-        if tensor is None:
-            continue
+    for layer in session.manifest.layers:
+        context = f"layer by layer, up to layer {layer.index}"
         if history:
-            link.reset()
+            session.reset()
             for earlier in history:
-                write_inputs(link, earlier)
-                link.invoke(timeout=invoke_timeout)
-        write_inputs(link, vector)
-        try:
-            done = link.invoke(stop_after=layer.index, timeout=invoke_timeout)
-        except DeviceHang as exc:
-            raise DeviceHang(f"layer by layer, up to layer {layer.index}: {exc}") from exc
-        if done.status != 0:
-            raise DeviceFault(f"layer by layer: {manifest.describe_layer(done.layer)} returned "
-                              f"status {done.status}")
-        found[layer.index] = link.read(TENSOR, tensor.id, tensor.size)
+                session.infer(earlier, context=context)
+        session.run_to(layer.index, vector, context=context)
+        found[layer.index] = session.tensor(layer.index)
     return found
 
 

@@ -20,6 +20,12 @@ from mcudeploy.boards import Board, load_board
 from mcudeploy.build import NNLibrary, build_firmware, firmware_sizes, nnref_library
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.tuning import Tuning, model_tuning, tuning_summary
+from mcudeploy.device.protocol import CpuFault, DeviceHang, Link
+from mcudeploy.device.runners import make_runner
+from mcudeploy.device.runners.base import Runner
+from mcudeploy.device.runners.labgrid import Place, acquired_places
+from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.device.session import DeviceLayerError, DeviceRun, Session, open_session, run_vectors
 from mcudeploy.errors import (
     DeviceFault,
     InputError,
@@ -40,20 +46,15 @@ from mcudeploy.oracles import OnnxFloat, Tflm, dequantize, snr_db
 from mcudeploy.outdir import staged_directory
 from mcudeploy.packs import nn_library
 from mcudeploy.progress import Progress
-from mcudeploy.protocol import CpuFault, DeviceHang, Link
 from mcudeploy.quantize.calibrate import calibrate, load_samples
 from mcudeploy.quantize.quality import Quality, measure
 from mcudeploy.quantize.quantizer import quantize_graph
 from mcudeploy.reference import run_graph
 from mcudeploy.report import RunReport
-from mcudeploy.runners import make_runner
-from mcudeploy.runners.base import Runner
-from mcudeploy.runners.labgrid import Place, acquired_places
-from mcudeploy.runners.qemu import QemuRunner
 from mcudeploy.support import check_graph
 from mcudeploy.tune import TuneOptions, build_tuning
 from mcudeploy.vectors import Vector, load_vectors, random_vectors
-from mcudeploy.verify import DeviceLayerError, DeviceRun, compare, run_vectors
+from mcudeploy.verify import compare
 
 
 @dataclass(frozen=True)
@@ -316,14 +317,13 @@ def _run_on_device(built: Built, options: RunOptions, vectors: list[Vector], dev
     jobs = Jobs()
 
     def job(j: int) -> None:
-        with _device(built, options, hooks, jobs, j, links, places[j]) as link:
+        with _device(built, options, hooks, jobs, j, links, places[j]) as session:
             started = time.monotonic()
-            run_vectors(link, built.manifest, vectors[bounds[j] : bounds[j + 1]],
-                        options.invoke_timeout, advance, into=parts[j], first=bounds[j],
-                        stop=jobs.stop)
+            run_vectors(session, vectors[bounds[j] : bounds[j + 1]], advance, into=parts[j],
+                        first=bounds[j], stop=jobs.stop)
             spans.append((started, time.monotonic()))
             if j == 0 and parts[0].indices:
-                layer_ticks[:] = link.layer_ticks(len(built.manifest.layers))
+                layer_ticks[:] = session.layer_ticks()
 
     try:
         with _places(options, count, progress) as places:
@@ -350,10 +350,9 @@ def _places(options: RunOptions, count: int, progress: Progress) -> Iterator[lis
 
 @contextmanager
 def _device(built: Built, options: RunOptions, hooks: RunHooks, jobs: Jobs, job: int,
-            links: list[Link], place: Place | None = None) -> Iterator[Link]:
-    """A Link to a freshly started device running `built.elf` (on `place`, for the labgrid
-    runner), after the handshake (the device must carry the model just built). When the block
-    ends normally the device is told to exit, and must exit with status 0."""
+            links: list[Link], place: Place | None = None) -> Iterator[Session]:
+    """A session with a freshly started device running `built.elf` (on `place`, for the labgrid
+    runner)."""
     if hooks.runner is not None:
         runner = hooks.runner(built.board, built.elf, options.icount)
     else:
@@ -362,22 +361,9 @@ def _device(built: Built, options: RunOptions, hooks: RunHooks, jobs: Jobs, job:
     if job and isinstance(runner, QemuRunner):
         runner.log_path = runner.log_path.with_suffix(f".job{job}.log")
     jobs.track(runner)
-    with runner as port:
-        link = Link(port)
-        links.append(link)
-        info = link.hello()
-        if info.model_hash.hex() != built.manifest.model_hash:
-            raise LinkError(f"the device runs model {info.model_hash.hex()}, "
-                            f"not the one just built ({built.manifest.model_hash})")
-        if info.init_status != 0:
-            layer = built.manifest.layers[-info.init_status - 1]
-            raise LinkError(f"layer {layer.index} ({layer.op}, {layer.origin}) needs more scratch "
-                            "than planned on this device")
-        yield link
-        link.exit(0)
-        exit_status = runner.exit_status()
-        if exit_status != 0:
-            raise DeviceFault(f"the device exited with status {exit_status} when told to exit")
+    with open_session(runner, built.manifest, invoke_timeout=options.invoke_timeout,
+                      opened=lambda session: links.append(session.link)) as session:
+        yield session
 
 
 def _link_figures(links: list[Link], spans: list[tuple[float, float]], vectors: int) -> dict:
@@ -447,9 +433,8 @@ def _localise(report: RunReport, model: Model, built: Built, options: RunOptions
     progress.step(f"re-running vector {bad} layer by layer to find the first layer that diverges")
     try:
         with _places(options, 1, progress) as places, \
-                _device(built, options, hooks, Jobs(), 0, [], places[0]) as link:
-            outputs = device_layer_outputs(link, built.manifest, vectors[bad],
-                                           options.invoke_timeout, history)
+                _device(built, options, hooks, Jobs(), 0, [], places[0]) as session:
+            outputs = device_layer_outputs(session, vectors[bad], history)
     except MCUDeployError as exc:
         return Localisation(bad, error=str(exc))
     return localise(built.manifest, model.graph, bad, vectors[bad], outputs, history)

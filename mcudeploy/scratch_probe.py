@@ -24,10 +24,10 @@ from mcudeploy.build import NNLibrary, build_firmware
 from mcudeploy.codegen.arena import plan_arena
 from mcudeploy.codegen.emit import emit_model, template_environment
 from mcudeploy.codegen.lower import LoweredModel
+from mcudeploy.device.runners.base import find_executable
+from mcudeploy.device.runners.qemu import QEMU, QemuRunner
 from mcudeploy.errors import BuildError
 from mcudeploy.ir import Graph
-from mcudeploy.runners.base import find_executable
-from mcudeploy.runners.qemu import QEMU, QemuRunner
 
 PROBE_TIMEOUT_SECONDS = 30.0
 _LINE = re.compile(r"^mcd-scratch (\d+) (-?\d+)$", re.MULTILINE)

@@ -44,15 +44,14 @@ from mcudeploy.codegen.tuning import (
     layer_signature,
     library_id,
 )
+from mcudeploy.device.runners import make_runner
+from mcudeploy.device.session import DeviceLayerError, ScratchRefused, Session, open_session
 from mcudeploy.errors import BoardError, BuildError, DeviceFault, InputError, LinkError
 from mcudeploy.ir import Graph
 from mcudeploy.manifest import Manifest
 from mcudeploy.progress import Progress
-from mcudeploy.protocol import TENSOR, Link
 from mcudeploy.reference import KERNELS, run_graph
-from mcudeploy.runners import make_runner
 from mcudeploy.vectors import Vector, random_vectors
-from mcudeploy.verify import write_inputs
 
 
 @dataclass(frozen=True)
@@ -212,25 +211,23 @@ def _measure_image(board: Board, library: NNLibrary, sim: Simulator, session: _S
         return
 
 
-def _prepare(link: Link, session: _Session) -> None:
-    """Fresh state and inputs before an INVOKE (earlier runs may have overwritten both)."""
+def _run(device: Session, session: _Session, stop: int | None = None) -> None:
+    """The whole model, or layers 0..stop, from fresh state (earlier runs may have changed it)."""
     if session.graph.variables:
-        link.reset()
-    write_inputs(link, session.vector)
+        device.reset()
+    try:
+        if stop is None:
+            device.infer(session.vector)
+        else:
+            device.run_to(stop, session.vector)
+    except DeviceLayerError as exc:
+        raise _LayerFailed(exc.layer, f"returned status {exc.status}") from None
 
 
-def _invoke(link: Link, session: _Session, stop: int | None = None) -> None:
-    _prepare(link, session)
-    done = link.invoke(stop)
-    if done.status != 0:
-        raise _LayerFailed(done.layer, f"returned status {done.status}")
-
-
-def _tensor(link: Link, session: _Session, layer: int, name: str) -> np.ndarray:
-    """The device's value of tensor `name`, stored as layer `layer`'s output (TENSOR space)."""
+def _tensor(device: Session, session: _Session, layer: int, name: str) -> np.ndarray:
+    """The device's value of tensor `name`, stored as layer `layer`'s output."""
     t = session.graph.tensor(name)
-    data = link.read(TENSOR, layer, session.manifest.tensors[layer].size)
-    return np.frombuffer(data, dtype=t.dtype).reshape(t.shape)
+    return np.frombuffer(device.tensor(layer), dtype=t.dtype).reshape(t.shape)
 
 
 def _run_image(board: Board, sim: Simulator, session: _Session, elf: Path,
@@ -238,38 +235,33 @@ def _run_image(board: Board, sim: Simulator, session: _Session, elf: Path,
     """Per measured layer: its ticks, whether it was bit-exact, and why not."""
     manifest, lowered = session.manifest, session.lowered
     results: dict[int, tuple[int, bool, str]] = {}
-    with make_runner(sim.runner, board, elf, icount=True) as port:
-        link = Link(port)
-        info = link.hello()
-        if info.model_hash.hex() != manifest.model_hash:
-            raise LinkError(f"the device runs model {info.model_hash.hex()}, not the candidate image "
-                            f"just built ({manifest.model_hash})")
-        if info.init_status != 0:
-            raise _LayerFailed(-info.init_status - 1, "asks for more scratch than planned")
-        _invoke(link, session)
-        ticks = link.layer_ticks(len(manifest.layers))
-        last = len(manifest.layers) - 1
-        differing = []
-        for stop, group in stop_points(list(measured), session.valid_until):
-            if stop != last:
-                _invoke(link, session, stop)
-            for k in group:
-                output = lowered.layers[k].output
-                exact = np.array_equal(_tensor(link, session, k, output), session.expected[output])
-                results[k] = (ticks[k], exact, "")
-                if not exact:
-                    differing.append(k)
-        for k in differing:
-            results[k] = (ticks[k], *_check_alone(link, session, k))
-        link.exit(0)
+    try:
+        with open_session(make_runner(sim.runner, board, elf, icount=True), manifest) as device:
+            _run(device, session)
+            ticks = device.layer_ticks()
+            last = len(manifest.layers) - 1
+            differing = []
+            for stop, group in stop_points(list(measured), session.valid_until):
+                if stop != last:
+                    _run(device, session, stop)
+                for k in group:
+                    output = lowered.layers[k].output
+                    exact = np.array_equal(_tensor(device, session, k, output), session.expected[output])
+                    results[k] = (ticks[k], exact, "")
+                    if not exact:
+                        differing.append(k)
+            for k in differing:
+                results[k] = (ticks[k], *_check_alone(device, session, k))
+    except ScratchRefused as exc:
+        raise _LayerFailed(exc.layer, "asks for more scratch than planned") from None
     return results
 
 
-def _check_alone(link: Link, session: _Session, k: int) -> tuple[bool, str]:
+def _check_alone(device: Session, session: _Session, k: int) -> tuple[bool, str]:
     """Layer k's output against the reference computed from its own inputs on the device."""
     graph, lowered = session.graph, session.lowered
     layer = lowered.layers[k]
-    _invoke(link, session, k)
+    _run(device, session, k)
     producers = {lowered.storage(x.output): x.index for x in lowered.layers[:k]}
     inputs = []
     for name in (n for n in layer.op.inputs if n):
@@ -277,12 +269,12 @@ def _check_alone(link: Link, session: _Session, k: int) -> tuple[bool, str]:
         if t.is_constant:
             inputs.append(t.data)
         elif (j := producers.get(lowered.storage(name))) is not None:
-            inputs.append(_tensor(link, session, j, name))
+            inputs.append(_tensor(device, session, j, name))
         else:
             inputs.append(session.expected[name])
     out = graph.tensor(layer.output)
     want = KERNELS[layer.op.kind](layer.op, graph, inputs).reshape(out.shape)
-    got = _tensor(link, session, k, layer.output)
+    got = _tensor(device, session, k, layer.output)
     if np.array_equal(got, want):
         return True, ""
     diff = np.abs(got.astype(np.int32) - want.astype(np.int32))

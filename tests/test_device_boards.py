@@ -16,8 +16,8 @@ from test_device_runtime import SIZE, echo
 from mcudeploy.boards import Board, available_boards, load_board
 from mcudeploy.build import NNLibrary, build_firmware
 from mcudeploy.cli import main
-from mcudeploy.protocol import INPUT, OUTPUT, CpuFault, Link
-from mcudeploy.runners.qemu import QemuRunner
+from mcudeploy.device.protocol import INPUT, OUTPUT, CpuFault, Link
+from mcudeploy.device.runners.qemu import QemuRunner
 
 pytestmark = pytest.mark.device
 

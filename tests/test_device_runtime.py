@@ -20,8 +20,7 @@ from elftools.elf.elffile import ELFFile
 
 from mcudeploy.boards import Board, Qemu, available_boards, load_board
 from mcudeploy.build import NNLibrary, board_defines, build_firmware, firmware_sizes, render_linker_script
-from mcudeploy.errors import LinkError
-from mcudeploy.protocol import (
+from mcudeploy.device.protocol import (
     INPUT,
     OUTPUT,
     TENSOR,
@@ -32,7 +31,8 @@ from mcudeploy.protocol import (
     decode_frame,
     encode_frame,
 )
-from mcudeploy.runners.qemu import QemuRunner
+from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.errors import LinkError
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags
 
 pytestmark = pytest.mark.device

@@ -23,13 +23,13 @@ from fault_proxy import Counts, Faults, ProxiedQemuRunner
 from mcudeploy.boards import load_board
 from mcudeploy.cli import parser
 from mcudeploy.cli import run as run_command
+from mcudeploy.device.protocol import DeviceHang, Link
+from mcudeploy.device.session import Session, run_vectors
 from mcudeploy.errors import LinkError
 from mcudeploy.pipeline import RunHooks, RunOptions, build_model, import_model, run_model
 from mcudeploy.progress import Progress
-from mcudeploy.protocol import DeviceHang, Link
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import random_vectors
-from mcudeploy.verify import run_vectors
 
 pytestmark = pytest.mark.device
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +158,7 @@ def _session(model, built, faults: Faults, seed: int, vectors: int) -> str:
         with runner as port:
             link = Link(port)
             assert link.hello().model_hash.hex() == built.manifest.model_hash
-            device = run_vectors(link, built.manifest, inputs, 10.0)
+            device = run_vectors(Session(link, built.manifest, 10.0), inputs)
             link.exit(0)
     except DeviceHang:
         return "hang"

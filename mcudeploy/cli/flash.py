@@ -23,11 +23,11 @@ from mcudeploy.cli.options import (
     import_options,
     out_dir,
 )
+from mcudeploy.device.runners.flash import flash
+from mcudeploy.device.runners.labgrid import acquired_places, flash_place
 from mcudeploy.errors import BoardError
 from mcudeploy.pipeline import build_only
 from mcudeploy.progress import Progress
-from mcudeploy.runners.flash import flash
-from mcudeploy.runners.labgrid import acquired_places, flash_place
 
 HELP = "build the firmware and flash it to a board through its debug probe (pyOCD) or labgrid"
 

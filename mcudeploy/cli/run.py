@@ -26,11 +26,11 @@ from mcudeploy.cli.options import (
     out_dir,
     tune_options,
 )
+from mcudeploy.device.runners import RUNNERS
 from mcudeploy.errors import InputError, OracleError
 from mcudeploy.pipeline import RunHooks, RunOptions, run_model
 from mcudeploy.progress import Progress
 from mcudeploy.report.text import print_report
-from mcudeploy.runners import RUNNERS
 
 HELP = "build, run on the device and verify bit-exactness"
 EXIT_STATUS = {"pass": 0, "fail": 1, "error": 3}

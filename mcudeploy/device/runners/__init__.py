@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from mcudeploy.boards import Board
+from mcudeploy.device.runners.base import Runner
+from mcudeploy.device.runners.fvp import FvpRunner
+from mcudeploy.device.runners.labgrid import LabgridRunner, Place
+from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.device.runners.serial import SerialRunner
 from mcudeploy.errors import BoardError, InputError
-from mcudeploy.runners.base import Runner
-from mcudeploy.runners.fvp import FvpRunner
-from mcudeploy.runners.labgrid import LabgridRunner, Place
-from mcudeploy.runners.qemu import QemuRunner
-from mcudeploy.runners.serial import SerialRunner
 
 RUNNERS = ("qemu", "fvp", "serial", "labgrid")
 
