@@ -43,6 +43,8 @@ from mcudeploy.codegen.tuning import (
     entry_key,
     layer_signature,
     library_id,
+    model_tuning,
+    tuning_summary,
 )
 from mcudeploy.device.runners import make_runner
 from mcudeploy.device.session import DeviceLayerError, ScratchRefused, Session, open_session
@@ -312,8 +314,8 @@ class TuneOptions:
     seed: int = 0
 
 
-def build_tuning(graph: Graph, board: Board, library: NNLibrary, out: Path, work: Path,
-                 options: TuneOptions, progress: Progress, *, source: str) -> Tuning | None:
+def tuning_for(graph: Graph, board: Board, library: NNLibrary, out: Path, work: Path,
+               options: TuneOptions, progress: Progress, *, source: str) -> Tuning | None:
     """The tuning a build of `graph` into `out` (staged in `work`) uses, None for the CPU class's
     defaults: `--tuning FILE`, else out/tuning.json left by an earlier build, with what `--tune`
     measures added. It is written to work/tuning.json (and with `--tune`, to FILE)."""
@@ -332,3 +334,10 @@ def build_tuning(graph: Graph, board: Board, library: NNLibrary, out: Path, work
             tuning.save(options.tuning)
     tuning.save(work / TUNING_FILE)
     return tuning
+
+
+def tuning_report(graph: Graph, library: NNLibrary, cpu_class: str, tuning: Tuning | None) -> dict:
+    """Per layer with several lowerings: the one used and, from a tuning file, every candidate's
+    figures and the gain over the first (the wrapper call)."""
+    rows = model_tuning(graph, library, cpu_class, tuning or Tuning())
+    return {**tuning_summary(rows), "tuning_file": tuning is not None}

@@ -25,10 +25,11 @@ from pathlib import Path
 from rich.console import Console
 
 from mcudeploy import __version__
-from mcudeploy.bench import BenchResult, bench_model
 from mcudeploy.errors import MCUDeployError
-from mcudeploy.pipeline import import_model
+from mcudeploy.model import import_model
+from mcudeploy.pipeline import BuildOptions, bench_model
 from mcudeploy.progress import Progress
+from mcudeploy.report.bench_result import BenchResult
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -98,8 +99,8 @@ def run(paths: list[Path], boards: list[str], out: Path, console: Console) -> tu
         tflm = None
         for board in boards:
             started = time.monotonic()
-            result = bench_model(path, board, out / f"{path.stem}-{board}", Progress(quiet=True),
-                                 tflm=tflm is None)
+            result = bench_model(path, BuildOptions(board=board), out / f"{path.stem}-{board}",
+                                 Progress(quiet=True), tflm=tflm is None)
             tflm = tflm or result.tflm
             results.append(result if result.tflm else replace(result, tflm=tflm))
             console.print(f"{path.name} on {board}: {result.instructions:,} instructions, arena "

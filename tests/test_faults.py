@@ -26,7 +26,8 @@ from mcudeploy.cli import run as run_command
 from mcudeploy.device.protocol import DeviceHang, Link
 from mcudeploy.device.session import Session, run_vectors
 from mcudeploy.errors import LinkError
-from mcudeploy.pipeline import RunHooks, RunOptions, build_model, import_model, run_model
+from mcudeploy.model import import_model
+from mcudeploy.pipeline import RunHooks, RunOptions, compile_model, run_model
 from mcudeploy.progress import Progress
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import random_vectors
@@ -144,7 +145,7 @@ def test_runs_through_a_damaged_line_end_in_the_true_verdict(seed: int, tmp_path
 def firmware(tmp_path_factory):
     model = import_model(BUNDLED)
     board = load_board("mps3-an547")
-    built = build_model(model, board, tmp_path_factory.mktemp("fw"), Progress(quiet=True))
+    built = compile_model(model, board, tmp_path_factory.mktemp("fw"), Progress(quiet=True))
     return model, built
 
 

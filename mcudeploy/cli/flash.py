@@ -19,14 +19,14 @@ from mcudeploy.cli.options import (
     add_labgrid,
     add_model_and_board,
     add_quantization,
+    build_options,
     check_labgrid,
-    import_options,
     out_dir,
 )
 from mcudeploy.device.runners.flash import flash
 from mcudeploy.device.runners.labgrid import acquired_places, flash_place
 from mcudeploy.errors import BoardError
-from mcudeploy.pipeline import build_only
+from mcudeploy.pipeline import make_firmware
 from mcudeploy.progress import Progress
 
 HELP = "build the firmware and flash it to a board through its debug probe (pyOCD) or labgrid"
@@ -56,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
                          f"(its runners: {', '.join(board.runners)})")
     progress = Progress(quiet=args.quiet)
     try:
-        built = build_only(args.model, args.board, out_dir(args), progress, import_options(args),
-                           args.emit_tflite)
+        built = make_firmware(args.model, build_options(args), out_dir(args), progress)
         if args.runner == "labgrid":
             with acquired_places(args.coordinator, tuple(args.place), 1, progress.step) as [place]:
                 progress.step(f"flashing {built.elf} to place {place.name} through its GDB server")

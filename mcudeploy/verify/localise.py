@@ -9,23 +9,26 @@ differences are described by axis: which channels (last axis), rows, columns and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mcudeploy.device.session import Session
-from mcudeploy.errors import DeviceFault
+from mcudeploy.errors import DeviceFault, MCUDeployError
 from mcudeploy.ir import Graph
 from mcudeploy.manifest import LayerInfo, Manifest
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import Vector
-from mcudeploy.verify import abs_diff
+from mcudeploy.verify.compare import abs_diff
+from mcudeploy.verify.verdict import Verdict
 
 # Axis names by tensor rank (NHWC is fixed by the IR): the last axis is always "channels".
 _AXES = {1: ("channels",), 2: ("batches", "channels"), 3: ("batches", "rows", "channels"),
          4: ("batches", "rows", "columns", "channels")}
 _LIST_AT_MOST = 16
+REPLAY_LIMIT = 5000  # inferences a stateful model's layer-by-layer re-run may take
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,29 @@ class Localisation:
         return (f"layer {d.index} {d.name} ({d.origin}) is the first to diverge on vector "
                 f"{self.vector}: {d.differing} of {d.elements} elements differ; {axes}; "
                 f"max |diff| {d.max_abs_diff}, mean |diff| {d.mean_abs_diff:.3g}")
+
+
+def localise_first_mismatch(verdict: Verdict, graph: Graph, manifest: Manifest, vectors: Sequence[Vector],
+                            open_device: Callable[[], AbstractContextManager[Session]],
+                            say: Callable[[str], None]) -> Localisation | None:
+    """On a mismatch with the host reference in a run that finished, re-run its first vector layer
+    by layer on a fresh device (`open_device`) and find the first layer that diverges."""
+    bad = min((m.vector for m in verdict.mismatches if m.oracle == "host-reference"), default=None)
+    if bad is None or verdict.failure is not None:
+        return None
+    history = vectors[:bad] if manifest.variables else []  # the state vector `bad` started from
+    replays = len(history) * len(manifest.layers)
+    if replays > REPLAY_LIMIT:
+        return Localisation(bad, error=f"not re-run: for a stateful model that means replaying the "
+                                       f"{len(history)} vectors before it for each layer "
+                                       f"({replays} inferences)")
+    say(f"re-running vector {bad} layer by layer to find the first layer that diverges")
+    try:
+        with open_device() as session:
+            outputs = device_layer_outputs(session, vectors[bad], history)
+    except MCUDeployError as exc:
+        return Localisation(bad, error=str(exc))
+    return localise(manifest, graph, bad, vectors[bad], outputs, history)
 
 
 def device_layer_outputs(session: Session, vector: Vector,
