@@ -41,6 +41,7 @@ from mcudeploy.packs import nn_library
 from mcudeploy.progress import Progress
 from mcudeploy.report import RunReport
 from mcudeploy.report.bench_result import BenchResult, LayerFigures
+from mcudeploy.scratch_probe import scratch_sizes
 from mcudeploy.tune import TuneOptions, tuning_for, tuning_report
 from mcudeploy.vectors import Vector, load_vectors, random_vectors
 from mcudeploy.verify.compare import compare
@@ -145,7 +146,8 @@ def compile_model(model: Model, board: Board, work: Path, progress: Progress,
     library = library or nnref_library()
     progress.step(f"generating C for {board.name} ({board.cpu_class} path, {library.name})")
     choose = tuning.chooser(board.cpu_class, library) if tuning is not None else None
-    manifest = generate(model.graph, board, library, work / "model", source=model.path.name, choose=choose)
+    scratch = scratch_sizes(library, board, work / "model-scratch-probe")
+    manifest = generate(model.graph, board, library, work / "model", model.path.name, choose, scratch=scratch)
     layers = {"MCD_MAX_LAYERS": str(max(1, len(manifest.layers)))}  # sizes the per-layer tick table
     with progress.working("building firmware"):
         elf = build_firmware(board, work / "model", work / "build", library,

@@ -53,6 +53,7 @@ from mcudeploy.ir import Graph
 from mcudeploy.manifest import Manifest
 from mcudeploy.progress import Progress
 from mcudeploy.reference import KERNELS, run_graph
+from mcudeploy.scratch_probe import scratch_sizes
 from mcudeploy.vectors import Vector, random_vectors
 
 
@@ -190,7 +191,9 @@ def _measure_image(board: Board, library: NNLibrary, sim: Simulator, session: _S
         def choose(layer: Layer, options: Sequence[Candidate]) -> Candidate:
             return next((c for c in options if c.name == pending.get(layer.index)), options[0])
 
-        session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table)
+        scratch = scratch_sizes(library, board, folder / "model-scratch-probe")
+        session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table,
+                                    scratch)
         elf = build_firmware(board, folder / "model", folder / "build", library,
                              extra_defines={"MCD_MAX_LAYERS": str(max(1, len(session.manifest.layers)))})
         try:
