@@ -26,11 +26,10 @@ from mcudeploy.report.bench_result import BenchResult
 from mcudeploy.resources import boards_dir
 from mcudeploy.support import check_graph
 from mcudeploy.vectors import random_vectors
+from models import MLPERF_TINY, mlperf_tiny_tflite
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from models import MLPERF_TINY, mlperf_tiny_tflite  # noqa: E402
 
 # Multiply-accumulates of the MLPerf Tiny reference architectures, counted layer by layer (e.g.
 # DS-CNN: 25x5x64 outputs of a 10x4 conv, four 3x3 depthwise + 64x64 pointwise blocks, FC 64x12).

@@ -7,7 +7,6 @@ report.html. Host-side units (signatures, stop points, the tuning file) come fir
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,11 +28,10 @@ from mcudeploy.frontends.tflite import load_tflite, parse_tflite
 from mcudeploy.packs import load_pack
 from mcudeploy.progress import Progress
 from mcudeploy.tune import simulator, stop_points, tune_graph, valid_until
+from models import mlperf_tiny_tflite
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from models import mlperf_tiny_tflite  # noqa: E402
 
 
 def center_tap_only(layer: Layer) -> Layer:
