@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from mcudeploy.device.protocol import Link
 from mcudeploy.device.runners import Devices
 from mcudeploy.device.runners.base import Runner
@@ -82,6 +84,20 @@ class DeviceResults:
     error: MCUDeployError | None
     link: dict
     layer_ticks: tuple[int, ...]
+
+    def instructions(self, manifest: Manifest, per_tick: float | None) -> dict:
+        """Instructions per inference (and per layer, of the first device's last vector) from
+        SysTick ticks, where a tick is `per_tick` instructions (QEMU -icount; None: not counted)."""
+        if per_tick is None or not self.run.ticks:
+            return {}
+        figures: dict = {"per_inference": round(float(np.mean(self.run.ticks)) * per_tick),
+                         "method": f"QEMU -icount shift=0, SysTick ticks x {per_tick}"}
+        if self.layer_ticks:
+            figures["per_layer"] = [
+                {"layer": layer.index, "name": layer.name, "instructions": round(ticks * per_tick)}
+                for layer, ticks in zip(manifest.layers, self.layer_ticks, strict=True)
+            ]
+        return figures
 
 
 def run_on_devices(devices: Devices, manifest: Manifest, vectors: list[Vector], jobs: int,

@@ -18,6 +18,7 @@ from mcudeploy.quantize.calibrate import calibrate, load_samples
 from mcudeploy.quantize.quality import Quality, measure
 from mcudeploy.quantize.quantizer import quantize_graph
 from mcudeploy.support import check_graph
+from mcudeploy.vectors import Vector, load_vectors, random_vectors
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,17 @@ def report_quality(model: Model, progress: Progress) -> None:
                   f"measured on {measured}: output SNR {outputs}")
     if q.warning:
         progress.warn(q.warning)
+
+
+def vectors_for(model: Model, inputs: Path | None, count: int, seed: int) -> list[Vector]:
+    """The vectors a run feeds the model: the user's `inputs` file (for ONNX input in the model's
+    layout, quantized), else `count` quantized calibration samples (ONNX), else `count` seeded random
+    int8 vectors."""
+    if inputs is not None:
+        if model.float_model is not None:
+            return model.float_model.vectors_from(inputs)
+        return load_vectors(model.graph, inputs)
+    if model.float_model is not None:
+        samples = model.float_model.calibration_vectors
+        return [samples[i % len(samples)] for i in range(count)]
+    return random_vectors(model.graph, count, seed)

@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 from mcudeploy.boards import Board, load_board
 from mcudeploy.build import NNLibrary, build_firmware, firmware_sizes, nnref_library
 from mcudeploy.codegen import generate
@@ -32,10 +30,10 @@ from mcudeploy.device.runners import Devices, make_runner
 from mcudeploy.device.runners.base import Runner
 from mcudeploy.device.session import Session, open_session
 from mcudeploy.errors import BoardError, InputError, OracleError
-from mcudeploy.jobs import DeviceResults, run_on_devices
+from mcudeploy.jobs import run_on_devices
 from mcudeploy.manifest import Manifest
 from mcudeploy.memory import flash_figures, measure_tflm_arena, ram_figures
-from mcudeploy.model import ImportOptions, Model, import_model, report_quality
+from mcudeploy.model import ImportOptions, Model, import_model, report_quality, vectors_for
 from mcudeploy.outdir import staged_directory
 from mcudeploy.packs import nn_library
 from mcudeploy.progress import Progress
@@ -43,7 +41,7 @@ from mcudeploy.report import RunReport
 from mcudeploy.report.bench_result import BenchResult, LayerFigures
 from mcudeploy.scratch_probe import scratch_sizes
 from mcudeploy.tune import TuneOptions, tuning_for, tuning_report
-from mcudeploy.vectors import Vector, load_vectors, random_vectors
+from mcudeploy.vectors import random_vectors
 from mcudeploy.verify.compare import compare
 from mcudeploy.verify.expected import expected_outputs
 from mcudeploy.verify.localise import localise_first_mismatch
@@ -106,11 +104,6 @@ class Firmware:
     seconds: float
     tuning: Tuning | None = None  # the tuning file's choices it was built with (None: defaults)
 
-    @property
-    def stateful(self) -> bool:
-        """The model keeps state between inferences (its vectors form one sequence)."""
-        return bool(self.manifest.variables)
-
 
 def load(model_path: Path, options: BuildOptions, progress: Progress) -> tuple[Model, Board]:
     """Import: the model (refused before anything is written if mcudeploy cannot deploy it) and the
@@ -170,7 +163,7 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
     a mismatch to the first layer that diverges. `hooks` are for tests only."""
     hooks = hooks or RunHooks()
     model, board = load(model_path, options.build, progress)
-    vectors = _vectors(model, options)
+    vectors = vectors_for(model, options.inputs, options.vectors, options.seed)
     if not vectors:
         raise InputError("no test vectors to run")
     with prepared(model, board, options.build, out, progress, hooks) as (firmware, work):
@@ -195,6 +188,8 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
         localisation = localise_first_mismatch(verdict, model.graph, firmware.manifest, vectors,
                                                fresh_device, progress.step)
         m, sizes = firmware.manifest, firmware.sizes
+        counts = options.runner == "qemu" and board.qemu is not None and options.icount  # instructions
+        per_tick = board.qemu.instructions_per_tick if counts else None
         report = RunReport(
             model=model_path.name, board=board.name, runner=options.runner, library=firmware.library.name,
             oracles=["host-reference", "tflm", *(["onnxruntime-float"] if model.float_model else [])],
@@ -204,7 +199,7 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
                         "float_io": dict(model.graph.float_io)},
             firmware={"flash_bytes": sizes["image"], "weights_bytes": sizes["weights"],
                       "ram_bytes": sizes["ram"], **sizes},
-            link=results.link, instructions=_instructions(firmware, options, results),
+            link=results.link, instructions=results.instructions(m, per_tick),
             quantization=asdict(model.quality) if model.quality is not None else {},
             tuning=tuning_report(model.graph, firmware.library, board.cpu_class, firmware.tuning),
             timing={"build_seconds": round(firmware.seconds, 3),
@@ -251,18 +246,6 @@ def bench_model(model_path: Path, options: BuildOptions, out: Path, progress: Pr
     return result
 
 
-def _vectors(model: Model, options: RunOptions) -> list[Vector]:
-    """The user's vectors, else quantized calibration samples (ONNX), else seeded random int8."""
-    if options.inputs is not None:
-        if model.float_model is not None:
-            return model.float_model.vectors_from(options.inputs)
-        return load_vectors(model.graph, options.inputs)
-    if model.float_model is not None:
-        samples = model.float_model.calibration_vectors
-        return [samples[i % len(samples)] for i in range(options.vectors)]
-    return random_vectors(model.graph, options.vectors, options.seed)
-
-
 @contextmanager
 def _one_session(devices: Devices, manifest: Manifest, invoke_timeout: float,
                  progress: Progress) -> Iterator[Session]:
@@ -270,20 +253,3 @@ def _one_session(devices: Devices, manifest: Manifest, invoke_timeout: float,
     with devices.acquired(1, progress.step) as [place], \
             open_session(devices.make(place), manifest, invoke_timeout=invoke_timeout) as session:
         yield session
-
-
-def _instructions(firmware: Firmware, options: RunOptions, results: DeviceResults) -> dict:
-    """Instructions per inference (and per layer, for the last vector of the first job), from
-    SysTick ticks under QEMU -icount."""
-    qemu = firmware.board.qemu
-    if not (options.runner == "qemu" and qemu and options.icount and results.run.ticks):
-        return {}
-    per_tick = qemu.instructions_per_tick
-    figures: dict = {"per_inference": round(float(np.mean(results.run.ticks)) * per_tick),
-                     "method": f"QEMU -icount shift=0, SysTick ticks x {per_tick}"}
-    if results.layer_ticks:
-        figures["per_layer"] = [
-            {"layer": layer.index, "name": layer.name, "instructions": round(ticks * per_tick)}
-            for layer, ticks in zip(firmware.manifest.layers, results.layer_ticks, strict=True)
-        ]
-    return figures

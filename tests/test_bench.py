@@ -131,7 +131,7 @@ def test_tflm_arena_is_the_smallest_arena_it_can_allocate_in() -> None:
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench.py")
+    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench_results.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cases import CASES, build_cases
-from test_device_runtime import SIZE, echo
+from runtime_firmware import SIZE, echo
 
 from mcudeploy.boards import Board, available_boards, load_board
 from mcudeploy.build import NNLibrary, build_firmware
