@@ -1,4 +1,5 @@
-"""Runners: how firmware gets onto a target and how its UART is reached."""
+"""Runners: how firmware gets onto a target and how its UART is reached; `Devices`: which runner
+each device of a run gets."""
 
 from __future__ import annotations
 
