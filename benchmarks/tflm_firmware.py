@@ -29,13 +29,14 @@ KERNELS_DIR = Path("tensorflow/lite/micro/kernels")
 STACK_BYTES = 16 * 1024
 RUN_TIMEOUT_SECONDS = 300.0
 _BUILTIN_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
-_TYPE_BYTES = {fb.TensorType.INT8: 1, fb.TensorType.UINT8: 1, fb.TensorType.INT16: 2,
-               fb.TensorType.INT32: 4, fb.TensorType.FLOAT32: 4}
 _ADD_METHOD = re.compile(r"TfLiteStatus (Add\w+)\((?:[^()]|\([^()]*\))*\)\s*\{\s*return AddBuiltin\(\s*"
                          r"BuiltinOperator_(\w+)")
 _TOOL_ERROR = re.compile(r"error|undefined reference|cannot find|No such file")
 _INT8_REGISTRATION = re.compile(r"TFLMRegistration Register_(\w+)_INT8\(\)")
 _TFLITE_SYMBOL = re.compile(r"\._Z[A-Z]*NK?6tflite")  # tflite::..., its vtables and static locals
+_FAULT = re.compile(r"harness-fault exception (\d+) cfsr (\d+) bfar (\d+) pc (\d+)")
+_CFSR_BFARVALID = 1 << 15
+_TFLM_OBJECTS = re.compile(r"(interpreter|resolver)_storage")
 _LINE = re.compile(r"^tflm (\w+) (.*)$", re.MULTILINE)
 # Code: what is loaded into flash besides the model (the flatbuffer) and the harness's input.
 CODE_SECTIONS = (".vectors", ".text", ".ARM.extab", ".ARM.exidx", ".data")
@@ -109,6 +110,15 @@ class HarnessRun:
 
 
 @dataclass
+class SmallestArena:
+    """The smallest arena AllocateTensors accepts, how it was found, and what happened on the way."""
+
+    bytes: int
+    output_same: bool  # Invoke with it gives the outputs of the measured run
+    tries: dict[int, str] = field(default_factory=dict)  # size -> accepted, refused, or the fault
+
+
+@dataclass
 class ElfFigures:
     """Bytes of the harness firmware, by part."""
 
@@ -164,19 +174,6 @@ def int8_registrations(tflm_root: Path) -> dict[str, str]:
     return found
 
 
-def output_bytes(tflite: bytes) -> list[int]:
-    """Bytes of each output of the model's first subgraph."""
-    subgraph = fb.Model.GetRootAs(tflite, 0).Subgraphs(0)
-    sizes = []
-    for i in range(subgraph.OutputsLength()):
-        tensor = subgraph.Tensors(subgraph.Outputs(i))
-        count = 1
-        for k in range(tensor.ShapeLength()):
-            count *= tensor.Shape(k)
-        sizes.append(count * _TYPE_BYTES[tensor.Type()])
-    return sizes
-
-
 def resolver_methods(tflm_root: Path) -> dict[str, str]:
     """MicroMutableOpResolver's method per builtin operator (`CONV_2D` -> `AddConv2D`), read from
     TFLM's header."""
@@ -212,7 +209,6 @@ def write_model_sources(tflite: bytes, inputs: list[bytes], methods: dict[str, s
 #define HARNESS_OP_COUNT {len(ops)}
 #define HARNESS_ADD_OPS(r) do {{ {adds} }} while (0)
 #define HARNESS_INPUTS {len(inputs)}
-#define HARNESS_OUTPUT_BYTES {sum(output_bytes(tflite))}
 #define HARNESS_ARENA_BYTES {arena_bytes}
 
 extern const uint8_t harness_model[];
@@ -284,22 +280,87 @@ def build_harness(board: Board, library: Library, model_dir: Path, build_dir: Pa
     return elf
 
 
-def run_harness(board: Board, elf: Path) -> HarnessRun:
-    """Run the harness on the board's QEMU machine with -icount shift=0; its report."""
+def run_qemu(board: Board, elf: Path, arena: int | None = None) -> tuple[int, str]:
+    """The harness on the board's QEMU machine with -icount shift=0 (with `arena`, `-append
+    arena=N`: only that try); its exit status and console."""
     command = QemuRunner(board, elf, icount=True).command("null")
+    if arena is not None:
+        command += ["-append", f"arena={arena}"]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS,
                                 stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise TflmError(f"{elf} did not finish on QEMU in {RUN_TIMEOUT_SECONDS:.0f} s") from None
-    console = result.stdout + result.stderr  # QEMU writes the semihosting console to stderr
+    return result.returncode, result.stdout + result.stderr  # the semihosting console is on stderr
+
+
+def _report(status: int, console: str, elf: Path) -> HarnessRun:
     lines = dict(_LINE.findall(console)) if "tflm done" in console else {}
-    if result.returncode != 0 or not lines:
+    if status != 0 or not lines:
         tail = " | ".join(console.strip().splitlines()[-3:])
-        raise TflmError(f"the harness {elf} exited with status {result.returncode}: {tail}")
+        raise TflmError(f"the harness {elf} exited with status {status}: {tail}")
     outputs = [bytes.fromhex(value.split()[1]) for key, value in _LINE.findall(console) if key == "output"]
-    values = {key: int(value) for key, value in lines.items() if key not in ("output", "done", "error")}
+    values = {key: int(value) for key, value in lines.items() if key not in ("output", "error")}
     return HarnessRun(values, outputs, console)
+
+
+def run_harness(board: Board, elf: Path) -> HarnessRun:
+    """The harness's measurement of one inference (see benchmarks/tflm_harness/harness.cc)."""
+    return _report(*run_qemu(board, elf), elf)
+
+
+def _fault(console: str, elf: Path) -> str:
+    """The harness's fault line in words, its PC named from the ELF."""
+    found = _FAULT.search(console)
+    if not found:
+        return "exited without a report: " + " | ".join(console.strip().splitlines()[-2:])
+    exception, cfsr, bfar, pc = (int(x) for x in found.groups())
+    named = subprocess.run(["arm-none-eabi-addr2line", "-f", "-C", "-e", str(elf), f"0x{pc:x}"],
+                           capture_output=True, text=True).stdout.splitlines()
+    where = named[0] if named and named[0] != "??" else f"0x{pc:x}"
+    address = f", address 0x{bfar:08x}" if cfsr & _CFSR_BFARVALID else ""
+    return f"fault (exception {exception}, CFSR 0x{cfsr:08x}{address}) in {where}"
+
+
+def smallest_arena(board: Board, elf: Path, used: int, accepted: int, outputs: list[bytes]) -> SmallestArena:
+    """The smallest arena AllocateTensors accepts, one QEMU run per size tried: from `used`
+    (arena_used_bytes()) outwards in doubling steps until the answer changes, then bisected to the
+    byte between the largest refused and the smallest accepted size (`accepted` is known to be).
+    A try that faults counts as refused and is recorded with its fault."""
+    tries: dict[int, str] = {}
+    answers: dict[int, list[bytes] | None] = {}
+
+    def attempt(size: int) -> bool:
+        status, console = run_qemu(board, elf, size)
+        if status == 0 and "tflm done" in console:
+            run = _report(status, console, elf)
+            answers[size] = run.outputs if run.values["accepted"] else None
+            tries[size] = "accepted" if run.values["accepted"] else "refused"
+        else:
+            answers[size] = None
+            tries[size] = _fault(console, elf)
+        return answers[size] is not None
+
+    refused = 0
+    if attempt(used):
+        accepted, step = used, 16
+        while accepted - step > 0 and attempt(accepted - step):
+            accepted, step = accepted - step, step * 2
+        refused = max(accepted - step, 0)
+    else:
+        refused, step = used, 16
+        while refused + step < accepted and not attempt(refused + step):
+            refused, step = refused + step, step * 2
+        accepted = min(refused + step, accepted)
+    while accepted - refused > 1:
+        middle = (accepted + refused) // 2
+        if attempt(middle):
+            accepted = middle
+        else:
+            refused = middle
+    if accepted not in answers:
+        attempt(accepted)
+    return SmallestArena(accepted, answers[accepted] == outputs, dict(sorted(tries.items())))
 
 
 def _origin(section: str, source: str) -> str:
@@ -310,8 +371,9 @@ def _origin(section: str, source: str) -> str:
         return "c_runtime"
     if source.endswith(("harness.o", "startup.o", "model_data.o")):
         # TFLM's header-only code (the op resolver's template, inline methods) compiled into the
-        # harness's objects is TFLM's: one section per function, named after it.
-        return "tflm" if _TFLITE_SYMBOL.search(section) else "harness"
+        # harness's objects is TFLM's (one section per function, named after it), and so are the
+        # interpreter and the op resolver the harness holds.
+        return "tflm" if _TFLITE_SYMBOL.search(section) or _TFLM_OBJECTS.search(section) else "harness"
     return "other"
 
 

@@ -132,16 +132,19 @@ def measure_tflm(path: Path, board_name: str, library: tflm_lib.Library, methods
     if stack >= v["stack_size"]:
         raise tflm_lib.TflmError(f"{path.name} on {board_name}: the harness's {v['stack_size']}-byte stack "
                                  "was used up: its peak is not known")
+    smallest = tflm_firmware.smallest_arena(board, elf, v["arena_used"], v["arena_given"], run.outputs)
+    faults = {size: what for size, what in smallest.tries.items() if what not in ("accepted", "refused")}
     return {
         "registrations": ops, "instructions": round(v["invoke_ticks"] * per_tick),
         "startup_instructions": round(v["startup_ticks"] * per_tick),
-        "arena_used": v["arena_used"], "arena_min": v["min_arena"],
-        "arena_min_output_same": bool(v["min_arena_output_same"]),
+        "arena_used": v["arena_used"], "arena_min": smallest.bytes,
+        "arena_min_output_same": smallest.output_same, "arena_tries": smallest.tries,
+        "allocate_faults": faults,
         "stack_peak": stack, "stack_startup": v["stack_startup"], "stack_invoke": v["stack_invoke"],
         "bit_exact": exact, "model_bytes": figures.sections.get(".weights", 0),
         "code": figures.code, "code_by_origin": figures.code_by_origin,
         "static": figures.static, "static_by_origin": figures.static_by_origin,
-        "ram": v["min_arena"] + stack + figures.static,
+        "ram": smallest.bytes + stack + figures.static,
         "method": f"QEMU -icount shift=0, SysTick ticks x {per_tick}",
     }
 
@@ -175,6 +178,22 @@ def _exactness(r: dict) -> str:
     if not t["arena_min_output_same"]:
         marks.append("TFLM with its smallest arena: another output ✗")
     return "; ".join(marks)
+
+
+def _fault_notes(results: list[dict]) -> list[str]:
+    """One line per model and board where AllocateTensors faulted instead of refusing an arena."""
+    notes = []
+    for r in results:
+        faults = r["tflm"].get("allocate_faults") or {}
+        if not faults:
+            continue
+        sizes = sorted(int(size) for size in faults)
+        kinds = sorted(set(re.sub(r", address 0x[0-9a-f]+", "", what) for what in faults.values()))
+        notes.append(f"- `{r['model']}` on {r['board']}: `arena_used_bytes()` is {r['tflm']['arena_used']:,} "
+                     f"but `AllocateTensors` needs {r['tflm']['arena_min']:,} B; with {len(sizes)} of the "
+                     f"{len(r['tflm']['arena_tries'])} sizes tried, {sizes[0]:,} to {sizes[-1]:,} B, it "
+                     f"does not refuse but faults: {'; '.join(kinds)}.")
+    return notes
 
 
 def _main_row(r: dict) -> str:
@@ -235,6 +254,10 @@ def render(results: list[dict], meta: dict) -> str:
     lines += [_main_row(r) if "error" not in r["tflm"] else
               f"| `{r['model']}` | {r['board']} | TFLM failed: {r['tflm']['error']} | | | | | | |"
               for r in results]
+    faults = _fault_notes(results)
+    if faults:
+        lines += ["", "Where TFLM's `AllocateTensors` crashes instead of refusing a small arena:", "",
+                  *faults]
     lines += [
         "",
         "TFLM in detail:",

@@ -59,6 +59,7 @@ int main(void) {{
     put("once", t1 - t0);
     put("twice", t2 - t1);
     put("kernel", (uint64_t)kernel_eval(2));
+    put("arena", harness_arena_argument());
     harness_puts("tflm done\\n");
     return 0;
 }}
@@ -104,6 +105,13 @@ def test_stack_high_water_mark_and_ticks_on_qemu(harness_elf: tuple) -> None:
     assert values["kernel"] == 7
     # SysTick under -icount: twice the loop, twice the ticks (to the tick and the call around it).
     assert abs(values["twice"] - 2 * values["once"]) <= 2, values
+    assert values["arena"] == 0
+
+
+def test_arena_to_try_comes_from_the_semihosting_command_line(harness_elf: tuple) -> None:
+    board, elf = harness_elf
+    status, console = tflm_firmware.run_qemu(board, elf, 27188)
+    assert status == 0 and "tflm arena 27188\n" in console
 
 
 def test_code_split_from_the_map_adds_up_to_the_elf(harness_elf: tuple) -> None:

@@ -20,6 +20,9 @@ void harness_puts(const char *s);
 void harness_put_u64(uint64_t value);
 void harness_put_hex(const uint8_t *data, size_t n);
 
+/* `arena=N` on the semihosting command line (QEMU: -append "arena=N"), or 0. */
+uint32_t harness_arena_argument(void);
+
 /* Fill the stack below the caller's frame (less `margin` bytes) with a pattern; then the deepest
  * word that no longer holds it gives the bytes used from the top of the stack since the fill. */
 void harness_stack_paint(uint32_t margin);

@@ -5,6 +5,7 @@
 #define SCB_CPACR REG(0xE000ED88u)
 #define SCB_VTOR REG(0xE000ED08u)
 #define SCB_CFSR REG(0xE000ED28u)
+#define SCB_BFAR REG(0xE000ED38u)
 #define SYST_CSR REG(0xE000E010u)
 #define SYST_RVR REG(0xE000E014u)
 #define SYST_CVR REG(0xE000E018u)
@@ -12,6 +13,7 @@
 #define RELOAD 0x00FFFFFFu
 #define STACK_PATTERN 0xC5AC5AC5u
 #define SYS_WRITE0 0x04u
+#define SYS_GET_CMDLINE 0x15u
 #define SYS_EXIT_EXTENDED 0x20u
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026u
 #define FAULT_EXIT_CODE 3u
@@ -50,6 +52,28 @@ void harness_exit(uint32_t code) {
 
 void harness_puts(const char *s) { semihost(SYS_WRITE0, s); }
 
+uint32_t harness_arena_argument(void) {
+    static char line[128] __attribute__((section(".harness_bss")));
+    struct {
+        char *buffer;
+        uint32_t length;
+    } block = {line, sizeof(line)};
+    if (semihost(SYS_GET_CMDLINE, &block) != 0u) {
+        return 0;
+    }
+    /* QEMU's command line is the kernel's path, then -append's text. */
+    for (const char *p = line; p + 6 <= line + block.length; p++) {
+        if (p[0] == 'a' && p[1] == 'r' && p[2] == 'e' && p[3] == 'n' && p[4] == 'a' && p[5] == '=') {
+            uint32_t value = 0;
+            for (p += 6; *p >= '0' && *p <= '9'; p++) {
+                value = value * 10u + (uint32_t)(*p - '0');
+            }
+            return value;
+        }
+    }
+    return 0;
+}
+
 void harness_put_u64(uint64_t value) {
     char text[21];
     char *p = text + sizeof(text) - 1;
@@ -76,13 +100,39 @@ void harness_put_hex(const uint8_t *data, size_t n) {
     }
 }
 
-void harness_fault(void) {
+void harness_fault_report(const uint32_t *frame) __attribute__((noreturn, used));
+
+/* Every fault: the exception frame is on the main stack (no thread mode stack here); move to a
+ * stack of its own, so that an overflow is reported too. */
+__attribute__((naked)) void harness_fault(void) {
+    __asm volatile(
+#if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+        "movs r1, #0\n\t"
+        "msr msplim, r1\n\t"
+#endif
+        "mrs r0, msp\n\t"
+        "ldr r1, =harness_fault_stack + 512\n\t"
+        "mov sp, r1\n\t"
+        "bl harness_fault_report\n\t"
+        ".ltorg");
+}
+
+/* The harness's own buffers go to .harness_bss, so that TFLM's static RAM is counted without them. */
+uint64_t harness_fault_stack[64] __attribute__((section(".harness_bss")));
+
+void harness_fault_report(const uint32_t *frame) {
     uint32_t ipsr;
     __asm volatile("mrs %0, ipsr" : "=r"(ipsr));
     harness_puts("harness-fault exception ");
     harness_put_u64(ipsr & 0x1FFu);
     harness_puts(" cfsr ");
     harness_put_u64(SCB_CFSR);
+    harness_puts(" bfar ");
+    harness_put_u64(SCB_BFAR);
+    harness_puts(" pc ");
+    harness_put_u64(frame[6]);
+    harness_puts(" lr ");
+    harness_put_u64(frame[5]);
     harness_puts("\n");
     harness_exit(FAULT_EXIT_CODE);
 }
