@@ -36,6 +36,8 @@ _INT8_REGISTRATION = re.compile(r"TFLMRegistration Register_(\w+)_INT8\(\)")
 _TFLITE_SYMBOL = re.compile(r"\._Z[A-Z]*NK?6tflite")  # tflite::..., its vtables and static locals
 _FAULT = re.compile(r"harness-fault exception (\d+) cfsr (\d+) bfar (\d+) pc (\d+)")
 _CFSR_BFARVALID = 1 << 15
+_EXCEPTIONS = {2: "NMI", 3: "HardFault", 4: "MemManage fault", 5: "BusFault", 6: "UsageFault",
+               7: "SecureFault"}
 _TFLM_OBJECTS = re.compile(r"(interpreter|resolver)_storage")
 _LINE = re.compile(r"^tflm (\w+) (.*)$", re.MULTILINE)
 # Code: what is loaded into flash besides the model (the flatbuffer) and the harness's input.
@@ -319,14 +321,16 @@ def _fault(console: str, elf: Path) -> str:
                            capture_output=True, text=True).stdout.splitlines()
     where = named[0] if named and named[0] != "??" else f"0x{pc:x}"
     address = f", address 0x{bfar:08x}" if cfsr & _CFSR_BFARVALID else ""
-    return f"fault (exception {exception}, CFSR 0x{cfsr:08x}{address}) in {where}"
+    name = _EXCEPTIONS.get(exception, f"exception {exception}")
+    return f"{name} (CFSR 0x{cfsr:08x}{address}) in {where}"
 
 
 def smallest_arena(board: Board, elf: Path, used: int, accepted: int, outputs: list[bytes]) -> SmallestArena:
     """The smallest arena AllocateTensors accepts, one QEMU run per size tried: from `used`
     (arena_used_bytes()) outwards in doubling steps until the answer changes, then bisected to the
     byte between the largest refused and the smallest accepted size (`accepted` is known to be).
-    A try that faults counts as refused and is recorded with its fault."""
+    A try that faults counts as refused and is recorded with its fault (anything but `accepted`
+    and `refused`)."""
     tries: dict[int, str] = {}
     answers: dict[int, list[bytes] | None] = {}
 

@@ -64,7 +64,8 @@ class Library:
     includes: tuple[str, ...]  # -I flags, absolute
     tflm_commit: str
     cmsis_nn: dict
-    build_seconds: float | None  # None: taken from the cache
+    build_seconds: float  # how long TFLM's Makefile took to build it
+    cached: bool  # taken from the cache by this run
 
 
 def _read(root: Path, relative: Path | str) -> str:
@@ -181,10 +182,11 @@ def lay_out_downloads(tflm_root: Path, third_party: Path | None) -> dict[str, st
     """Put every pinned tree TFLM's Makefile needs into its downloads/ directory, exported from
     the repositories in `third_party`; a tree already there is kept (as TFLM's scripts keep it).
     Returns what each directory holds."""
+    pins = pinned_trees(tflm_root)
     downloads = tflm_root / MAKE_DIR / "downloads"
     downloads.mkdir(exist_ok=True)
     layout = {}
-    for pin in pinned_trees(tflm_root):
+    for pin in pins:
         target = downloads / pin.directory
         source = f"{pin.owner}/{pin.repo}@{pin.ref}" + (" + TFLM's patch" if pin.patch else "")
         marker = target / ".tflm_device_source"
@@ -280,7 +282,7 @@ def build_library(tflm_root: Path, arch: str, cmsis_nn_root: Path, cache: Path, 
     if (key / LIBRARY).is_file() and flags_file.is_file():
         flags = json.loads(flags_file.read_text(encoding="utf-8"))
         return Library(key / LIBRARY, arch, tuple(flags["cxxflags"]), tuple(flags["ccflags"]),
-                       tuple(flags["includes"]), tflm_commit, cmsis_nn, None)
+                       tuple(flags["includes"]), tflm_commit, cmsis_nn, flags["build_seconds"], True)
     env = make_environment(python, cache / "python-shim")
     key.mkdir(parents=True, exist_ok=True)
     log(f"building TFLM's library for {arch} (TFLM {tflm_commit[:8]}, CMSIS-NN "
@@ -302,4 +304,4 @@ def build_library(tflm_root: Path, arch: str, cmsis_nn_root: Path, cache: Path, 
              "make": [*command, "microlite"], "build_seconds": round(seconds, 1)}
     flags_file.write_text(json.dumps(flags, indent=1) + "\n", encoding="utf-8")
     return Library(key / LIBRARY, arch, tuple(flags["cxxflags"]), tuple(flags["ccflags"]),
-                   tuple(flags["includes"]), tflm_commit, cmsis_nn, seconds)
+                   tuple(flags["includes"]), tflm_commit, cmsis_nn, seconds, False)

@@ -35,6 +35,7 @@ import tflm_lib  # noqa: E402
 
 from mcudeploy import __version__  # noqa: E402
 from mcudeploy.boards import load_board  # noqa: E402
+from mcudeploy.errors import BoardError, MCUDeployError  # noqa: E402
 from mcudeploy.pipeline import expected_outputs, import_model  # noqa: E402
 from mcudeploy.resources import cache_dir  # noqa: E402
 from mcudeploy.vectors import random_vectors  # noqa: E402
@@ -192,7 +193,7 @@ def _fault_notes(results: list[dict]) -> list[str]:
         notes.append(f"- `{r['model']}` on {r['board']}: `arena_used_bytes()` is {r['tflm']['arena_used']:,} "
                      f"but `AllocateTensors` needs {r['tflm']['arena_min']:,} B; with {len(sizes)} of the "
                      f"{len(r['tflm']['arena_tries'])} sizes tried, {sizes[0]:,} to {sizes[-1]:,} B, it "
-                     f"does not refuse but faults: {'; '.join(kinds)}.")
+                     f"faults instead of refusing: {'; '.join(kinds)}.")
     return notes
 
 
@@ -281,7 +282,7 @@ def render(results: list[dict], meta: dict) -> str:
         "- **code**: flash besides the model. TFLM: all that is loaded except the .tflite and the "
         "harness's input, split by the linker map into TFLM (its library, and its header-only code "
         "compiled into the harness), CMSIS-NN, the C/C++ runtime (newlib-nano, libgcc) and the harness "
-        "(start-up, semihosting output, the arena search); mcudeploy: `flash - weights` of `bench.json` "
+        "(start-up, semihosting output, the arena try); mcudeploy: `flash - weights` of `bench.json` "
         "(layer calls, NN library, runtime). TFLM's default registrations (`AddConv2D()`) link every "
         "type's kernels.",
         "- **RAM**: TFLM: its smallest arena + its stack peak + .data and .bss (interpreter, op resolver, "
@@ -291,8 +292,10 @@ def render(results: list[dict], meta: dict) -> str:
         "(`host-reference`) and the TFLM Python interpreter (`tflm`), for the same input; `mcudeploy "
         "bench` checks its device against the same two.",
         "",
-        f"The run took {meta['seconds'] / 60:.0f} min, of which {meta['library_build_seconds'] / 60:.0f} "
-        "min building TFLM's libraries (0 when they come from the cache).",
+        f"The run took {meta['seconds'] / 60:.0f} min, of which {meta['library_build_seconds'] / 60:.0f} min "
+        "building TFLM's libraries (0: both from the cache). Building them took "
+        + ", ".join(f"{lib['build_seconds'] / 60:.0f} min for the {lib['target_arch']}"
+                    for lib in meta["libraries"].values()) + " (make -j2 on this machine's 2 cores).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -337,18 +340,21 @@ def main(argv: list[str] | None = None) -> int:
     tflm_root, cmsis_nn_root = args.tflm_root.resolve(), args.cmsis_nn_root.resolve()
     cache = args.cache or cache_dir() / "tflm"
     try:
-        layout = tflm_lib.lay_out_downloads(tflm_root, args.third_party)
         boards = {name: load_board(name) for name in args.boards}
+        no_qemu = [name for name, b in boards.items() if b.qemu is None or not b.semihosting]
+        if no_qemu:
+            raise BoardError(f"boards {', '.join(no_qemu)}: the harness runs on QEMU with semihosting")
+        layout = tflm_lib.lay_out_downloads(tflm_root, args.third_party)
         libraries = {name: tflm_lib.build_library(
             tflm_root, tflm_lib.target_arch(b.cpu, b.fpu), cmsis_nn_root, cache, args.make_python,
             jobs=args.jobs) for name, b in boards.items()}
         methods = tflm_firmware.resolver_methods(tflm_root)
         int8_kernels = tflm_firmware.int8_registrations(tflm_root)
         pack, dropped = pack_view(cmsis_nn_root, args.out / "cmsis-nn-pack")
-    except tflm_lib.TflmError as exc:
+    except (tflm_lib.TflmError, MCUDeployError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    library_seconds = sum(lib.build_seconds or 0.0 for lib in libraries.values())
+    library_seconds = sum(lib.build_seconds for lib in libraries.values() if not lib.cached)
     results = []
     for name in args.models:
         path = model_file(name, args.out / "models")
@@ -382,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         "tflm_root": str(tflm_root), "tflm_commit": first.tflm_commit, "cmsis_nn": first.cmsis_nn,
         "tflm_pins_cmsis_nn": tflm_lib.pinned_cmsis_nn(tflm_root), "downloads": layout,
         "libraries": {b: {"target_arch": lib.target_arch, "path": str(lib.path),
-                          "cxxflags": list(lib.cxxflags), "build_seconds": lib.build_seconds}
+                          "cxxflags": list(lib.cxxflags), "build_seconds": round(lib.build_seconds, 1),
+                          "cached": lib.cached}
                       for b, lib in libraries.items()},
         "pack_view_dropped": dropped, "mcudeploy": __version__, "seed": args.seed,
         "gcc": _tool_version(["arm-none-eabi-gcc", "--version"]),

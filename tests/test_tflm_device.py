@@ -21,6 +21,7 @@ import tflm_device  # noqa: E402
 import tflm_firmware  # noqa: E402
 
 STACK_USE = 3000
+FAULTS_FROM, ACCEPTED_FROM = 4000, 5000
 LOOPS = 20_000
 
 # A stand-in for TFLM's library: one TFLM-like and one CMSIS-NN-like member, as TFLM's ar names them.
@@ -45,7 +46,24 @@ static void put(const char *key, uint64_t value) {{
     harness_puts("tflm "); harness_puts(key); harness_puts(" "); harness_put_u64(value); harness_puts("\\n");
 }}
 
+/* With -append arena=N, the harness's arena try as TFLM would answer it: refused below
+ * {FAULTS_FROM} bytes, a fault below {ACCEPTED_FROM}, accepted from there on. */
+static int try_arena(uint32_t bytes) {{
+    if (bytes >= {ACCEPTED_FROM}u) {{
+        put("accepted", 1);
+        harness_puts("tflm output 0 2a\\n");
+    }} else if (bytes >= {FAULTS_FROM}u) {{
+        __builtin_trap();
+    }} else {{
+        put("accepted", 0);
+    }}
+    harness_puts("tflm done\\n");
+    return 0;
+}}
+
 int main(void) {{
+    uint32_t arena = harness_arena_argument();
+    if (arena != 0) return try_arena(arena);
     harness_ticks_init();
     harness_stack_paint(16);
     put("idle", harness_stack_peak());
@@ -59,7 +77,6 @@ int main(void) {{
     put("once", t1 - t0);
     put("twice", t2 - t1);
     put("kernel", (uint64_t)kernel_eval(2));
-    put("arena", harness_arena_argument());
     harness_puts("tflm done\\n");
     return 0;
 }}
@@ -105,13 +122,17 @@ def test_stack_high_water_mark_and_ticks_on_qemu(harness_elf: tuple) -> None:
     assert values["kernel"] == 7
     # SysTick under -icount: twice the loop, twice the ticks (to the tick and the call around it).
     assert abs(values["twice"] - 2 * values["once"]) <= 2, values
-    assert values["arena"] == 0
 
 
-def test_arena_to_try_comes_from_the_semihosting_command_line(harness_elf: tuple) -> None:
+def test_smallest_arena_search_counts_a_fault_as_refused(harness_elf: tuple) -> None:
     board, elf = harness_elf
-    status, console = tflm_firmware.run_qemu(board, elf, 27188)
-    assert status == 0 and "tflm arena 27188\n" in console
+    found = tflm_firmware.smallest_arena(board, elf, 3000, 64 * 1024, [b"\x2a"])
+    assert found.bytes == ACCEPTED_FROM and found.output_same
+    assert all((size >= ACCEPTED_FROM) == (what == "accepted") for size, what in found.tries.items())
+    faults = {size: what for size, what in found.tries.items() if size >= FAULTS_FROM}
+    assert faults and all(what.startswith("HardFault (CFSR") and what.endswith(" in main")
+                          for size, what in faults.items() if size < ACCEPTED_FROM), found.tries
+    assert tflm_firmware.smallest_arena(board, elf, 3000, 64 * 1024, [b"\x2b"]).output_same is False
 
 
 def test_code_split_from_the_map_adds_up_to_the_elf(harness_elf: tuple) -> None:
