@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mcudeploy.boards import Board
-from mcudeploy.build import NNLibrary, build_firmware
+from mcudeploy.build import build_firmware
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.arena import IN_PLACE_KINDS
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate, Table, candidates_for
@@ -47,6 +47,7 @@ from mcudeploy.codegen.tuning import (
 )
 from mcudeploy.errors import BoardError, BuildError, DeviceFault, InputError, LinkError
 from mcudeploy.ir import Graph
+from mcudeploy.nnlib import NNLibrary
 from mcudeploy.progress import Progress
 from mcudeploy.protocol import TENSOR, Link
 from mcudeploy.reference import KERNELS, run_graph

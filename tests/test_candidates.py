@@ -112,7 +112,7 @@ def test_every_candidate_is_bit_exact_on_the_host(board: str, tmp_path: Path) ->
 
 
 def test_every_candidate_is_bit_exact_with_an_old_pack(tmp_path: Path) -> None:
-    library = load_pack(make_pack(tmp_path / "pack", version="5.0.0", old=True))
+    library = load_pack(make_pack(tmp_path / "pack", version="5.0.0", api="5"))
     assert not library.grouped_conv
     _assert_every_candidate_bit_exact(library, tmp_path / "model", "mps3-an547")
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.depthwise_rewrites import as_grouped, per_batch, split_multiplier
 from mcudeploy.codegen.grouped_fallback import as_depthwise, groups, per_group
 from mcudeploy.codegen.lower import Layer, LoweredModel
+from mcudeploy.nnlib import NNLibrary
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,11 @@ instructions, bit-exact or why not) and the one chosen: the fastest bit-exact on
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 
-from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.candidates import (
     CANDIDATES,
     Candidate,
@@ -33,6 +30,7 @@ from mcudeploy.codegen.candidates import (
 from mcudeploy.codegen.lower import Dims, Layer, lower
 from mcudeploy.errors import InputError
 from mcudeploy.ir import Graph
+from mcudeploy.nnlib import NNLibrary
 
 FORMAT = 1
 
@@ -50,16 +48,9 @@ def layer_signature(layer: Layer) -> str:
     return text + (f" mult {v['ch_mult']}" if "ch_mult" in v else "")
 
 
-@cache
 def library_id(library: NNLibrary) -> str:
     """The library's name and a digest of its sources and headers."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(s) for s in library.sources):
-        digest.update(path.read_bytes())
-    for folder in library.include_dirs:
-        for header in sorted(Path(folder).rglob("*.h")):
-            digest.update(header.read_bytes())
-    return f"{library.name} #{digest.hexdigest()[:12]}"
+    return f"{library.name} #{library.digest[:12]}"
 
 
 def entry_key(signature: str, cpu_class: str, library: str) -> str:
