@@ -206,7 +206,7 @@ def test_build_tune_writes_the_tuning_file_and_later_builds_reuse_it(tmp_path: P
 def test_tuning_with_a_pack_shaped_library(tmp_path: Path, version: str, old: bool, board: str) -> None:
     """Nothing in the machinery is nnref's: a pack, on a DSP and an MVE board, and an old pack
     whose grouped convolutions have no wrapper call."""
-    pack = make_pack(tmp_path / "pack", version=version, old=old)
+    pack = make_pack(tmp_path / "pack", version=version, api="5" if old else "7")
     model = _model_file(tmp_path, seed=5)
     tuning = tmp_path / "shared.json"
     out = tmp_path / "out"
@@ -247,6 +247,13 @@ def test_bench_tune_shows_each_candidate_and_the_gain(tmp_path: Path, capsys) ->
     assert "* split_multiplier" in text and f"{dw['candidates'][0]['instructions']:,}" in text
     assert f"{t['gain']:,}" in text
     assert result["bit_exact"] and result["startup_instructions"] > 0
+    # The chosen candidates measured in the model as chosen are what the final firmware measures
+    # (to one SysTick tick: the figures are tick counts).
+    per_tick = load_board("mps3-an547").qemu.instructions_per_tick
+    for row in t["layers"]:
+        final = result["layers"][row["index"]]["instructions"]
+        assert abs(row["in_model"] - final) <= per_tick, (row, final)
+        assert f"({row['in_model']:,} in the model)" in text
 
 
 @pytest.mark.device

@@ -80,6 +80,10 @@ class TuningEntry:
     candidates: tuple[CandidateFigures, ...]
     method: str
     measured_on: str = ""  # the model and layer it was measured on, for people
+    # The chosen candidate in the model it was measured on with every layer as chosen (the final
+    # firmware): with link-time optimisation a kernel costs more when several layers share it.
+    in_model: int | None = None
+    in_model_ticks: int | None = None
 
     @property
     def key(self) -> str:
@@ -147,6 +151,7 @@ class LayerTuning:
     source: str
     candidates: tuple[CandidateFigures, ...] = ()
     method: str = ""
+    in_model: int | None = None  # the chosen candidate's instructions in the model as chosen
 
     @property
     def baseline(self) -> CandidateFigures | None:
@@ -184,7 +189,8 @@ def model_tuning(graph: Graph, library: NNLibrary, cpu_class: str, tuning: Tunin
             f for c in options if (f := entry.figures(c.name)) is not None)
         rows.append(LayerTuning(layer.index, layer.name, layer.op.origin, choose(layer, options).name,
                                 "default" if entry is None else "tuned", measured,
-                                "" if entry is None else entry.method))
+                                "" if entry is None else entry.method,
+                                None if entry is None else entry.in_model))
     return rows
 
 
