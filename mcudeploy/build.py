@@ -15,7 +15,11 @@ from elftools.elf.elffile import ELFFile
 
 from mcudeploy.boards import Board
 from mcudeploy.errors import BuildError
-from mcudeploy.nnlib import NNLibrary, nnref_library  # noqa: F401 (re-exported: their home was here)
+from mcudeploy.nnlib import (
+    NNLibrary,
+    nnref_library,  # noqa: F401 (re-exported: NNLibrary's home was here)
+    used_identifiers,
+)
 from mcudeploy.resources import cache_dir, firmware_dir, project_root
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
 
@@ -128,8 +132,19 @@ def build_firmware(
     log = build_dir / "build.log"
     log.write_text(result.stdout + result.stderr, encoding="utf-8")
     if result.returncode != 0:
-        raise BuildError(f"firmware build failed ({log}): {_first_error(result.stderr)}")
+        first = _first_error(result.stderr)
+        raise BuildError(f"firmware build failed ({log}): {first}"
+                         f"{_library_part(first, library, [*model_dir.glob('*.c'), *extra_sources])}")
     return elf
+
+
+def _library_part(error: str, library: NNLibrary, files: list[Path]) -> str:
+    """When the error is in a library source: which of the functions the model calls need it."""
+    source = next((s for s in library.sources if str(Path(s).resolve()) in error or str(s) in error), None)
+    if source is None:
+        return ""
+    functions = sorted(f for f in used_identifiers(files) if source in library.sources_for([f]))
+    return f" ({library.name}'s {Path(source).name}, which the model needs for {', '.join(functions)})"
 
 
 def _first_error(output: str) -> str:

@@ -28,14 +28,16 @@ import hashlib
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, wraps
 from pathlib import Path
+from typing import TypeVar
 
 from mcudeploy.errors import BuildError
 from mcudeploy.resources import cache_dir, nnref_dir
 
+T = TypeVar("T")
 HOST_CFLAGS = ("-std=gnu11", "-O1")
 _LINK_FLAGS = ("-shared", "-fPIC", "-Wl,--no-undefined")
 _COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
@@ -158,6 +160,19 @@ class NNLibrary:
         return self.sources_for(used_identifiers(files))
 
 
+def per_content(function: Callable[..., T]) -> Callable[..., T]:
+    """`function(library, *args)` cached by the library's paths, its content digest and the
+    arguments: a pack changed on disk is a new library."""
+    cached = cache(lambda library, digest, *args: function(library, *args))
+
+    @wraps(function)
+    def wrapper(library: NNLibrary, *args: object) -> T:
+        return cached(library, library.digest, *args)
+
+    wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+    return wrapper
+
+
 def abi(kind: str) -> str:
     """A C type as the calling convention sees it ('int' and 'int32_t' alike)."""
     return _ABI_NAMES.get(kind, kind)
@@ -207,33 +222,49 @@ def _parameter(text: str) -> tuple[str, str]:
     return kind, match.group(2)
 
 
-@cache
-def read_prototypes(include_dirs: tuple[Path, ...]) -> dict[str, Prototype]:
-    """Every function declaration in the headers under `include_dirs` (the first one wins)."""
-    found: dict[str, Prototype] = {}
+def _headers(include_dirs: tuple[Path, ...]) -> tuple[tuple[Path, int, int], ...]:
+    """The headers under `include_dirs`, with their modification times and sizes (a cache key)."""
+    found = []
     for folder in include_dirs:
         for header in sorted(Path(folder).rglob("*.h")):
-            text = _DIRECTIVES.sub(" ", _code(header.read_text(encoding="utf-8", errors="replace")))
-            for match in _DECLARATION.finditer(text):
-                head, name, params = match.group(1).split(), match.group(2), match.group(3).strip()
-                if name in found or _NOT_TYPES & set(head):
-                    continue
-                parts = [_parameter(p) for p in params.split(",")] if params and params != "void" else []
-                if all(n for _, n in parts):  # a call's arguments have no types: not a declaration
-                    found[name] = Prototype(name, tuple(n for _, n in parts), tuple(t for t, _ in parts))
+            stat = header.stat()
+            found.append((header, stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+def read_prototypes(include_dirs: tuple[Path, ...]) -> dict[str, Prototype]:
+    """Every function declaration in the headers under `include_dirs` (the first one wins)."""
+    return _prototypes(_headers(include_dirs))
+
+
+def read_structs(include_dirs: tuple[Path, ...]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Every `typedef struct {...} name;` in the headers: its (type, name) fields in order."""
+    return _structs(_headers(include_dirs))
+
+
+@cache
+def _prototypes(headers: tuple[tuple[Path, int, int], ...]) -> dict[str, Prototype]:
+    found: dict[str, Prototype] = {}
+    for header, _, _ in headers:
+        text = _DIRECTIVES.sub(" ", _code(header.read_text(encoding="utf-8", errors="replace")))
+        for match in _DECLARATION.finditer(text):
+            head, name, params = match.group(1).split(), match.group(2), match.group(3).strip()
+            if name in found or _NOT_TYPES & set(head):
+                continue
+            parts = [_parameter(p) for p in params.split(",")] if params and params != "void" else []
+            if all(n for _, n in parts):  # a call's arguments have no types: not a declaration
+                found[name] = Prototype(name, tuple(n for _, n in parts), tuple(t for t, _ in parts))
     return found
 
 
 @cache
-def read_structs(include_dirs: tuple[Path, ...]) -> dict[str, tuple[tuple[str, str], ...]]:
-    """Every `typedef struct {...} name;` in the headers: its (type, name) fields in order."""
+def _structs(headers: tuple[tuple[Path, int, int], ...]) -> dict[str, tuple[tuple[str, str], ...]]:
     found: dict[str, tuple[tuple[str, str], ...]] = {}
-    for folder in include_dirs:
-        for header in sorted(Path(folder).rglob("*.h")):
-            text = _DIRECTIVES.sub(" ", _code(header.read_text(encoding="utf-8", errors="replace")))
-            for match in _STRUCT.finditer(text):
-                fields = tuple(_parameter(f) for f in match.group(1).split(";") if f.strip())
-                found.setdefault(match.group(2), fields)
+    for header, _, _ in headers:
+        text = _DIRECTIVES.sub(" ", _code(header.read_text(encoding="utf-8", errors="replace")))
+        for match in _STRUCT.finditer(text):
+            fields = tuple(_parameter(f) for f in match.group(1).split(";") if f.strip())
+            found.setdefault(match.group(2), fields)
     return found
 
 

@@ -40,8 +40,7 @@ PDSC = """<?xml version="1.0" encoding="UTF-8"?>
   <vendor>{vendor}</vendor>
   <description>Test pack: mcudeploy's nnref laid out as a CMSIS-NN pack</description>
   <releases>
-    <release version="{version}">This release.</release>
-    <release version="1.0.0">An older one.</release>
+    <release version="{version}">This release.</release>{older}
   </releases>
   <components>
     <component Cclass="CMSIS" Cgroup="NN Lib" Cversion="{version}">
@@ -254,8 +253,13 @@ def make_pack(root: Path, version: str = "7.0.0", *, api: str = "7", float_files
     files += [f'        <file category="source" name="{p.relative_to(root)}"/>'
               for p in sorted((root / "Source").rglob("*.c"))]
     (root / f"{vendor}.{name}.pdsc").write_text(
-        PDSC.format(name=name, vendor=vendor, version=version, files="\n".join(files)))
+        PDSC.format(name=name, vendor=vendor, version=version, files="\n".join(files), older=_older(version)))
     return root
+
+
+def _older(version: str) -> str:
+    """An older release beside `version`, except in Arm's git tree (0.0.0, its only release)."""
+    return "" if version == "0.0.0" else '\n    <release version="1.0.0">An older one.</release>'
 
 
 def zip_pack(directory: Path, target: Path) -> Path:
@@ -301,12 +305,17 @@ def _generation(root: Path, api: str) -> None:
         _edit(root / "Source/FullyConnectedFunctions/arm_fully_connected_s8_get_buffer_size.c",
               "#if NNREF_USE_FC_KERNEL_SUMS", "#if 0")
         for query in ("arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8", "arm_fully_connected_s8",
-                      "arm_avgpool_s8"):
+                      "arm_avgpool_s8"):  # the _dsp/_mve variants become private to the plain query's file
+            plain = next(root.glob(f"Source/*/{query}_get_buffer_size.c"))
+            private = []
             for suffix in ("_dsp", "_mve"):
                 _remove_declaration(functions, f"{query}_get_buffer_size{suffix}")
-                path = next(root.glob(f"Source/*/{query}_get_buffer_size{suffix}.c"))
-                path.write_text(path.read_text().replace(f"_get_buffer_size{suffix}(",
-                                                         f"_get_buffer_size{suffix}_unused("))
+                path = plain.with_name(f"{query}_get_buffer_size{suffix}.c")
+                private.append(path.read_text().replace(f"int32_t {query}_get_buffer_size{suffix}(",
+                                                        "__attribute__((unused)) static int32_t "
+                                                        f"{query}_get_buffer_size{suffix}("))
+                path.unlink()
+            plain.write_text("".join(private) + plain.read_text())
 
 
 def _remove_declaration(header: Path, function: str) -> None:
@@ -332,5 +341,6 @@ def pack_from_tree(tree: Path, root: Path, version: str) -> Path:
     files += [f'        <file category="source" name="{p.relative_to(root)}"/>'
               for p in sorted(root.rglob("*.c"))]
     (root / "ARM.CMSIS-NN.pdsc").write_text(
-        PDSC.format(name="CMSIS-NN", vendor="ARM", version=version, files="\n".join(files)))
+        PDSC.format(name="CMSIS-NN", vendor="ARM", version=version, files="\n".join(files),
+                    older=_older(version)))
     return root

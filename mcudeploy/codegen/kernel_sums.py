@@ -30,14 +30,13 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
 
 import numpy as np
 
 from mcudeploy.codegen.grouped_fallback import constant
 from mcudeploy.codegen.lower import Const, Layer, LoweredModel
 from mcudeploy.errors import BuildError
-from mcudeploy.nnlib import NNLibrary, host_build
+from mcudeploy.nnlib import NNLibrary, host_build, per_content
 
 FUNCTION = "arm_vector_sum_s8"
 NO_IMPL = -2  # ARM_CMSIS_NN_NO_IMPL_ERROR
@@ -67,7 +66,7 @@ FORMS = (
 )
 
 
-@cache
+@per_content
 def host_vector_sum(library: NNLibrary) -> tuple[Callable[..., int], Form]:
     """The library's arm_vector_sum_s8 built for the host, and the form its headers declare."""
     declared = library.prototype(FUNCTION)
@@ -93,6 +92,10 @@ def expected_sums(weights: np.ndarray, input_offset: int, bias: np.ndarray, fuse
     return ((sums + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
+def _where(layer: Layer) -> str:
+    return f"layer {layer.index} {layer.name} ({layer.op.origin})"
+
+
 def kernel_sums(layer: Layer, library: NNLibrary, words: int) -> np.ndarray:
     """`words` int32: the layer's kernel sums as the library computes them, then zeros. Refuses
     (BuildError) when they differ from mcudeploy's own arithmetic."""
@@ -109,10 +112,10 @@ def kernel_sums(layer: Layer, library: NNLibrary, words: int) -> np.ndarray:
         sums[: f.c] = want
         status = 0
     if status != 0:
-        raise BuildError(f"{layer.op.origin}: {library.name}'s {FUNCTION} returned {status}")
+        raise BuildError(f"{_where(layer)}: {library.name}'s {FUNCTION} returned {status}")
     if not np.array_equal(sums[: f.c], want):
         wrong = int(np.count_nonzero(sums[: f.c] != want))
-        raise BuildError(f"{layer.op.origin}: {library.name}'s {FUNCTION} ({len(form.params)} arguments) "
+        raise BuildError(f"{_where(layer)}: {library.name}'s {FUNCTION} ({len(form.params)} arguments) "
                          f"computed {wrong} of {f.c} kernel sums unlike mcudeploy's arithmetic: the build is "
                          "refused rather than store sums the kernel would misuse")
     return sums[:words]

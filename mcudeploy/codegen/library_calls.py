@@ -26,13 +26,12 @@ import ctypes
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
 
 import numpy as np
 
 from mcudeploy.codegen.lower import Dims, Layer, LoweredModel, ScratchQuery
 from mcudeploy.errors import UnsupportedError
-from mcudeploy.nnlib import CDims, HostBuildError, NNLibrary, check_call, host_build
+from mcudeploy.nnlib import CDims, HostBuildError, NNLibrary, check_call, host_build, per_content
 
 PER_CHANNEL_FC = "arm_fully_connected_per_channel_s8"
 _CALL = re.compile(r"\b(arm_\w+)\s*\(")
@@ -86,7 +85,7 @@ def _c_dims(d: Dims):
     return ctypes.byref(CDims(d.n, d.h, d.w, d.c))
 
 
-@cache
+@per_content
 def extremum_row_fault(library: NNLibrary) -> bool:
     """Runs the library's own arm_maximum_s8 and arm_minimum_s8, compiled for the host, on a
     [2, 5, 1, 1] operand against [2, 5, 4, 6] in both orders, and compares with numpy."""

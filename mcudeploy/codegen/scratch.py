@@ -19,7 +19,6 @@ at start-up, which asks the same query on the device and stops naming the layer 
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 
 from mcudeploy.codegen.grouped_fallback import CompositeScratch, align4
 from mcudeploy.codegen.lower import Dims, Layer
@@ -35,6 +34,7 @@ from mcudeploy.nnlib import (
     check_call,
     check_structs,
     host_build,
+    per_content,
 )
 
 SUFFIX = {"mve": "_mve", "dsp": "_dsp", "plain": ""}
@@ -62,7 +62,7 @@ def _window(v: dict) -> dict:
     }
 
 
-@cache
+@per_content
 def host_queries(library: NNLibrary, cpu_class: str) -> ctypes.CDLL:
     """The library's scratch queries for `cpu_class`, checked and built for the host. Raises
     BuildError when they are not declared or differ from what mcudeploy passes, HostBuildError
