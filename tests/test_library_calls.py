@@ -61,7 +61,8 @@ def test_each_api_generation_is_bit_exact_on_qemu(tmp_path: Path, api: str, boar
         assert "arm_fully_connected_per_channel_s8(" in text and "arm_maximum_s8(" in text
     else:
         assert loops == 3 and "arm_maximum_s8(" not in text and "arm_minimum_s8(" not in text
-        assert "lowered as 1x1 convolution */" in text and "arm_fully_connected_per_channel_s8(" not in text
+        assert "lowered as as_1x1_convolution */" in text
+        assert "arm_fully_connected_per_channel_s8(" not in text
     assert ("_kernel_sums[" in text) is (board == "mps3-an547" and api != "4")
 
 
@@ -111,6 +112,25 @@ def test_a_function_the_library_lacks_is_refused_naming_the_layer(tmp_path: Path
     header.write_text(text)  # declared again, but defined nowhere
     assert main(["build", str(model), "--cmsis-nn", str(pack), "--out", str(out), "-q"]) == 2
     assert "has no arm_softmax_s8() (not in what its sources define)" in capsys.readouterr().err
+
+
+def test_a_source_the_description_omits_fails_the_build_naming_the_function(tmp_path: Path, capsys) -> None:
+    """Arm's 4.1.0 .pdsc omits arm_s8_to_s16_unordered_with_offset.c, which its DSP convolution
+    calls: such a pack cannot link, and the error says why."""
+    pack = make_pack(tmp_path / "pack")
+    pdsc = pack / "ARM.CMSIS-NN.pdsc"
+    omitted = ('        <file category="source" '
+               'name="Source/NNSupportFunctions/arm_nn_fully_connected_core_s8.c"/>\n')
+    assert omitted in pdsc.read_text()
+    pdsc.write_text(pdsc.read_text().replace(omitted, ""))
+    out = tmp_path / "out"
+    model = ROOT / "models" / "tiny_cnn.tflite"
+    assert main(["build", str(model), "--cmsis-nn", str(pack), "--out", str(out), "-q"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("undefined reference to `arm_nn_fully_connected_core_s8' (CMSIS-NN 7.0.0 declares "
+            "arm_nn_fully_connected_core_s8() but none of the sources its description lists "
+            "defines it)") in err
+    assert not out.exists()
 
 
 def test_the_fault_table_condition_and_detection(tmp_path: Path) -> None:

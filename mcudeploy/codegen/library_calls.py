@@ -2,10 +2,11 @@
 declares and defines (mcudeploy.nnlib), never from its version number, and from the table of known
 library faults.
 
-- A per-channel fully connected layer with a library that has no
-  `arm_fully_connected_per_channel_s8` (CMSIS-NN before 7.0.0) becomes one 1x1 convolution call
-  over [1, 1, rows, depth]: the same sums of the same products, requantized per output channel by
-  the same arithmetic, so bit-exact.
+- A per-channel fully connected layer can always be one 1x1 convolution call over
+  [1, 1, rows, depth] (`fc_as_conv`): the same sums of the same products, requantized per output
+  channel by the same arithmetic, so bit-exact. It is a lowering candidate
+  (mcudeploy.codegen.candidates), the only one with a library that has no
+  `arm_fully_connected_per_channel_s8` (CMSIS-NN before 7.0.0).
 - MAXIMUM/MINIMUM with a library that has no `arm_maximum_s8`/`arm_minimum_s8` (before 7.0.0), or
   whose function has a known fault for the layer's shapes, becomes a generated loop (exact by
   construction: a comparison of int8 values sharing one quantization).
@@ -38,8 +39,7 @@ _CALL = re.compile(r"\b(arm_\w+)\s*\(")
 
 
 def fc_as_conv(layer: Layer) -> Layer:
-    """One 1x1 convolution call over [1, 1, rows, depth] (the library has no per-channel fully
-    connected function)."""
+    """One 1x1 convolution call over [1, 1, rows, depth]."""
     v = layer.values
     rows, depth, c_out = v["input_dims"].n, v["filter_dims"].n, v["filter_dims"].c
     values = {
@@ -47,7 +47,7 @@ def fc_as_conv(layer: Layer) -> Layer:
         "act_min": v["act_min"], "act_max": v["act_max"],
         "input_dims": Dims(1, 1, rows, depth), "filter_dims": Dims(c_out, 1, 1, depth),
         "bias_dims": Dims(1, 1, 1, c_out), "output_dims": Dims(1, 1, rows, c_out),
-        "stride": (1, 1), "dilation": (1, 1), "padding": (0, 0), "lowering": "1x1 convolution",
+        "stride": (1, 1), "dilation": (1, 1), "padding": (0, 0),
     }
     return replace(layer, template="conv2d.c.j2", values=values, persistent_scratch=False,
                    scratch=ScratchQuery("arm_convolve_wrapper_s8_get_buffer_size", "conv"))
@@ -138,12 +138,9 @@ KNOWN_FAULTS: tuple[LibraryFault, ...] = (
 
 
 def _fit(layer: Layer, library: NNLibrary) -> Layer:
-    v = layer.values
-    if layer.op.kind == "fully_connected" and v.get("per_channel") and not library.has(PER_CHANNEL_FC):
-        return fc_as_conv(layer)
     if layer.op.kind != "extremum":
         return layer
-    function = v["function"]
+    function = layer.values["function"]
     if not library.has(function):
         return extremum_as_loop(layer, f"{library.name} has no {function}")
     for fault in KNOWN_FAULTS:

@@ -3,7 +3,8 @@
 A tuning file (JSON, `DIR/tuning.json` beside a build) holds one entry per measured layer shape,
 keyed by
 - the layer's signature: its kind, input, filter and output dims, stride, dilation, padding and
-  channel multiplier, which is all the instruction count depends on;
+  channel multiplier (a fully connected layer: its dims and whether it is per-channel), which is
+  all the instruction count depends on;
 - the CPU class (plain, dsp, mve);
 - the NN library: its name (with the version, for a pack) and a digest of its sources and headers,
   so that a changed library is measured again;
@@ -40,8 +41,11 @@ def _dims(d: Dims) -> str:
 
 
 def layer_signature(layer: Layer) -> str:
-    """What a plainly lowered convolution's instruction count depends on, as one line."""
+    """What a plainly lowered layer's instruction count depends on, as one line."""
     v = layer.values
+    if layer.op.kind == "fully_connected":
+        return (f"fully_connected in {_dims(v['input_dims'])} filter {_dims(v['filter_dims'])} "
+                f"out {_dims(v['output_dims'])}" + (" per-channel" if v["per_channel"] else ""))
     text = (f"{layer.op.kind} in {_dims(v['input_dims'])} filter {_dims(v['filter_dims'])} "
             f"out {_dims(v['output_dims'])} stride {v['stride'][0]},{v['stride'][1]} "
             f"dilation {v['dilation'][0]},{v['dilation'][1]} padding {v['padding'][0]},{v['padding'][1]}")
