@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import NNLibrary, build_firmware, firmware_sizes, nnref_library
+from mcudeploy.build import build_firmware, firmware_sizes
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.emit import Manifest
 from mcudeploy.codegen.tuning import Tuning, model_tuning, tuning_summary
@@ -36,6 +36,7 @@ from mcudeploy.frontends.tflite import load_tflite
 from mcudeploy.ir import Graph
 from mcudeploy.jobs import Jobs
 from mcudeploy.localise import Localisation, device_layer_outputs, localise
+from mcudeploy.nnlib import NNLibrary, nnref_library
 from mcudeploy.oracles import OnnxFloat, Tflm, dequantize, snr_db
 from mcudeploy.outdir import staged_directory
 from mcudeploy.packs import nn_library

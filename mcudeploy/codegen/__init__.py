@@ -1,21 +1,22 @@
-"""Code generation: lower the IR to CMSIS-NN calls, choose each layer's lowering, size scratch,
-precompute what the library would compute at start-up, plan the arena, check that it fits the
-board, emit C."""
+"""Code generation: lower the IR to CMSIS-NN calls, fit them to what the library has and computes
+right, choose each layer's lowering, size scratch, precompute what the library would compute at
+start-up, plan the arena, check that it fits the board, emit C (refusing calls the library lacks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from mcudeploy.boards import Board
-from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.arena import plan_arena
 from mcudeploy.codegen.candidates import CANDIDATES, Chooser, Table, choose_lowerings, default_chooser
 from mcudeploy.codegen.emit import Manifest, emit_model
 from mcudeploy.codegen.fit import check_fit
 from mcudeploy.codegen.kernel_sums import precompute_kernel_sums
+from mcudeploy.codegen.library_calls import check_calls, fit_to_library
 from mcudeploy.codegen.lower import LoweredModel, lower
 from mcudeploy.codegen.scratch import answers_on_host, scratch_bytes
 from mcudeploy.ir import Graph
+from mcudeploy.nnlib import NNLibrary
 
 
 def _scratch(graph: Graph, lowered: LoweredModel, library: NNLibrary, board: Board,
@@ -33,8 +34,10 @@ def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, sour
 
     `choose` picks each layer's lowering among the candidates of `table` that apply (default: the
     CPU class's default; a tuning file gives its own, mcudeploy.codegen.tuning).
-    Raises PlanError, before writing anything, when the model does not fit the board's memory."""
-    lowered = choose_lowerings(lower(graph), library, choose or default_chooser(board.cpu_class), table)
+    Raises PlanError, before writing anything, when the model does not fit the board's memory, and
+    UnsupportedError when a layer calls a function the library lacks."""
+    lowered = fit_to_library(lower(graph), library)
+    lowered = choose_lowerings(lowered, library, choose or default_chooser(board.cpu_class), table)
     scratch = _scratch(graph, lowered, library, board, out_dir)
     lowered, scratch = precompute_kernel_sums(lowered, scratch, library)
     layout = plan_arena(graph, lowered, scratch)
@@ -42,4 +45,5 @@ def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, sour
     return emit_model(
         graph, lowered, layout, scratch, out_dir, source=source, board=board.name,
         cpu_class=board.cpu_class, library=library.name,
+        check_layer=lambda layer, body: check_calls(layer, body, library),
     )
