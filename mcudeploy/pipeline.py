@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import NNLibrary, build_firmware, firmware_sizes, nnref_library
+from mcudeploy.build import build_firmware, firmware_sizes
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.device.runners import Devices, make_runner
@@ -34,6 +34,7 @@ from mcudeploy.jobs import run_on_devices
 from mcudeploy.manifest import Manifest
 from mcudeploy.memory import flash_figures, measure_tflm_arena, ram_figures
 from mcudeploy.model import ImportOptions, Model, import_model, report_quality, vectors_for
+from mcudeploy.nnlib import NNLibrary, nnref_library
 from mcudeploy.outdir import staged_directory
 from mcudeploy.packs import nn_library
 from mcudeploy.progress import Progress

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcudeploy.build import nnref_library
+from mcudeploy.nnlib import nnref_library
 
 CFLAGS = ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"]
 SHIM = Path(__file__).parent / "firmware" / "nnref_shim.c"

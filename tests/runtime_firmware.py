@@ -11,9 +11,9 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import NNLibrary
 from mcudeploy.device.protocol import OUTPUT, Link
 from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.nnlib import NNLibrary
 
 BOARD = load_board("mps3-an547")
 FIRMWARE = Path(__file__).parent / "firmware"

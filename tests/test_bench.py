@@ -15,12 +15,13 @@ from elftools.elf.elffile import ELFFile
 from hostlib import HostModel
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import build_firmware, nnref_library
+from mcudeploy.build import build_firmware
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.errors import BuildError
 from mcudeploy.frontends.tflite import load_tflite, parse_tflite
 from mcudeploy.memory import measure_tflm_arena
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
 from mcudeploy.report.bench_result import BenchResult
 from mcudeploy.resources import boards_dir

@@ -14,10 +14,11 @@ from cases import CASES, build_cases
 from runtime_firmware import SIZE, echo
 
 from mcudeploy.boards import Board, available_boards, load_board
-from mcudeploy.build import NNLibrary, build_firmware
+from mcudeploy.build import build_firmware
 from mcudeploy.cli import main
 from mcudeploy.device.protocol import INPUT, OUTPUT, CpuFault, Link
 from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.nnlib import NNLibrary
 
 pytestmark = pytest.mark.device
 

@@ -16,12 +16,13 @@ from cases import REFERENCE_LAYER_NAMES, reference_layers
 from nnref_cases import combine, describe, device_batch
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import build_firmware, nnref_library
+from mcudeploy.build import build_firmware
 from mcudeploy.codegen import generate
 from mcudeploy.device.protocol import INPUT, OUTPUT, Link
 from mcudeploy.device.runners.qemu import QemuRunner
 from mcudeploy.device.session import Session, run_vectors
 from mcudeploy.ir import Graph
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import Vector, random_vectors
 

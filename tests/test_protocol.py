@@ -14,7 +14,7 @@ import pytest
 from fault_proxy import Counts, Faults, ProxiedQemuRunner
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import NNLibrary, build_firmware
+from mcudeploy.build import build_firmware
 from mcudeploy.device.protocol import (
     INPUT,
     DeviceHang,
@@ -28,6 +28,7 @@ from mcudeploy.device.protocol import (
     encode_packet,
 )
 from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.nnlib import NNLibrary
 
 BODIES = {
     "empty": b"",

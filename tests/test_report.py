@@ -19,8 +19,8 @@ from cases import build_case
 
 from mcudeploy import terminal
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.codegen import generate
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
 from mcudeploy.report import RunReport
 from mcudeploy.report.html import render_html

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import NNLibrary, build_firmware, render_linker_script
+from mcudeploy.build import build_firmware, render_linker_script
 from mcudeploy.errors import BoardError, BuildError
 from mcudeploy.model import import_model
+from mcudeploy.nnlib import NNLibrary
 from mcudeploy.outdir import staged_directory
 from mcudeploy.pipeline import RunHooks, compile_model
 from mcudeploy.progress import Progress

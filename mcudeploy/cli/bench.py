@@ -90,7 +90,8 @@ def tuning_table(r: BenchResult) -> Table:
     """Each measured layer's candidates (* the one kept) and the gain over the first (the wrapper)."""
     t = r.tuning
     table = Table(title=f"lowering candidates, instructions per layer ({t['method']})",
-                  caption="* chosen: the fastest bit-exact candidate")
+                  caption="* chosen: the fastest bit-exact candidate; (in the model): the chosen one "
+                          "with every layer as chosen, as the final firmware runs it")
     for name in ("#", "layer", "candidate", "instructions", "gain"):
         table.add_column(name, justify="left" if name in ("layer", "candidate") else "right",
                          no_wrap=name in ("candidate", "instructions"))
@@ -100,8 +101,10 @@ def tuning_table(r: BenchResult) -> Table:
         names = [("* " if c["name"] == row["lowering"] else "  ") + c["name"] for c in row["candidates"]]
         base = row["candidates"][0]["instructions"]
         gain = f"{row['gain']:,}\n{row['gain'] / base:.1%}" if base else f"{row['gain']:,}"
-        table.add_row(str(row["index"]), row["name"], "\n".join(names),
-                      "\n".join(_instructions(c) for c in row["candidates"]), gain)
+        figures = [_instructions(c) + (f" ({row['in_model']:,} in the model)"
+                                       if c["name"] == row["lowering"] and row.get("in_model") else "")
+                   for c in row["candidates"]]
+        table.add_row(str(row["index"]), row["name"], "\n".join(names), "\n".join(figures), gain)
     total, gain = t["baseline_instructions"], t["gain"]
     share = f"\n{gain / total:.1%} of them\n{gain / r.instructions:.1%} of the model" if total else ""
     table.add_row("", "total", f"{t['measured_layers']} layers:\nfirst candidate\nas chosen",

@@ -4,6 +4,7 @@ and describe it in `manifest.json` (mcudeploy.manifest) for the host side of a r
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -97,12 +98,17 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
 def emit_model(
     graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str,
+    check_layer: Callable[[Layer, str], None] | None = None,
 ) -> Manifest:
-    """Write model.c, model.h and manifest.json into `out_dir`; returns the manifest."""
+    """Write model.c, model.h and manifest.json into `out_dir`; returns the manifest. Each layer's
+    rendered C is passed to `check_layer` before anything is written."""
     env = template_environment()
     views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
              for layer in lowered.layers]
     views = [replace(v, body=env.get_template(v.layer.template).render(l=v).strip()) for v in views]
+    for view in views:
+        if check_layer is not None:
+            check_layer(view.layer, view.body)
 
     def io(name: str) -> IoInfo:
         t = graph.tensor(name)
