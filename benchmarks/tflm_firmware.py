@@ -21,7 +21,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from tflm_lib import Library, TflmError
 
 from mcudeploy.boards import Board
-from mcudeploy.runners.qemu import QemuRunner
+from mcudeploy.device.runners.qemu import QemuRunner
 
 HARNESS_DIR = Path(__file__).resolve().parent / "tflm_harness"
 RESOLVER_HEADER = Path("tensorflow/lite/micro/micro_mutable_op_resolver.h")

@@ -17,11 +17,7 @@ from elftools.elf.elffile import ELFFile
 
 from mcudeploy.boards import Board
 from mcudeploy.errors import BuildError
-from mcudeploy.nnlib import (
-    NNLibrary,
-    nnref_library,  # noqa: F401 (re-exported: NNLibrary's home was here)
-    used_identifiers,
-)
+from mcudeploy.nnlib import NNLibrary, used_identifiers
 from mcudeploy.resources import cache_dir, firmware_dir, project_root
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
 

@@ -45,7 +45,6 @@ from mcudeploy.build import build_firmware
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.arena import IN_PLACE_KINDS
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate, Chooser, Table, candidates_for
-from mcudeploy.codegen.emit import Manifest
 from mcudeploy.codegen.lower import Layer, LoweredModel, lower
 from mcudeploy.codegen.tuning import (
     CandidateFigures,
@@ -54,16 +53,19 @@ from mcudeploy.codegen.tuning import (
     entry_key,
     layer_signature,
     library_id,
+    model_tuning,
+    tuning_summary,
 )
+from mcudeploy.device.runners import make_runner
+from mcudeploy.device.session import DeviceLayerError, ScratchRefused, Session, open_session
 from mcudeploy.errors import BoardError, BuildError, DeviceFault, InputError, LinkError
 from mcudeploy.ir import Graph
+from mcudeploy.manifest import Manifest
 from mcudeploy.nnlib import NNLibrary
 from mcudeploy.progress import Progress
-from mcudeploy.protocol import TENSOR, Link
 from mcudeploy.reference import KERNELS, run_graph
-from mcudeploy.runners import make_runner
+from mcudeploy.scratch_probe import scratch_sizes
 from mcudeploy.vectors import Vector, random_vectors
-from mcudeploy.verify import write_inputs
 
 
 @dataclass(frozen=True)
@@ -210,9 +212,7 @@ def _measure_image(board: Board, library: NNLibrary, sim: Simulator, session: _S
             wanted = pending.get(layer.index) or by_key.get(_key(layer, board, library))
             return next((c for c in options if c.name == wanted), None) or others(layer, options)
 
-        session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table)
-        elf = build_firmware(board, folder / "model", folder / "build", library,
-                             extra_defines={"MCD_MAX_LAYERS": str(max(1, len(session.manifest.layers)))})
+        elf = _build_image(board, library, session, folder, source, choose, table)
         try:
             results = _run_image(board, sim, session, elf, pending)
         except _LayerFailed as failed:
@@ -233,6 +233,17 @@ def _measure_image(board: Board, library: NNLibrary, sim: Simulator, session: _S
         return
 
 
+def _build_image(board: Board, library: NNLibrary, session: _Session, folder: Path, source: str,
+                 choose: Chooser, table: Table) -> Path:
+    """Generate the model with each layer lowered as `choose` says into folder/model (its manifest
+    kept in `session`) and build its firmware; returns the ELF."""
+    scratch = scratch_sizes(library, board, folder / "model-scratch-probe")
+    session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table,
+                                scratch)
+    return build_firmware(board, folder / "model", folder / "build", library,
+                          extra_defines={"MCD_MAX_LAYERS": str(max(1, len(session.manifest.layers)))})
+
+
 def _key(layer: Layer, board: Board, library: NNLibrary) -> str:
     return entry_key(layer_signature(layer), board.cpu_class, library_id(library))
 
@@ -244,9 +255,7 @@ def _confirm(board: Board, library: NNLibrary, sim: Simulator, session: _Session
     optimisation a kernel's cost depends on which other layers call it, so these can differ from
     the candidate image's figures; they are what the final firmware measures."""
     choose = tuning.chooser(board.cpu_class, library)
-    session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table)
-    elf = build_firmware(board, folder / "model", folder / "build", library,
-                         extra_defines={"MCD_MAX_LAYERS": str(max(1, len(session.manifest.layers)))})
+    elf = _build_image(board, library, session, folder, source, choose, table)
     chosen = {k: choose(t.layer, t.options).name for k, t in targets.items()}
     try:
         results = _run_image(board, sim, session, elf, chosen)
@@ -265,25 +274,23 @@ def _confirm(board: Board, library: NNLibrary, sim: Simulator, session: _Session
     return entries
 
 
-def _prepare(link: Link, session: _Session) -> None:
-    """Fresh state and inputs before an INVOKE (earlier runs may have overwritten both)."""
+def _run(device: Session, session: _Session, stop: int | None = None) -> None:
+    """The whole model, or layers 0..stop, from fresh state (earlier runs may have changed it)."""
     if session.graph.variables:
-        link.reset()
-    write_inputs(link, session.vector)
+        device.reset()
+    try:
+        if stop is None:
+            device.infer(session.vector)
+        else:
+            device.run_to(stop, session.vector)
+    except DeviceLayerError as exc:
+        raise _LayerFailed(exc.layer, f"returned status {exc.status}") from None
 
 
-def _invoke(link: Link, session: _Session, stop: int | None = None) -> None:
-    _prepare(link, session)
-    done = link.invoke(stop)
-    if done.status != 0:
-        raise _LayerFailed(done.layer, f"returned status {done.status}")
-
-
-def _tensor(link: Link, session: _Session, layer: int, name: str) -> np.ndarray:
-    """The device's value of tensor `name`, stored as layer `layer`'s output (TENSOR space)."""
+def _tensor(device: Session, session: _Session, layer: int, name: str) -> np.ndarray:
+    """The device's value of tensor `name`, stored as layer `layer`'s output."""
     t = session.graph.tensor(name)
-    data = link.read(TENSOR, layer, session.manifest.tensors[layer].size)
-    return np.frombuffer(data, dtype=t.dtype).reshape(t.shape)
+    return np.frombuffer(device.tensor(layer), dtype=t.dtype).reshape(t.shape)
 
 
 def _run_image(board: Board, sim: Simulator, session: _Session, elf: Path,
@@ -291,38 +298,33 @@ def _run_image(board: Board, sim: Simulator, session: _Session, elf: Path,
     """Per measured layer: its ticks, whether it was bit-exact, and why not."""
     manifest, lowered = session.manifest, session.lowered
     results: dict[int, tuple[int, bool, str]] = {}
-    with make_runner(sim.runner, board, elf, icount=True) as port:
-        link = Link(port)
-        info = link.hello()
-        if info.model_hash.hex() != manifest.model_hash:
-            raise LinkError(f"the device runs model {info.model_hash.hex()}, not the candidate image "
-                            f"just built ({manifest.model_hash})")
-        if info.init_status != 0:
-            raise _LayerFailed(-info.init_status - 1, "asks for more scratch than planned")
-        _invoke(link, session)
-        ticks = link.layer_ticks(len(manifest.layers))
-        last = len(manifest.layers) - 1
-        differing = []
-        for stop, group in stop_points(list(measured), session.valid_until):
-            if stop != last:
-                _invoke(link, session, stop)
-            for k in group:
-                output = lowered.layers[k].output
-                exact = np.array_equal(_tensor(link, session, k, output), session.expected[output])
-                results[k] = (ticks[k], exact, "")
-                if not exact:
-                    differing.append(k)
-        for k in differing:
-            results[k] = (ticks[k], *_check_alone(link, session, k))
-        link.exit(0)
+    try:
+        with open_session(make_runner(sim.runner, board, elf, icount=True), manifest) as device:
+            _run(device, session)
+            ticks = device.layer_ticks()
+            last = len(manifest.layers) - 1
+            differing = []
+            for stop, group in stop_points(list(measured), session.valid_until):
+                if stop != last:
+                    _run(device, session, stop)
+                for k in group:
+                    output = lowered.layers[k].output
+                    exact = np.array_equal(_tensor(device, session, k, output), session.expected[output])
+                    results[k] = (ticks[k], exact, "")
+                    if not exact:
+                        differing.append(k)
+            for k in differing:
+                results[k] = (ticks[k], *_check_alone(device, session, k))
+    except ScratchRefused as exc:
+        raise _LayerFailed(exc.layer, "asks for more scratch than planned") from None
     return results
 
 
-def _check_alone(link: Link, session: _Session, k: int) -> tuple[bool, str]:
+def _check_alone(device: Session, session: _Session, k: int) -> tuple[bool, str]:
     """Layer k's output against the reference computed from its own inputs on the device."""
     graph, lowered = session.graph, session.lowered
     layer = lowered.layers[k]
-    _invoke(link, session, k)
+    _run(device, session, k)
     producers = {lowered.storage(x.output): x.index for x in lowered.layers[:k]}
     inputs = []
     for name in (n for n in layer.op.inputs if n):
@@ -330,12 +332,12 @@ def _check_alone(link: Link, session: _Session, k: int) -> tuple[bool, str]:
         if t.is_constant:
             inputs.append(t.data)
         elif (j := producers.get(lowered.storage(name))) is not None:
-            inputs.append(_tensor(link, session, j, name))
+            inputs.append(_tensor(device, session, j, name))
         else:
             inputs.append(session.expected[name])
     out = graph.tensor(layer.output)
     want = KERNELS[layer.op.kind](layer.op, graph, inputs).reshape(out.shape)
-    got = _tensor(link, session, k, layer.output)
+    got = _tensor(device, session, k, layer.output)
     if np.array_equal(got, want):
         return True, ""
     diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
@@ -373,8 +375,8 @@ class TuneOptions:
     seed: int = 0
 
 
-def build_tuning(graph: Graph, board: Board, library: NNLibrary, out: Path, work: Path,
-                 options: TuneOptions, progress: Progress, *, source: str) -> Tuning | None:
+def tuning_for(graph: Graph, board: Board, library: NNLibrary, out: Path, work: Path,
+               options: TuneOptions, progress: Progress, *, source: str) -> Tuning | None:
     """The tuning a build of `graph` into `out` (staged in `work`) uses, None for the CPU class's
     defaults: `--tuning FILE`, else out/tuning.json left by an earlier build, with what `--tune`
     measures added. It is written to work/tuning.json (and with `--tune`, to FILE)."""
@@ -393,3 +395,10 @@ def build_tuning(graph: Graph, board: Board, library: NNLibrary, out: Path, work
             tuning.save(options.tuning)
     tuning.save(work / TUNING_FILE)
     return tuning
+
+
+def tuning_report(graph: Graph, library: NNLibrary, cpu_class: str, tuning: Tuning | None) -> dict:
+    """Per layer with several lowerings: the one used and, from a tuning file, every candidate's
+    figures and the gain over the first (the wrapper call)."""
+    rows = model_tuning(graph, library, cpu_class, tuning or Tuning())
+    return {**tuning_summary(rows), "tuning_file": tuning is not None}

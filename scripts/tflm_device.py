@@ -36,9 +36,10 @@ import tflm_lib  # noqa: E402
 from mcudeploy import __version__  # noqa: E402
 from mcudeploy.boards import load_board  # noqa: E402
 from mcudeploy.errors import BoardError, MCUDeployError  # noqa: E402
-from mcudeploy.pipeline import expected_outputs, import_model  # noqa: E402
+from mcudeploy.model import import_model  # noqa: E402
 from mcudeploy.resources import cache_dir  # noqa: E402
 from mcudeploy.vectors import random_vectors  # noqa: E402
+from mcudeploy.verify.expected import expected_outputs  # noqa: E402
 from models import mlperf_tiny_tflite  # noqa: E402
 
 MODELS = ("ds_cnn_kws", "mobilenet_v1_025_vww", "resnet8_cifar10", "fc_autoencoder_ad", "tiny_cnn")

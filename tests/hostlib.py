@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcudeploy.codegen.emit import Manifest
+from mcudeploy.manifest import Manifest
 from mcudeploy.nnlib import NNLibrary, host_compile
 from mcudeploy.resources import firmware_dir
 

@@ -15,11 +15,11 @@ from nnpack import make_pack
 
 from mcudeploy import ir
 from mcudeploy.boards import load_board
-from mcudeploy.build import NNLibrary, nnref_library
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate, candidates_for, default_chooser
 from mcudeploy.codegen.kernel_sums import kernel_sums
 from mcudeploy.codegen.lower import lower
+from mcudeploy.nnlib import NNLibrary, nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import random_vectors

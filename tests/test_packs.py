@@ -16,13 +16,14 @@ from nnpack import arm_query_sizes, make_pack, zip_pack
 from nnref_cases import combine, conv_case
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.errors import BuildError, InputError
 from mcudeploy.frontends.tflite import load_tflite
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.reference import run_graph
+from mcudeploy.scratch_probe import scratch_sizes
 from mcudeploy.vectors import random_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,7 +180,9 @@ def test_pack_without_host_side_queries_is_sized_on_the_device(tmp_path: Path) -
                                        "return conv_size_mve("))
     graph = build_cases(["conv3x3_same_relu", "depthwise_m1", "pool_add_fc_softmax"])[0]
     board = load_board("mps3-an547")
-    probed = generate(graph, board, load_pack(old), tmp_path / "model", source="m")
+    library = load_pack(old)
+    probed = generate(graph, board, library, tmp_path / "model", source="m",
+                      scratch=scratch_sizes(library, board, tmp_path / "model-scratch-probe"))
     assert (tmp_path / "model-scratch-probe" / "probe" / "probe.c").is_file()
     planned = generate(graph, board, load_pack(current), tmp_path / "planned", source="m")
     sizes = [layer.scratch_bytes for layer in probed.layers]
@@ -195,8 +198,10 @@ def test_pack_without_host_side_queries_needs_a_simulator_to_be_sized(tmp_path: 
     graph = build_cases(["conv1x1"])[0]
     message = (r"CMSIS-NN 7\.0\.0 cannot size scratch on the host, and board nucleo-l4r5zi has no QEMU "
                r"machine with semihosting to ask")
+    board, library = load_board("nucleo-l4r5zi"), load_pack(pack)
     with pytest.raises(BuildError, match=message):
-        generate(graph, load_board("nucleo-l4r5zi"), load_pack(pack), tmp_path / "model", source="m")
+        generate(graph, board, library, tmp_path / "model", source="m",
+                 scratch=scratch_sizes(library, board, tmp_path / "model-scratch-probe"))
     assert not (tmp_path / "model").exists()
 
 

@@ -20,14 +20,15 @@ from serial.tools import list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import NNLibrary, build_firmware
+from mcudeploy.build import build_firmware
 from mcudeploy.cli import main
+from mcudeploy.device.runners import make_runner
+from mcudeploy.device.runners.base import reap
+from mcudeploy.device.runners.fvp import FvpRunner
+from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.device.runners.serial import SerialRunner, find_port
 from mcudeploy.errors import BoardError, InputError, RunnerError
-from mcudeploy.runners import make_runner
-from mcudeploy.runners.base import reap
-from mcudeploy.runners.fvp import FvpRunner
-from mcudeploy.runners.qemu import QemuRunner
-from mcudeploy.runners.serial import SerialRunner, find_port
+from mcudeploy.nnlib import NNLibrary
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"

@@ -4,21 +4,21 @@ CMSIS-NN pack view that mcudeploy reads."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import tflm_firmware
 
 from mcudeploy.boards import load_board
 from mcudeploy.packs import load_pack
 from mcudeploy.toolchain import cpu_flags
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "scripts"))
-import tflm_device  # noqa: E402
-import tflm_firmware  # noqa: E402
+_SPEC = importlib.util.spec_from_file_location("tflm_device", ROOT / "scripts" / "tflm_device.py")
+tflm_device = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(tflm_device)
 
 STACK_USE = 3000
 FAULTS_FROM, ACCEPTED_FROM = 4000, 5000

@@ -7,7 +7,6 @@ report.html. Host-side units (signatures, stop points, the tuning file) come fir
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from test_conv_matrix import matrix_model
 
 from mcudeploy import ir
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.cli import main
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate
 from mcudeploy.codegen.grouped_fallback import constant, replace_constants
@@ -26,14 +24,14 @@ from mcudeploy.codegen.lower import Dims, Layer, lower
 from mcudeploy.codegen.tuning import Tuning, layer_signature, library_id, model_tuning
 from mcudeploy.errors import BoardError
 from mcudeploy.frontends.tflite import load_tflite, parse_tflite
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.progress import Progress
 from mcudeploy.tune import simulator, stop_points, tune_graph, valid_until
+from models import mlperf_tiny_tflite
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from models import mlperf_tiny_tflite  # noqa: E402
 
 
 def center_tap_only(layer: Layer) -> Layer:

@@ -17,17 +17,17 @@ from rich.table import Table
 from rich.text import Text
 
 from mcudeploy import terminal
-from mcudeploy.bench import BenchResult, bench_model
 from mcudeploy.cli.options import (
     add_library,
     add_model_and_board,
     add_quantization,
     add_tuning,
-    import_options,
+    build_options,
     out_dir,
-    tune_options,
 )
+from mcudeploy.pipeline import bench_model
 from mcudeploy.progress import Progress
+from mcudeploy.report.bench_result import BenchResult
 
 HELP = "count instructions per layer on QEMU and compare memory with TFLM"
 
@@ -44,12 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = out_dir(args)
-    result = bench_model(args.model, args.board, out, Progress(quiet=args.quiet), seed=args.seed,
-                         tflm=args.tflm, import_options=import_options(args),
-                         cmsis_nn=args.cmsis_nn, tune=tune_options(args))
-    if args.emit_tflite is not None:
-        args.emit_tflite.parent.mkdir(parents=True, exist_ok=True)
-        args.emit_tflite.write_bytes((out / "model.tflite").read_bytes())
+    result = bench_model(args.model, build_options(args), out, Progress(quiet=args.quiet), seed=args.seed,
+                         tflm=args.tflm)
     console = terminal.console()
     console.print(layer_table(result))
     if result.tuning.get("measured_layers"):

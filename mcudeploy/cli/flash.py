@@ -23,16 +23,15 @@ from mcudeploy.cli.options import (
     add_model_and_board,
     add_quantization,
     add_tuning,
+    build_options,
     check_labgrid,
-    import_options,
     out_dir,
-    tune_options,
 )
+from mcudeploy.device.runners.flash import flash
+from mcudeploy.device.runners.labgrid import acquired_places, flash_place
 from mcudeploy.errors import BoardError
-from mcudeploy.pipeline import build_only
+from mcudeploy.pipeline import make_firmware
 from mcudeploy.progress import Progress
-from mcudeploy.runners.flash import flash
-from mcudeploy.runners.labgrid import acquired_places, flash_place
 
 HELP = "build the firmware and flash it to a board through its debug probe (pyOCD) or labgrid"
 
@@ -63,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
                          f"(its runners: {', '.join(board.runners)})")
     progress = Progress(quiet=args.quiet)
     try:
-        built = build_only(args.model, args.board, out_dir(args), progress, import_options(args),
-                           args.emit_tflite, args.cmsis_nn, tune_options(args))
+        built = make_firmware(args.model, build_options(args), out_dir(args), progress)
         if args.runner == "labgrid":
             with acquired_places(args.coordinator, tuple(args.place), 1, progress.step) as [place]:
                 progress.step(f"flashing {built.elf} to place {place.name} through its GDB server")
