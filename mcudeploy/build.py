@@ -1,8 +1,15 @@
 """Firmware builds: the linker script and build.json from a Board, then SCons (the SConstruct at
-the repository root) compiles the runtime, the NN library and the model into one ELF."""
+the repository root) compiles the runtime, the NN library and the model into one ELF, which
+objcopy also writes as .hex (and as .bin when the image is one block of one memory region).
+
+A generated model is its C library (NAME.c, mcudeploy.codegen.emit) unchanged: the build places
+its arena and its constants in the linker script's .arena and .weights sections, on the board's
+arena and weights regions, through the library's own section macros (NAME_ARENA_SECTION,
+NAME_WEIGHTS_SECTION), as a user of the library would."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -16,7 +23,9 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from mcudeploy.boards import Board
+from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.errors import BuildError
+from mcudeploy.manifest import Manifest
 from mcudeploy.nnlib import NNLibrary, used_identifiers
 from mcudeploy.resources import cache_dir, firmware_dir, project_root
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
@@ -28,6 +37,7 @@ _SECTIONS = (
 )
 _ERROR_LINE = re.compile(r": (fatal )?error: |: internal compiler error: |(^|/)ld: ")
 _FAILED_LOGS_KEPT = 20
+_BIN_GAP = 64 * 1024  # a larger gap between loaded bytes: no .bin
 
 
 def render_linker_script(board: Board) -> str:
@@ -74,6 +84,16 @@ def board_defines(board: Board) -> dict[str, str]:
     }
 
 
+def placement_defines(model_dir: Path) -> dict[str, str]:
+    """For a generated model (its manifest.json in `model_dir`): the section macros that put its
+    arena in .arena and its constants in .weights (C strings, escaped for SCons's shell)."""
+    manifest = Path(model_dir) / "manifest.json"
+    if not manifest.is_file():
+        return {}
+    macro = macro_prefix(Manifest.load(manifest).name)
+    return {f"{macro}_ARENA_SECTION": '\\".arena\\"', f"{macro}_WEIGHTS_SECTION": '\\".weights\\"'}
+
+
 def build_firmware(
     board: Board,
     model_dir: Path,
@@ -103,7 +123,7 @@ def build_firmware(
     config = {
         "toolchain_prefix": TOOLCHAIN_PREFIX,
         "cpu_flags": list(cpu_flags(board)),
-        "defines": board_defines(board) | (extra_defines or {}),
+        "defines": board_defines(board) | placement_defines(model_dir) | (extra_defines or {}),
         "runtime_sources": [str(s) for s in sorted(runtime.glob("*.c"))],
         "runtime_include_dirs": [str(firmware_dir() / "include"), str(runtime)],
         "include_dirs": [str(firmware_dir() / "include")],
@@ -134,7 +154,35 @@ def build_firmware(
         log = _keep_failed_log(output)
         raise BuildError(f"firmware build failed (log: {log}): {first}"
                          f"{_library_part(first, library, [*model_dir.glob('*.c'), *extra_sources])}")
+    write_images(elf)
     return elf
+
+
+def write_images(elf: Path) -> list[Path]:
+    """The ELF's loadable image beside it as Intel HEX (`.hex`) and, when it is one contiguous
+    block, as a raw binary (`.bin`) starting at its lowest address; returns the files written.
+    An image spread over several memory regions (the M55 boards' code in ITCM and weights in SRAM)
+    has no .bin: objcopy would fill the gap between them."""
+    objcopy = find_compiler().with_name(f"{TOOLCHAIN_PREFIX}objcopy")
+    written = [elf.with_suffix(".hex")]
+    if _contiguous(elf):
+        written.append(elf.with_suffix(".bin"))
+    elf.with_suffix(".bin").unlink(missing_ok=True)
+    for image in written:
+        kind = "ihex" if image.suffix == ".hex" else "binary"
+        result = subprocess.run([str(objcopy), "-O", kind, str(elf), str(image)], capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            raise BuildError(f"objcopy could not write {image.name}: {result.stderr.strip()}")
+    return written
+
+
+def _contiguous(elf: Path) -> bool:
+    """Whether the loadable bytes (by load address) leave no gap larger than _BIN_GAP."""
+    with open(elf, "rb") as f:
+        spans = sorted((s["p_paddr"], s["p_paddr"] + s["p_filesz"]) for s in ELFFile(f).iter_segments()
+                       if s["p_type"] == "PT_LOAD" and s["p_filesz"] > 0)
+    return all(start - end <= _BIN_GAP for (_, end), (start, _) in itertools.pairwise(spans))
 
 
 def _keep_failed_log(output: str) -> Path:

@@ -64,6 +64,13 @@ class Manifest:
     tensors: list[TensorInfo]
     state_bytes: int = 0  # the model's static RAM outside the arena (variables)
     variables: dict[str, int] = field(default_factory=dict)  # persistent variable -> bytes
+    name: str = "model"  # the C library's name: NAME.c, NAME.h, NAME_invoke
+    files: dict[str, str] = field(default_factory=dict)  # NAME.c, NAME.h -> SHA-256 (hex)
+
+    @property
+    def code_file(self) -> str:
+        """The library's C file, NAME.c."""
+        return f"{self.name}.c"
 
     def describe_layer(self, index: int) -> str:
         """`layer 3 (op3_conv_2d, operator 3 (CONV_2D))`, for messages."""
@@ -83,3 +90,8 @@ class Manifest:
             layers=[LayerInfo(**x) for x in raw["layers"]],
             tensors=[TensorInfo(**x) for x in raw["tensors"]],
         )
+
+
+def code_path(model_dir: Path) -> Path:
+    """The generated model's C file (NAME.c) in `model_dir`, as its manifest.json names it."""
+    return model_dir / Manifest.load(model_dir / "manifest.json").code_file

@@ -11,6 +11,9 @@ Instructions (bench, and run on QEMU): the firmware times each layer with SysTic
 under QEMU's `-icount shift=0` one instruction takes one virtual nanosecond, so ticks x the board's
 `instructions_per_tick` is an exact count of instructions (to one tick). The inference `bench`
 measures is also checked bit for bit against the host reference and TFLM.
+
+`export` generates the model as every other command does, the firmware's code being the model's C
+library (NAME.c) unchanged, and writes that library's folder instead of a firmware.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from mcudeploy.boards import Board, load_board
 from mcudeploy.build import build_firmware, firmware_sizes
 from mcudeploy.codegen import generate
+from mcudeploy.codegen.cname import name_from_file
 from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.device.runners import Devices, make_runner
 from mcudeploy.device.runners.base import Runner
@@ -52,14 +56,20 @@ from mcudeploy.verify.verdict import bit_exact_verdict, combined, failure_of, fl
 @dataclass(frozen=True)
 class BuildOptions:
     """What every command that builds firmware was asked: the board, how to import the model, the
-    NN library (a CMSIS-NN pack instead of nnref, mcudeploy.packs), the tuning (mcudeploy.tune) and
-    where to write the int8 TFLite file."""
+    NN library (a CMSIS-NN pack instead of nnref, mcudeploy.packs), the tuning (mcudeploy.tune),
+    where to write the int8 TFLite file, and the name of the model's C library (NAME.c; None: from
+    the model's file name, mcudeploy.codegen.cname)."""
 
     board: str = "mps3-an547"
     import_options: ImportOptions = field(default_factory=ImportOptions)
     cmsis_nn: str | None = None
     tuning: TuneOptions = field(default_factory=TuneOptions)
     emit_tflite: Path | None = None
+    name: str | None = None
+
+    def library_name(self, model_path: Path) -> str:
+        """NAME: the one asked for, else the model file's stem made a C identifier."""
+        return self.name if self.name is not None else name_from_file(model_path.stem)
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,8 @@ def prepared(model: Model, board: Board, options: BuildOptions, out: Path, progr
     with staged_directory(out) as work:
         tuning = tuning_for(model.graph, board, library, out, work, options.tuning, progress,
                             source=model.path.name)
-        yield compile_model(model, board, work, progress, hooks, library, tuning), work
+        yield compile_model(model, board, work, progress, hooks, library, tuning,
+                            options.library_name(model.path)), work
     if options.emit_tflite is not None:
         options.emit_tflite.parent.mkdir(parents=True, exist_ok=True)
         options.emit_tflite.write_bytes(model.tflite)
@@ -131,22 +142,29 @@ def prepared(model: Model, board: Board, options: BuildOptions, out: Path, progr
 
 def compile_model(model: Model, board: Board, work: Path, progress: Progress,
                   hooks: RunHooks | None = None, library: NNLibrary | None = None,
-                  tuning: Tuning | None = None) -> Firmware:
-    """Lower, plan and emit the model into work/model, and build work/build/firmware.elf with
-    `library` (default nnref), each layer lowered as `tuning` says (default: the CPU class's
-    defaults)."""
+                  tuning: Tuning | None = None, name: str = "model") -> Firmware:
+    """Lower, plan and emit the model into work/model as the C library `name` (NAME.c, NAME.h), and
+    build work/build/firmware.elf (.hex, .bin) on it with `library` (default nnref), each layer
+    lowered as `tuning` says (default: the CPU class's defaults)."""
     hooks = hooks or RunHooks()
     start = time.monotonic()
     library = library or nnref_library()
-    progress.step(f"generating C for {board.name} ({board.cpu_class} path, {library.name})")
-    choose = tuning.chooser(board.cpu_class, library) if tuning is not None else None
-    scratch = scratch_sizes(library, board, work / "model-scratch-probe")
-    manifest = generate(model.graph, board, library, work / "model", model.path.name, choose, scratch=scratch)
+    manifest = generate_code(model, board, work, progress, library, tuning, name)
     layers = {"MCD_MAX_LAYERS": str(max(1, len(manifest.layers)))}  # sizes the per-layer tick table
     with progress.working("building firmware"):
         elf = build_firmware(board, work / "model", work / "build", library,
                              extra_sources=hooks.sources, extra_defines=layers | hooks.defines)
     return Firmware(board, library, manifest, elf, firmware_sizes(elf), time.monotonic() - start, tuning)
+
+
+def generate_code(model: Model, board: Board, work: Path, progress: Progress, library: NNLibrary,
+                  tuning: Tuning | None, name: str) -> Manifest:
+    """Lower, plan and emit the model into work/model as the C library `name`."""
+    progress.step(f"generating C for {board.name} ({board.cpu_class} path, {library.name})")
+    choose = tuning.chooser(board.cpu_class, library) if tuning is not None else None
+    scratch = scratch_sizes(library, board, work / "model-scratch-probe")
+    return generate(model.graph, board, library, work / "model", model.path.name, choose, scratch=scratch,
+                    name=name)
 
 
 def make_firmware(model_path: Path, options: BuildOptions, out: Path, progress: Progress) -> Firmware:
@@ -195,7 +213,9 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
             model=model_path.name, board=board.name, runner=options.runner, library=firmware.library.name,
             oracles=["host-reference", "tflm", *(["onnxruntime-float"] if model.float_model else [])],
             **verdict.report_fields(), localisation=localisation,
-            model_info={"hash": m.model_hash, "layers": len(m.layers), "arena_bytes": m.arena_bytes,
+            model_info={"hash": m.model_hash, "library_name": m.name,
+                        "code_sha256": m.files.get(m.code_file, ""),
+                        "layers": len(m.layers), "arena_bytes": m.arena_bytes,
                         "lower_bound": m.lower_bound, "weight_bytes": m.weight_bytes,
                         "float_io": dict(model.graph.float_io)},
             firmware={"flash_bytes": sizes["image"], "weights_bytes": sizes["weights"],

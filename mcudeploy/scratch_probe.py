@@ -4,8 +4,9 @@ CMSIS-NN packs from before the host-side `_dsp`/`_mve` queries keep their `*_get
 functions in the kernel files, which choose by the compiler's feature macros and include the CPU's
 intrinsics headers: compiled for the host they do not build, and the plain-C answer would not be
 the DSP or MVE one anyway. For those, mcudeploy asks the device. It emits the model with no
-scratch, builds a probe firmware whose `probe.c` includes that `model.c` (by a relative path: no
-directory name reaches the C) with its start-up check (`MCD_SCRATCH_WANTED`) redirected to a
+scratch, builds a probe firmware whose `probe.c` includes that `NAME.c` and its binding to the
+firmware (by relative paths: no directory name reaches the C) with its start-up check
+(`NAME_SCRATCH_WANTED`) redirected to a
 report, runs it on the board's QEMU machine, and reads one `mcd-scratch <layer> <bytes>` line per
 layer from the semihosting console. The probe runs the library's own queries, compiled with the
 board's flags, on the board's CPU: the exact sizes. The real firmware then plans with them, and its
@@ -27,6 +28,7 @@ from mcudeploy.boards import Board
 from mcudeploy.build import build_firmware
 from mcudeploy.codegen import ScratchSizes
 from mcudeploy.codegen.arena import plan_arena
+from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.codegen.emit import emit_model, template_environment
 from mcudeploy.codegen.library_calls import check_calls
 from mcudeploy.codegen.lower import LoweredModel
@@ -61,13 +63,15 @@ def probe_scratch(graph: Graph, lowered: LoweredModel, library: NNLibrary, board
                          "host-side _dsp/_mve scratch queries (6.0.0 or later)")
     find_executable(QEMU, "install it (Debian: apt-get install qemu-system-arm)")
     zero = {layer.index: 0 for layer in lowered.layers}
-    emit_model(graph, lowered, plan_arena(graph, lowered, zero), zero, work_dir / "model",
-               source="scratch probe", board=board.name, cpu_class=board.cpu_class, library=library.name,
-               check_layer=lambda layer, body: check_calls(layer, body, library))
+    manifest = emit_model(graph, lowered, plan_arena(graph, lowered, zero), zero, work_dir / "model",
+                          source="scratch probe", board=board.name, cpu_class=board.cpu_class,
+                          library=library.name,
+                          check_layer=lambda layer, body: check_calls(layer, body, library))
     probe_dir = work_dir / "probe"
     probe_dir.mkdir(parents=True, exist_ok=True)
     text = template_environment().get_template("scratch_probe.c.j2").render(
-        version=__version__, board=board.name, queries=len(queried))
+        version=__version__, board=board.name, queries=len(queried), name=manifest.name,
+        macro=macro_prefix(manifest.name))
     (probe_dir / "probe.c").write_text(text, encoding="utf-8")
     elf = build_firmware(board, probe_dir, work_dir / "build", library)
     command = QemuRunner(board, elf).command("null")

@@ -49,6 +49,7 @@ from mcudeploy.codegen.kernel_sums import FORMS  # noqa: E402
 from mcudeploy.codegen.library_calls import KNOWN_FAULTS  # noqa: E402
 from mcudeploy.codegen.scratch import QUERIES, SUFFIX  # noqa: E402
 from mcudeploy.errors import MCUDeployError  # noqa: E402
+from mcudeploy.manifest import code_path  # noqa: E402
 from mcudeploy.packs import git_description, load_pack  # noqa: E402
 from models import MLPERF_TINY, mlperf_tiny_tflite  # noqa: E402
 
@@ -174,7 +175,7 @@ def run_one(root: str, spec: Path, form: str, board: str, model: Model, out: Pat
         where = (data.get("localisation") or {}).get("first_divergent")
         message = f"{data['mismatched_vectors']} of {data['vectors']} vectors differ; first layer {where}"
     lowerings = sorted(set(re.findall(r"lowered as ([\w ]+?) \*/",
-                                      (folder / "model" / "model.c").read_text()))
+                                      code_path(folder / "model").read_text()))
                        - {"wrapper"})
     return Result(root, data["library"], form, board, model.name, verdict,
                   (data.get("instructions") or {}).get("per_inference"), seconds, message, warnings,

@@ -1,4 +1,5 @@
-"""Generated model.c + an NN library compiled natively for the host and driven through ctypes.
+"""A generated model (its C library, NAME.c) + an NN library compiled natively for the host and
+driven through ctypes, through the library's step-by-step API as the firmware drives it.
 
 This runs exactly the C that goes to the device, at host speed, so that many cases can be
 compared with the reference without QEMU; the QEMU tests then prove the cross-compiled path.
@@ -14,41 +15,35 @@ import numpy as np
 
 from mcudeploy.manifest import Manifest
 from mcudeploy.nnlib import NNLibrary, host_compile
-from mcudeploy.resources import firmware_dir
 
 CFLAGS = ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror"]
-
-
-class _Buffer(ctypes.Structure):
-    _fields_ = (("data", ctypes.c_void_p), ("size", ctypes.c_uint32))
 
 
 class HostModel:
     """A generated model loaded as a host shared library."""
 
     def __init__(self, model_dir: Path, library: NNLibrary, manifest: Manifest) -> None:
-        shared = host_compile(library, extra_sources=[model_dir / "model.c"], cflags=CFLAGS,
-                              include_dirs=[firmware_dir() / "include"], purpose="model")
+        shared = host_compile(library, extra_sources=[model_dir / manifest.code_file], cflags=CFLAGS,
+                              purpose="model")
         own = model_dir / shared.name  # a copy per model directory: its own static arena
         shutil.copyfile(shared, own)
         self.dll = ctypes.CDLL(str(own))
         self.manifest = manifest
-        n = len(manifest.layers)
-        self.layers = (ctypes.CFUNCTYPE(ctypes.c_int32) * n).in_dll(self.dll, "mcd_layers")
-        self.inputs = (_Buffer * len(manifest.inputs)).in_dll(self.dll, "mcd_inputs")
-        self.outputs = (_Buffer * len(manifest.outputs)).in_dll(self.dll, "mcd_outputs")
-        self.dll.mcd_model_reset()
-        self.init_status = self.dll.mcd_model_init()
+        self.function = lambda suffix: getattr(self.dll, f"{manifest.name}_{suffix}")
+        for suffix in ("input", "output"):
+            self.function(suffix).restype = ctypes.c_void_p
+            self.function(suffix).argtypes = (ctypes.c_uint32,)
+        self.init_status = self.function("init")()
 
     def invoke(self, vector: tuple[np.ndarray, ...]) -> list[np.ndarray]:
-        for buf, value in zip(self.inputs, vector, strict=True):
+        for i, (io, value) in enumerate(zip(self.manifest.inputs, vector, strict=True)):
             data = np.ascontiguousarray(value, dtype=np.int8).tobytes()
-            assert len(data) == buf.size
-            ctypes.memmove(buf.data, data, buf.size)
-        for i, layer in enumerate(self.layers):
-            status = layer()
+            assert len(data) == io.size
+            ctypes.memmove(self.function("input")(i), data, io.size)
+        for i in range(len(self.manifest.layers)):
+            status = self.function("invoke_layer")(i)
             assert status == 0, f"layer {i} returned {status}"
-        return [
-            np.frombuffer(ctypes.string_at(buf.data, buf.size), dtype=io.dtype).reshape(io.shape)
-            for buf, io in zip(self.outputs, self.manifest.outputs, strict=True)
-        ]
+        outputs = self.manifest.outputs
+        found = [ctypes.string_at(self.function("output")(i), io.size) for i, io in enumerate(outputs)]
+        return [np.frombuffer(data, dtype=io.dtype).reshape(io.shape)
+                for data, io in zip(found, outputs, strict=True)]

@@ -32,6 +32,7 @@ from mcudeploy.boards import load_board
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.scratch import answers_on_host
+from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.resources import firmware_dir
@@ -73,7 +74,7 @@ def test_generated_c_compiles_unchanged_against_arms_headers(arm_pack: Path, boa
     includes = [f"-I{d}" for d in load_pack(arm_pack).include_dirs] + [f"-I{firmware_dir() / 'include'}"]
     result = subprocess.run(
         ["arm-none-eabi-gcc", *cpu_flags(b), "-std=c11", "-Wall", "-Wextra", "-Werror", "-c",
-         str(tmp_path / "model" / "model.c"), "-o", str(tmp_path / "model.o"), *includes],
+         str(code_path(tmp_path / "model")), "-o", str(tmp_path / "model.o"), *includes],
         capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -102,7 +103,7 @@ def test_scratch_of_a_release_without_host_queries_comes_from_the_device(arm_pac
     manifest = generate(graph, board, library, tmp_path / "model", source="m",
                         scratch=scratch_sizes(library, board, tmp_path / "model-scratch-probe"))
     probe = (tmp_path / "model-scratch-probe" / "probe" / "probe.c").read_text()
-    assert "#define MCD_SCRATCH_WANTED(layer, wanted, planned) (mcd_probe_report" in probe
+    assert "#define MODEL_SCRATCH_WANTED(layer, wanted, planned) (mcd_probe_report" in probe
     # Arm's MVE convolution wants an im2col buffer; the planned sizes are the device's answers,
     # which the firmware's start-up check (same query, same device) then confirms on every run.
     conv = next(layer for layer in manifest.layers if layer.kind == "conv2d")

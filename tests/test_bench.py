@@ -20,6 +20,7 @@ from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.errors import BuildError
 from mcudeploy.frontends.tflite import load_tflite, parse_tflite
+from mcudeploy.manifest import code_path
 from mcudeploy.memory import measure_tflm_arena
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
@@ -58,7 +59,7 @@ def test_mlperf_tiny_generated_c_is_bit_exact_on_the_host(name: str, tmp_path: P
     library = nnref_library()
     manifest = generate(graph, load_board("mps3-an547"), library, tmp_path, source=name)
     if name == "resnet8_cifar10":
-        assert (tmp_path / "model.c").read_text().count(", in place over ") == 3
+        assert code_path(tmp_path).read_text().count(", in place over ") == 3
     model = HostModel(tmp_path, library, manifest)
     for vector in random_vectors(graph, 2, seed=4):
         values = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))
@@ -151,7 +152,7 @@ def test_bench_counts_every_layer_and_the_elf_arena_is_the_planned_one(tmp_path:
     # The arena in the ELF is the planned one, byte for byte.
     with open(out / "build" / "firmware.elf", "rb") as f:
         elf = ELFFile(f)
-        arena = elf.get_section_by_name(".symtab").get_symbol_by_name("arena")[0]
+        arena = elf.get_section_by_name(".symtab").get_symbol_by_name("arena_storage")[0]
         assert arena["st_size"] == elf.get_section_by_name(".arena")["sh_size"]
     assert arena["st_size"] == manifest["arena_bytes"] == result["arena_bytes"] == result["ram"]["arena"]
     # Per layer: instructions add up to the total (each layer is timed to one SysTick tick).

@@ -19,6 +19,7 @@ from mcudeploy.codegen import generate
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate, candidates_for, default_chooser
 from mcudeploy.codegen.kernel_sums import kernel_sums
 from mcudeploy.codegen.lower import lower
+from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import NNLibrary, nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.reference import run_graph
@@ -100,7 +101,7 @@ def _assert_every_candidate_bit_exact(library: NNLibrary, out: Path, board: str)
         return options[copy_of[layer.output] % len(options)]
 
     manifest = generate(graph, load_board(board), library, out, source=graph.name, choose=choose)
-    text = (out / "model.c").read_text()
+    text = code_path(out).read_text()
     names = {c.name for layer in lower(graph).layers for c in candidates_for(layer, library)}
     for name in names:
         assert f"lowered as {name} */" in text
@@ -150,7 +151,7 @@ def test_fully_connected_kernel_sums_are_precomputed_into_flash_on_mve(tmp_path:
     np.testing.assert_array_equal(kernel_sums(layer, library, 7), want)
     for board, sums in (("mps3-an547", True), ("mps2-an386", False)):
         manifest = generate(graph, load_board(board), library, tmp_path / board, source="fc")
-        text = (tmp_path / board / "model.c").read_text()
-        assert ("static const int32_t l0_fully_connected_kernel_sums[7] MCD_WEIGHTS" in text) is sums
+        text = code_path(tmp_path / board).read_text()
+        assert ("static const int32_t l0_fully_connected_kernel_sums[7] MODEL_WEIGHTS" in text) is sums
         assert "arm_vector_sum_s8" not in text
         assert manifest.state_bytes == 0 and manifest.layers[0].scratch_bytes == 0

@@ -32,6 +32,7 @@ from mcudeploy import terminal
 from mcudeploy.cli import main
 from mcudeploy.codegen.ctext import COMMENT_LIMIT, comment_text
 from mcudeploy.frontends.tflite import parse_tflite
+from mcudeploy.manifest import code_path
 from mcudeploy.reference import run_graph
 from mcudeploy.report.html import render_html
 from mcudeploy.report.text import render_text
@@ -103,16 +104,18 @@ def _symbols(elf: Path) -> set[str]:
 
 def _assert_inert_c(model_dir: Path, elf: Path) -> None:
     """No name compiled: neither in the ELF nor in the model's object (the linker drops what no
-    one uses); model.c and model.h are printable ASCII with no trigraph or line splice; every
-    layer function is named by mcudeploy."""
-    compiled = _symbols(elf) | _symbols(elf.parent / "obj" / "model" / "model.o")
-    assert "mcd_model_init" in compiled
+    one uses); NAME.c and NAME.h are printable ASCII with no trigraph or line splice; every
+    layer function is named by mcudeploy, and NAME (from the file name) is a plain identifier."""
+    code = code_path(model_dir)
+    assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", code.stem), code.stem
+    compiled = _symbols(elf) | _symbols(elf.parent / "obj" / "model" / f"{code.stem}.o")
+    assert "mcd_model_init" in compiled and f"{code.stem}_init" in compiled
     assert SYMBOL not in compiled and "mcd_rest" not in compiled, "a name was compiled as code"
-    for name in ("model.c", "model.h"):
-        text = (model_dir / name).read_text(encoding="utf-8")
-        assert all(" " <= c <= "~" for line in text.splitlines() for c in line), name
-        assert "??" not in text and not re.search(r"\\$", text, re.MULTILINE), name
-    identifiers = set(re.findall(r"\bstatic int32_t (\w+)\(void\)", (model_dir / "model.c").read_text()))
+    for path in (code, code.with_suffix(".h")):
+        text = path.read_text(encoding="utf-8")
+        assert all(" " <= c <= "~" for line in text.splitlines() for c in line), path.name
+        assert "??" not in text and not re.search(r"\\$", text, re.MULTILINE), path.name
+    identifiers = set(re.findall(r"\bstatic int32_t (\w+)\(void\)", code.read_text()))
     assert identifiers and all(re.fullmatch(r"l\d+_[a-z0-9_]+", i) for i in identifiers), identifiers
 
 

@@ -19,6 +19,7 @@ from mcudeploy.codegen import library_calls
 from mcudeploy.codegen.kernel_sums import FORMS, host_vector_sum
 from mcudeploy.codegen.library_calls import KNOWN_FAULTS, extremum_row_fault, per_row_broadcast
 from mcudeploy.codegen.lower import Dims
+from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
 
@@ -40,7 +41,7 @@ def _model(tmp_path: Path) -> Path:
 def _run(model: Path, pack: Path, board: str, out: Path) -> tuple[int, dict, str]:
     status = main(["run", str(model), "--board", board, "--cmsis-nn", str(pack), "--out", str(out),
                    "--vectors", "3", "-q"])
-    return status, json.loads((out / "report.json").read_text()), (out / "model" / "model.c").read_text()
+    return status, json.loads((out / "report.json").read_text()), code_path(out / "model").read_text()
 
 
 @pytest.mark.device

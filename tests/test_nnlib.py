@@ -19,6 +19,7 @@ from mcudeploy.codegen import generate
 from mcudeploy.codegen.kernel_sums import host_vector_sum, kernel_sums
 from mcudeploy.codegen.lower import lower
 from mcudeploy.errors import BuildError
+from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import HostBuildError, host_compile, nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.toolchain import cpu_flags
@@ -64,7 +65,7 @@ def test_only_the_sources_a_model_needs_are_compiled(generations: dict[str, Path
     assert result.returncode != 0 and "float16_t" in result.stderr
     graph = build_cases(["conv3x3_same_relu", "pool_add_fc_softmax"])[0]
     generate(graph, board, library, tmp_path / "model", source="m")
-    needed = library.sources_for_files([tmp_path / "model" / "model.c"])
+    needed = library.sources_for_files([code_path(tmp_path / "model")])
     assert not floats & set(needed)
     assert {p.name for p in needed} >= {"arm_convolve_wrapper_s8.c", "arm_avgpool_s8.c", "arm_softmax_s8.c",
                                         "arm_fully_connected_s8.c", "arm_nn_fully_connected_core_s8.c",

@@ -14,6 +14,7 @@ from nnref_cases import combine, device_batch
 
 from mcudeploy.boards import load_board
 from mcudeploy.codegen import generate
+from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags
 
@@ -89,7 +90,7 @@ def test_every_function_generated_code_calls_is_in_nnref(tmp_path: Path) -> None
         for i, graph in enumerate(graphs):
             out = tmp_path / f"{board}-{i}"
             generate(graph, load_board(board), nnref_library(), out, source=graph.name)
-            called |= set(re.findall(r"\b(arm_\w+)\(", (out / "model.c").read_text()))
+            called |= set(re.findall(r"\b(arm_\w+)\(", code_path(out).read_text()))
     missing = (called | DATA_MOVEMENT) - set(_declared())
     assert not missing, f"generated code may call {sorted(missing)}, which nnref lacks"
     # arm_vector_sum_s8 is called on the host (mcudeploy.codegen.kernel_sums), not in model.c.

@@ -20,6 +20,7 @@ from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.errors import BuildError, InputError
 from mcudeploy.frontends.tflite import load_tflite
+from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.reference import run_graph
@@ -142,8 +143,8 @@ def test_generated_c_is_the_same_text_for_nnref_and_for_a_pack(pack_dir: Path, t
     for i, graph in enumerate(graphs):
         generate(graph, board, nnref_library(), tmp_path / f"nnref{i}", source=graph.name)
         generate(graph, board, load_pack(pack_dir), tmp_path / f"pack{i}", source=graph.name)
-        nnref_c = (tmp_path / f"nnref{i}" / "model.c").read_text()
-        assert nnref_c == (tmp_path / f"pack{i}" / "model.c").read_text()
+        nnref_c = code_path(tmp_path / f"nnref{i}").read_text()
+        assert nnref_c == code_path(tmp_path / f"pack{i}").read_text()
 
 
 @pytest.mark.parametrize("board_name", ["mps3-an547", "mps2-an386", "mps2-an385"])
@@ -164,8 +165,8 @@ def test_scratch_comes_from_the_packs_own_queries_for_the_cpu_class(tmp_path: Pa
     assert avgpool.scratch_bytes == arm_query_sizes(cls, "avgpool", channels=5, width=4)
     fc = next(layer for layer in manifest.layers if layer.kind == "fully_connected")
     assert fc.scratch_bytes == 0  # nnref's kernel sums on MVE (10 int32) are precomputed, in flash
-    sums = f"static const int32_t {fc.name}_kernel_sums[10] MCD_WEIGHTS"
-    assert (sums in (tmp_path / "model" / "model.c").read_text()) is (cls == "mve")
+    sums = f"static const int32_t {fc.name}_kernel_sums[10] MODEL_WEIGHTS"
+    assert (sums in code_path(tmp_path / "model").read_text()) is (cls == "mve")
 
 
 def test_pack_without_host_side_queries_is_sized_on_the_device(tmp_path: Path) -> None:
@@ -225,7 +226,7 @@ def test_old_pack_splits_grouped_convolutions_bit_exactly(old_pack_dir: Path, tm
     for i, graph in enumerate(_grouped_graph()):
         out = tmp_path / f"m{i}"
         manifest = generate(graph, board, library, out, source=graph.name)
-        text = (out / "model.c").read_text()
+        text = code_path(out).read_text()
         assert "for (int32_t g = 0; g <" in text and "arm_depthwise_conv_wrapper_s8(" in text
         model = HostModel(out, library, manifest)
         assert model.init_status == 0

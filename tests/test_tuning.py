@@ -24,6 +24,7 @@ from mcudeploy.codegen.lower import Dims, Layer, lower
 from mcudeploy.codegen.tuning import Tuning, layer_signature, library_id, model_tuning
 from mcudeploy.errors import BoardError
 from mcudeploy.frontends.tflite import load_tflite, parse_tflite
+from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.progress import Progress
@@ -188,18 +189,18 @@ def test_build_tune_writes_the_tuning_file_and_later_builds_reuse_it(tmp_path: P
     assert "tuning 2 layers with several lowerings: 3 firmware images" in capsys.readouterr().err
     tuning = json.loads((out / "tuning.json").read_text())
     chosen = [e["chosen"] for e in tuning["entries"]]
-    text = (out / "model" / "model.c").read_text()
+    text = code_path(out / "model").read_text()
     assert all(f"lowered as {name} */" in text for name in chosen)
     # Again into the same directory, with and without --tune: nothing measured, the same C.
     for extra in (["--tune"], []):
         assert main(["build", str(model), *extra, "--out", str(out)]) == 0
         assert "tuning" not in capsys.readouterr().err
-        assert (out / "model" / "model.c").read_text() == text
+        assert code_path(out / "model").read_text() == text
         assert json.loads((out / "tuning.json").read_text()) == tuning
     # Elsewhere, from the file.
     assert main(["build", str(model), "--tuning", str(out / "tuning.json"), "--out", str(tmp_path / "b"),
                  "-q"]) == 0
-    assert (tmp_path / "b" / "model" / "model.c").read_text() == text
+    assert code_path(tmp_path / "b" / "model").read_text() == text
 
 
 @pytest.mark.device
@@ -225,7 +226,7 @@ def test_tuning_with_a_pack_shaped_library(tmp_path: Path, version: str, old: bo
     else:
         assert names == {"depthwise_conv2d": ["wrapper", "split_multiplier", "as_grouped"],
                          "conv2d": ["wrapper", "per_group"]}
-    text = (out / "model" / "model.c").read_text()
+    text = code_path(out / "model").read_text()
     for entry in entries:
         assert all(c["bit_exact"] for c in entry["candidates"]), entry
         assert f"lowered as {entry['chosen']} */" in text
@@ -291,7 +292,7 @@ def test_every_candidate_of_the_conv_matrix_runs_bit_exact_on_qemu(tmp_path: Pat
         assert not bad, (e["signature"], bad)
         fastest = min(e["candidates"], key=lambda c: c["ticks"])
         assert next(c for c in e["candidates"] if c["name"] == e["chosen"])["ticks"] == fastest["ticks"]
-    text = (out / "model" / "model.c").read_text()
+    text = code_path(out / "model").read_text()
     assert sum(text.count(f"lowered as {name} */") for name in expected) >= 108
     wins = {e["chosen"] for e in entries}
     assert "split_multiplier" in wins

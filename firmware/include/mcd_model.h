@@ -1,9 +1,13 @@
 /*
- * The contract between the firmware runtime and a generated model (model.c).
+ * The contract between the firmware runtime and the model it verifies.
  *
- * mcudeploy generates model.c from a network; the runtime (firmware/runtime) only sees this
- * interface. Layers run in order, each a function returning an arm_cmsis_nn_status value
- * (0 is success). Buffers point into the statically planned arena or into persistent state.
+ * The runtime (firmware/runtime) only sees this interface. For a generated model, mcudeploy writes
+ * mcd_harness.c beside NAME.c, which implements it on the public API of the model's library
+ * (NAME.h): the firmware runs the same NAME.c that `mcudeploy export` ships. Test fixtures
+ * (tests/firmware) implement it directly.
+ *
+ * Layers run in order, each returning an arm_cmsis_nn_status value (0 is success). Buffers point
+ * into the model's arena or persistent state.
  */
 #ifndef MCD_MODEL_H
 #define MCD_MODEL_H
@@ -16,27 +20,11 @@ typedef struct {
     uint32_t size;
 } mcd_buffer;
 
-/* A tensor the host may read in dump mode: valid after running layers 0..producer. */
-typedef struct {
-    int8_t *data;
-    uint32_t size;
-    uint16_t producer;
-} mcd_tensor;
-
-typedef int32_t (*mcd_layer_fn)(void);
-
 extern const uint16_t mcd_num_layers;
-extern const mcd_layer_fn mcd_layers[];
-
 extern const uint8_t mcd_num_inputs;
-extern const mcd_buffer mcd_inputs[];
 extern const uint8_t mcd_num_outputs;
-extern const mcd_buffer mcd_outputs[];
-
 extern const uint16_t mcd_num_tensors;
-extern const mcd_tensor mcd_tensors[];
-
-extern const uint8_t mcd_model_hash[8];
+extern const uint8_t *const mcd_model_hash; /* 8 bytes */
 extern const uint32_t mcd_arena_bytes;
 
 /* Start-up checks (scratch queries against the plan): 0, or -(i + 1) for the first layer i that
@@ -45,5 +33,18 @@ int32_t mcd_model_init(void);
 
 /* Restore the model's persistent state (resource variables) to its initial value. */
 void mcd_model_reset(void);
+
+/* Runs layer `index` (< mcd_num_layers) on what the layers before it left. */
+int32_t mcd_model_layer(uint16_t index);
+
+/* Input `index` (< mcd_num_inputs), written by the host before layer 0 runs. */
+mcd_buffer mcd_model_input(uint8_t index);
+
+/* Output `index` (< mcd_num_outputs), valid after the last layer ran. */
+mcd_buffer mcd_model_output(uint8_t index);
+
+/* Tensor `index` (< mcd_num_tensors), which the host may read in dump mode: valid right after the
+ * layer that produces it ran (the manifest says which). */
+mcd_buffer mcd_model_tensor(uint16_t index);
 
 #endif

@@ -26,21 +26,23 @@ static mcd_response error(uint8_t code, uint8_t *out) {
     return (mcd_response){.type = MCD_ERROR, .len = 1, .exit_code = -1};
 }
 
+static uint8_t as_region(mcd_buffer buffer, int writable, region *r) {
+    *r = (region){buffer.data, buffer.size, writable};
+    return 0;
+}
+
 /* The buffer named by (space, index): 0, or an error code. */
 static uint8_t find_region(uint8_t space, uint16_t index, region *r) {
     switch (space) {
     case MCD_SPACE_INPUT:
         if (index >= mcd_num_inputs) return MCD_ERR_BAD_INDEX;
-        *r = (region){mcd_inputs[index].data, mcd_inputs[index].size, 1};
-        return 0;
+        return as_region(mcd_model_input((uint8_t)index), 1, r);
     case MCD_SPACE_OUTPUT:
         if (index >= mcd_num_outputs) return MCD_ERR_BAD_INDEX;
-        *r = (region){mcd_outputs[index].data, mcd_outputs[index].size, 0};
-        return 0;
+        return as_region(mcd_model_output((uint8_t)index), 0, r);
     case MCD_SPACE_TENSOR:
         if (index >= mcd_num_tensors) return MCD_ERR_BAD_INDEX;
-        *r = (region){mcd_tensors[index].data, mcd_tensors[index].size, 0};
-        return 0;
+        return as_region(mcd_model_tensor(index), 0, r);
     case MCD_SPACE_TICKS:
         if (index == 1) {
             *r = (region){(int8_t *)&mcd_init_ticks, 4u, 0};

@@ -15,7 +15,7 @@ mcd_invoke_result mcd_invoke(uint16_t last) {
 #ifdef MCD_TEST_LAYER_HOOK
         MCD_TEST_LAYER_HOOK(i);
 #endif
-        int32_t status = mcd_layers[i]();
+        int32_t status = mcd_model_layer(i);
         uint64_t after = mcd_ticks();
         mcd_layer_ticks[i] = (uint32_t)(after - before);
         before = after;

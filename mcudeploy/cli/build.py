@@ -1,6 +1,7 @@
 """Generate C code calling CMSIS-NN for a model and build the firmware for a board.
 
-Writes DIR/model/ (model.c, model.h, manifest.json) and DIR/build/firmware.elf; with --tune or a
+Writes DIR/model/ (NAME.c, NAME.h: the model's C library, as `mcudeploy export` ships it; mcd_harness.c;
+manifest.json) and DIR/build/firmware.elf, .hex and (one block) .bin; with --tune or a
 tuning file, DIR/tuning.json: which lowering each layer uses, as measured on the board's simulator.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mcudeploy.codegen.cname import check_name
 from mcudeploy.errors import InputError
 from mcudeploy.model import ImportOptions
 from mcudeploy.pipeline import BuildOptions
@@ -14,14 +15,18 @@ from mcudeploy.tune import TuneOptions
 DEFAULT_BOARD = "mps3-an547"
 
 
-def add_model_and_board(parser: argparse.ArgumentParser) -> None:
+def add_model_and_board(parser: argparse.ArgumentParser, out_required: bool = False) -> None:
     parser.add_argument("model", type=Path, metavar="MODEL",
                         help="an int8 .tflite file, or a float .onnx file with --calibration")
     parser.add_argument("--board", default=DEFAULT_BOARD,
                         help=f"board name (see `mcudeploy boards`) or a board .toml file "
                              f"(default: {DEFAULT_BOARD})")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="output directory (default: out/<model name>); replaced as a whole")
+    parser.add_argument("--out", type=Path, metavar="DIR", required=out_required,
+                        help="output directory" + ("" if out_required else " (default: out/<model name>)")
+                             + "; replaced as a whole")
+    parser.add_argument("--name", type=check_name, metavar="NAME",
+                        help="the model's C library: NAME.c, NAME.h, NAME_invoke(), NAME_INPUT0_BYTES "
+                             "(default: the model's file name made a C identifier)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the result")
 
 
@@ -91,7 +96,7 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
     imports = ImportOptions(calibration=args.calibration, method=args.calibration_method,
                             snr_warn_db=args.snr_warn)
     return BuildOptions(board=args.board, import_options=imports, cmsis_nn=getattr(args, "cmsis_nn", None),
-                        tuning=_tune_options(args), emit_tflite=args.emit_tflite)
+                        tuning=_tune_options(args), emit_tflite=args.emit_tflite, name=args.name)
 
 
 def out_dir(args: argparse.Namespace) -> Path:

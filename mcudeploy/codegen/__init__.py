@@ -28,8 +28,10 @@ ScratchSizes = Callable[[Graph, LoweredModel], dict[int, int]]  # each layer's s
 
 def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, source: str,
              choose: Chooser | None = None, table: Table = CANDIDATES,
-             scratch: ScratchSizes | None = None) -> Manifest:
-    """Lower, plan and emit `graph` for `board` into `out_dir` (model.c, model.h, manifest.json).
+             scratch: ScratchSizes | None = None, name: str = "model") -> Manifest:
+    """Lower, plan and emit `graph` for `board` into `out_dir`: the C library NAME.c and NAME.h
+    (`name`, a C identifier: mcudeploy.codegen.cname), the verification firmware's binding to it
+    and manifest.json.
 
     `choose` picks each layer's lowering among the candidates of `table` that apply (default: the
     CPU class's default; a tuning file gives its own, mcudeploy.codegen.tuning). `scratch` sizes
@@ -47,6 +49,6 @@ def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, sour
     check_fit(board, lowered, layout)
     return emit_model(
         graph, lowered, layout, sizes, out_dir, source=source, board=board.name,
-        cpu_class=board.cpu_class, library=library.name,
+        cpu_class=board.cpu_class, library=library.name, name=name,
         check_layer=lambda layer, body: check_calls(layer, body, library),
     )

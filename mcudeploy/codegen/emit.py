@@ -1,5 +1,7 @@
-"""Render the lowered, planned model as `model.c`/`model.h` (Jinja2, one template per layer kind)
-and describe it in `manifest.json` (mcudeploy.manifest) for the host side of a run."""
+"""Render the lowered, planned model as a C library, `NAME.c`/`NAME.h` (Jinja2: model.c.j2 and its
+parts, one template per layer kind; the API is model.h.j2), with `mcd_harness.c`, the verification
+firmware's binding of that API (harness.c.j2), and describe it in `manifest.json`
+(mcudeploy.manifest) for the host side of a run."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from mcudeploy import __version__
 from mcudeploy.codegen.arena import ArenaLayout
+from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
 from mcudeploy.codegen.lower import Layer, LoweredModel
@@ -20,6 +23,13 @@ from mcudeploy.ir import Graph
 from mcudeploy.manifest import IoInfo, LayerInfo, Manifest, TensorInfo
 
 _HASH_PLACEHOLDER = "MCD_MODEL_HASH_PLACEHOLDER"
+HARNESS_FILE = "mcd_harness.c"
+# The C condition under which a compiler for Arm does not take the CPU class's CMSIS-NN path.
+_OTHER_CPU_CLASS = {
+    "mve": "!defined(__ARM_FEATURE_MVE)",
+    "dsp": "!defined(__ARM_FEATURE_DSP) || defined(__ARM_FEATURE_MVE)",
+    "plain": "defined(__ARM_FEATURE_DSP) || defined(__ARM_FEATURE_MVE)",
+}
 _QUERY_ARGS = {
     "conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
     "dw_conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
@@ -34,15 +44,21 @@ def _c_array(values: np.ndarray, per_line: int = 16) -> str:
     return ",\n".join("    " + line for line in lines)
 
 
+def c_float(value: float) -> str:
+    """A float32 as a C float literal that reads back as the same float32 (`0.0113391f`)."""
+    return f"{np.float32(value)!s}f"
+
+
 def template_environment() -> jinja2.Environment:
-    """The environment of every C and linker-script template: `c_array` for constants, `comment`
-    for any text from outside mcudeploy (codegen/ctext.py)."""
+    """The environment of every C and linker-script template: `c_array` for constants, `c_float`
+    for float32 values, `comment` for any text from outside mcudeploy (codegen/ctext.py)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
     env.filters["c_array"] = _c_array
+    env.filters["c_float"] = c_float
     env.filters["comment"] = comment_text
     return env
 
@@ -95,12 +111,21 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
                       scratch, query, shapes, layout.in_place.get(layer.index))
 
 
+def _tensor_place(lowered: LoweredModel, layout: ArenaLayout, name: str) -> str:
+    """A tensor's storage as an entry of NAME.c's tensor table: (variable, offset in the arena)."""
+    key = lowered.storage(name)
+    if key in lowered.variables:
+        return f"(int8_t *){lowered.variables[key]}, 0u"
+    return f"NULL, {layout.tensor_offsets[key]}u"
+
+
 def emit_model(
     graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
-    out_dir: Path, *, source: str, board: str, cpu_class: str, library: str,
+    out_dir: Path, *, source: str, board: str, cpu_class: str, library: str, name: str = "model",
     check_layer: Callable[[Layer, str], None] | None = None,
 ) -> Manifest:
-    """Write model.c, model.h and manifest.json into `out_dir`; returns the manifest. Each layer's
+    """Write NAME.c, NAME.h, mcd_harness.c and manifest.json into `out_dir`, NAME being the
+    library's name (a C identifier, mcudeploy.codegen.cname); returns the manifest. Each layer's
     rendered C is passed to `check_layer` before anything is written."""
     env = template_environment()
     views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
@@ -128,26 +153,36 @@ def emit_model(
     ]
     constants = [c for layer in lowered.layers for c in layer.constants]
     weight_bytes = sum(c.values.size * (4 if c.ctype == "int32_t" else 1) for c in constants)
+    inputs, outputs = [io(n) for n in graph.inputs], [io(n) for n in graph.outputs]
     context = {
+        "name": name, "macro": macro_prefix(name), "library": library,
+        "cpu_check": _OTHER_CPU_CLASS[cpu_class],
         "version": __version__, "source": source, "board": board, "cpu_class": cpu_class,
         "layers": views, "constants": constants, "arena_bytes": layout.plan.arena_bytes,
         "lower_bound": layout.plan.lower_bound, "planner": layout.plan.algorithm,
         "weight_bytes": weight_bytes,
-        "inputs": [io(n) for n in graph.inputs], "outputs": [io(n) for n in graph.outputs],
+        "inputs": inputs, "outputs": outputs,
         "tensors": tensors, "model_hash": _HASH_PLACEHOLDER, "variables": variables,
-        "tensor_addresses": [address(lowered, layout, layer.output) for layer in lowered.layers],
+        "tensor_places": [_tensor_place(lowered, layout, layer.output) for layer in lowered.layers],
+        "float_names": dict(graph.float_io),
+        "float_inputs": [i for i, io_ in enumerate(inputs) if io_.name in graph.float_io],
+        "float_outputs": [i for i, io_ in enumerate(outputs) if io_.name in graph.float_io],
     }
     text = env.get_template("model.c.j2").render(**context)
     digest = hashlib.sha256(text.encode()).digest()[:8]
     text = text.replace(_HASH_PLACEHOLDER, ", ".join(f"0x{b:02x}" for b in digest))
+    header = env.get_template("model.h.j2").render(**context)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.c").write_text(text, encoding="utf-8")
-    (out_dir / "model.h").write_text(env.get_template("model.h.j2").render(**context), "utf-8")
+    (out_dir / f"{name}.c").write_text(text, encoding="utf-8")
+    (out_dir / f"{name}.h").write_text(header, encoding="utf-8")
+    (out_dir / HARNESS_FILE).write_text(env.get_template("harness.c.j2").render(**context), "utf-8")
     manifest = Manifest(
-        mcudeploy_version=__version__, source=source, board=board, cpu_class=cpu_class,
+        mcudeploy_version=__version__, source=source, board=board, cpu_class=cpu_class, name=name,
+        files={f"{name}.c": hashlib.sha256(text.encode()).hexdigest(),
+               f"{name}.h": hashlib.sha256(header.encode()).hexdigest()},
         library=library, model_hash=digest.hex(), arena_bytes=layout.plan.arena_bytes,
         lower_bound=layout.plan.lower_bound, planner=layout.plan.algorithm,
-        weight_bytes=weight_bytes, inputs=context["inputs"], outputs=context["outputs"],
+        weight_bytes=weight_bytes, inputs=inputs, outputs=outputs,
         layers=[
             LayerInfo(layer.index, layer.name, layer.op.name, layer.op.origin, layer.op.kind,
                       layer.output, layer.index, layer.macs, scratch.get(layer.index, 0))

@@ -27,6 +27,9 @@ def _summary(report: RunReport) -> Table:
     info = report.model_info
     if info:
         table.add_row("model", f"{info.get('layers')} layers, hash {info.get('hash')}")
+        if info.get("code_sha256"):
+            table.add_row("C library", f"{info['library_name']}.c, SHA-256 {info['code_sha256']} "
+                          "(what `mcudeploy export` ships)")
         table.add_row("arena", f"{info.get('arena_bytes')} B (lower bound {info.get('lower_bound')} B)")
         if info.get("float_io"):
             table.add_row("float I/O", "the file's " + ", ".join(sorted(info["float_io"].values())) +

@@ -51,19 +51,22 @@ static int32_t reverse(void) {
 }
 
 const uint16_t mcd_num_layers = 2;
-const mcd_layer_fn mcd_layers[] = {add_step, reverse};
+static int32_t (*const layers[])(void) = {add_step, reverse};
 
 const uint8_t mcd_num_inputs = 1;
-const mcd_buffer mcd_inputs[] = {{arena.input, SIZE}};
+static const mcd_buffer inputs[] = {{arena.input, SIZE}};
 const uint8_t mcd_num_outputs = 2;
-const mcd_buffer mcd_outputs[] = {{arena.out, SIZE}, {(int8_t *)&invocations, 4}};
+static const mcd_buffer outputs[] = {{arena.out, SIZE}, {(int8_t *)&invocations, 4}};
 
 const uint16_t mcd_num_tensors = 2;
-const mcd_tensor mcd_tensors[] = {{arena.t, SIZE, 0}, {arena.out, SIZE, 1}};
+static const mcd_buffer tensors[] = {{arena.t, SIZE}, {arena.out, SIZE}};
 
-const uint8_t mcd_model_hash[8] = {'e', 'c', 'h', 'o', 'm', 'd', 'l', '1'};
+static const uint8_t hash[8] = {'e', 'c', 'h', 'o', 'm', 'd', 'l', '1'};
+const uint8_t *const mcd_model_hash = hash;
 const uint32_t mcd_arena_bytes = sizeof arena;
 
 int32_t mcd_model_init(void) { return 0; }
 
 void mcd_model_reset(void) { invocations = 0; }
+
+#include "../fixture_model.h"

@@ -4,6 +4,7 @@
  *   1: undefined instruction (UsageFault UNDEFINSTR)
  *   2: unbounded recursion (UsageFault STKOF on v8-M, where the stack limit is set)
  *   other: returns 0
+ * (Both functions stay out of line: the tests look for the faulting PC inside them.)
  */
 #include "mcd_model.h"
 
@@ -12,7 +13,7 @@
 static int8_t input[4];
 static int8_t output[4];
 
-static int32_t recurse(volatile int8_t *p) {
+__attribute__((noinline)) static int32_t recurse(volatile int8_t *p) {
     volatile int8_t frame[64];
     frame[0] = p[0];
     if (frame[0] == 127) {
@@ -21,7 +22,7 @@ static int32_t recurse(volatile int8_t *p) {
     return recurse(frame) + frame[1];
 }
 
-static int32_t fault_layer(void) {
+__attribute__((noinline)) static int32_t fault_layer(void) {
     switch (input[0]) {
     case 0:
         output[0] = *(volatile int8_t *)(uintptr_t)UNMAPPED_ADDRESS;
@@ -37,19 +38,22 @@ static int32_t fault_layer(void) {
 }
 
 const uint16_t mcd_num_layers = 1;
-const mcd_layer_fn mcd_layers[] = {fault_layer};
+static int32_t (*const layers[])(void) = {fault_layer};
 
 const uint8_t mcd_num_inputs = 1;
-const mcd_buffer mcd_inputs[] = {{input, sizeof input}};
+static const mcd_buffer inputs[] = {{input, sizeof input}};
 const uint8_t mcd_num_outputs = 1;
-const mcd_buffer mcd_outputs[] = {{output, sizeof output}};
+static const mcd_buffer outputs[] = {{output, sizeof output}};
 
 const uint16_t mcd_num_tensors = 0;
-const mcd_tensor mcd_tensors[] = {{output, sizeof output, 0}};
+static const mcd_buffer tensors[] = {{output, sizeof output}};
 
-const uint8_t mcd_model_hash[8] = {'f', 'a', 'u', 'l', 't', 'm', 'd', 'l'};
+static const uint8_t hash[8] = {'f', 'a', 'u', 'l', 't', 'm', 'd', 'l'};
+const uint8_t *const mcd_model_hash = hash;
 const uint32_t mcd_arena_bytes = 0;
 
 int32_t mcd_model_init(void) { return 0; }
 
 void mcd_model_reset(void) {}
+
+#include "../fixture_model.h"

@@ -21,19 +21,22 @@ static int32_t spin(void) {
 }
 
 const uint16_t mcd_num_layers = 1;
-const mcd_layer_fn mcd_layers[] = {spin};
+static int32_t (*const layers[])(void) = {spin};
 
 const uint8_t mcd_num_inputs = 1;
-const mcd_buffer mcd_inputs[] = {{(int8_t *)&arena.count, 4}};
+static const mcd_buffer inputs[] = {{(int8_t *)&arena.count, 4}};
 const uint8_t mcd_num_outputs = 1;
-const mcd_buffer mcd_outputs[] = {{(int8_t *)&arena.done, 4}};
+static const mcd_buffer outputs[] = {{(int8_t *)&arena.done, 4}};
 
 const uint16_t mcd_num_tensors = 0;
-const mcd_tensor mcd_tensors[1];
+static const mcd_buffer tensors[1];
 
-const uint8_t mcd_model_hash[8] = {'l', 'o', 'o', 'p', 'm', 'd', 'l', '1'};
+static const uint8_t hash[8] = {'l', 'o', 'o', 'p', 'm', 'd', 'l', '1'};
+const uint8_t *const mcd_model_hash = hash;
 const uint32_t mcd_arena_bytes = sizeof arena;
 
 int32_t mcd_model_init(void) { return 0; }
 
 void mcd_model_reset(void) {}
+
+#include "../fixture_model.h"

@@ -85,19 +85,22 @@ static int32_t minimum(void)
 }
 
 const uint16_t mcd_num_layers = 8;
-const mcd_layer_fn mcd_layers[] = {cat_x, cat_y, cat_z, cat_w, pad, transpose, maximum, minimum};
+static int32_t (*const layers[])(void) = {cat_x, cat_y, cat_z, cat_w, pad, transpose, maximum, minimum};
 
 const uint8_t mcd_num_inputs = 1;
-const mcd_buffer mcd_inputs[] = {{arena.x, IN_BYTES}};
+static const mcd_buffer inputs[] = {{arena.x, IN_BYTES}};
 const uint8_t mcd_num_outputs = 1;
-const mcd_buffer mcd_outputs[] = {{arena.out, OUT_BYTES}};
+static const mcd_buffer outputs[] = {{arena.out, OUT_BYTES}};
 
 const uint16_t mcd_num_tensors = 1;
-const mcd_tensor mcd_tensors[] = {{arena.out, OUT_BYTES, 7}};
+static const mcd_buffer tensors[] = {{arena.out, OUT_BYTES}};
 
-const uint8_t mcd_model_hash[8] = {'n', 'n', 'r', 'e', 'f', 'm', 'o', 'v'};
+static const uint8_t hash[8] = {'n', 'n', 'r', 'e', 'f', 'm', 'o', 'v'};
+const uint8_t *const mcd_model_hash = hash;
 const uint32_t mcd_arena_bytes = sizeof arena;
 
 int32_t mcd_model_init(void) { return 0; }
 
 void mcd_model_reset(void) {}
+
+#include "../fixture_model.h"

@@ -448,12 +448,12 @@ int32_t mcd_model_init(void)
 void mcd_model_reset(void) {}
 
 const uint16_t mcd_num_layers = 7;
-const mcd_layer_fn mcd_layers[] = {run_case, conv_s8, conv_s16, dw_s8, dw_s16, fc_s8, fc_s16};
+static int32_t (*const layers[])(void) = {run_case, conv_s8, conv_s16, dw_s8, dw_s16, fc_s8, fc_s16};
 
 const uint8_t mcd_num_inputs = 1;
-const mcd_buffer mcd_inputs[] = {{arena.case_buf, CASE_BYTES}};
+static const mcd_buffer inputs[] = {{arena.case_buf, CASE_BYTES}};
 const uint8_t mcd_num_outputs = 7;
-const mcd_buffer mcd_outputs[] = {
+static const mcd_buffer outputs[] = {
     {arena.out, OUT_BYTES},
     {arena.conv_out8, sizeof arena.conv_out8},
     {(int8_t *)arena.conv_out16, sizeof arena.conv_out16},
@@ -464,7 +464,10 @@ const mcd_buffer mcd_outputs[] = {
 };
 
 const uint16_t mcd_num_tensors = 1;
-const mcd_tensor mcd_tensors[] = {{arena.out, OUT_BYTES, 0}};
+static const mcd_buffer tensors[] = {{arena.out, OUT_BYTES}};
 
-const uint8_t mcd_model_hash[8] = {'n', 'n', 'r', 'e', 'f', 's', '1', '6'};
+static const uint8_t hash[8] = {'n', 'n', 'r', 'e', 'f', 's', '1', '6'};
+const uint8_t *const mcd_model_hash = hash;
 const uint32_t mcd_arena_bytes = sizeof arena;
+
+#include "../fixture_model.h"
