@@ -18,6 +18,7 @@ library (NAME.c) unchanged, and writes that library's folder instead of a firmwa
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from mcudeploy.device.runners import Devices, make_runner
 from mcudeploy.device.runners.base import Runner
 from mcudeploy.device.session import Session, open_session
 from mcudeploy.errors import BoardError, InputError, OracleError
+from mcudeploy.export import write_library
 from mcudeploy.jobs import run_on_devices
 from mcudeploy.manifest import Manifest
 from mcudeploy.memory import flash_figures, measure_tflm_arena, ram_figures
@@ -116,6 +118,17 @@ class Firmware:
     tuning: Tuning | None = None  # the tuning file's choices it was built with (None: defaults)
 
 
+@dataclass(frozen=True)
+class Exported:
+    """A model exported as a C library folder: its files, relative to `folder`."""
+
+    board: Board
+    library: NNLibrary
+    manifest: Manifest
+    folder: Path
+    files: tuple[Path, ...]
+
+
 def load(model_path: Path, options: BuildOptions, progress: Progress) -> tuple[Model, Board]:
     """Import: the model (refused before anything is written if mcudeploy cannot deploy it) and the
     board."""
@@ -165,6 +178,25 @@ def generate_code(model: Model, board: Board, work: Path, progress: Progress, li
     scratch = scratch_sizes(library, board, work / "model-scratch-probe")
     return generate(model.graph, board, library, work / "model", model.path.name, choose, scratch=scratch,
                     name=name)
+
+
+def export_model(model_path: Path, options: BuildOptions, out: Path, progress: Progress) -> Exported:
+    """`mcudeploy export`: the model as a C library folder in `out` (mcudeploy.export), generated
+    exactly as `build` and `run` generate it for the same options, so that its NAME.c is the one
+    they build and verify."""
+    model, board = load(model_path, options, progress)
+    library = nn_library(options.cmsis_nn)
+    with staged_directory(out) as work:
+        tuning = tuning_for(model.graph, board, library, out, work, options.tuning, progress,
+                            source=model.path.name)
+        with tempfile.TemporaryDirectory(prefix="mcudeploy-export-") as generated:
+            manifest = generate_code(model, board, Path(generated), progress, library, tuning,
+                                     options.library_name(model_path))
+            files = write_library(work, Path(generated) / "model", manifest, library)
+    if options.emit_tflite is not None:
+        options.emit_tflite.parent.mkdir(parents=True, exist_ok=True)
+        options.emit_tflite.write_bytes(model.tflite)
+    return Exported(board, library, manifest, out, tuple(files))
 
 
 def make_firmware(model_path: Path, options: BuildOptions, out: Path, progress: Progress) -> Firmware:

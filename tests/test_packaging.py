@@ -45,9 +45,10 @@ def _files(folder: Path) -> set[Path]:
 @pytest.mark.slow
 def test_wheel_installed_elsewhere_runs_the_quick_start(tmp_path: Path) -> None:
     """`pip wheel`, then `pip install --no-deps` into a fresh venv (which reuses this environment's
-    dependencies through a .pth file), then `mcudeploy boards` and `mcudeploy run tiny_cnn.tflite`
-    from a folder outside the checkout: PASS, built from the wheel's own sources, nothing written
-    into the installed package, caches in the user's cache."""
+    dependencies through a .pth file), then `mcudeploy boards`, `mcudeploy run tiny_cnn.tflite` and
+    `mcudeploy export` from a folder outside the checkout: PASS, built from the wheel's own sources,
+    the verified NAME.c exported, nothing written into the installed package, caches in the user's
+    cache."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     source = tmp_path / "source"  # a copy, so that the build's scratch never lands in the checkout
     source.mkdir()
@@ -87,5 +88,10 @@ def test_wheel_installed_elsewhere_runs_the_quick_start(tmp_path: Path) -> None:
     config = json.loads((work / "out" / "tiny_cnn" / "build" / "build.json").read_text())
     assert all(s.startswith(str(purelib / "mcudeploy" / "_data" / "firmware"))
                for s in config["runtime_sources"] + config["nn_sources"])
+    # export from the wheel (its templates): the NAME.c that the run verified.
+    _run([mcudeploy, "export", "tiny_cnn.tflite", "--out", "lib", "-q"], work, env)
+    manifest = json.loads((work / "lib" / "manifest.json").read_text())
+    assert manifest["files"]["tiny_cnn.c"] == report["model_info"]["code_sha256"]
+    assert (work / "lib" / "zephyr" / "module.yml").is_file() and (work / "lib" / "nn" / "Include").is_dir()
     assert _files(venv) == installed, "nothing may be written into the installed package"
     assert any((tmp_path / "cache" / "scons").iterdir())

@@ -17,7 +17,7 @@ from mcudeploy import __version__
 from mcudeploy.errors import MCUDeployError
 from mcudeploy.interrupts import Terminated, interruptible
 
-SUBCOMMANDS = ("build", "run", "flash", "bench", "boards")
+SUBCOMMANDS = ("build", "run", "export", "flash", "bench", "boards")
 
 DESCRIPTION = """\
 Deploy an int8 neural network to a Cortex-M microcontroller through CMSIS-NN and prove that the
@@ -25,6 +25,8 @@ device computes exactly what the host expects.
 
   mcudeploy run models/tiny_cnn.tflite        build, run on QEMU (mps3-an547) and verify
   mcudeploy build model.tflite --out fw/      generate the C code and build the firmware only
+  mcudeploy export model.tflite --board mps2-an386 --out lib/kws --name kws
+                                              the model as a C library for your own firmware
   mcudeploy flash model.tflite --board nucleo-l4r5zi
                                               build for a real board and flash it (pyOCD)
   mcudeploy run model.tflite --board nucleo-l4r5zi --runner serial
