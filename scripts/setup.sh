@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 
 # chromium: the tests render report.html headless to check what a person sees. ser2net and
 # gdb-multiarch: the labgrid runner's tests (labgrid's exporter serves ports with ser2net; places are
-# flashed through a GDB server).
+# flashed through a GDB server). cmake: the tests build a user's own firmware around exported models.
 packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc python3-venv chromium ser2net
-          gdb-multiarch)
+          gdb-multiarch cmake)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
