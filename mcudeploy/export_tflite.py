@@ -16,6 +16,7 @@ from mcudeploy import ir
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import same_padding
 from mcudeploy.ir import Tensor
+from mcudeploy.quantize.params import activation_range
 
 _TYPES = {"float32": fb.TensorType.FLOAT32, "int32": fb.TensorType.INT32, "uint8": fb.TensorType.UINT8,
           "int8": fb.TensorType.INT8, "int64": fb.TensorType.INT64, "int16": fb.TensorType.INT16}
@@ -38,6 +39,7 @@ class _Writer:
         self.sub = fb.SubGraphT()
         self.sub.tensors, self.sub.operators = [], []
         self.index: dict[str, int] = {}
+        self.deferred: list = []  # ops to write after the current one (a split clamp)
 
     def tensor(self, name: str) -> int:
         if name in self.index:
@@ -114,6 +116,38 @@ def _activation(op: ir.Op) -> int:
     return _ACTIVATIONS[clip]
 
 
+def _clamp(w: _Writer, op: ir.Op, x: str, low: int | None, high: int | None) -> None:
+    """MAXIMUM with `low` then MINIMUM with `high` (quantized values in x's quantization), from x
+    into op's output: a clamp TFLite has no fused or standalone form for."""
+    t = w.graph.tensor(x)
+    steps = [(code, bound) for code, bound in ((fb.BuiltinOperator.MAXIMUM, low),
+                                                (fb.BuiltinOperator.MINIMUM, high)) if bound is not None]
+    source = x
+    for k, (code, bound) in enumerate(steps):
+        operand = w.add_tensor(Tensor(f"{op.name}_bound{k}", (1,), "int8", t.quant,
+                                      np.array([bound], dtype=np.int8)))
+        target = op.outputs[0] if k == len(steps) - 1 else w.add_tensor(replace(t, name=f"{x}_clamped"))
+        w.add_op(replace(op, outputs=(target,)), code, fb.BuiltinOptions.MaximumMinimumOptions,
+                 fb.MaximumMinimumOptionsT(), (source, operand))
+        source = target
+
+
+def _split_clip(w: _Writer, op: ir.Op) -> ir.Op:
+    """An op whose fused clamp TFLite cannot fuse (Clip(0, 5)): the op without it into a new
+    tensor, then MAXIMUM/MINIMUM with the quantized bounds; returns the op to write first. When the
+    bounds cover the whole int8 range the clamp does nothing and is dropped."""
+    if op.attrs.activation in _ACTIVATIONS:
+        return op
+    y = w.graph.tensor(op.outputs[0])
+    low, high = activation_range(op.attrs.activation, y)
+    bare = replace(op, attrs=replace(op.attrs, activation=ir.NO_CLIP))
+    if (low, high) == (-128, 127):
+        return bare
+    inner = w.add_tensor(replace(y, name=f"{op.outputs[0]}_unclamped"))
+    w.deferred.append(lambda: _clamp(w, op, inner, low if low > -128 else None, high if high < 127 else None))
+    return replace(bare, outputs=(inner,))
+
+
 def _tflite_padding(op: ir.Op, graph: ir.Graph, kernel: tuple[int, int],
                     dilation: tuple[int, int]) -> int | None:
     """SAME or VALID if the explicit padding is one of them, else None."""
@@ -149,6 +183,14 @@ def _explicit_pad(w: _Writer, op: ir.Op, *, lowest: bool = False) -> ir.Op:
 
 
 def _write_op(w: _Writer, op: ir.Op) -> None:
+    if hasattr(op.attrs, "activation"):
+        op = _split_clip(w, op)
+    _write_one(w, op)
+    while w.deferred:
+        w.deferred.pop(0)()
+
+
+def _write_one(w: _Writer, op: ir.Op) -> None:
     a, g = op.attrs, w.graph
     if isinstance(a, ir.Conv2D | ir.DepthwiseConv2D):
         depthwise = isinstance(a, ir.DepthwiseConv2D)
@@ -230,6 +272,22 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
         o = fb.LeakyReluOptionsT()
         o.alpha = a.alpha
         w.add_op(op, fb.BuiltinOperator.LEAKY_RELU, fb.BuiltinOptions.LeakyReluOptions, o, op.inputs)
+    elif isinstance(a, ir.Relu):
+        x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+        if (a.low, a.high) == (0.0, None):
+            w.add_op(op, fb.BuiltinOperator.RELU, 0, None, op.inputs)
+        elif (a.low, a.high) == (0.0, 6.0) and x.quant == y.quant:
+            w.add_op(op, fb.BuiltinOperator.RELU6, 0, None, op.inputs)
+        else:
+            low, high = activation_range(ir.Clip(a.low, a.high), y)
+            _clamp(w, op, op.inputs[0], low if a.low is not None else None,
+                   high if a.high is not None else None)
+    elif isinstance(a, ir.PRelu):
+        w.add_op(op, fb.BuiltinOperator.PRELU, 0, None, op.inputs)
+    elif isinstance(a, ir.Transpose):
+        perm = w.constant(f"{op.name}_perm", np.array(a.perm, dtype=np.int32))
+        w.add_op(op, fb.BuiltinOperator.TRANSPOSE, fb.BuiltinOptions.TransposeOptions,
+                 fb.TransposeOptionsT(), (op.inputs[0], perm))
     elif isinstance(a, ir.Quantize):
         to_float = g.tensor(op.outputs[0]).dtype == "float32"
         code = fb.BuiltinOperator.DEQUANTIZE if to_float else fb.BuiltinOperator.QUANTIZE

@@ -93,6 +93,7 @@ class ImportOptions:
     calibration: Path | None = None
     method: str = "minmax"
     snr_warn_db: float = 20.0
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape NAME=1,3,48,192
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
         if options.calibration is not None:
             raise InputError(f"{path}: an int8 TFLite file keeps its own quantization; "
                              "--calibration is for float ONNX models")
+        if options.input_shapes:
+            raise InputError(f"{path}: a TFLite file's shapes are static; --input-shape is for ONNX models")
         graph = load_tflite(path)
         check_graph(graph, str(path))
         return Model(path, graph, path.read_bytes())
@@ -145,7 +148,7 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
         if options.calibration is None:
             raise InputError(f"{path}: a float ONNX model needs --calibration data (.npy, .npz or a "
                              "folder of them) to be quantized")
-        imp = load_onnx(path)
+        imp = load_onnx(path, input_shapes=dict(options.input_shapes))
         samples = load_samples(imp, options.calibration)
         calibration = calibrate(imp, samples, options.method, source=str(options.calibration))
         graph = quantize_graph(imp.graph, calibration.ranges, imp.where)
@@ -232,6 +235,8 @@ def _vectors(model: Model, options: RunOptions) -> list[Vector]:
 
 
 def _report_quality(model: Model, progress: Progress) -> None:
+    for note in model.graph.notes:  # what the import changed: folded shapes, pinned dimensions
+        progress.step(note)
     q = model.quality
     if q is None:
         return

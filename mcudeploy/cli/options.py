@@ -81,11 +81,32 @@ def add_quantization(parser: argparse.ArgumentParser) -> None:
                             "float model is below this (default: 20 dB)")
     group.add_argument("--emit-tflite", type=Path, metavar="FILE",
                        help="also write the quantized model as an int8 .tflite file")
+    group.add_argument("--input-shape", action="append", type=input_shape, metavar="NAME=D0,D1,...",
+                       help="pin the dynamic dimensions of input NAME (batch included), e.g. "
+                            "x=1,3,48,192; repeat for several inputs")
+
+
+def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """NAME=1,3,48,192 as (name, shape); the name is what precedes the last '='."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=D0,D1,... with positive sizes, "
+                                         "e.g. x=1,3,48,192")
+    return name, shape
 
 
 def import_options(args: argparse.Namespace) -> ImportOptions:
+    shapes = tuple(args.input_shape or ())
+    names = [name for name, _ in shapes]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"--input-shape names {', '.join(map(repr, repeated))} more than once")
     return ImportOptions(calibration=args.calibration, method=args.calibration_method,
-                         snr_warn_db=args.snr_warn)
+                         snr_warn_db=args.snr_warn, input_shapes=shapes)
 
 
 def out_dir(args: argparse.Namespace) -> Path:
