@@ -153,8 +153,8 @@ def _fix_input_dims(model: onnx.ModelProto, batch: int, pinned: dict[str, tuple[
                 continue
             if axis != 0:
                 shown = dim.dim_param or (str(dim.dim_value) if dim.HasField("dim_value") else "?")
-                example = ",".join(str(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else "N"
-                                   for d in dims)
+                example = ",".join(str(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0
+                                   else str(batch) if k == 0 else "N" for k, d in enumerate(dims))
                 raise UnsupportedError(
                     f"{where}: input {inp.name!r} has a dynamic dimension {axis} ({shown}); only the "
                     f"batch dimension may be dynamic: pin the others with --input-shape "

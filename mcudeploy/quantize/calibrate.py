@@ -88,7 +88,9 @@ def load_samples(imp: OnnxImport, path: Path) -> list[Sample]:
     """Calibration samples from a .npy (one input), .npz (one array per input) or a folder of them.
 
     Arrays are in the ONNX model's layout: either one batch of the input's shape, or a stack of
-    items along a new first axis (or along the batch axis when the model's batch is 1).
+    batches along a new first axis, or a stack of single samples along the batch axis, which are
+    grouped into batches of the model's batch size (the last batch completed from the first
+    samples).
     """
     files = sorted(p for p in path.iterdir() if p.suffix in (".npy", ".npz")) if path.is_dir() else [path]
     if not files:
@@ -135,11 +137,12 @@ def _samples_of(imp: OnnxImport, file: Path) -> Iterator[Sample]:
             raise InputError(f"{file}: input {name!r} holds {bad}; calibration data must be finite")
         if array.shape == shape:
             array = array[None]
-        elif shape[0] == 1 and array.shape[1:] == shape[1:]:
-            array = array[:, None]
+        elif array.ndim == len(shape) and array.shape[1:] == shape[1:] and len(array):
+            array = _batches(array, shape[0])
         if array.shape[1:] != shape:
-            raise InputError(f"{file}: input {name!r} expects shape {list(shape)} (or a stack of them), "
-                             f"the file has {list(array.shape)}")
+            also = f" or single samples [K, {', '.join(map(str, shape[1:]))}]" if shape[0] > 1 else ""
+            raise InputError(f"{file}: input {name!r} expects shape {list(shape)}, a stack of them "
+                             f"[K, {', '.join(map(str, shape))}]{also}; the file has {list(array.shape)}")
         if not len(array):
             raise InputError(f"{file}: input {name!r} holds no samples (shape {list(array.shape)})")
         with np.errstate(over="ignore"):
@@ -152,6 +155,14 @@ def _samples_of(imp: OnnxImport, file: Path) -> Iterator[Sample]:
         raise InputError(f"{file}: inputs hold different numbers of samples {sorted(counts)}")
     for i in range(counts.pop()):
         yield {n: s[i] for n, s in stacks.items()}
+
+
+def _batches(samples: np.ndarray, batch: int) -> np.ndarray:
+    """Single samples [K, ...] as [ceil(K / batch), batch, ...]; the last batch is completed with
+    the first samples, so that every sample counts."""
+    count = -(-len(samples) // batch)
+    order = np.arange(count * batch) % len(samples)
+    return samples[order].reshape(count, batch, *samples.shape[1:])
 
 
 @dataclass
