@@ -685,11 +685,34 @@ def _gather(x: Layout, out: Layout, sources: np.ndarray) -> np.ndarray:
     return position[out.to_ir(sources).reshape(-1)]
 
 
+_ELEMENTWISE = {"Relu", "Clip", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid",
+                "Add", "Mul", "Sub", "Div", "Max", "Min", "Identity", "Dropout"}
+
+
+def _spatial_reader(og: OnnxGraph, name: str, depth: int = 6) -> bool:
+    """A convolution, pooling or batch norm reads `name`, directly or through element-wise nodes."""
+    for node in og.nodes:
+        if name in node.input:
+            if node.op_type in _SPATIAL_OPS:
+                return True
+            if node.op_type in _ELEMENTWISE and depth and _spatial_reader(og, node.output[0], depth - 1):
+                return True
+    return False
+
+
+def _out_layouts(og: OnnxGraph, node: onnx.NodeProto, x: Layout) -> list[Layout]:
+    """The layouts a moved tensor may take: channels first only when windows read it."""
+    found = candidates(x, og.shapes[node.output[0]])
+    if _spatial_reader(og, node.output[0]):
+        found = [lay for lay in found if lay.kind in ("nchw", "ncl")]
+    return found
+
+
 def _free_move(og: OnnxGraph, node: onnx.NodeProto, x: Layout) -> bool:
     """The node leaves the IR bytes of an input of layout `x` in place, for some output layout."""
     sources = _moved_sources(og, node)
     return any((_gather(x, out, sources) == np.arange(sources.size)).all()
-               for out in candidates(x, og.shapes[node.output[0]]))
+               for out in _out_layouts(og, node, x))
 
 
 def _as_transpose(gather: np.ndarray,
@@ -724,7 +747,7 @@ def _move(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     x = c.layout(node.input[0])
     out_shape = c.og.shapes[node.output[0]]
     sources = _moved_sources(c.og, node)
-    layouts = candidates(x, out_shape)
+    layouts = _out_layouts(c.og, node, x)
     for out in layouts:
         if (_gather(x, out, sources) == np.arange(sources.size)).all():
             c.emit(ir.Reshape(), (c.ir_name(node.input[0]),), node.output[0], out)
