@@ -97,10 +97,46 @@ def _concat_pad_softmax(b: OnnxBuilder) -> list[str]:
     return [pad, b.node("Softmax", [cat], axis=1)]
 
 
+def _elementwise_forms(b: OnnxBuilder) -> list[str]:
+    # issue 18 item 5: (x - mean) / std, HardSigmoid (PaddlePaddle's 0.2, 0.5: Clip(0, 5), which
+    # TFLite cannot fuse), Max/Min with a constant, PRelu per channel, Sub from a constant, Neg, a
+    # standalone Relu and a Clip that cannot fuse (a concatenation before them), and a Clip(0.5, 1)
+    # fused into a convolution that TFLite writes as MAXIMUM after it
+    x = b.input((1, 4, 6, 5))
+    x = b.node("Div", [b.node("Sub", [x, b.const(np.float32([0.1, 0.2, -0.1, 0.0]).reshape(4, 1, 1))]),
+                       b.const(np.float32(1.7))])
+    y = b.conv(x, 4, 6, pads=[1, 1, 1, 1])
+    cat = b.node("Concat", [y, x], axis=1)
+    slope = b.const(b.rng.uniform(0.05, 0.3, size=(6, 1, 1)).astype(np.float32))
+    return [b.node("HardSigmoid", [y], alpha=0.2, beta=0.5),
+            b.node("Max", [y, b.const(np.float32(-0.25))]), b.node("Min", [b.const(np.float32(0.5)), y]),
+            b.node("PRelu", [y, slope]), b.node("Sub", [b.const(np.float32(1.0)), y]), b.node("Neg", [x]),
+            b.node("Relu", [cat]),
+            b.node("Clip", [cat, b.const(np.float32(-0.5)), b.const(np.float32(0.75))]),
+            b.node("Clip", [b.conv(x, 4, 3, kernel=(1, 1)), b.const(np.float32(0.5)),
+                            b.const(np.float32(1))])]
+
+
+def _reductions_and_moves(b: OnnxBuilder) -> list[str]:
+    # issue 18 items 2 and 4: means and maxima over the time axis of a Conv1d (x.mean(-1)), over
+    # the channels, over H and W; Unsqueeze then ReduceMean (dynamo's AdaptiveAvgPool1d);
+    # Transpose of H and W (computed), of NCHW to NHWC before a Flatten (free)
+    s = b.conv(b.input((1, 5, 20)), 5, 8, kernel=(3,))
+    img = b.conv(b.input((1, 3, 6, 7)), 3, 4, pads=[1, 1, 1, 1])
+    unsq = b.node("Unsqueeze", [s, b.const(np.array([2], dtype=np.int64))])
+    return [b.node("ReduceMean", [s], axes=[-1], keepdims=0),
+            b.node("ReduceMax", [s], axes=[2], keepdims=1),
+            b.node("ReduceMean", [unsq], axes=[2, 3], keepdims=0),
+            b.node("ReduceMean", [img], axes=[1], keepdims=1),
+            b.node("ReduceMax", [img], axes=[2, 3], keepdims=0),
+            b.node("Transpose", [img], perm=[0, 1, 3, 2]),
+            b.gemm(b.node("Flatten", [b.node("Transpose", [img], perm=[0, 2, 3, 1])]), 6 * 7 * 4, 3)]
+
+
 CASES = {f.__name__.lstrip("_"): f for f in (
     _conv_std, _conv_grouped, _depthwise_m3, _conv1d, _bn_relu6_flatten_gemm, _standalone_bn,
     _matmul_add, _pools, _explicit_pool_padding, _unary_and_extremum,
-    _add_mul_broadcast, _concat_pad_softmax)}
+    _add_mul_broadcast, _concat_pad_softmax, _elementwise_forms, _reductions_and_moves)}
 
 
 def make(tmp_path: Path, build, seed: int = 0) -> tuple[Path, Path]:
@@ -192,12 +228,49 @@ def test_unsupported_attribute_names_attribute_and_reason(tmp_path: Path) -> Non
              "VALID) with count_include_pad=0 is not supported")
 
 
-def test_activation_that_cannot_be_fused_is_refused(tmp_path: Path) -> None:
+def test_every_refused_node_is_named_in_one_line(tmp_path: Path) -> None:
+    """Issue 18 item 7: all of them, nodes refused for one reason together, the list of supported
+    operators pointed to once, and the nodes reading their outputs counted, not refused."""
     def build(b: OnnxBuilder) -> list[str]:
-        x = b.input((1, 2, 4, 4))
-        return [b.node("Relu", [b.node("Concat", [x, x], axis=1)])]
+        x = b.input((1, 2, 6, 6))
+        a = b.node("Erf", [x])
+        c = b.node("Erf", [b.node("LRN", [x], size=3)])
+        d = b.node("AveragePool", [x], kernel_shape=[2, 2], ceil_mode=1)
+        return [b.node("Add", [a, c]), b.node("Relu", [d])]
 
-    _refused(tmp_path, build, "a standalone Relu after concat is not supported")
+    b = OnnxBuilder()
+    path = b.save(build(b), tmp_path / "bad.onnx")
+    with pytest.raises(UnsupportedError) as err:
+        load_onnx(path)
+    assert str(err.value) == (
+        f"{path}: 4 nodes cannot be imported: node 'Erf_1' (Erf), node 'Erf_3' (Erf): operator type Erf "
+        "is not supported; node 'LRN_2' (LRN): operator type LRN is not supported; node 'AveragePool_4' "
+        "(AveragePool): attribute ceil_mode=1 is not supported (2 node(s) after them not checked) "
+        "(docs/SUPPORTED_OPS.md lists the operators mcudeploy imports)")
+
+
+def test_calibration_of_single_samples_for_a_batched_model(tmp_path: Path) -> None:
+    """Issue 18 item 8: a [K, C, H, W] stack for a batch-3 model is K samples grouped in threes (the
+    last batch completed from the first samples); other shapes are refused saying which ones work."""
+    b = OnnxBuilder()
+    path = b.save([b.conv(b.input((3, 6, 8, 8)), 6, 4)], tmp_path / "b3.onnx")
+    imp = load_onnx(path)
+    samples = np.random.default_rng(0).normal(0, 1, (16, 6, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "single.npy", samples)
+    batches = load_samples(imp, tmp_path / "single.npy")
+    assert len(batches) == 6
+    np.testing.assert_array_equal(batches[0]["x0"], samples[:3])
+    np.testing.assert_array_equal(batches[5]["x0"], samples[[15, 0, 1]])
+    np.save(tmp_path / "batches.npy", samples[:15].reshape(5, 3, 6, 8, 8))
+    assert len(load_samples(imp, tmp_path / "batches.npy")) == 5
+    np.save(tmp_path / "bad.npy", samples[:, :5])
+    with pytest.raises(InputError) as err:
+        load_samples(imp, tmp_path / "bad.npy")
+    assert str(err.value) == (f"{tmp_path / 'bad.npy'}: input 'x0' expects shape [3, 6, 8, 8], a stack of "
+                              "them [K, 3, 6, 8, 8] or single samples [K, 6, 8, 8]; the file has "
+                              "[16, 5, 8, 8]")
+    model = import_model(path, ImportOptions(calibration=tmp_path / "single.npy"))
+    assert model.quality is not None and model.quality.calibration_samples == 6
 
 
 def test_onnx_needs_calibration_and_tflite_refuses_it(tmp_path: Path) -> None:
