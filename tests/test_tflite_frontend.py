@@ -49,7 +49,8 @@ def test_unsupported_operator_is_named_with_index_and_type() -> None:
         parse_tflite(_retype_first_op(data, fb.BuiltinOperator.L2_NORMALIZATION), "m",
                      "m.tflite")
     assert str(err.value) == ("m.tflite: operator 0 (L2_NORMALIZATION) is not supported "
-                              "(docs/SUPPORTED_OPS.md lists the operators mcudeploy imports)")
+                              "(docs/SUPPORTED_OPS.md lists the operators mcudeploy imports) "
+                              "(inputs: input, w0, b0; outputs: t0_conv2d)")
 
 
 def test_every_unsupported_operator_is_named_in_one_message() -> None:

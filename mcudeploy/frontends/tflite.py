@@ -549,7 +549,13 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
             continue
         ops += made if isinstance(made, list) else [made]
     if refusals:
-        raise UnsupportedError(_refusal_message(where, refusals))
+        message = _refusal_message(where, refusals)
+        if len(refusals) == 1 and refusals[0][2].startswith("is not supported"):  # name its tensors
+            top = sub.operators[int(refusals[0][0])]
+            ins = [_name(names, i, where, "input", optional=True) for i in _indices(top.inputs)]
+            outs = [_name(names, i, where, "output") for i in _indices(top.outputs)]
+            message += f" (inputs: {', '.join(filter(None, ins))}; outputs: {', '.join(outs)})"
+        raise UnsupportedError(message)
     extra = set(range(1, len(model.subgraphs))) - called
     if extra:
         raise UnsupportedError(f"{where}: subgraph(s) {sorted(extra)} are not init subgraphs called "
