@@ -99,7 +99,8 @@ def _concat_pad_softmax(b: OnnxBuilder) -> list[str]:
 
 def _elementwise_forms(b: OnnxBuilder) -> list[str]:
     # issue 18 item 5: (x - mean) / std, HardSigmoid (PaddlePaddle's 0.2, 0.5: Clip(0, 5), which
-    # TFLite cannot fuse), Max/Min with a constant, PRelu per channel, Sub from a constant, Neg, a
+    # TFLite cannot fuse), Max/Min with a constant, PRelu per channel, Sub from a constant and of
+    # two computed tensors, Pow(x, 2), Neg, a
     # standalone Relu and a Clip that cannot fuse (a concatenation before them), and a Clip(0.5, 1)
     # fused into a convolution that TFLite writes as MAXIMUM after it
     x = b.input((1, 4, 6, 5))
@@ -111,6 +112,7 @@ def _elementwise_forms(b: OnnxBuilder) -> list[str]:
     return [b.node("HardSigmoid", [y], alpha=0.2, beta=0.5),
             b.node("Max", [y, b.const(np.float32(-0.25))]), b.node("Min", [b.const(np.float32(0.5)), y]),
             b.node("PRelu", [y, slope]), b.node("Sub", [b.const(np.float32(1.0)), y]), b.node("Neg", [x]),
+            b.node("Sub", [y, b.conv(x, 4, 6, kernel=(1, 1))]), b.node("Pow", [y, b.const(np.float32(2))]),
             b.node("Relu", [cat]),
             b.node("Clip", [cat, b.const(np.float32(-0.5)), b.const(np.float32(0.75))]),
             b.node("Clip", [b.conv(x, 4, 3, kernel=(1, 1)), b.const(np.float32(0.5)),

@@ -3,8 +3,8 @@ itself, so that calibration and the float oracle (onnxruntime) see every new ten
 
 - HardSigmoid(x) = clip(alpha x + beta, 0, 1) becomes Add(x, beta / alpha), Clip(0, 1 / alpha),
   Mul(alpha): for MobileNetV3's alpha = 1/6 that is Keras' relu6(x + 3) / 6;
-- Div(x, c) by a constant becomes Mul(x, 1 / c); Sub(x, c) becomes Add(x, -c); Sub(c, x) and
-  Neg(x) become Mul(x, -1) (then Add(c)).
+- Div(x, c) by a constant becomes Mul(x, 1 / c); Sub(x, c) becomes Add(x, -c); Sub(c, x),
+  Sub(x, y) and Neg(x) become Mul(y, -1) (then Add); Pow(x, 2) becomes Mul(x, x).
 
 The new nodes keep the original node's name with a suffix, so refusals still name it. The float
 results differ from the original model's only by float rounding (x * (1/c) against x / c).
@@ -80,12 +80,18 @@ class _Rewriter:
             if b is not None and a is None:
                 return [helper.make_node("Add", [node.input[0], self.const(f"{out}_negated", -b)], [out],
                                          name=label)]
-            if a is not None and b is None:
+            if b is None:  # c - x or x - y: the negated second input added
                 negated = self.name(f"{out}_negated")
                 return [helper.make_node("Mul", [node.input[1], self.scalar(f"{out}_minus_one", -1.0)],
                                          [negated], name=f"{label}/neg"),
-                        helper.make_node("Add", [negated, node.input[0]], [out], name=label)]
+                        helper.make_node("Add", [node.input[0], negated], [out], name=label)]
             return None
+        if node.op_type == "Pow" and len(node.input) == 2:
+            exponent = self.constants.get(node.input[1])
+            if exponent is None or exponent.dtype.kind not in "fiu" or exponent.size != 1 \
+                    or float(exponent.reshape(-1)[0]) != 2.0 or node.input[0] in self.constants:
+                return None
+            return [helper.make_node("Mul", [node.input[0], node.input[0]], [out], name=label)]
         if node.op_type == "Neg":
             return [helper.make_node("Mul", [node.input[0], self.scalar(f"{out}_minus_one", -1.0)], [out],
                                      name=label)]
