@@ -10,7 +10,8 @@ after mcudeploy's own constant folding when its loader gets that far) and, in TF
 activations beyond a float input QUANTIZEd and a float output DEQUANTIZEd around an int8 body.
 With --run, every model goes through `mcudeploy run` on the default board: an int8 TFLite file as
 it is, a float ONNX file with 16 random-normal calibration samples in its input shape (dynamic
-dimensions set to 1); --reuse keeps the results of an earlier --run. --write replaces the text
+dimensions set to 1, or for the models in PINS pinned with --input-shape to the shapes their
+package feeds them); --reuse keeps the results of an earlier --run. --write replaces the text
 between the survey markers of a Markdown file and keeps the rest.
 """
 
@@ -43,6 +44,18 @@ EXTENSIONS = (".tflite", ".onnx")
 EXCLUDE = r"onnx/backend/test/data/(?!light/)"  # onnx's one-operator test models
 PROBE_DIM = 64  # dynamic dimensions, when folding needs them fixed
 BEGIN, END = "<!-- survey:begin -->", "<!-- survey:end -->"
+PINS: dict[str, dict[str, tuple[int, ...]]] = {
+    # dynamic dimensions as the shipping package feeds the model (mcudeploy run --input-shape)
+    r"ch_ppocr_mobile_v2\.0_cls_infer\.onnx$": {"x": (1, 3, 48, 192)},  # rapidocr's cls_image_shape
+    r"ch_PP-OCRv4_rec_infer\.onnx$": {"x": (1, 3, 48, 320)},  # rapidocr's rec_img_shape
+    r"ch_PP-OCRv4_det_infer\.onnx$": {"x": (1, 3, 64, 64)},  # any multiple of 32
+    r"ddddocr/common(_old)?\.onnx$": {"input1": (1, 1, 64, 128)},  # height 64, width as the image's
+    r"melspectrogram\.onnx$": {"input": (1, 1280)},  # openwakeword's 80 ms frames
+    r"silero_vad/data/silero_vad(_half|_16k_op15|_op18_ifless)?\.onnx$": {"input": (1, 512),
+                                                                          "state": (2, 1, 128)},
+    r"openwakeword/.*/silero_vad\.onnx$": {"input": (1, 512), "h": (2, 1, 64), "c": (2, 1, 64)},
+    r"speech-embedding\.onnx$": {"samples:0": (1, 16000)},  # one second at 16 kHz
+}
 _TFL_OPS = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 _TFL_TYPES = {v: k.lower() for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
 
@@ -228,10 +241,14 @@ def try_model(model: Model, out: Path, vectors: int, reuse: bool) -> None:
     if ext == ".onnx":
         cal = file.with_suffix(".npz")
         rng = np.random.default_rng(0)
-        np.savez(cal, **{name: rng.standard_normal((16, *[d if isinstance(d, int) and d > 0 else 1
-                                                          for d in dims])).astype(np.float32)
-                         for name, (_, dims) in zip(_onnx_input_names(model), model.inputs, strict=True)})
+        pins = next((p for pattern, p in PINS.items() if re.search(pattern, model.path)), {})
+        shapes = {name: pins.get(name, tuple(d if isinstance(d, int) and d > 0 else 1 for d in dims))
+                  for name, (_, dims) in zip(_onnx_input_names(model), model.inputs, strict=True)}
+        np.savez(cal, **{name: rng.standard_normal((16, *shape)).astype(np.float32)
+                         for name, shape in shapes.items()})
         cmd += ["--calibration", str(cal)]
+        cmd += [arg for name, shape in pins.items()
+                for arg in ("--input-shape", f"{name}={','.join(map(str, shape))}")]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     report = out / "runs" / file.stem / "report.json"
     if report.exists():
