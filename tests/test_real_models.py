@@ -103,14 +103,34 @@ def test_real_model_is_bit_exact_on_qemu(name: str, wheel: Path, tmp_path: Path)
     assert bool(report["model_info"]["float_io"]) == ("float I/O" in MODELS[name][1])
 
 
-def test_real_model_with_unsupported_operator_is_refused_by_name(wheel: Path, tmp_path: Path,
-                                                                 capsys) -> None:
+def test_keras_shape_computation_is_folded_and_said(wheel: Path, tmp_path: Path, capsys) -> None:
+    """anomaly_detection computes its Reshape's shape at run time (SHAPE, STRIDED_SLICE, PACK): once
+    the batch is 1 that is a constant, and the run says so (it used to be refused at SHAPE)."""
     model = _model(wheel, "utils/test_helper/data/anomaly_detection.tflite", tmp_path)
     out = tmp_path / "out"
-    assert main(["run", str(model), "--out", str(out), "-q"]) != 0
-    err = capsys.readouterr().err
-    assert f"{model}: operator 12 (SHAPE) is not supported" in err, err
-    assert not (out / "build").exists()
+    assert main(["run", str(model), "--out", str(out), "--vectors", "3"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("anomaly_detection.tflite: shape computations folded to constants for batch 1 (SHAPE, "
+            "STRIDED_SLICE, PACK)") in err, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "pass" and report["mismatched_vectors"] == 0
+
+
+def test_speech_embedding_whose_reshape_is_a_transpose(wakeword_wheel: Path, tmp_path: Path) -> None:
+    """openWakeWord's embedding model (tf2onnx) starts with a Reshape of its NHWC [N, 76, 32, 1]
+    input to NCHW [N, 1, 76, 32], really a transpose: the input is taken as NHWC and the Reshape
+    costs nothing; LeakyRelu and Max (with a constant) follow."""
+    model = tmp_path / "embedding_model.onnx"
+    model.write_bytes(read_member(wakeword_wheel, f"{WAKEWORDS}embedding_model.onnx"))
+    calibration = tmp_path / "calibration.npy"
+    np.save(calibration, np.random.default_rng(0).normal(size=(8, 1, 76, 32, 1)).astype(np.float32))
+    out = tmp_path / "out"
+    status = main(["run", str(model), "--calibration", str(calibration), "--out", str(out),
+                   "--vectors", "2", "-q"])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["mismatched_vectors"] == 0 and report["float_oracle"]["passed"]
+    assert min(report["float_oracle"]["snr_db"].values()) >= 20.0  # measured 27.4 dB
 
 
 @pytest.mark.parametrize(("name", "frames"), [("alexa_v0.1", 16), ("weather_v0.1", 22), ("timer_v0.1", 34)])
