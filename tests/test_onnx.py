@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper
 from onnxgen import OnnxBuilder
 
 from mcudeploy.cli import main
@@ -336,3 +337,21 @@ def test_the_quality_line_tells_the_true_sample_counts(count: int, measured: str
             "output SNR") in err, err
     quality = import_model(path, ImportOptions(calibration=cal)).quality
     assert quality is not None and (quality.calibration_samples, quality.samples) == (count, min(count, 16))
+
+
+def test_onnx_shape_computation_folds_once_the_batch_is_fixed(tmp_path: Path) -> None:
+    """Issue 18 item 1 for ONNX: a flatten written as Shape, Gather, Unsqueeze, Concat feeding
+    Reshape (tf2onnx's form of Keras' Flatten with an unknown batch) folds to a constant shape once
+    the batch is 1, and the import says so."""
+    b = OnnxBuilder()
+    x = b.input((1, 3, 4, 4))
+    b.inputs[0] = helper.make_tensor_value_info("x0", TensorProto.FLOAT, ["N", 3, 4, 4])
+    y = b.conv(x, 3, 2, pads=[1, 1, 1, 1])
+    batch = b.node("Unsqueeze", [b.node("Gather", [b.node("Shape", [y]), b.const(np.int64(0))]),
+                                 b.const(np.array([0], dtype=np.int64))])
+    shape = b.node("Concat", [batch, b.const(np.array([-1], dtype=np.int64))], axis=0)
+    path = b.save([b.gemm(b.node("Reshape", [y, shape]), 32, 3)], tmp_path / "m.onnx")
+    graph = load_onnx(path).graph
+    assert [op.kind for op in graph.ops] == ["conv2d", "reshape", "fully_connected"]
+    assert graph.notes == ("m.onnx: shape computations folded to constants once the input shapes were "
+                           "fixed (Concat, Gather, Shape, Unsqueeze)",)
