@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 from onnxgen import OnnxBuilder
@@ -355,3 +356,22 @@ def test_onnx_shape_computation_folds_once_the_batch_is_fixed(tmp_path: Path) ->
     assert [op.kind for op in graph.ops] == ["conv2d", "reshape", "fully_connected"]
     assert graph.notes == ("m.onnx: shape computations folded to constants once the input shapes were "
                            "fixed (Concat, Gather, Shape, Unsqueeze)",)
+
+
+def test_dimensions_stored_as_minus_one_are_dynamic(tmp_path: Path) -> None:
+    """Paddle2ONNX (PP-OCR's classifier) stores the batch as dim_value -1, on the input and on the
+    intermediate tensors: the batch becomes 1, the others are inferred, an H of -1 asks to be pinned."""
+    b = OnnxBuilder()
+    y = b.conv(b.input((1, 3, 6, 6)), 3, 4)
+    model = b.model([b.node("Relu", [y])])
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1
+    for vi in (*model.graph.value_info, *model.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_value = -1
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    assert load_onnx(tmp_path / "m.onnx").graph.tensor("x0").shape == (1, 6, 6, 3)
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_value = -1
+    onnx.save(model, str(tmp_path / "h.onnx"))
+    with pytest.raises(UnsupportedError, match=r"dynamic dimension 2 \(-1\); .* --input-shape x0=1,3,N,6"):
+        load_onnx(tmp_path / "h.onnx")
+    graph = load_onnx(tmp_path / "h.onnx", input_shapes={"x0": (1, 3, 6, 6)}).graph
+    assert graph.notes == ("input 'x0' pinned to [1, 3, 6, 6] (declared [-1, 3, -1, 6])",)

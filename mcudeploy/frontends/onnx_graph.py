@@ -73,6 +73,7 @@ def load_onnx_graph(path: Path, batch: int = 1,
     check_values(model, where)
     _check_input_types(model, where)
     notes = _fix_input_dims(model, batch, dict(input_shapes or {}), where)
+    _forget_dynamic_dims(model)
     folded_ops: Counter = Counter()
     for _ in range(_MAX_PASSES):
         model = _infer(model, where)
@@ -164,11 +165,19 @@ def _fix_input_dims(model: onnx.ModelProto, batch: int, pinned: dict[str, tuple[
     return notes
 
 
+def _forget_dynamic_dims(model: onnx.ModelProto) -> None:
+    """Dimensions that the file declares as -1 (or 0) on intermediate tensors and outputs mean
+    "unknown" (Paddle2ONNX writes them so): cleared, so that shape inference fills them in."""
+    for vi in (*model.graph.value_info, *model.graph.output):
+        for dim in vi.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value < 1:
+                dim.Clear()
+
+
 def _pin(inp: onnx.ValueInfoProto, shape: tuple[int, ...], where: str) -> str:
     """Give input `inp` the shape the user pinned; its static dimensions must agree."""
     dims = inp.type.tensor_type.shape.dim
-    declared = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?")
-                for d in dims]
+    declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
     if len(shape) != len(dims) or any(s < 1 for s in shape):
         raise InputError(f"{where}: --input-shape {inp.name}={','.join(map(str, shape))}: the input has "
                          f"{len(dims)} dimensions {declared}; give {len(dims)} positive sizes")
