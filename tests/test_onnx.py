@@ -124,7 +124,7 @@ def _elementwise_forms(b: OnnxBuilder) -> list[str]:
 def _reductions_and_moves(b: OnnxBuilder) -> list[str]:
     # issue 18 items 2 and 4: means and maxima over the time axis of a Conv1d (x.mean(-1)), over
     # the channels, over H and W; Unsqueeze then ReduceMean (dynamo's AdaptiveAvgPool1d);
-    # Transpose of H and W (computed), of NCHW to NHWC before a Flatten (free)
+    # Transpose of H and W (computed), of NCHW to NHWC before a Flatten (free); Slice
     s = b.conv(b.input((1, 5, 20)), 5, 8, kernel=(3,))
     img = b.conv(b.input((1, 3, 6, 7)), 3, 4, pads=[1, 1, 1, 1])
     unsq = b.node("Unsqueeze", [s, b.const(np.array([2], dtype=np.int64))])
@@ -134,6 +134,11 @@ def _reductions_and_moves(b: OnnxBuilder) -> list[str]:
             b.node("ReduceMean", [img], axes=[1], keepdims=1),
             b.node("ReduceMax", [img], axes=[2, 3], keepdims=0),
             b.node("Transpose", [img], perm=[0, 1, 3, 2]),
+            # YOLOv5's focus: every other row and column; a slice of the channels
+            b.node("Slice", [img, b.const(np.array([0, 1], dtype=np.int64)), b.const(np.array([99, 99],
+                   dtype=np.int64)), b.const(np.array([2, 3], dtype=np.int64)),
+                   b.const(np.array([2, 2], dtype=np.int64))]),
+            b.node("Slice", [img, *(b.const(np.array([v], dtype=np.int64)) for v in (1, -1, 1))]),
             b.gemm(b.node("Flatten", [b.node("Transpose", [img], perm=[0, 2, 3, 1])]), 6 * 7 * 4, 3)]
 
 

@@ -832,6 +832,35 @@ def _reduce(mode: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
     return convert
 
 
+def _slice(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    """Slice with positive steps: the same elements of the NHWC form (IR slice)."""
+    x = c.layout(node.input[0])
+    if x.kind == "flat" and not x.trivial_flat:
+        raise c.refuse("slicing a flattened channels-first tensor is not supported")
+
+    def values(position: int, name: str, default: list[int] | None) -> list[int] | None:
+        if len(node.input) > position and node.input[position]:
+            return [int(v) for v in c.need_const(node.input[position], name).reshape(-1)]
+        return attrs.get(name, default)
+
+    starts, ends = values(1, "starts", None), values(2, "ends", None)
+    axes = values(3, "axes", list(range(len(starts or []))))
+    steps = values(4, "steps", [1] * len(axes or []))
+    if starts is None or ends is None or not len(starts) == len(ends) == len(axes) == len(steps):
+        raise c.refuse("starts, ends, axes and steps must be constants of one length")
+    if any(step < 1 for step in steps):
+        raise c.refuse(f"steps {steps} are not supported (only positive steps)")
+    shape = x.ir_shape
+    begin, end, strides = [0] * len(shape), list(shape), [1] * len(shape)
+    for start, stop, axis, step in zip(starts, ends, axes, steps, strict=True):
+        ir_axis = c.ir_axis(x, axis, "axes")
+        dim = shape[ir_axis]
+        start, stop = (v + dim if v < 0 else v for v in (start, stop))
+        begin[ir_axis], end[ir_axis], strides[ir_axis] = min(max(start, 0), dim), min(max(stop, 0), dim), step
+    c.emit(ir.Slice(tuple(begin), tuple(end), tuple(strides)), (c.ir_name(node.input[0]),), node.output[0],
+           Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
+
+
 def _identity(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     c.alias[node.output[0]] = c.ir_name(node.input[0])
     c.uses[c.ir_name(node.input[0])] += c.uses[node.output[0]] - 1
@@ -933,6 +962,7 @@ HANDLERS: dict[str, Handler] = {
     "Unsqueeze": Handler("reshape / transpose", "as Reshape", _move),
     "Transpose": Handler("reshape / transpose", "as Reshape", _move),
     "Concat": Handler("concat", "inputs of one layout", _concat),
+    "Slice": Handler("slice", "constant starts, ends, axes; positive steps", _slice),
     "Pad": Handler("pad", "mode constant, value 0, no axes input", _pad),
     "Identity": Handler("removed", "", _identity),
     "Dropout": Handler("removed", "inference mode", _identity),

@@ -6,8 +6,8 @@
   (a channel whose scale would underflow float32, max|w| < 1.5e-36, is all zeros: scale 1/127);
 - bias int32 with scale s_in * s_w[c]; where the bias would not fit int32 at that scale, the
   channel's weight scale grows until it does (as TFLite's quantizer does);
-- tensors that TFLite requires to share one quantization (pooling, reshape and pad outputs and
-  their inputs; all inputs and the output of a concatenation, a maximum or a minimum) get the
+- tensors that TFLite requires to share one quantization (pooling, reshape, transpose, slice and
+  pad outputs and their inputs; all inputs and the output of a concatenation, a maximum or a minimum) get the
   union of their ranges;
   softmax and logistic outputs are fixed at scale 1/256, zero point -128, tanh outputs at 1/128, 0.
 
@@ -32,7 +32,7 @@ Range = tuple[float, float]
 SOFTMAX_QUANT = ir.QuantParams((1.0 / 256.0,), (-128,))  # TFLite's for softmax and logistic outputs
 TANH_QUANT = ir.QuantParams((1.0 / 128.0,), (0,))  # TFLite's for tanh outputs
 _FIXED_QUANT = {"softmax": SOFTMAX_QUANT, "logistic": SOFTMAX_QUANT, "tanh": TANH_QUANT}
-_SHARES_INPUT_QUANT = ("pool2d", "reshape", "pad", "transpose")
+_SHARES_INPUT_QUANT = ("pool2d", "reshape", "pad", "transpose", "slice")
 _WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
 _Q31_LIMIT = 2.0**30  # quantize_multiplier saturates from here on (shift > 30)
 _BIAS_TARGET = 2.0**30  # a bias that would not fit int32 is brought to about this magnitude
