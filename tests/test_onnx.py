@@ -319,8 +319,9 @@ def test_percentile_calibration_ignores_outliers(tmp_path: Path) -> None:
 
 
 @pytest.mark.device
-def test_explicit_pool_padding_is_bit_exact_on_the_device(tmp_path: Path) -> None:
-    path, cal = make(tmp_path, _explicit_pool_padding)
+@pytest.mark.parametrize("case", ["explicit_pool_padding", "elementwise_forms", "reductions_and_moves"])
+def test_case_is_bit_exact_on_the_device(case: str, tmp_path: Path) -> None:
+    path, cal = make(tmp_path, CASES[case])
     out = tmp_path / "out"
     assert main(["run", str(path), "--calibration", str(cal), "--out", str(out), "--vectors", "4",
                  "-q"]) == 0
