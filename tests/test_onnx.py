@@ -381,3 +381,12 @@ def test_dimensions_stored_as_minus_one_are_dynamic(tmp_path: Path) -> None:
         load_onnx(tmp_path / "h.onnx")
     graph = load_onnx(tmp_path / "h.onnx", input_shapes={"x0": (1, 3, 6, 6)}).graph
     assert graph.notes == ("input 'x0' pinned to [1, 3, 6, 6] (declared [-1, 3, -1, 6])",)
+
+
+def test_forms_that_cannot_be_rewritten_say_what_works(tmp_path: Path) -> None:
+    def build(b: OnnxBuilder) -> list[str]:
+        x = b.input((1, 4))
+        return [b.node("Div", [x, b.node("Relu", [x])]), b.node("Pow", [x, b.const(np.float32(3))])]
+
+    _refused(tmp_path, build, "node 'Div_2' (Div): Div is supported only by a constant; node 'Pow_4' "
+             "(Pow): Pow is supported only with the constant exponent 2")

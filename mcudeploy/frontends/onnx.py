@@ -861,6 +861,16 @@ def _slice(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
            Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
 
 
+def _unrewritten(rule: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
+    """An element-wise form that onnx_rewrite.py rewrites when it can: reaching the converter, it
+    did not meet the rule."""
+
+    def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+        raise c.refuse(f"{node.op_type} is supported {rule}")
+
+    return convert
+
+
 def _identity(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     c.alias[node.output[0]] = c.ir_name(node.input[0])
     c.uses[c.ir_name(node.input[0])] += c.uses[node.output[0]] - 1
@@ -964,6 +974,12 @@ HANDLERS: dict[str, Handler] = {
     "Concat": Handler("concat", "inputs of one layout", _concat),
     "Slice": Handler("slice", "constant starts, ends, axes; positive steps", _slice),
     "Pad": Handler("pad", "mode constant, value 0, no axes input", _pad),
+    "HardSigmoid": Handler("add, mul", "alpha > 0: Add(beta / alpha), Clip(0, 1 / alpha), Mul(alpha)",
+                           _unrewritten("only with alpha > 0")),
+    "Div": Handler("mul", "by a constant: Mul by its reciprocal", _unrewritten("only by a constant")),
+    "Sub": Handler("add", "Add of the second input times -1", _unrewritten("only on float tensors")),
+    "Neg": Handler("mul", "Mul by -1", _unrewritten("only on float tensors")),
+    "Pow": Handler("mul", "exponent 2: Mul(x, x)", _unrewritten("only with the constant exponent 2")),
     "Identity": Handler("removed", "", _identity),
     "Dropout": Handler("removed", "inference mode", _identity),
 }
