@@ -666,16 +666,18 @@ _MOVES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"}
 _MAX_TRANSPOSE_RANK = 4  # arm_transpose_s8
 
 
-def _moved_sources(og: OnnxGraph, node: onnx.NodeProto) -> np.ndarray:
+def _moved_sources(og: OnnxGraph, node: onnx.NodeProto) -> np.ndarray | None:
     """For a data-movement node: its output (ONNX order) holding each element's flat index in the
-    input (ONNX order)."""
+    input (ONNX order); None for a Transpose whose perm is not a permutation of the input's axes."""
     in_shape, out_shape = og.shapes[node.input[0]], og.shapes[node.output[0]]
     count = int(np.prod(in_shape, dtype=np.int64))
     index = np.arange(count).reshape(in_shape)
     if node.op_type == "Transpose":
-        perm = _attributes(node).get("perm", list(range(len(in_shape)))[::-1])
-        return index.transpose(perm)
-    return index.reshape(out_shape)
+        perm = [int(p) for p in _attributes(node).get("perm", list(range(len(in_shape)))[::-1])]
+        if sorted(perm) != list(range(len(in_shape))):
+            return None
+        index = index.transpose(perm)
+    return index.reshape(out_shape) if index.size == int(np.prod(out_shape, dtype=np.int64)) else None
 
 
 def _gather(x: Layout, out: Layout, sources: np.ndarray) -> np.ndarray:
@@ -711,7 +713,7 @@ def _out_layouts(og: OnnxGraph, node: onnx.NodeProto, x: Layout) -> list[Layout]
 def _free_move(og: OnnxGraph, node: onnx.NodeProto, x: Layout) -> bool:
     """The node leaves the IR bytes of an input of layout `x` in place, for some output layout."""
     sources = _moved_sources(og, node)
-    return any((_gather(x, out, sources) == np.arange(sources.size)).all()
+    return sources is not None and any((_gather(x, out, sources) == np.arange(sources.size)).all()
                for out in _out_layouts(og, node, x))
 
 
@@ -747,6 +749,9 @@ def _move(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     x = c.layout(node.input[0])
     out_shape = c.og.shapes[node.output[0]]
     sources = _moved_sources(c.og, node)
+    if sources is None:
+        raise c.refuse(f"its output {list(out_shape)} is not a reshape or permutation of its input "
+                       f"{list(x.onnx_shape)}")
     layouts = _out_layouts(c.og, node, x)
     for out in layouts:
         if (_gather(x, out, sources) == np.arange(sources.size)).all():
