@@ -73,7 +73,7 @@ def load_onnx_graph(path: Path, batch: int = 1,
     check_values(model, where)
     _check_input_types(model, where)
     notes = _fix_input_dims(model, batch, dict(input_shapes or {}), where)
-    _forget_dynamic_dims(model)
+    _forget_dynamic_dims(model, pinned=bool(input_shapes))
     folded_ops: Counter = Counter()
     for _ in range(_MAX_PASSES):
         model = _infer(model, where)
@@ -165,9 +165,15 @@ def _fix_input_dims(model: onnx.ModelProto, batch: int, pinned: dict[str, tuple[
     return notes
 
 
-def _forget_dynamic_dims(model: onnx.ModelProto) -> None:
+def _forget_dynamic_dims(model: onnx.ModelProto, pinned: bool) -> None:
     """Dimensions that the file declares as -1 (or 0) on intermediate tensors and outputs mean
-    "unknown" (Paddle2ONNX writes them so): cleared, so that shape inference fills them in."""
+    "unknown" (Paddle2ONNX writes them so): cleared, so that shape inference fills them in. With
+    input dimensions pinned, the shapes declared for intermediate tensors and outputs were written
+    for the exporter's own dynamic dimensions and may contradict the pinned ones: all cleared."""
+    if pinned:
+        del model.graph.value_info[:]
+        for output in model.graph.output:
+            output.type.tensor_type.ClearField("shape")
     for vi in (*model.graph.value_info, *model.graph.output):
         for dim in vi.type.tensor_type.shape.dim:
             if dim.HasField("dim_value") and dim.dim_value < 1:
