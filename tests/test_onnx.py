@@ -390,3 +390,20 @@ def test_forms_that_cannot_be_rewritten_say_what_works(tmp_path: Path) -> None:
 
     _refused(tmp_path, build, "node 'Div_2' (Div): Div is supported only by a constant; node 'Pow_4' "
              "(Pow): Pow is supported only with the constant exponent 2")
+
+
+def test_an_if_reading_computed_tensors_is_refused_as_such(tmp_path: Path) -> None:
+    """silero-vad's If on a constant condition reads the outer graph's computed tensors: it cannot
+    be folded, and is refused for what it is (it used to be "cannot evaluate constant node")."""
+    b = OnnxBuilder()
+    x = b.input((1, 4))
+    y = b.node("Relu", [x])
+    branch = helper.make_graph([helper.make_node("Identity", [y], ["out"])], "branch", [],
+                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])])
+    b.nodes.append(helper.make_node("If", [b.const(np.array(True))], ["z"], name="if",
+                                    then_branch=branch, else_branch=branch))
+    path = b.save(["z"], tmp_path / "if.onnx")
+    with pytest.raises(UnsupportedError) as err:
+        load_onnx(path)
+    assert str(err.value) == (f"{path}: node 'if' (If): operator type If is not supported "
+                              "(docs/SUPPORTED_OPS.md lists the operators mcudeploy imports)")

@@ -270,6 +270,8 @@ def _evaluate(node: onnx.NodeProto, constants: dict[str, np.ndarray],
         with np.errstate(all="ignore"):  # a non-finite result is refused by the caller, naming it
             return list(ReferenceEvaluator(single).run(None, feeds))
     except Exception as exc:  # the evaluator's errors are as varied as the operators it runs
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            return None  # an If or Loop whose body reads computed tensors of the outer graph stays
         raise ModelFormatError(f"{where}: cannot evaluate constant node {node.name or node.op_type!r}: "
                                f"{exc}") from exc
 
