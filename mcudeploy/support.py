@@ -72,7 +72,10 @@ def constraint_weights(op: ir.Op, g: ir.Graph) -> str | None:
         return f"weights {w.name!r} have {len(w.quant.scale)} scales, {len(w.quant.zero_point)} zero points"
     if any(z != 0 for z in w.quant.zero_point):
         return f"weights {w.name!r} have a non-zero zero point"
-    c_out = g.tensor(op.outputs[0]).shape[-1]
+    y = g.tensor(op.outputs[0])
+    if not y.shape:
+        return f"output {y.name!r} is a scalar"
+    c_out = y.shape[-1]
     axis = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}[op.kind]
     if w.quant.per_channel and (w.quant.axis != axis or len(w.quant.scale) != c_out):
         return (f"weights {w.name!r} have {len(w.quant.scale)} scales on axis {w.quant.axis}, "
