@@ -283,7 +283,9 @@ def _as_graph(model: onnx.ModelProto, where: str) -> OnnxGraph:
     used = [o.name for o in g.output] + [n for node in g.node for n in node.input]
     for name in used + [node.output[0] for node in g.node if node.output]:
         if name and name not in shapes and name not in constants:
-            raise UnsupportedError(f"{where}: the shape of tensor {name!r} is not static")
+            producer = next((f" ({node_label(node, i)} computes it)" for i, node in enumerate(g.node)
+                             if name in node.output), "")
+            raise UnsupportedError(f"{where}: the shape of tensor {name!r}{producer} is not static")
         if name in shapes and name not in constants:
             _check_size(name, shapes[name], where)
     return OnnxGraph(
