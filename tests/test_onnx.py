@@ -142,10 +142,20 @@ def _reductions_and_moves(b: OnnxBuilder) -> list[str]:
             b.gemm(b.node("Flatten", [b.node("Transpose", [img], perm=[0, 2, 3, 1])]), 6 * 7 * 4, 3)]
 
 
+def _channel_shuffle(b: OnnxBuilder) -> list[str]:
+    # ShuffleNet's Reshape to 5-D, Transpose, Reshape back: three transposes of the NHWC form
+    x = b.conv(b.input((1, 3, 4, 5)), 3, 6, pads=[1, 1, 1, 1])
+    y = b.node("Reshape", [x, b.const(np.array([1, 2, 3, 4, 5], np.int64))])
+    z = b.node("Reshape", [b.node("Transpose", [y], perm=[0, 2, 1, 3, 4]),
+                           b.const(np.array([1, 6, 4, 5], np.int64))])
+    return [b.conv(z, 6, 4, kernel=(1, 1))]
+
+
 CASES = {f.__name__.lstrip("_"): f for f in (
     _conv_std, _conv_grouped, _depthwise_m3, _conv1d, _bn_relu6_flatten_gemm, _standalone_bn,
     _matmul_add, _pools, _explicit_pool_padding, _unary_and_extremum,
-    _add_mul_broadcast, _concat_pad_softmax, _elementwise_forms, _reductions_and_moves)}
+    _add_mul_broadcast, _concat_pad_softmax, _elementwise_forms, _reductions_and_moves,
+    _channel_shuffle)}
 
 
 def make(tmp_path: Path, build, seed: int = 0) -> tuple[Path, Path]:
@@ -388,7 +398,8 @@ def test_forms_that_cannot_be_rewritten_say_what_works(tmp_path: Path) -> None:
         x = b.input((1, 4))
         return [b.node("Div", [x, b.node("Relu", [x])]), b.node("Pow", [x, b.const(np.float32(3))])]
 
-    _refused(tmp_path, build, "node 'Div_2' (Div): Div is supported only by a constant; node 'Pow_4' "
+    _refused(tmp_path, build, "node 'Div_2' (Div): Div is supported only by a constant whose reciprocal "
+             "is a finite float32 (no zero); node 'Pow_4' "
              "(Pow): Pow is supported only with the constant exponent 2")
 
 
