@@ -12,7 +12,6 @@ overflow).
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -28,10 +27,18 @@ from mcudeploy.errors import UnsupportedError
 from mcudeploy.finite import nonfinite
 from mcudeploy.frontends.layout import Layout, candidates, onnx_positions
 from mcudeploy.frontends.onnx_graph import OnnxGraph, load_onnx_graph
+from mcudeploy.frontends.onnx_moves import (
+    MAX_TRANSPOSE_RANK,
+    MOVES,
+    SPATIAL_OPS,
+    as_transpose,
+    free_move,
+    gather,
+    moved_sources,
+    out_layouts,
+)
 from mcudeploy.frontends.padding import same_padding
 
-_SPATIAL_OPS = {"Conv", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool",
-                "BatchNormalization"}
 _FUSES_ACTIVATION = {"conv2d", "depthwise_conv2d", "fully_connected", "pool2d", "add", "mul"}
 
 
@@ -211,10 +218,10 @@ class _Converter:
         readers = [n for n in self.og.nodes if name in n.input]
         if len(shape) == 4:
             plain = Layout("plain", shape)
-            if readers and all(n.op_type in _MOVES and _free_move(self.og, n, plain) for n in readers):
+            if readers and all(n.op_type in MOVES and free_move(self.og, n, plain) for n in readers):
                 return "plain"
             return "nchw"
-        if len(shape) == 3 and {n.op_type for n in readers} & _SPATIAL_OPS:
+        if len(shape) == 3 and {n.op_type for n in readers} & SPATIAL_OPS:
             return "ncl"
         return "plain"
 
@@ -662,110 +669,30 @@ def _softmax(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
 
 
 # ---- shapes ----------------------------------------------------------------------------------
-_MOVES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"}
-_MAX_TRANSPOSE_RANK = 4  # arm_transpose_s8
-
-
-def _moved_sources(og: OnnxGraph, node: onnx.NodeProto) -> np.ndarray | None:
-    """For a data-movement node: its output (ONNX order) holding each element's flat index in the
-    input (ONNX order); None for a Transpose whose perm is not a permutation of the input's axes."""
-    in_shape, out_shape = og.shapes[node.input[0]], og.shapes[node.output[0]]
-    count = int(np.prod(in_shape, dtype=np.int64))
-    index = np.arange(count).reshape(in_shape)
-    if node.op_type == "Transpose":
-        perm = [int(p) for p in _attributes(node).get("perm", list(range(len(in_shape)))[::-1])]
-        if sorted(perm) != list(range(len(in_shape))):
-            return None
-        index = index.transpose(perm)
-    return index.reshape(out_shape) if index.size == int(np.prod(out_shape, dtype=np.int64)) else None
-
-
-def _gather(x: Layout, out: Layout, sources: np.ndarray) -> np.ndarray:
-    """For each IR element of the output laid out as `out`, the IR position of its input element."""
-    position = np.empty(int(np.prod(x.onnx_shape, dtype=np.int64)), dtype=np.int64)
-    position[onnx_positions(x)] = np.arange(position.size)
-    return position[out.to_ir(sources).reshape(-1)]
-
-
-_ELEMENTWISE = {"Relu", "Clip", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid",
-                "Add", "Mul", "Sub", "Div", "Max", "Min", "Identity", "Dropout"}
-
-
-def _spatial_reader(og: OnnxGraph, name: str, depth: int = 6) -> bool:
-    """A convolution, pooling or batch norm reads `name`, directly or through element-wise nodes."""
-    for node in og.nodes:
-        if name in node.input:
-            if node.op_type in _SPATIAL_OPS:
-                return True
-            if node.op_type in _ELEMENTWISE and depth and _spatial_reader(og, node.output[0], depth - 1):
-                return True
-    return False
-
-
-def _out_layouts(og: OnnxGraph, node: onnx.NodeProto, x: Layout) -> list[Layout]:
-    """The layouts a moved tensor may take: channels first only when windows read it."""
-    found = candidates(x, og.shapes[node.output[0]])
-    if _spatial_reader(og, node.output[0]):
-        found = [lay for lay in found if lay.kind in ("nchw", "ncl")]
-    return found
-
-
-def _free_move(og: OnnxGraph, node: onnx.NodeProto, x: Layout) -> bool:
-    """The node leaves the IR bytes of an input of layout `x` in place, for some output layout."""
-    sources = _moved_sources(og, node)
-    return sources is not None and any((_gather(x, out, sources) == np.arange(sources.size)).all()
-               for out in _out_layouts(og, node, x))
-
-
-def _as_transpose(gather: np.ndarray,
-                  shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """A permutation of a view of `shape` (its axes of size 1 dropped, axes that stay neighbours
-    merged) that orders the elements as `gather`: (view shape, permutation), or None."""
-    view = [d for d in shape if d != 1]
-    index = np.arange(gather.size)
-    for perm in itertools.permutations(range(len(view))):
-        if (index.reshape(view).transpose(perm).reshape(-1) == gather).all():
-            return _merge(tuple(view), perm)
-    return None
-
-
-def _merge(view: tuple[int, ...], perm: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Merge input axes i and i + 1 that the permutation keeps next to each other."""
-    groups: list[list[int]] = []
-    for axis in perm:
-        if groups and groups[-1][-1] + 1 == axis:
-            groups[-1].append(axis)
-        else:
-            groups.append([axis])
-    order = sorted(range(len(groups)), key=lambda g: groups[g][0])
-    merged = tuple(int(np.prod([view[a] for a in groups[g]])) for g in order)
-    return merged, tuple(order.index(g) for g in range(len(groups)))
-
-
 def _move(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     """Reshape, Flatten, Squeeze, Unsqueeze and Transpose: in the NHWC plan most of them leave the
     bytes in place (a reshape, which costs nothing); the others are a transpose of the IR tensor
     (arm_transpose_s8), between reshapes where the view needs them."""
     x = c.layout(node.input[0])
     out_shape = c.og.shapes[node.output[0]]
-    sources = _moved_sources(c.og, node)
+    sources = moved_sources(c.og, node)
     if sources is None:
         raise c.refuse(f"its output {list(out_shape)} is not a reshape or permutation of its input "
                        f"{list(x.onnx_shape)}")
-    layouts = _out_layouts(c.og, node, x)
+    layouts = out_layouts(c.og, node, x)
     for out in layouts:
-        if (_gather(x, out, sources) == np.arange(sources.size)).all():
+        if (gather(x, out, sources) == np.arange(sources.size)).all():
             c.emit(ir.Reshape(), (c.ir_name(node.input[0]),), node.output[0], out)
             return
     for out in layouts:
-        found = _as_transpose(_gather(x, out, sources), x.ir_shape)
+        found = as_transpose(gather(x, out, sources), x.ir_shape)
         if found is None:
             continue
         view, perm = found
-        if len(view) > _MAX_TRANSPOSE_RANK:
+        if len(view) > MAX_TRANSPOSE_RANK:
             raise c.refuse(f"moving the axes of a {list(x.onnx_shape)} tensor to {list(out_shape)} is a "
                            f"transpose of {len(view)} axes; arm_transpose_s8 takes at most "
-                           f"{_MAX_TRANSPOSE_RANK}")
+                           f"{MAX_TRANSPOSE_RANK}")
         source = c.ir_name(node.input[0])
         if view != x.ir_shape:
             source = c.intermediate(f"{node.output[0]}_view", view)
