@@ -20,8 +20,8 @@ from mcudeploy.cli import main
 from mcudeploy.errors import InputError, UnsupportedError
 from mcudeploy.frontends.onnx import load_onnx
 from mcudeploy.frontends.tflite import load_tflite
+from mcudeploy.model import ImportOptions, import_model
 from mcudeploy.oracles import Tflm, dequantize, snr_db
-from mcudeploy.pipeline import ImportOptions, import_model
 from mcudeploy.reference import run_graph
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from mcudeploy.errors import InputError
-from mcudeploy.pipeline import ImportOptions
+from mcudeploy.model import ImportOptions
+from mcudeploy.pipeline import BuildOptions
 from mcudeploy.quantize.calibrate import METHODS
 from mcudeploy.tune import TuneOptions
 
@@ -64,7 +65,9 @@ def add_tuning(parser: argparse.ArgumentParser) -> None:
                             "earlier build")
 
 
-def tune_options(args: argparse.Namespace) -> TuneOptions:
+def _tune_options(args: argparse.Namespace) -> TuneOptions:
+    if not hasattr(args, "tune"):
+        return TuneOptions()
     return TuneOptions(tune=args.tune, tuning=args.tuning, seed=getattr(args, "seed", 0))
 
 
@@ -100,6 +103,7 @@ def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
 
 
 def import_options(args: argparse.Namespace) -> ImportOptions:
+    """How to read the model: calibration, method, warning floor and pinned input shapes."""
     shapes = tuple(args.input_shape or ())
     names = [name for name, _ in shapes]
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -107,6 +111,13 @@ def import_options(args: argparse.Namespace) -> ImportOptions:
         raise InputError(f"--input-shape names {', '.join(map(repr, repeated))} more than once")
     return ImportOptions(calibration=args.calibration, method=args.calibration_method,
                          snr_warn_db=args.snr_warn, input_shapes=shapes)
+
+
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    """The board, import, library and tuning options a subcommand was given (those it has)."""
+    return BuildOptions(board=args.board, import_options=import_options(args),
+                        cmsis_nn=getattr(args, "cmsis_nn", None), tuning=_tune_options(args),
+                        emit_tflite=args.emit_tflite)
 
 
 def out_dir(args: argparse.Namespace) -> Path:
