@@ -312,6 +312,9 @@ class Graph:
     float_io: Mapping[str, str] = field(default_factory=dict)
     """Float inputs and outputs of the file that the host quantizes and dequantizes around the
     int8 graph: int8 tensor name -> the file's float tensor name."""
+    uint8_io: Mapping[str, str] = field(default_factory=dict)
+    """uint8 inputs and outputs of the file, 128 apart from the int8 graph's (the host shifts
+    them): int8 tensor name -> the file's uint8 tensor name."""
     notes: tuple[str, ...] = ()
     """What the import changed that the user should know (shape sub-graphs folded, dimensions
     pinned), one sentence each, for the progress output."""

@@ -25,7 +25,7 @@ from mcudeploy.oracles import Tflm, dequantize, snr_db
 from mcudeploy.reference import run_graph
 
 DATA = Path(__file__).resolve().parent / "data"
-KERAS = sorted((DATA / "keras").glob("*.tflite"))
+KERAS = sorted(p for p in (DATA / "keras").glob("*.tflite") if p.suffixes == [".tflite"])  # full int8
 TORCH = sorted((DATA / "torch").glob("*.onnx"))
 FLOOR_DB = 30.0  # measured 32.8 (squeeze_excite) to 55.4 dB on these models
 PINNED = (1, 3, 16, 16)  # dynamic_image's H and W, pinned with --input-shape

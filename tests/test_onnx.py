@@ -18,6 +18,7 @@ from mcudeploy.frontends.onnx import load_onnx
 from mcudeploy.model import ImportOptions, import_model
 from mcudeploy.oracles import Tflm, dequantize, snr_db
 from mcudeploy.quantize.calibrate import calibrate, load_samples
+from mcudeploy.quantize.float_models import float_model
 from mcudeploy.reference import run_graph
 
 FLOOR_DB = 30.0
@@ -276,15 +277,15 @@ def test_calibration_of_single_samples_for_a_batched_model(tmp_path: Path) -> No
     imp = load_onnx(path)
     samples = np.random.default_rng(0).normal(0, 1, (16, 6, 8, 8)).astype(np.float32)
     np.save(tmp_path / "single.npy", samples)
-    batches = load_samples(imp, tmp_path / "single.npy")
+    batches = load_samples(float_model(imp), tmp_path / "single.npy")
     assert len(batches) == 6
     np.testing.assert_array_equal(batches[0]["x0"], samples[:3])
     np.testing.assert_array_equal(batches[5]["x0"], samples[[15, 0, 1]])
     np.save(tmp_path / "batches.npy", samples[:15].reshape(5, 3, 6, 8, 8))
-    assert len(load_samples(imp, tmp_path / "batches.npy")) == 5
+    assert len(load_samples(float_model(imp), tmp_path / "batches.npy")) == 5
     np.save(tmp_path / "bad.npy", samples[:, :5])
     with pytest.raises(InputError) as err:
-        load_samples(imp, tmp_path / "bad.npy")
+        load_samples(float_model(imp), tmp_path / "bad.npy")
     assert str(err.value) == (f"{tmp_path / 'bad.npy'}: input 'x0' expects shape [3, 6, 8, 8], a stack of "
                               "them [K, 3, 6, 8, 8] or single samples [K, 6, 8, 8]; the file has "
                               "[16, 5, 8, 8]")
@@ -314,7 +315,7 @@ def test_calibration_file_of_the_wrong_shape(tmp_path: Path) -> None:
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((4, 3, 3), dtype=np.float32))
     with pytest.raises(InputError, match=r"expects shape \[1, 5, 9, 7\]"):
-        load_samples(load_onnx(path), bad)
+        load_samples(float_model(load_onnx(path)), bad)
 
 
 def test_percentile_calibration_ignores_outliers(tmp_path: Path) -> None:
@@ -323,8 +324,8 @@ def test_percentile_calibration_ignores_outliers(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     data = rng.normal(0, 1, size=(200, 1, 6, 5, 5)).astype(np.float32)
     data[0, 0, 0, 0, 0] = 500.0
-    minmax = calibrate(imp, [{"x0": d} for d in data], "minmax").ranges["x0"]
-    pct = calibrate(imp, [{"x0": d} for d in data], "percentile").ranges["x0"]
+    minmax = calibrate(float_model(imp), [{"x0": d} for d in data], "minmax").ranges["x0"]
+    pct = calibrate(float_model(imp), [{"x0": d} for d in data], "percentile").ranges["x0"]
     assert minmax[1] == 500.0 and pct[1] < 10.0
 
 

@@ -72,16 +72,18 @@ def _tune_options(args: argparse.Namespace) -> TuneOptions:
 
 
 def add_quantization(parser: argparse.ArgumentParser) -> None:
-    """Options for float ONNX models, which mcudeploy quantizes to int8."""
-    group = parser.add_argument_group("quantization (float ONNX models)")
+    """Options for float models (ONNX, float TFLite), which mcudeploy quantizes to int8."""
+    group = parser.add_argument_group("quantization (float ONNX and TFLite models)")
     group.add_argument("--calibration", type=Path, metavar="DATA",
-                       help="calibration inputs in the model's layout: .npy (one input), .npz (one "
-                            "array per input name) or a folder of them")
+                       help="calibration inputs in the model file's layout (NCHW for ONNX, NHWC for "
+                            "TFLite): .npy (one input), .npz (one array per input name) or a folder "
+                            "of them")
     group.add_argument("--calibration-method", choices=METHODS, default="minmax",
                        help="activation ranges from min/max, or from the 0.01/99.99 percentiles")
     group.add_argument("--snr-warn", type=float, default=20.0, metavar="DB",
                        help="warn, naming the worst layers, when the int8 output SNR against the "
-                            "float model is below this (default: 20 dB)")
+                            "float model is below this (default: 20 dB); a top-1 agreement below "
+                            "90 %% warns too")
     group.add_argument("--emit-tflite", type=Path, metavar="FILE",
                        help="also write the quantized model as an int8 .tflite file")
     group.add_argument("--input-shape", action="append", type=input_shape, metavar="NAME=D0,D1,...",

@@ -6,7 +6,7 @@ SAME/VALID padding becomes explicit padding here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -481,8 +481,9 @@ def load_tflite(path: Path) -> ir.Graph:
     return parse_tflite(data, path.name, str(path))
 
 
-def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
-    """Parse TFLite flatbuffer bytes; `where` names the file in error messages."""
+def read_model(data: bytes, where: str) -> fb.ModelT:
+    """The flatbuffer as objects, checked as a whole (`tflite_checks`): a file that is not TFLite or
+    is damaged raises ModelFormatError naming what is wrong."""
     if len(data) < 8 or not fb.Model.ModelBufferHasIdentifier(data, 0):
         ident = data[4:8] if len(data) >= 8 else data
         raise ModelFormatError(
@@ -494,6 +495,12 @@ def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
     except Exception as exc:  # flatbuffers raises IndexError/struct.error/... on damage
         raise ModelFormatError(f"{where}: corrupt TFLite flatbuffer ({exc!r})") from exc
     check_model(model, data, where)
+    return model
+
+
+def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
+    """Parse TFLite flatbuffer bytes; `where` names the file in error messages."""
+    model = read_model(data, where)
     try:
         return _to_graph(model, data, name, where)
     except MCUDeployError as exc:  # the converters name the operator; the file goes first
@@ -572,7 +579,9 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
     inputs = [_name(names, i, where, "model input") for i in _indices(sub.inputs)]
     outputs = [_name(names, i, where, "model output") for i in _indices(sub.outputs)]
     float_io: dict[str, str] = {}
+    uint8_io: dict[str, str] = {}
     ops = _strip_float_boundaries(ops, inputs, outputs, tensors, float_io)
+    ops = _strip_uint8_boundaries(ops, inputs, outputs, tensors, uint8_io)
     notes = ()
     if folded:
         counts = {t: folded.count(t) for t in dict.fromkeys(folded)}
@@ -586,6 +595,7 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
         outputs=tuple(outputs),
         variables=variables,
         float_io=float_io,
+        uint8_io=uint8_io,
         notes=notes,
     )
 
@@ -646,6 +656,39 @@ def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[s
     return ops
 
 
+def _strip_uint8_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[str],
+                            tensors: dict[str, ir.Tensor], uint8_io: dict[str, str]) -> list[ir.Op]:
+    """uint8 inputs QUANTIZEd to int8 and int8 outputs QUANTIZEd to uint8 by the shift TFLite's
+    converter writes (`inference_input_type=tf.uint8`: the same scale, zero points 128 apart): the
+    host adds or subtracts 128 and the device runs the int8 graph. `inputs` and `outputs` are
+    updated in place to the int8 tensors, and `uint8_io` records each int8 tensor's uint8 one.
+    Other uint8 QUANTIZEs stay operators."""
+    for k, name in enumerate(inputs):
+        users = [op for op in ops if name in op.inputs]
+        if len(users) == 1 and users[0].kind == "quantize" \
+                and _shift(tensors[name], tensors[users[0].outputs[0]]):
+            inputs[k] = users[0].outputs[0]
+            uint8_io[inputs[k]] = name
+            ops = [op for op in ops if op is not users[0]]
+    for k, name in enumerate(outputs):
+        producer = next((op for op in ops if name in op.outputs), None)
+        if producer is not None and producer.kind == "quantize" and producer.inputs[0] not in inputs \
+                and _shift(tensors[name], tensors[producer.inputs[0]]):
+            outputs[k] = producer.inputs[0]
+            uint8_io[outputs[k]] = name
+            ops = [op for op in ops if op is not producer]
+    return ops
+
+
+def _shift(uint8: ir.Tensor, int8: ir.Tensor) -> bool:
+    """The uint8 tensor holds the int8 one's values plus 128 (same shape and scale, zero points 128
+    apart)."""
+    return uint8.dtype == "uint8" and int8.dtype == "int8" and uint8.shape == int8.shape \
+        and uint8.quant is not None and int8.quant is not None \
+        and len(uint8.quant.scale) == len(int8.quant.scale) == 1 \
+        and uint8.scale == int8.scale and uint8.zero_point - 128 == int8.zero_point
+
+
 def _indices(vector: object) -> list[int]:
     """A flatbuffer int vector (None, list or numpy array) as a list."""
     return [] if vector is None else [int(i) for i in vector]
@@ -661,20 +704,28 @@ def _name(names: list[str], index: int, where: str, what: str, optional: bool = 
     return names[index]
 
 
+def tensor_names(sub: fb.SubGraphT) -> list[str]:
+    """The IR name of each tensor of a subgraph, by index: its name in the file, made unique."""
+    taken: dict[str, int] = {}
+    for index, t in enumerate(sub.tensors or []):
+        base = t.name.decode("utf-8", "replace") if t.name else f"tensor{index}"
+        taken[_unique_name(base, index, taken)] = index
+    return list(taken)
+
+
 def _tensors(
     model: fb.ModelT, sub: fb.SubGraphT, data: bytes, where: str
 ) -> tuple[dict[str, ir.Tensor], list[str]]:
     tensors: dict[str, ir.Tensor] = {}
-    names: list[str] = []
-    for index, t in enumerate(sub.tensors or []):
-        base = t.name.decode("utf-8", "replace") if t.name else f"tensor{index}"
-        unique = _unique_name(base, index, tensors)
-        names.append(unique)
+    names = tensor_names(sub)
+    for index, (t, unique) in enumerate(zip(sub.tensors or [], names, strict=True)):
         dtype = _DTYPES.get(t.type)
         if dtype is None:
             type_name = _TYPE_NAMES.get(t.type, str(t.type))
-            raise UnsupportedError(f"{where}: tensor {index} ({base}) is {type_name}; mcudeploy deploys "
-                                   "int8 TFLite models (float models: convert to ONNX, or quantize to int8)")
+            base = t.name.decode("utf-8", "replace") if t.name else f"tensor{index}"
+            raise UnsupportedError(f"{where}: tensor {index} ({base}) is {type_name}; mcudeploy reads int8 "
+                                   "TFLite files and float ones (float32 activations; float32, float16 or "
+                                   "int8 weights)")
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         tensors[unique] = ir.Tensor(
             name=unique, shape=shape, dtype=dtype, quant=_quant(t.quantization),
@@ -683,7 +734,7 @@ def _tensors(
     return tensors, names
 
 
-def _unique_name(base: str, index: int, taken: dict[str, ir.Tensor]) -> str:
+def _unique_name(base: str, index: int, taken: Container[str]) -> str:
     """Tensor `index`'s name in the IR: its name in the file, unless an earlier tensor has it
     (then `name#index`, or more `#` while that is taken too) or it starts as the names of resource
     variables do (`variable:`; then `tensor<index> name`)."""
