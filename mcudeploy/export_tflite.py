@@ -14,6 +14,7 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from mcudeploy import ir
+from mcudeploy.arith.params import activation_range
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import same_padding
 from mcudeploy.ir import Tensor
@@ -42,6 +43,7 @@ class _Writer:
         self.sub = fb.SubGraphT()
         self.sub.tensors, self.sub.operators = [], []
         self.index: dict[str, int] = {}
+        self.deferred: list = []  # ops to write after the current one (a split clamp)
 
     def tensor(self, name: str) -> int:
         if name in self.index:
@@ -116,6 +118,38 @@ def _activation(op: ir.Op) -> int:
     if clip not in _ACTIVATIONS:
         raise UnsupportedError(f"{op.origin}: activation {clip} has no TFLite fused equivalent")
     return _ACTIVATIONS[clip]
+
+
+def _clamp(w: _Writer, op: ir.Op, x: str, low: int | None, high: int | None) -> None:
+    """MAXIMUM with `low` then MINIMUM with `high` (quantized values in x's quantization), from x
+    into op's output: a clamp TFLite has no fused or standalone form for."""
+    t = w.graph.tensor(x)
+    steps = [(code, bound) for code, bound in ((fb.BuiltinOperator.MAXIMUM, low),
+                                                (fb.BuiltinOperator.MINIMUM, high)) if bound is not None]
+    source = x
+    for k, (code, bound) in enumerate(steps):
+        operand = w.add_tensor(Tensor(f"{op.name}_bound{k}", (1,), "int8", t.quant,
+                                      np.array([bound], dtype=np.int8)))
+        target = op.outputs[0] if k == len(steps) - 1 else w.add_tensor(replace(t, name=f"{x}_clamped"))
+        w.add_op(replace(op, outputs=(target,)), code, fb.BuiltinOptions.MaximumMinimumOptions,
+                 fb.MaximumMinimumOptionsT(), (source, operand))
+        source = target
+
+
+def _split_clip(w: _Writer, op: ir.Op) -> ir.Op:
+    """An op whose fused clamp TFLite cannot fuse (Clip(0, 5)): the op without it into a new
+    tensor, then MAXIMUM/MINIMUM with the quantized bounds; returns the op to write first. When the
+    bounds cover the whole int8 range the clamp does nothing and is dropped."""
+    if op.attrs.activation in _ACTIVATIONS:
+        return op
+    y = w.graph.tensor(op.outputs[0])
+    low, high = activation_range(op.attrs.activation, y)
+    bare = replace(op, attrs=replace(op.attrs, activation=ir.NO_CLIP))
+    if (low, high) == (-128, 127):
+        return bare
+    inner = w.add_tensor(replace(y, name=f"{op.outputs[0]}_unclamped"))
+    w.deferred.append(lambda: _clamp(w, op, inner, low if low > -128 else None, high if high < 127 else None))
+    return replace(bare, outputs=(inner,))
 
 
 def _tflite_padding(op: ir.Op, graph: ir.Graph, kernel: tuple[int, int],
@@ -272,6 +306,24 @@ def _reshape(w: _Writer, op: ir.Op) -> None:
     w.add_op(op, fb.BuiltinOperator.RESHAPE, fb.BuiltinOptions.ReshapeOptions, o, op.inputs)
 
 
+def _relu(w: _Writer, op: ir.Op) -> None:
+    """RELU, RELU6 (same quantization on both sides), else a clamp as MAXIMUM/MINIMUM."""
+    a, x, y = op.attrs, w.graph.tensor(op.inputs[0]), w.graph.tensor(op.outputs[0])
+    if (a.low, a.high) == (0.0, None):
+        w.add_op(op, fb.BuiltinOperator.RELU, 0, None, op.inputs)
+    elif (a.low, a.high) == (0.0, 6.0) and x.quant == y.quant:
+        w.add_op(op, fb.BuiltinOperator.RELU6, 0, None, op.inputs)
+    else:
+        low, high = activation_range(ir.Clip(a.low, a.high), y)
+        _clamp(w, op, op.inputs[0], low if a.low is not None else None, high if a.high is not None else None)
+
+
+def _transpose(w: _Writer, op: ir.Op) -> None:
+    perm = w.constant(f"{op.name}_perm", np.array(op.attrs.perm, dtype=np.int32))
+    w.add_op(op, fb.BuiltinOperator.TRANSPOSE, fb.BuiltinOptions.TransposeOptions,
+             fb.TransposeOptionsT(), (op.inputs[0], perm))
+
+
 # IR attribute class -> the function writing its operator (the reader's table, CONVERTERS, reversed).
 WRITERS: dict[type, Writer] = {
     ir.Conv2D: _window,
@@ -292,6 +344,9 @@ WRITERS: dict[type, Writer] = {
     ir.Quantize: _quantize,
     ir.Softmax: _softmax,
     ir.Reshape: _reshape,
+    ir.Relu: _relu,
+    ir.PRelu: _without_options(fb.BuiltinOperator.PRELU),
+    ir.Transpose: _transpose,
 }
 
 
@@ -299,7 +354,11 @@ def _write_op(w: _Writer, op: ir.Op) -> None:
     writer = WRITERS.get(type(op.attrs))
     if writer is None:
         raise UnsupportedError(f"{op.origin}: {op.kind} cannot be written to TFLite")
+    if hasattr(op.attrs, "activation"):
+        op = _split_clip(w, op)
     writer(w, op)
+    while w.deferred:
+        w.deferred.pop(0)()
 
 
 def graph_to_tflite(graph: ir.Graph) -> bytes:

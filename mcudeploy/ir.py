@@ -218,6 +218,31 @@ class LeakyRelu:
 
 
 @dataclass(frozen=True)
+class Relu:
+    """A standalone clamp to [low, high] (None: unbounded): TFLite RELU, requantized to the
+    output's scale and zero point, or for other bounds a clamp in the input's quantization."""
+
+    KIND: ClassVar[str] = "relu"
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class PRelu:
+    """x for x >= 0, alpha * x below, alpha a constant repeating along leading axes (TFLite PRELU)."""
+
+    KIND: ClassVar[str] = "prelu"
+
+
+@dataclass(frozen=True)
+class Transpose:
+    """The axes permuted: output axis i is input axis perm[i] (TFLite TRANSPOSE)."""
+
+    KIND: ClassVar[str] = "transpose"
+    perm: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Quantize:
     """Requantization to the output's scale, zero point and type (int8 or uint8)."""
 
@@ -255,7 +280,7 @@ class Reshape:
 
 Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax
          | Reshape | Slice | Mean | Logistic | Tanh | HardSwish | LeakyRelu | Extremum | Quantize
-         | ReadVariable | AssignVariable)
+         | ReadVariable | AssignVariable | Relu | PRelu | Transpose)
 
 
 @dataclass(frozen=True)
@@ -287,6 +312,12 @@ class Graph:
     float_io: Mapping[str, str] = field(default_factory=dict)
     """Float inputs and outputs of the file that the host quantizes and dequantizes around the
     int8 graph: int8 tensor name -> the file's float tensor name."""
+    uint8_io: Mapping[str, str] = field(default_factory=dict)
+    """uint8 inputs and outputs of the file, 128 apart from the int8 graph's (the host shifts
+    them): int8 tensor name -> the file's uint8 tensor name."""
+    notes: tuple[str, ...] = ()
+    """What the import changed that the user should know (shape sub-graphs folded, dimensions
+    pinned), one sentence each, for the progress output."""
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]

@@ -1,6 +1,7 @@
 """The import step: a model file becomes an int8 model ready to deploy, or is refused before anything
-is written. An int8 TFLite file keeps its quantization; a float ONNX model is quantized on the
-user's calibration data, its quality measured layer by layer, and written as int8 TFLite for TFLM."""
+is written. An int8 TFLite file keeps its quantization; a float model (ONNX, or a float32, float16 or
+dynamic-range TFLite file) is quantized on the user's calibration data, its quality measured layer
+by layer, and written as int8 TFLite for TFLM."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path
 
 from mcudeploy.errors import InputError, ModelFormatError
 from mcudeploy.export_tflite import graph_to_tflite
-from mcudeploy.frontends.onnx import load_onnx
-from mcudeploy.frontends.tflite import load_tflite
+from mcudeploy.frontends.onnx import OnnxImport, load_onnx
+from mcudeploy.frontends.tflite import parse_tflite
+from mcudeploy.frontends.tflite_float import TfliteFloatImport, load_float_tflite
 from mcudeploy.ir import Graph
-from mcudeploy.oracles import OnnxFloat
+from mcudeploy.oracles import FloatOracle
 from mcudeploy.progress import Progress
 from mcudeploy.quantize.calibrate import calibrate, load_samples
+from mcudeploy.quantize.float_models import float_model
 from mcudeploy.quantize.quality import Quality, measure
 from mcudeploy.quantize.quantizer import quantize_graph
 from mcudeploy.support import check_graph
@@ -23,68 +26,96 @@ from mcudeploy.vectors import Vector, load_vectors, random_vectors
 
 @dataclass(frozen=True)
 class Model:
-    """An imported int8 model: the IR, the TFLite bytes TFLM runs as the oracle, and for ONNX input
-    the float model (onnxruntime) with the quantization quality measured at conversion."""
+    """An imported int8 model: the IR, the TFLite bytes TFLM runs as the oracle, and for a float
+    model (ONNX, float TFLite) the float original as an oracle, with the quantization quality
+    measured at conversion."""
 
     path: Path
     graph: Graph
     tflite: bytes
-    float_model: OnnxFloat | None = None
+    float_model: FloatOracle | None = None
     quality: Quality | None = None
 
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """How to read a model: calibration data and method for float ONNX models."""
+    """How to read a model: calibration data and method for float models (ONNX, float TFLite)."""
 
     calibration: Path | None = None
     method: str = "minmax"
     snr_warn_db: float = 20.0
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape NAME=1,3,48,192
 
 
 def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
-    """Read a model file (int8 TFLite, or float ONNX quantized on the calibration data) and refuse
-    what mcudeploy cannot deploy, before anything is written."""
+    """Read a model file (int8 TFLite, or a float ONNX or TFLite model quantized on the calibration
+    data) and refuse what mcudeploy cannot deploy, before anything is written."""
     suffix = path.suffix.lower()
     if suffix == ".tflite":
+        if options.input_shapes:
+            raise InputError(f"{path}: a TFLite file's shapes are static; --input-shape is for ONNX models")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelFormatError(f"{path}: cannot read: {exc.strerror}") from exc
+        imp = load_float_tflite(data, path.name, str(path))
+        if imp is not None:
+            if options.calibration is None:
+                raise InputError(f"{path}: a float TFLite model needs --calibration data (.npy, .npz or a "
+                                 "folder of them, in the file's layout, NHWC) to be quantized")
+            return _quantized(path, imp, options)
         if options.calibration is not None:
             raise InputError(f"{path}: an int8 TFLite file keeps its own quantization; "
-                             "--calibration is for float ONNX models")
-        graph = load_tflite(path)
+                             "--calibration is for float models (ONNX, float TFLite)")
+        graph = parse_tflite(data, path.name, str(path))
         check_graph(graph, str(path))
-        return Model(path, graph, path.read_bytes())
+        return Model(path, graph, data)
     if suffix == ".onnx":
         if options.calibration is None:
             raise InputError(f"{path}: a float ONNX model needs --calibration data (.npy, .npz or a "
                              "folder of them) to be quantized")
-        imp = load_onnx(path)
-        samples = load_samples(imp, options.calibration)
-        calibration = calibrate(imp, samples, options.method, source=str(options.calibration))
-        graph = quantize_graph(imp.graph, calibration.ranges, imp.where)
-        check_graph(graph)
-        quality = measure(graph, calibration.float_values, options.snr_warn_db,
-                          calibration_samples=len(samples))
-        return Model(path, graph, graph_to_tflite(graph), OnnxFloat(imp, graph, samples), quality)
+        return _quantized(path, load_onnx(path, input_shapes=dict(options.input_shapes)), options)
     raise ModelFormatError(f"{path}: unknown model format {path.suffix!r} (expected .tflite or .onnx)")
 
 
+def _quantized(path: Path, imp: OnnxImport | TfliteFloatImport, options: ImportOptions) -> Model:
+    """A float model quantized on the calibration data, its quality measured, written as int8
+    TFLite for TFLM."""
+    floats = float_model(imp)
+    samples = load_samples(floats, options.calibration)
+    calibration = calibrate(floats, samples, options.method, source=str(options.calibration))
+    graph = quantize_graph(imp.graph, calibration.ranges, imp.where)
+    check_graph(graph, imp.where)
+    quality = measure(graph, calibration.float_values, options.snr_warn_db, calibration_samples=len(samples))
+    return Model(path, graph, graph_to_tflite(graph), FloatOracle(floats, graph, samples), quality)
+
+
+def quality_line(q: Quality) -> str:
+    """The quantization quality in one sentence: output SNR, top-1 agreement, samples."""
+    outputs = ", ".join(f"{n} {s:.1f} dB" for n, s in q.output_snr_db.items())
+    top1 = ", ".join(f"{n} {100 * a:.0f} %" for n, a in q.top1_agreement.items())
+    measured = "all of them" if q.samples == q.calibration_samples else f"the first {q.samples}"
+    return (f"quantized: ranges from {q.calibration_samples} calibration samples, quality measured on "
+            f"{measured}: output SNR {outputs}" + (f", top-1 agreement {top1}" if top1 else ""))
+
+
 def report_quality(model: Model, progress: Progress) -> None:
-    """For a quantized model: the output SNR measured at conversion, and the warning if it is low."""
+    """What the import changed (folded shapes, pinned dimensions) and, for a quantized model, the
+    quality measured at conversion (shown even when quiet) and the warning if it is low."""
+    for note in model.graph.notes:
+        progress.step(note)
     q = model.quality
     if q is None:
         return
-    outputs = ", ".join(f"{n} {s:.1f} dB" for n, s in q.output_snr_db.items())
-    measured = "all of them" if q.samples == q.calibration_samples else f"the first {q.samples}"
-    progress.step(f"quantized: ranges from {q.calibration_samples} calibration samples, quality "
-                  f"measured on {measured}: output SNR {outputs}")
+    progress.result(quality_line(q))
     if q.warning:
         progress.warn(q.warning)
 
 
 def vectors_for(model: Model, inputs: Path | None, count: int, seed: int) -> list[Vector]:
-    """The vectors a run feeds the model: the user's `inputs` file (for ONNX input in the model's
-    layout, quantized), else `count` quantized calibration samples (ONNX), else `count` seeded random
-    int8 vectors."""
+    """The vectors a run feeds the model: the user's `inputs` file (for a quantized model in the
+    file's layout, quantized), else `count` quantized calibration samples (quantized models), else
+    `count` seeded random int8 vectors."""
     if inputs is not None:
         if model.float_model is not None:
             return model.float_model.vectors_from(inputs)

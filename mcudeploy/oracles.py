@@ -1,4 +1,5 @@
-"""The independent oracle: the TFLite-Micro interpreter, run on the host from its Python package."""
+"""The independent oracles: the TFLite-Micro interpreter, run on the host from its Python package,
+and for a quantized model its float original (onnxruntime, or TFLM's float kernels)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import numpy as np
 from mcudeploy.arith import round_half_away
 from mcudeploy.errors import ModelFormatError, OracleError
 from mcudeploy.finite import nonfinite
-from mcudeploy.frontends.onnx import OnnxImport
 from mcudeploy.ir import Graph
-from mcudeploy.quantize.calibrate import FloatModel, Sample, load_samples
+from mcudeploy.quantize.calibrate import load_samples
+from mcudeploy.quantize.float_models import FloatModel, Runner, Sample
 from mcudeploy.tflm_process import TflmProcess
 
 DEFAULT_ARENA_BYTES = 16 * 1024 * 1024
@@ -35,27 +36,33 @@ class Tflm:
         except BaseException:
             self.close()
             raise
-        self._float_in = [d["dtype"] == np.float32 for d in inputs]
-        self._float_out = [d["dtype"] == np.float32 for d in outputs]
+        self._in_types = [d["dtype"] for d in inputs]
+        self._out_types = [d["dtype"] for d in outputs]
 
     def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run once on int8 inputs; returns the int8 outputs in model order. A file with float I/O
         wrappers gets the inputs dequantized, and its outputs quantized back, with the scales of the
-        int8 tensors the graph deploys (exact: the wrappers use the same scales)."""
+        int8 tensors the graph deploys (exact: the wrappers use the same scales); one with uint8 I/O
+        gets the inputs shifted by 128, and its outputs shifted back (exact: import checks the shift)."""
         values = []
         for index, value in enumerate(inputs):
-            if self._float_in[index]:
+            value = np.asarray(value)
+            if self._in_types[index] == np.float32:
                 t = self.graph.tensor(self.graph.inputs[index])
-                value = dequantize(np.asarray(value), t.scale, t.zero_point).astype(np.float32)
-            values.append(np.asarray(value))
+                value = dequantize(value, t.scale, t.zero_point).astype(np.float32)
+            elif self._in_types[index] == np.uint8:
+                value = (value.astype(np.int16) + 128).astype(np.uint8)
+            values.append(value)
         found = self._interpreter.invoke(values, len(self.graph.outputs))
         outputs = []
         for index, name in enumerate(self.graph.outputs):
             value = found[index]
-            if self._float_out[index]:
+            if self._out_types[index] == np.float32:
                 t = self.graph.tensor(name)
                 q = round_half_away(value.astype(np.float64) / t.scale) + t.zero_point
                 value = np.clip(q, -128, 127).astype(np.int8)
+            elif self._out_types[index] == np.uint8:
+                value = (value.astype(np.int16) - 128).astype(np.int8)
             outputs.append(value)
         return outputs
 
@@ -92,23 +99,23 @@ def dequantize(value: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (value.astype(np.float64) - zero_point) * scale
 
 
-class OnnxFloat:
-    """onnxruntime on the original float model: int8 IR vectors in, float IR-layout outputs out."""
+class FloatOracle:
+    """The original float model (onnxruntime on an ONNX file, TFLM's float kernels on a float TFLite
+    file): int8 IR vectors in, float IR-layout outputs out."""
 
-    name = "onnxruntime"
-
-    def __init__(self, imp: OnnxImport, graph: Graph, samples: list[Sample]) -> None:
+    def __init__(self, model: FloatModel, graph: Graph, samples: list[Sample]) -> None:
         self.graph = graph
-        self.imp = imp
+        self.model = model
         self.samples = samples
-        self.model = FloatModel(imp, list(graph.outputs))
+        self.name = model.name
+        self._runner: Runner | None = None
 
     def quantize(self, sample: Sample) -> tuple[np.ndarray, ...]:
-        """One ONNX-layout float sample as an int8 vector in IR layout."""
+        """One float sample in the file's layout as an int8 vector in IR layout."""
         out = []
         for name in self.graph.inputs:
             t = self.graph.tensor(name)
-            real = self.imp.layouts[name].to_ir(sample[name])
+            real = self.model.to_ir(name, sample[name])
             out.append(np.clip(round_half_away(real / t.scale) + t.zero_point, -128, 127).astype(np.int8))
         return tuple(out)
 
@@ -117,23 +124,31 @@ class OnnxFloat:
         return [self.quantize(s) for s in self.samples]
 
     def vectors_from(self, path: Path) -> list[tuple[np.ndarray, ...]]:
-        """The user's float inputs (ONNX layout, .npy/.npz/folder) as int8 vectors."""
-        return [self.quantize(s) for s in load_samples(self.imp, path)]
+        """The user's float inputs (the file's layout, .npy/.npz/folder) as int8 vectors."""
+        return [self.quantize(s) for s in load_samples(self.model, path)]
 
     def invoke(self, vector: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """onnxruntime's float outputs (IR layout) for one int8 vector. An output that is not finite,
-        or onnxruntime failing, is an OracleError: no verdict can rest on it."""
+        """The float model's outputs (IR layout) for one int8 vector. An output that is not finite,
+        or the library failing, is an OracleError: no verdict can rest on it."""
         sample = {}
         for name, value in zip(self.graph.inputs, vector, strict=True):
             t = self.graph.tensor(name)
             real = dequantize(value, t.scale, t.zero_point).astype(np.float32)
-            sample[name] = self.imp.layouts[name].to_onnx(real)
+            sample[name] = self.model.to_file(name, real)
+        if self._runner is None:
+            self._runner = self.model.runner(list(self.graph.outputs))
         try:
-            values = self.model.run(sample)
+            values = self._runner.run(sample)
         except ModelFormatError as exc:
             raise OracleError(str(exc)) from exc
         for name in self.graph.outputs:
             bad = nonfinite(values[name])
             if bad is not None:
-                raise OracleError(f"{self.imp.where}: onnxruntime's output {name!r} holds {bad}")
+                raise OracleError(f"{self.model.where}: {self.name}'s output {name!r} holds {bad}")
         return [values[n] for n in self.graph.outputs]
+
+    def close(self) -> None:
+        """Release the library's runner (TFLM's worker process) until the next invoke."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None

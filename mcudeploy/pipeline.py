@@ -243,13 +243,14 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
         per_tick = board.qemu.instructions_per_tick if counts else None
         report = RunReport(
             model=model_path.name, board=board.name, runner=options.runner, library=firmware.library.name,
-            oracles=["host-reference", "tflm", *(["onnxruntime-float"] if model.float_model else [])],
+            oracles=["host-reference", "tflm",
+                     *([f"{model.float_model.name}-float"] if model.float_model else [])],
             **verdict.report_fields(), localisation=localisation,
             model_info={"hash": m.model_hash, "library_name": m.name,
                         "code_sha256": m.files.get(m.code_file, ""),
                         "layers": len(m.layers), "arena_bytes": m.arena_bytes,
                         "lower_bound": m.lower_bound, "weight_bytes": m.weight_bytes,
-                        "float_io": dict(model.graph.float_io)},
+                        "float_io": dict(model.graph.float_io), "uint8_io": dict(model.graph.uint8_io)},
             firmware={"flash_bytes": sizes["image"], "weights_bytes": sizes["weights"],
                       "ram_bytes": sizes["ram"], **sizes},
             link=results.link, instructions=results.instructions(m, per_tick),

@@ -30,6 +30,10 @@ class Progress:
         if not self.quiet:
             self.console.print(Text("•", style="bold"), message)
 
+    def result(self, message: str) -> None:
+        """A finding a person asked for, such as the quantization quality (printed even when quiet)."""
+        self.console.print(Text("•", style="bold"), message)
+
     def warn(self, message: str) -> None:
         """A warning a person must not miss (printed even when quiet)."""
         self.console.print(Text("warning:", style="bold yellow"), message)

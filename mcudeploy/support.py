@@ -72,7 +72,10 @@ def constraint_weights(op: ir.Op, g: ir.Graph) -> str | None:
         return f"weights {w.name!r} have {len(w.quant.scale)} scales, {len(w.quant.zero_point)} zero points"
     if any(z != 0 for z in w.quant.zero_point):
         return f"weights {w.name!r} have a non-zero zero point"
-    c_out = g.tensor(op.outputs[0]).shape[-1]
+    y = g.tensor(op.outputs[0])
+    if not y.shape:
+        return f"output {y.name!r} is a scalar"
+    c_out = y.shape[-1]
     axis = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}[op.kind]
     if w.quant.per_channel and (w.quant.axis != axis or len(w.quant.scale) != c_out):
         return (f"weights {w.name!r} have {len(w.quant.scale)} scales on axis {w.quant.axis}, "
@@ -313,6 +316,14 @@ def _accumulators(op: ir.Op, g: ir.Graph) -> list[tuple[int, int, str]]:
         p = qp.leaky_relu_params(op, g)
         return [(_int8_span(x), _shift(p.identity_multiplier, p.identity_shift), ratio),
                 (_int8_span(x), _shift(p.alpha_multiplier, p.alpha_shift), f"alpha x {ratio}")]
+    if op.kind == "relu":
+        p = qp.relu_params(op, g)
+        return [(_int8_span(x), _shift(p.multiplier, p.shift), ratio)]
+    if op.kind == "prelu":
+        p, alpha = qp.prelu_params(op, g), g.tensor(op.inputs[1])
+        return [(_int8_span(x), _shift(p.positive_multiplier, p.positive_shift), ratio),
+                (_int8_span(x) * _int8_span(alpha), _shift(p.negative_multiplier, p.negative_shift),
+                 f"{ratio} x alpha {alpha.name!r} ({alpha.scale:.6g})")]
     if op.kind == "mean":
         p = qp.mean_params(op, g)
         return [(_int8_span(x) * p.count, _shift(p.multiplier, p.shift), f"sum of {p.count} x {ratio}")]
@@ -440,6 +451,42 @@ def constraint_mean(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
+def constraint_relu_bounds(op: ir.Op, g: ir.Graph) -> str | None:
+    """A clamp other than [0, inf) keeps its input's scale and zero point (TFLite RELU6 ignores
+    the output's, and other bounds are written as MAXIMUM and MINIMUM), and its bounds are ordered."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    low, high = op.attrs.low, op.attrs.high
+    if low is not None and high is not None and not low < high:
+        return f"bounds [{low}, {high}]"
+    if (low, high) != (0.0, None) and x.quant != y.quant:
+        return f"bounds [{low}, {high}] with output {y.name!r} quantized unlike input {x.name!r}"
+    return None
+
+
+def constraint_prelu(op: ir.Op, g: ir.Graph) -> str | None:
+    """alpha is a constant int8 tensor with one scale and zero point that repeats along the leading
+    axes of the input ([C] against [N, H, W, C]), and the output has the input's shape."""
+    x, alpha, y = (g.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if not alpha.is_constant or alpha.dtype != "int8" or alpha.quant is None or len(alpha.quant.scale) != 1:
+        return f"alpha {alpha.name!r} is not a constant int8 tensor quantized per tensor"
+    if x.shape != y.shape or broadcast_block(alpha.shape, x.shape) is None:
+        return f"input {list(x.shape)}, alpha {list(alpha.shape)}, output {list(y.shape)}"
+    return None
+
+
+def constraint_transpose(op: ir.Op, g: ir.Graph) -> str | None:
+    """A permutation of at most 4 axes (arm_transpose_s8) whose output has the permuted shape and
+    the input's quantization."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    perm = op.attrs.perm
+    if len(x.shape) > 4 or sorted(perm) != list(range(len(x.shape))):
+        return f"permutation {list(perm)} of a {len(x.shape)}-D input"
+    if tuple(x.shape[p] for p in perm) != tuple(y.shape) or x.quant != y.quant:
+        return f"input {list(x.shape)} permuted by {list(perm)} is not the output {list(y.shape)} " \
+               "of the same quantization"
+    return None
+
+
 COMMON: tuple[Constraint, ...] = (constraint_static_shapes, constraint_int8_activations)
 CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry, constraint_int16_geometry,
@@ -463,6 +510,9 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "leaky_relu": (constraint_same_size, constraint_requantization),
     "hard_swish": (constraint_same_size, constraint_hard_swish_scales, constraint_hard_swish_shifts),
     "quantize": (constraint_same_size, constraint_requantization),
+    "relu": (constraint_same_size, constraint_relu_bounds, constraint_requantization),
+    "prelu": (constraint_prelu, constraint_requantization),
+    "transpose": (constraint_transpose,),
     "read_variable": (constraint_variable,),
     "assign_variable": (constraint_variable,),
 }

@@ -9,7 +9,8 @@ timeout, the request raises `OracleError` naming what happened: the signal, or T
 
 The protocol on the worker's stdin/stdout: each message is a 4-byte little-endian length and a
 pickle of a tuple. Requests: ("load", model, arena_size, config), ("invoke", inputs, output_count),
-("tensor", index, subgraph), ("details", input_count, output_count), ("reset",),
+("tensor", index, subgraph), ("tensors", indices, subgraph) (the data of several at once),
+("details", input_count, output_count), ("reset",),
 ("allocations",) (the recording allocator's report, printed on stderr: read it with `printed`).
 Answers: ("ok", value) or ("error", text).
 The worker moves its own stdout aside first, so what TFLM prints there never mixes with answers.
@@ -95,6 +96,10 @@ class TflmProcess:
     def tensor(self, index: int, subgraph: int = 0) -> dict:
         """`GetTensor(index, subgraph)`: the tensor's data, shape and details."""
         return self._request("tensor", index, subgraph, doing=f"reading tensor {index}")
+
+    def tensors(self, indices: list[int], subgraph: int = 0) -> list[Any]:
+        """The data of several tensors (each shaped), in one request."""
+        return self._request("tensors", indices, subgraph, doing=f"reading {len(indices)} tensors")
 
     def details(self, inputs: int, outputs: int) -> tuple[list[dict], list[dict]]:
         """The details (dtype, shape, quantization) of so many inputs and outputs."""
@@ -208,6 +213,10 @@ def _serve(requests: BinaryIO, answers: BinaryIO) -> None:
             elif kind == "tensor":
                 found = interpreter.GetTensor(*args)
                 value = {**found, "tensor_data": np.array(found["tensor_data"])}
+            elif kind == "tensors":
+                indices, subgraph = args
+                found = [interpreter.GetTensor(i, subgraph) for i in indices]
+                value = [np.array(t["tensor_data"]).reshape(t["shape"]) for t in found]
             elif kind == "details":
                 inputs, outputs = args
                 value = ([interpreter.get_input_details(k) for k in range(inputs)],

@@ -25,7 +25,8 @@ def load_vectors(graph: Graph, path: Path) -> list[Vector]:
     """Vectors from a .npy (one input) or .npz (one array per input name) file.
 
     Each array holds one vector of the input's shape or a stack of them; int8 arrays are used as
-    they are, floating-point arrays are quantized with the input's scale and zero point.
+    they are, floating-point arrays are quantized with the input's scale and zero point, and uint8
+    arrays, for a file whose input is uint8, are shifted by 128 as the file's QUANTIZE does.
     """
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -61,7 +62,10 @@ def _as_stack(graph: Graph, name: str, array: np.ndarray, path: Path) -> np.ndar
                          f"them), the file has {list(array.shape)}")
     if array.dtype == np.int8:
         return array
+    if array.dtype == np.uint8 and name in graph.uint8_io:
+        return (array.astype(np.int16) - 128).astype(np.int8)
     if np.issubdtype(array.dtype, np.floating):
         q = round_half_away(array.astype(np.float32) / np.float32(t.scale)) + t.zero_point
         return np.clip(q, -128, 127).astype(np.int8)
-    raise InputError(f"{path}: input {name!r} is {array.dtype}; give int8 or floating point")
+    also = ", uint8" if name in graph.uint8_io else ""
+    raise InputError(f"{path}: input {name!r} is {array.dtype}; give int8{also} or floating point")

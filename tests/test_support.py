@@ -162,6 +162,21 @@ def _hard_swish(b: GraphBuilder) -> list[str]:
     return [b.hard_swish(b.input((1, 8)), 0.01, 0)]
 
 
+def _relu6(b: GraphBuilder) -> list[str]:  # t0_relu, a clamp to [0, 6] in the input's quantization
+    x = b.input((1, 8))
+    return [b._op(ir.Relu(0.0, 6.0), (x,), (1, 8), b.tensors[x].quant)]
+
+
+def _prelu(b: GraphBuilder) -> list[str]:  # t1_prelu = prelu(input [1, 4, 4, 3], c1 [3])
+    x = b.input((1, 4, 4, 3))
+    return [b._op(ir.PRelu(), (x, b.constant((3,))), (1, 4, 4, 3))]
+
+
+def _transpose(b: GraphBuilder) -> list[str]:  # t0_transpose [1, 3, 4, 2] of input [1, 2, 3, 4]
+    x = b.input((1, 2, 3, 4))
+    return [b._op(ir.Transpose((0, 2, 3, 1)), (x,), (1, 3, 4, 2), b.tensors[x].quant)]
+
+
 def _broken(recipe, tensor: str, **changes):
     """A refusal: the recipe's graph with one tensor changed."""
     return lambda: _with_tensor(_graph(recipe), tensor, **changes)
@@ -215,6 +230,9 @@ REFUSALS: dict[Constraint, Callable[[], ir.Graph]] = {
     support.constraint_tanh_output: _broken(_unary("tanh"), "t0_tanh", quant=_quant(0.1)),
     support.constraint_hard_swish_scales: _broken(_hard_swish, "t0_hard_swish", quant=_quant(1e-6)),
     support.constraint_hard_swish_shifts: _broken(_hard_swish, "t0_hard_swish", quant=_quant(100.0)),
+    support.constraint_relu_bounds: _broken(_relu6, "t0_relu", quant=_quant(0.5, 1)),
+    support.constraint_prelu: _broken(_prelu, "c1", shape=(4,)),
+    support.constraint_transpose: _broken(_transpose, "t0_transpose", shape=(1, 4, 3, 2)),
     support.constraint_variable: _variable,
 }
 

@@ -29,25 +29,52 @@ def test_bundled_model_imports_with_every_required_op() -> None:
     assert {op.attrs.mode for op in graph.ops if op.kind == "pool2d"} == {"avg", "max"}
 
 
-def _retype_first_op(data: bytes, builtin: int) -> bytes:
+def _retype_first_op(data: bytes, builtin: int, count: int = 1) -> bytes:
+    """The model with its first `count` operators given the type `builtin`."""
     model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
     code = fb.OperatorCodeT()
     code.builtinCode = code.deprecatedBuiltinCode = builtin
     code.version = 1
     model.operatorCodes.append(code)
-    model.subgraphs[0].operators[0].opcodeIndex = len(model.operatorCodes) - 1
+    for op in model.subgraphs[0].operators[:count]:
+        op.opcodeIndex = len(model.operatorCodes) - 1
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 
 
-def test_unsupported_operator_is_named_with_index_type_and_tensors() -> None:
+def test_unsupported_operator_is_named_with_index_and_type() -> None:
     _, data = build_case("conv1x1")
     with pytest.raises(UnsupportedError) as err:
-        parse_tflite(_retype_first_op(data, fb.BuiltinOperator.TRANSPOSE), "m", "m.tflite")
+        parse_tflite(_retype_first_op(data, fb.BuiltinOperator.L2_NORMALIZATION), "m",
+                     "m.tflite")
+    assert str(err.value) == ("m.tflite: operator 0 (L2_NORMALIZATION) is not supported "
+                              "(docs/SUPPORTED_OPS.md lists the operators mcudeploy imports) "
+                              "(inputs: input, w0, b0; outputs: t0_conv2d)")
+
+
+def test_every_unsupported_operator_is_named_in_one_message() -> None:
+    """Item 7 of issue 18: all of them at once, operators of one type together, no list of the
+    supported operators repeated, and the Keras hint for SHAPE (here of a computed tensor)."""
+    _, data = build_case("pool_add_fc_softmax")
+    retyped = _retype_first_op(_retype_first_op(data, fb.BuiltinOperator.SHAPE),
+                               fb.BuiltinOperator.L2_NORMALIZATION, 0)
+    model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(retyped, 0))
+    cumsum = len(model.operatorCodes) - 1
+    for op in model.subgraphs[0].operators[1:]:
+        op.opcodeIndex = cumsum
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with pytest.raises(UnsupportedError) as err:
+        parse_tflite(bytes(builder.Output()), "m", "m.tflite")
     message = str(err.value)
-    assert "m.tflite: operator 0 (TRANSPOSE) is not supported" in message
-    assert "inputs: input, w0, b0" in message and "outputs: t0_conv2d" in message
+    count = len(model.subgraphs[0].operators)
+    others = ", ".join(str(i) for i in range(1, count))
+    assert message.startswith(f"m.tflite: {count} operators cannot be imported: operator 0 (SHAPE) is "
+                              "not supported: the shape of its input is computed at run time; export the "
+                              "model with `keras.Input(..., batch_size=1)`"), message
+    assert f"; operators {others} (L2_NORMALIZATION) are not supported" in message, message
+    assert message.count("SUPPORTED_OPS.md") == 1 and "\n" not in message
 
 
 @pytest.mark.parametrize(

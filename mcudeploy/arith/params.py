@@ -268,3 +268,42 @@ def softmax_params(op: Op, graph: Graph) -> SoftmaxParams:
     assert left_shift >= 0
     radius = ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << left_shift)
     return SoftmaxParams(multiplier=multiplier, left_shift=left_shift, diff_min=-math.floor(radius))
+
+
+@dataclass(frozen=True)
+class ReluParams:
+    input_zero_point: int
+    output_zero_point: int
+    multiplier: int
+    shift: int
+    act_min: int
+    act_max: int
+
+
+def relu_params(op: Op, graph: Graph) -> ReluParams:
+    """TFLM's int8 RELU preparation (CalculateReluOpData): s_in / s_out divided in float32, the
+    bounds quantized with the output's scale; RELU6 with equal quantizations is the same clamp."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    m, s = quantize_multiplier(float(np.float32(x.scale) / np.float32(y.scale)))
+    low, high = activation_range(Clip(op.attrs.low, op.attrs.high), y)
+    return ReluParams(x.zero_point, y.zero_point, m, s, low, high)
+
+
+@dataclass(frozen=True)
+class PReluParams:
+    input_offset: int
+    alpha_offset: int
+    output_offset: int
+    positive_multiplier: int
+    positive_shift: int
+    negative_multiplier: int
+    negative_shift: int
+
+
+def prelu_params(op: Op, graph: Graph) -> PReluParams:
+    """TFLM's int8 PRELU preparation (CalculatePreluParams): s_in / s_out for x >= 0 and
+    s_in * s_alpha / s_out for the product below, in double."""
+    x, alpha, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    positive = quantize_multiplier(float(x.scale) / float(y.scale))
+    negative = quantize_multiplier(float(x.scale) * float(alpha.scale) / float(y.scale))
+    return PReluParams(-x.zero_point, -alpha.zero_point, y.zero_point, *positive, *negative)

@@ -77,26 +77,54 @@ def _tune_options(args: argparse.Namespace) -> TuneOptions:
 
 
 def add_quantization(parser: argparse.ArgumentParser) -> None:
-    """Options for float ONNX models, which mcudeploy quantizes to int8."""
-    group = parser.add_argument_group("quantization (float ONNX models)")
+    """Options for float models (ONNX, float TFLite), which mcudeploy quantizes to int8."""
+    group = parser.add_argument_group("quantization (float ONNX and TFLite models)")
     group.add_argument("--calibration", type=Path, metavar="DATA",
-                       help="calibration inputs in the model's layout: .npy (one input), .npz (one "
-                            "array per input name) or a folder of them")
+                       help="calibration inputs in the model file's layout (NCHW for ONNX, NHWC for "
+                            "TFLite): .npy (one input), .npz (one array per input name) or a folder "
+                            "of them")
     group.add_argument("--calibration-method", choices=METHODS, default="minmax",
                        help="activation ranges from min/max, or from the 0.01/99.99 percentiles")
     group.add_argument("--snr-warn", type=float, default=20.0, metavar="DB",
                        help="warn, naming the worst layers, when the int8 output SNR against the "
-                            "float model is below this (default: 20 dB)")
+                            "float model is below this (default: 20 dB); a top-1 agreement below "
+                            "90 %% warns too")
     group.add_argument("--emit-tflite", type=Path, metavar="FILE",
                        help="also write the quantized model as an int8 .tflite file")
+    group.add_argument("--input-shape", action="append", type=input_shape, metavar="NAME=D0,D1,...",
+                       help="pin the dynamic dimensions of input NAME (batch included), e.g. "
+                            "x=1,3,48,192; repeat for several inputs")
+
+
+def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """NAME=1,3,48,192 as (name, shape); the name is what precedes the last '='."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=D0,D1,... with positive sizes, "
+                                         "e.g. x=1,3,48,192")
+    return name, shape
+
+
+def import_options(args: argparse.Namespace) -> ImportOptions:
+    """How to read the model: calibration, method, warning floor and pinned input shapes."""
+    shapes = tuple(args.input_shape or ())
+    names = [name for name, _ in shapes]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"--input-shape names {', '.join(map(repr, repeated))} more than once")
+    return ImportOptions(calibration=args.calibration, method=args.calibration_method,
+                         snr_warn_db=args.snr_warn, input_shapes=shapes)
 
 
 def build_options(args: argparse.Namespace) -> BuildOptions:
     """The board, import, library and tuning options a subcommand was given (those it has)."""
-    imports = ImportOptions(calibration=args.calibration, method=args.calibration_method,
-                            snr_warn_db=args.snr_warn)
-    return BuildOptions(board=args.board, import_options=imports, cmsis_nn=getattr(args, "cmsis_nn", None),
-                        tuning=_tune_options(args), emit_tflite=args.emit_tflite, name=args.name)
+    return BuildOptions(board=args.board, import_options=import_options(args),
+                        cmsis_nn=getattr(args, "cmsis_nn", None), tuning=_tune_options(args),
+                        emit_tflite=args.emit_tflite, name=args.name)
 
 
 def out_dir(args: argparse.Namespace) -> Path:

@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_tuning(parser)
     add_quantization(parser)
     parser.add_argument("--min-snr", type=float, default=15.0, metavar="DB",
-                        help="ONNX models: fail when a device output's SNR against onnxruntime's "
-                             "float output is below this (default: 15 dB)")
+                        help="quantized models: fail when a device output's SNR against the float "
+                             "model's output is below this (default: 15 dB)")
     parser.add_argument("--runner", default="qemu", choices=RUNNERS,
                         help="where to run: qemu, fvp (Arm's Corstone FVP), serial (a board "
                              "flashed with `mcudeploy flash`) or labgrid (a place of a labgrid "

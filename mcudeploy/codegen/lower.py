@@ -241,8 +241,26 @@ def lower_mean(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     return Layer(index, prefix, op, "mean.c.j2", op.inputs[:1], op.outputs[0], values)
 
 
+def lower_prelu(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """PRELU as a generated loop over the flat tensor, alpha repeating along the leading axes."""
+    out, alpha = g.tensor(op.outputs[0]), g.tensor(op.inputs[1])
+    values = {**vars(qp.prelu_params(op, g)), "size": out.size,
+              "block": broadcast_block(alpha.shape, out.shape) or out.size}
+    return Layer(index, prefix, op, "prelu.c.j2", op.inputs[:1], op.outputs[0], values,
+                 (Const(f"{prefix}_alpha", "int8_t", alpha.data.reshape(-1)),))
+
+
+def lower_transpose(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """TRANSPOSE as one arm_transpose_s8 call, the shapes and permutation seen as 4-D."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    lead = 4 - len(x.shape)
+    perm = [*range(lead), *(p + lead for p in op.attrs.perm)]
+    values = {"input_dims": Dims.nhwc(x.shape), "output_dims": Dims.nhwc(y.shape), "perm": perm}
+    return Layer(index, prefix, op, "transpose.c.j2", op.inputs[:1], op.outputs[0], values)
+
+
 def lower_lookup(op: Op, g: Graph, index: int, prefix: str) -> Layer:
-    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU and QUANTIZE as a 256-entry table from the host
+    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, RELU and QUANTIZE as a 256-entry table from the host
     reference, indexed by input + 128: exact by construction, and faster than the fixed-point
     arithmetic on every CPU."""
     probe = np.arange(-128, 128, dtype=np.int8)
@@ -276,7 +294,10 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "tanh": lower_lookup,
     "leaky_relu": lower_lookup,
     "hard_swish": lower_lookup,
+    "relu": lower_lookup,
     "quantize": lower_lookup,
+    "prelu": lower_prelu,
+    "transpose": lower_transpose,
     "read_variable": lower_copy,
     "assign_variable": lower_copy,
     "softmax": lower_softmax,

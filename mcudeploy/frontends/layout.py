@@ -78,3 +78,36 @@ class Layout:
         """A flattened tensor whose order does not change (H*W == 1 or C == 1)."""
         c, h, w = self.spatial
         return self.kind == "flat" and (h * w == 1 or c == 1)
+
+
+def onnx_positions(layout: Layout) -> np.ndarray:
+    """For each element of the IR tensor, in IR order, its flat index in ONNX order."""
+    count = int(np.prod(layout.onnx_shape, dtype=np.int64))
+    return layout.to_ir(np.arange(count).reshape(layout.onnx_shape)).reshape(-1)
+
+
+def candidates(source: Layout, onnx_shape: tuple[int, ...]) -> list[Layout]:
+    """The layouts a tensor of `onnx_shape` computed from a tensor of `source` layout may take, in
+    order of preference: the source's own kind, plain, channels-first, flattened channels-first."""
+    shape = tuple(onnx_shape)
+    found = []
+    if source.kind == "flat" and shape == source.onnx_shape:
+        found.append(source)
+    if source.kind in ("nchw", "ncl") and len(shape) == len(source.onnx_shape):
+        found.append(Layout(source.kind, shape))
+    found.append(Layout("plain", shape))
+    if len(shape) == 4:
+        found.append(Layout("nchw", shape))
+    if len(shape) == 3:
+        found.append(Layout("ncl", shape))
+    if len(shape) == 2 and source.kind in ("nchw", "ncl", "flat"):
+        s = source.onnx_shape
+        spatial = source.spatial if source.kind == "flat" else \
+            (s[1], s[2], s[3]) if source.kind == "nchw" else (s[1], 1, s[2])
+        if shape == (s[0], spatial[0] * spatial[1] * spatial[2]):
+            found.append(Layout("flat", shape, spatial))
+    unique = []
+    for layout in found:
+        if layout not in unique:
+            unique.append(layout)
+    return unique

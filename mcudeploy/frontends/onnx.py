@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,12 +25,20 @@ from onnx import helper
 from mcudeploy import ir
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.finite import nonfinite
-from mcudeploy.frontends.layout import Layout
+from mcudeploy.frontends.layout import Layout, candidates, onnx_positions
 from mcudeploy.frontends.onnx_graph import OnnxGraph, load_onnx_graph
+from mcudeploy.frontends.onnx_moves import (
+    MAX_TRANSPOSE_RANK,
+    MOVES,
+    SPATIAL_OPS,
+    as_transpose,
+    free_move,
+    gather,
+    moved_sources,
+    out_layouts,
+)
 from mcudeploy.frontends.padding import same_padding
 
-_SPATIAL_OPS = {"Conv", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool",
-                "BatchNormalization"}
 _FUSES_ACTIVATION = {"conv2d", "depthwise_conv2d", "fully_connected", "pool2d", "add", "mul"}
 
 
@@ -46,10 +54,16 @@ class OnnxImport:
     where: str  # the file, as refusals name it
 
 
-def load_onnx(path: Path, batch: int = 1) -> OnnxImport:
-    """Import a float ONNX model; refusals name the node."""
-    og = load_onnx_graph(path, batch)
+def load_onnx(path: Path, batch: int = 1,
+              input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> OnnxImport:
+    """Import a float ONNX model (inputs in `input_shapes` pinned to those shapes); refusals name
+    every node mcudeploy cannot import, in one message."""
+    og = load_onnx_graph(path, batch, input_shapes)
     return _Converter(og, path.stem).run()
+
+
+_SUPPORTED_LIST = "docs/SUPPORTED_OPS.md lists the operators mcudeploy imports"
+_MAX_LISTED = 12  # refusals named in one message; the rest are counted
 
 
 class _Converter:
@@ -124,6 +138,14 @@ class _Converter:
                                        data=np.ascontiguousarray(value, dtype=np.float32))
         return name
 
+    def intermediate(self, base: str, shape: tuple[int, ...]) -> str:
+        """A tensor the import adds between two IR operators (not in the ONNX model)."""
+        name = base
+        while name in self.tensors or name in self.og.shapes:
+            name += "_"
+        self.new_activation(name, Layout("plain", tuple(shape)))
+        return name
+
     def emit(self, attrs: ir.Attrs, inputs: tuple[str, ...], output: str, layout: Layout) -> ir.Op:
         self.new_activation(output, layout)
         op = ir.Op(_op_name(self.label, len(self.ops)), attrs, inputs, (output,), self.label)
@@ -151,32 +173,75 @@ class _Converter:
     # ---- the walk ---------------------------------------------------------------------------
     def run(self) -> OnnxImport:
         for name in self.og.inputs:
-            shape = self.og.shapes[name]
-            consumers = {n.op_type for n in self.og.nodes if name in n.input}
-            kind = "plain"
-            if len(shape) == 4:
-                kind = "nchw"
-            elif len(shape) == 3 and consumers & _SPATIAL_OPS:
-                kind = "ncl"
-            self.new_activation(name, Layout(kind, shape))
+            self.new_activation(name, Layout(self.input_kind(name), self.og.shapes[name]))
+        refusals: list[tuple[str, str]] = []  # (node label, reason)
+        poisoned: set[str] = set()  # outputs of refused nodes: what reads them is not checked
+        skipped = 0
         for index, node in enumerate(self.og.nodes):
             self.label = self.og.node_label(node, index)
             handler = HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
-            if handler is None:
-                raise self.refuse(f"operator type {node.op_type} is not supported "
-                                  f"(supported: {', '.join(sorted(HANDLERS))})")
-            with np.errstate(over="ignore", invalid="ignore"):  # overflows are refused just below
-                handler.convert(self, node, _attributes(node))
+            if poisoned & set(node.input):  # its inputs are unknown: only its type can be checked
+                poisoned.update(node.output)
+                if handler is None:
+                    refusals.append((self.label, _unknown_type(node)))
+                else:
+                    skipped += 1
+                continue
+            try:
+                if handler is None:
+                    raise self.refuse(_unknown_type(node))
+                with np.errstate(over="ignore", invalid="ignore"):  # overflows are refused below
+                    handler.convert(self, node, _attributes(node))
+            except UnsupportedError as exc:
+                text = str(exc).removeprefix(f"{self.og.where}: ")
+                refusals.append((self.label, text.removeprefix(f"{self.label}: ")))
+                poisoned.update(node.output)
+        if refusals:
+            raise UnsupportedError(self.refusal_message(refusals, skipped))
         self.check_constants()
         outputs = tuple(self.ir_name(n) for n in self.og.outputs)
         for onnx_name, name in zip(self.og.outputs, outputs, strict=True):
             self.check_output(onnx_name, name)
         used = {n for op in self.ops for n in op.inputs} | set(outputs) | set(self.og.inputs)
         tensors = {k: v for k, v in self.tensors.items() if k in used}
-        graph = ir.Graph(self.name, tensors, tuple(self.ops), tuple(self.og.inputs), outputs)
+        graph = ir.Graph(self.name, tensors, tuple(self.ops), tuple(self.og.inputs), outputs,
+                         notes=tuple(self.og.notes))
         layouts = {k: v for k, v in self.layouts.items() if k in tensors}
         return OnnxImport(graph, layouts, self.og.model, tuple(self.og.inputs), tuple(self.og.outputs),
                           self.og.where)
+
+    def input_kind(self, name: str) -> str:
+        """How a model input is laid out: a 4-D input is NCHW, unless every node reading it moves
+        it to NCHW (a Transpose from NHWC, or a Reshape that is one): then it is taken as NHWC and
+        the move costs nothing. A 3-D input that 1-D windows read is NCL."""
+        shape = self.og.shapes[name]
+        readers = [n for n in self.og.nodes if name in n.input]
+        if len(shape) == 4:
+            plain = Layout("plain", shape)
+            if readers and all(n.op_type in MOVES and free_move(self.og, n, plain) for n in readers):
+                return "plain"
+            return "nchw"
+        if len(shape) == 3 and {n.op_type for n in readers} & SPATIAL_OPS:
+            return "ncl"
+        return "plain"
+
+    def refusal_message(self, refusals: list[tuple[str, str]], skipped: int) -> str:
+        """One line naming every refused node, nodes refused for the same reason together."""
+        by_reason: dict[str, list[str]] = {}
+        for label, reason in refusals:
+            by_reason.setdefault(reason, []).append(label)
+        parts = []
+        for reason, labels in by_reason.items():
+            named = ", ".join(labels[:_MAX_LISTED]) + (f" and {len(labels) - _MAX_LISTED} more"
+                                                        if len(labels) > _MAX_LISTED else "")
+            parts.append(f"{named}: {reason}")
+        count = f"{len(refusals)} nodes cannot be imported: " if len(refusals) > 1 else ""
+        text = f"{self.og.where}: {count}" + "; ".join(parts)
+        if skipped:
+            text += f" ({skipped} node(s) after them not checked)"
+        if any(reason.startswith("operator type") for _, reason in refusals):
+            text += f" ({_SUPPORTED_LIST})"
+        return text
 
     def check_output(self, onnx_name: str, name: str) -> None:
         """A graph output must be a tensor the imported graph computes."""
@@ -202,6 +267,11 @@ class _Converter:
                 if bad is not None:
                     raise UnsupportedError(f"{self.og.where}: {op.origin}: {name!r} holds {bad} once "
                                            "folded (a float32 overflow)")
+
+
+def _unknown_type(node: onnx.NodeProto) -> str:
+    domain = f"{node.domain}." if node.domain not in ("", "ai.onnx") else ""
+    return f"operator type {domain}{node.op_type} is not supported"
 
 
 def _attributes(node: onnx.NodeProto) -> dict:
@@ -326,14 +396,16 @@ def _batch_norm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
 
 # ---- activations ----------------------------------------------------------------------------------
 def _fuse_activation(c: _Converter, node: onnx.NodeProto, clip: ir.Clip) -> None:
+    """Fused into the operator before it when it is the only reader of that operator's output;
+    else a standalone clamp (TFLite RELU, or MAXIMUM/MINIMUM for other bounds)."""
     found = c.producer(node.input[0])
-    if found is None or found[1].kind not in _FUSES_ACTIVATION:
-        what = found[1].kind if found else "a model input"
-        raise c.refuse(f"a standalone {node.op_type} after {what} is not supported "
-                       "(it must follow a convolution, fully connected, pooling, Add or Mul)")
-    if not c.single_use(node.input[0]):
-        raise c.refuse(f"{node.op_type} reads {node.input[0]!r}, which other nodes read too; "
-                       "it cannot be fused")
+    if found is None or found[1].kind not in _FUSES_ACTIVATION or not c.single_use(node.input[0]):
+        x = c.layout(node.input[0])
+        if clip.low is not None and clip.high is not None and not clip.low < clip.high:
+            raise c.refuse(f"min {clip.low} is not below max {clip.high}")
+        c.emit(ir.Relu(clip.low, clip.high), (c.ir_name(node.input[0]),), node.output[0],
+               Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
+        return
     index, op = found
     old = op.attrs.activation
     lows = [v for v in (old.low, clip.low) if v is not None]
@@ -508,13 +580,25 @@ def _extremum(mode: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
     def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
         if len(node.input) != 2:
             raise c.refuse(f"{len(node.input)} inputs are not supported (only 2)")
-        if any(c.const(name) is not None for name in node.input):
-            raise c.refuse("a constant input is not supported (both inputs must be computed)")
-        a, b = (c.layout(name) for name in node.input)
-        if a.kind != b.kind:
-            raise c.refuse(f"inputs of layouts {a.kind} and {b.kind} cannot be combined")
-        c.emit(ir.Extremum(mode), tuple(c.ir_name(n) for n in node.input), node.output[0],
-               Layout(a.kind, c.og.shapes[node.output[0]], a.spatial))
+        consts = [c.need_const(n, "a constant input") if c.const(n) is not None else None
+                  for n in node.input]
+        if all(v is not None for v in consts):
+            raise c.refuse("both inputs are constant")
+        live = [c.layout(n) for n, v in zip(node.input, consts, strict=True) if v is None]
+        if len(live) == 2 and live[0].kind != live[1].kind:
+            raise c.refuse(f"inputs of layouts {live[0].kind} and {live[1].kind} cannot be combined")
+        out = Layout(live[0].kind, c.og.shapes[node.output[0]], live[0].spatial)
+        ins = []
+        for name, value in zip(node.input, consts, strict=True):
+            if value is None:
+                ins.append(c.ir_name(name))
+                continue
+            moved = _const_in_layout(c, value, out)
+            if moved.size == 1:  # one value per channel: Arm's kernels broadcast [1, 1, 1, C] right
+                moved = np.full((1,) * (len(out.ir_shape) - 1) + (out.ir_shape[-1],), moved.reshape(-1)[0],
+                                np.float32)
+            ins.append(c.new_constant(f"{node.output[0]}_operand", moved))
+        c.emit(ir.Extremum(mode), tuple(ins), node.output[0], out)
 
     return convert
 
@@ -546,6 +630,15 @@ def _fold_bias(c: _Converter, node: onnx.NodeProto, a: str, b: str, ca, cb) -> b
     return True
 
 
+def _prelu(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    x = c.layout(node.input[0])
+    slope = c.need_const(node.input[1], "the slope")
+    out = Layout(x.kind, c.og.shapes[node.output[0]], x.spatial)
+    moved = _const_in_layout(c, slope, out)
+    c.emit(ir.PRelu(), (c.ir_name(node.input[0]), c.new_constant(f"{node.output[0]}_slope", moved)),
+           node.output[0], out)
+
+
 def _unary(make: Callable[[dict], ir.Attrs]) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
     def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
         x = c.layout(node.input[0])
@@ -553,22 +646,6 @@ def _unary(make: Callable[[dict], ir.Attrs]) -> Callable[[_Converter, onnx.NodeP
                Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
 
     return convert
-
-
-def _reduce_mean(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
-    x = c.layout(node.input[0])
-    axes = attrs.get("axes")
-    if len(node.input) > 1 and node.input[1]:
-        axes = c.need_const(node.input[1], "axes").reshape(-1).tolist()
-    rank = len(x.onnx_shape)
-    ir_axes = sorted(c.ir_axis(x, int(a), "axes") for a in (axes or []))
-    if x.kind != "nchw" or ir_axes != [1, 2]:
-        raise c.refuse(f"ReduceMean over axes {axes} of a {rank}-D tensor is not supported "
-                       "(only over H and W of NCHW)")
-    keep = bool(attrs.get("keepdims", 1))
-    out = c.og.shapes[node.output[0]]
-    layout = Layout("nchw", out) if keep else Layout("plain", out)
-    c.emit(ir.Mean(keep), (c.ir_name(node.input[0]),), node.output[0], layout)
 
 
 def _softmax(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
@@ -591,26 +668,139 @@ def _softmax(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
            Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
 
 
-# ---- shapes -------------------------------------------------------------------------------------
-def _reshape(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+# ---- shapes ----------------------------------------------------------------------------------
+def _move(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    """Reshape, Flatten, Squeeze, Unsqueeze and Transpose: in the NHWC plan most of them leave the
+    bytes in place (a reshape, which costs nothing); the others are a transpose of the IR tensor
+    (arm_transpose_s8), between reshapes where the view needs them."""
     x = c.layout(node.input[0])
     out_shape = c.og.shapes[node.output[0]]
-    if x.kind == "plain" or (x.kind == "flat" and x.trivial_flat):
-        layout = Layout("plain", out_shape)
-    elif x.kind == "flat" and out_shape == x.onnx_shape:
-        layout = x
-    elif x.kind in ("nchw", "ncl") and len(out_shape) == 2 and out_shape[0] == x.onnx_shape[0]:
-        s = x.onnx_shape
-        spatial = (s[1], s[2], s[3]) if x.kind == "nchw" else (s[1], 1, s[2])
-        layout = Layout("flat", out_shape, spatial)
-        if layout.trivial_flat:
-            layout = Layout("plain", out_shape)
-    elif out_shape == x.onnx_shape:
-        layout = x
-    else:
-        raise c.refuse(f"reshaping a channels-first {list(x.onnx_shape)} tensor to {list(out_shape)} "
-                       "is not supported (only flattening to [N, -1])")
-    c.emit(ir.Reshape(), (c.ir_name(node.input[0]),), node.output[0], layout)
+    sources = moved_sources(c.og, node)
+    if sources is None:
+        raise c.refuse(f"its output {list(out_shape)} is not a reshape or permutation of its input "
+                       f"{list(x.onnx_shape)}")
+    layouts = out_layouts(c.og, node, x)
+    for out in layouts:
+        if (gather(x, out, sources) == np.arange(sources.size)).all():
+            c.emit(ir.Reshape(), (c.ir_name(node.input[0]),), node.output[0], out)
+            return
+    for out in layouts:
+        found = as_transpose(gather(x, out, sources), x.ir_shape)
+        if found is None:
+            continue
+        view, perm = found
+        if len(view) > MAX_TRANSPOSE_RANK:
+            raise c.refuse(f"moving the axes of a {list(x.onnx_shape)} tensor to {list(out_shape)} is a "
+                           f"transpose of {len(view)} axes; arm_transpose_s8 takes at most "
+                           f"{MAX_TRANSPOSE_RANK}")
+        source = c.ir_name(node.input[0])
+        if view != x.ir_shape:
+            source = c.intermediate(f"{node.output[0]}_view", view)
+            c.emit(ir.Reshape(), (c.ir_name(node.input[0]),), source, Layout("plain", view))
+        moved = tuple(view[p] for p in perm)
+        if moved == out.ir_shape:
+            c.emit(ir.Transpose(perm), (source,), node.output[0], out)
+            return
+        target = c.intermediate(f"{node.output[0]}_moved", moved)
+        c.emit(ir.Transpose(perm), (source,), target, Layout("plain", moved))
+        c.emit(ir.Reshape(), (target,), node.output[0], out)
+        return
+    raise c.refuse(f"moving a {x.kind} {list(x.onnx_shape)} tensor to {list(out_shape)} is neither a "
+                   "reshape nor a transpose of its NHWC form")
+
+
+def _reduce(mode: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
+    """ReduceMean and ReduceMax over axes that are contiguous in the NHWC form: the tensor seen as
+    [outer, reduced, 1, inner] and averaged (TFLite MEAN over H and W) or max-pooled."""
+
+    def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+        x = c.layout(node.input[0])
+        rank = len(x.onnx_shape)
+        axes = attrs.get("axes")
+        if len(node.input) > 1 and node.input[1]:
+            axes = c.need_const(node.input[1], "axes").reshape(-1).tolist()
+        axes = list(range(rank)) if not axes else [int(a) for a in axes]
+        if x.kind == "flat" and not x.trivial_flat:
+            raise c.refuse("reducing a flattened channels-first tensor is not supported")
+        ir_axes = sorted({c.ir_axis(x, a, "axes") for a in axes})
+        shape = x.ir_shape
+        between = range(ir_axes[0], ir_axes[-1] + 1)
+        if any(shape[a] != 1 for a in between if a not in ir_axes):
+            raise c.refuse(f"{node.op_type} over axes {axes} of a {rank}-D tensor is not supported: "
+                           "they are not neighbours in the NHWC form")
+        outer = int(np.prod(shape[: ir_axes[0]], dtype=np.int64))
+        inner = int(np.prod(shape[ir_axes[-1] + 1 :], dtype=np.int64))
+        reduced = int(np.prod([shape[a] for a in ir_axes], dtype=np.int64))
+        view = (outer, reduced, 1, inner)
+        out_shape = c.og.shapes[node.output[0]]
+        sources = np.arange(int(np.prod(x.onnx_shape))).reshape(x.onnx_shape)
+        sources = sources[tuple(slice(0, 1) if a % rank in [b % rank for b in axes] else slice(None)
+                                for a in range(rank))].reshape(out_shape)
+        kept = onnx_positions(x).reshape(shape)[tuple(slice(0, 1) if a in ir_axes else slice(None)
+                                                      for a in range(len(shape)))].reshape(-1)
+        out = next((lay for lay in candidates(x, out_shape)
+                    if (lay.to_ir(sources).reshape(-1) == kept).all()), None)
+        if out is None:
+            raise c.refuse(f"{node.op_type} over axes {axes} of a {rank}-D tensor is not supported")
+        source = c.ir_name(node.input[0])
+        if len(shape) == 4 and ir_axes == [1, 2]:
+            view = shape
+        elif view != shape:
+            source = c.intermediate(f"{node.output[0]}_view", view)
+            c.emit(ir.Reshape(), (c.ir_name(node.input[0]),), source, Layout("plain", view))
+        squeeze = mode == "mean" and out.ir_shape == (outer, inner)
+        if mode == "mean":
+            attrs_ir: ir.Attrs = ir.Mean(keep_dims=not squeeze)
+        else:
+            attrs_ir = ir.Pool2D("max", (view[1], view[2]), (1, 1), ir.Padding(), ir.NO_CLIP)
+        reduced_shape = (outer, inner) if squeeze else (outer, 1, 1, inner)
+        if reduced_shape == out.ir_shape:
+            c.emit(attrs_ir, (source,), node.output[0], out)
+            return
+        target = c.intermediate(f"{node.output[0]}_reduced", reduced_shape)
+        c.emit(attrs_ir, (source,), target, Layout("plain", reduced_shape))
+        c.emit(ir.Reshape(), (target,), node.output[0], out)
+
+    return convert
+
+
+def _slice(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    """Slice with positive steps: the same elements of the NHWC form (IR slice)."""
+    x = c.layout(node.input[0])
+    if x.kind == "flat" and not x.trivial_flat:
+        raise c.refuse("slicing a flattened channels-first tensor is not supported")
+
+    def values(position: int, name: str, default: list[int] | None) -> list[int] | None:
+        if len(node.input) > position and node.input[position]:
+            return [int(v) for v in c.need_const(node.input[position], name).reshape(-1)]
+        return attrs.get(name, default)
+
+    starts, ends = values(1, "starts", None), values(2, "ends", None)
+    axes = values(3, "axes", list(range(len(starts or []))))
+    steps = values(4, "steps", [1] * len(axes or []))
+    if starts is None or ends is None or not len(starts) == len(ends) == len(axes) == len(steps):
+        raise c.refuse("starts, ends, axes and steps must be constants of one length")
+    if any(step < 1 for step in steps):
+        raise c.refuse(f"steps {steps} are not supported (only positive steps)")
+    shape = x.ir_shape
+    begin, end, strides = [0] * len(shape), list(shape), [1] * len(shape)
+    for start, stop, axis, step in zip(starts, ends, axes, steps, strict=True):
+        ir_axis = c.ir_axis(x, axis, "axes")
+        dim = shape[ir_axis]
+        start, stop = (v + dim if v < 0 else v for v in (start, stop))
+        begin[ir_axis], end[ir_axis], strides[ir_axis] = min(max(start, 0), dim), min(max(stop, 0), dim), step
+    c.emit(ir.Slice(tuple(begin), tuple(end), tuple(strides)), (c.ir_name(node.input[0]),), node.output[0],
+           Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
+
+
+def _unrewritten(rule: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
+    """An element-wise form that onnx_rewrite.py rewrites when it can: reaching the converter, it
+    did not meet the rule."""
+
+    def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+        raise c.refuse(f"{node.op_type} is supported {rule}")
+
+    return convert
 
 
 def _identity(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
@@ -676,9 +866,10 @@ HANDLERS: dict[str, Handler] = {
     "BatchNormalization": Handler("folded", "folded into the convolution before it, else a 1x1 "
                                   "depthwise convolution; constant parameters, one per channel, with "
                                   "var + epsilon > 0; inference mode", _batch_norm),
-    "Relu": Handler("fused", "fused into the convolution, fully connected, pooling, Add or Mul before "
-                    "it, whose output nothing else reads", _relu),
-    "Clip": Handler("fused", "as Relu; constant min/max", _clip),
+    "Relu": Handler("fused / relu", "fused into the convolution, fully connected, pooling, Add or Mul "
+                    "before it, whose output nothing else reads; else a standalone RELU", _relu),
+    "Clip": Handler("fused / relu", "as Relu (a standalone Clip other than Relu keeps its input's "
+                    "quantization); constant min/max", _clip),
     "Gemm": Handler("fully_connected", "transA = 0; constant 2-D B; constant C that broadcasts to "
                     "[M, N] with every row the same", _gemm),
     "MatMul": Handler("fully_connected", "constant 2-D second input; an Add of a constant vector after "
@@ -694,21 +885,34 @@ HANDLERS: dict[str, Handler] = {
                    "or fully connected layer becomes its bias", _elementwise("add")),
     "Mul": Handler("mul", "one input may be constant", _elementwise("mul")),
     "Sum": Handler("add", "two inputs, as Add", _sum),
-    "Max": Handler("extremum", "two computed inputs", _extremum("max")),
-    "Min": Handler("extremum", "two computed inputs", _extremum("min")),
+    "Max": Handler("extremum", "two inputs, at most one of them constant", _extremum("max")),
+    "Min": Handler("extremum", "two inputs, at most one of them constant", _extremum("min")),
     "Softmax": Handler("softmax", "over the last (or channel) axis", _softmax),
     "Sigmoid": Handler("logistic", "", _unary(lambda attrs: ir.Logistic())),
     "Tanh": Handler("tanh", "", _unary(lambda attrs: ir.Tanh())),
     "HardSwish": Handler("hard_swish", "", _unary(lambda attrs: ir.HardSwish())),
     "LeakyRelu": Handler("leaky_relu", "",
                          _unary(lambda attrs: ir.LeakyRelu(float(attrs.get("alpha", 0.01))))),
-    "ReduceMean": Handler("mean", "over H and W of a 4-D tensor", _reduce_mean),
-    "Reshape": Handler("reshape", "channels-first tensors only flattened to [N, -1]", _reshape),
-    "Flatten": Handler("reshape", "as Reshape", _reshape),
-    "Squeeze": Handler("reshape", "as Reshape", _reshape),
-    "Unsqueeze": Handler("reshape", "as Reshape", _reshape),
+    "PRelu": Handler("prelu", "constant slope, one value or one per channel", _prelu),
+    "ReduceMean": Handler("mean", "over axes that are neighbours in the NHWC form (H and W, the "
+                          "length of a 1-D signal, the last axis)", _reduce("mean")),
+    "ReduceMax": Handler("pool2d", "as ReduceMean, as max pooling", _reduce("max")),
+    "Reshape": Handler("reshape / transpose", "free when the NHWC bytes stay in place, else a transpose "
+                       "of at most 4 axes", _move),
+    "Flatten": Handler("reshape / transpose", "as Reshape", _move),
+    "Squeeze": Handler("reshape / transpose", "as Reshape", _move),
+    "Unsqueeze": Handler("reshape / transpose", "as Reshape", _move),
+    "Transpose": Handler("reshape / transpose", "as Reshape", _move),
     "Concat": Handler("concat", "inputs of one layout", _concat),
+    "Slice": Handler("slice", "constant starts, ends, axes; positive steps", _slice),
     "Pad": Handler("pad", "mode constant, value 0, no axes input", _pad),
+    "HardSigmoid": Handler("add, mul", "alpha > 0: Add(beta / alpha), Clip(0, 1 / alpha), Mul(alpha)",
+                           _unrewritten("only with alpha > 0")),
+    "Div": Handler("mul", "by a constant: Mul by its reciprocal", _unrewritten(
+        "only by a constant whose reciprocal is a finite float32 (no zero)")),
+    "Sub": Handler("add", "Add of the second input times -1", _unrewritten("only on float tensors")),
+    "Neg": Handler("mul", "Mul by -1", _unrewritten("only on float tensors")),
+    "Pow": Handler("mul", "exponent 2: Mul(x, x)", _unrewritten("only with the constant exponent 2")),
     "Identity": Handler("removed", "", _identity),
     "Dropout": Handler("removed", "inference mode", _identity),
 }

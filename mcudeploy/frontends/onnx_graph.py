@@ -1,5 +1,6 @@
-"""Reading an ONNX file into a static graph: batch dimension fixed, shapes inferred, constant
-sub-graphs (Constant, Shape, and nodes whose inputs are all constant) folded away.
+"""Reading an ONNX file into a static graph: batch dimension fixed (and any other dynamic
+dimension pinned by the user, `--input-shape`), shapes inferred, constant sub-graphs (Constant,
+Shape, and nodes whose inputs are all constant) folded away, each such change said in `notes`.
 
 Folding uses onnx's own reference evaluator, one node at a time, so shape arithmetic that
 exporters emit (Shape → Gather → Concat → Reshape) becomes plain constants. The file is checked
@@ -9,7 +10,9 @@ is empty or too large for a microcontroller's int32 sizes, are refused naming th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
-from mcudeploy.errors import ModelFormatError, UnsupportedError
+from mcudeploy.errors import InputError, ModelFormatError, UnsupportedError
 from mcudeploy.finite import nonfinite
 from mcudeploy.frontends.onnx_check import (
     check_model,
@@ -27,7 +30,9 @@ from mcudeploy.frontends.onnx_check import (
     initializer_array,
     node_label,
 )
+from mcudeploy.frontends.onnx_rewrite import rewrite_elementwise
 
+_SHAPE_OPS = {"Shape", "Size"}  # a folded sub-graph starting here computed shapes at run time
 _NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial"}
 _MAX_PASSES = 8
 _MAX_ELEMENTS = 2**31 - 1  # sizes and offsets are int32 in the generated C
@@ -44,13 +49,16 @@ class OnnxGraph:
     inputs: list[str]
     outputs: list[str]
     where: str
+    notes: list[str] = field(default_factory=list)
 
     def node_label(self, node: onnx.NodeProto, index: int) -> str:
         return node_label(node, index)
 
 
-def load_onnx_graph(path: Path, batch: int = 1) -> OnnxGraph:
-    """Load, validate and simplify an ONNX file; symbolic batch dimensions become `batch`."""
+def load_onnx_graph(path: Path, batch: int = 1,
+                    input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> OnnxGraph:
+    """Load, validate and simplify an ONNX file; symbolic batch dimensions become `batch`, and the
+    inputs named in `input_shapes` take those shapes (every other dimension must be static)."""
     where = str(path)
     try:
         model = onnx.load(str(path), load_external_data=True)
@@ -64,14 +72,25 @@ def load_onnx_graph(path: Path, batch: int = 1) -> OnnxGraph:
     check_model(model, where)
     check_values(model, where)
     _check_input_types(model, where)
-    _fix_input_dims(model, batch, where)
+    notes = _fix_input_dims(model, batch, dict(input_shapes or {}), where)
+    _forget_dynamic_dims(model, pinned=bool(input_shapes))
+    folded_ops: Counter = Counter()
     for _ in range(_MAX_PASSES):
         model = _infer(model, where)
-        folded = _fold_constants(model, where)
+        folded = _fold_constants(model, where, folded_ops)
         if folded is None:
             break
         model = folded
-    return _as_graph(model, where)
+    if rewrite_elementwise(model):
+        model = _infer(model, where)
+    graph = _as_graph(model, where)
+    if folded_ops.keys() & _SHAPE_OPS:
+        ops = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in sorted(folded_ops.items()))
+        graph.notes = [*notes, f"{path.name}: shape computations folded to constants once the input "
+                       f"shapes were fixed ({ops})"]
+    else:
+        graph.notes = notes
+    return graph
 
 
 def _upgrade_ir3(model: onnx.ModelProto) -> None:
@@ -112,25 +131,70 @@ def _dtype_name(elem: int) -> str:
         return f"of unknown element type {elem}"
 
 
-def _fix_input_dims(model: onnx.ModelProto, batch: int, where: str) -> None:
+def _fix_input_dims(model: onnx.ModelProto, batch: int, pinned: dict[str, tuple[int, ...]],
+                    where: str) -> list[str]:
+    """Dynamic batch dimensions (a name, nothing, or a size below 1 such as -1) become `batch`;
+    inputs in `pinned` take its shape. Returns the notes that say what was pinned."""
     initializers = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in initializers]
+    unknown = sorted(set(pinned) - set(names))
+    if unknown:
+        raise InputError(f"{where}: --input-shape names {', '.join(map(repr, unknown))}, which is not an "
+                         f"input of the model (its inputs: {', '.join(map(repr, names))})")
+    notes = []
     for inp in model.graph.input:
         if inp.name in initializers:
             continue
         dims = inp.type.tensor_type.shape.dim
+        if inp.name in pinned:
+            notes.append(_pin(inp, pinned[inp.name], where))
+            continue
         for axis, dim in enumerate(dims):
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 continue
-            if dim.HasField("dim_value"):
-                raise UnsupportedError(f"{where}: input {inp.name!r} has dimension {axis} of size "
-                                       f"{dim.dim_value}")
             if axis != 0:
+                shown = dim.dim_param or (str(dim.dim_value) if dim.HasField("dim_value") else "?")
+                example = ",".join(str(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0
+                                   else str(batch) if k == 0 else "N" for k, d in enumerate(dims))
                 raise UnsupportedError(
-                    f"{where}: input {inp.name!r} has a dynamic dimension {axis} "
-                    f"({dim.dim_param or '?'}); only the batch dimension may be dynamic"
-                )
+                    f"{where}: input {inp.name!r} has a dynamic dimension {axis} ({shown}); only the "
+                    f"batch dimension may be dynamic: pin the others with --input-shape "
+                    f"{inp.name}={example} (N the size you deploy)")
             dim.Clear()
             dim.dim_value = batch
+    return notes
+
+
+def _forget_dynamic_dims(model: onnx.ModelProto, pinned: bool) -> None:
+    """Dimensions that the file declares as -1 (or 0) on intermediate tensors and outputs mean
+    "unknown" (Paddle2ONNX writes them so): cleared, so that shape inference fills them in. With
+    input dimensions pinned, the shapes declared for intermediate tensors and outputs were written
+    for the exporter's own dynamic dimensions and may contradict the pinned ones: all cleared."""
+    if pinned:
+        del model.graph.value_info[:]
+        for output in model.graph.output:
+            output.type.tensor_type.ClearField("shape")
+    for vi in (*model.graph.value_info, *model.graph.output):
+        for dim in vi.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value < 1:
+                dim.Clear()
+
+
+def _pin(inp: onnx.ValueInfoProto, shape: tuple[int, ...], where: str) -> str:
+    """Give input `inp` the shape the user pinned; its static dimensions must agree."""
+    dims = inp.type.tensor_type.shape.dim
+    declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+    if len(shape) != len(dims) or any(s < 1 for s in shape):
+        raise InputError(f"{where}: --input-shape {inp.name}={','.join(map(str, shape))}: the input has "
+                         f"{len(dims)} dimensions {declared}; give {len(dims)} positive sizes")
+    for axis, (dim, size) in enumerate(zip(dims, shape, strict=True)):
+        if dim.HasField("dim_value") and dim.dim_value > 0 and dim.dim_value != size:
+            raise InputError(f"{where}: --input-shape {inp.name}={','.join(map(str, shape))}: dimension "
+                             f"{axis} of the input is {dim.dim_value}, not {size}")
+    for dim, size in zip(dims, shape, strict=True):
+        dim.Clear()
+        dim.dim_value = size
+    return f"input {inp.name!r} pinned to {list(shape)} (declared {declared})"
 
 
 def _infer(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
@@ -153,8 +217,8 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _fold_constants(model: onnx.ModelProto, where: str) -> onnx.ModelProto | None:
-    """One pass of folding; None when nothing changed."""
+def _fold_constants(model: onnx.ModelProto, where: str, folded: Counter) -> onnx.ModelProto | None:
+    """One pass of folding (the op types folded are counted in `folded`); None when nothing changed."""
     g = model.graph
     constants = {i.name: initializer_array(i, where) for i in g.initializer}
     shapes = _shapes(model)
@@ -165,6 +229,8 @@ def _fold_constants(model: onnx.ModelProto, where: str) -> onnx.ModelProto | Non
             kept.append(node)
             continue
         changed = True
+        if node.op_type != "Constant":
+            folded[node.op_type] += 1
         for name, array in zip(node.output, value, strict=False):
             constants[name] = np.asarray(array)
             bad = nonfinite(constants[name])
@@ -204,6 +270,8 @@ def _evaluate(node: onnx.NodeProto, constants: dict[str, np.ndarray],
         with np.errstate(all="ignore"):  # a non-finite result is refused by the caller, naming it
             return list(ReferenceEvaluator(single).run(None, feeds))
     except Exception as exc:  # the evaluator's errors are as varied as the operators it runs
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            return None  # an If or Loop whose body reads computed tensors of the outer graph stays
         raise ModelFormatError(f"{where}: cannot evaluate constant node {node.name or node.op_type!r}: "
                                f"{exc}") from exc
 
@@ -215,7 +283,9 @@ def _as_graph(model: onnx.ModelProto, where: str) -> OnnxGraph:
     used = [o.name for o in g.output] + [n for node in g.node for n in node.input]
     for name in used + [node.output[0] for node in g.node if node.output]:
         if name and name not in shapes and name not in constants:
-            raise UnsupportedError(f"{where}: the shape of tensor {name!r} is not static")
+            producer = next((f" ({node_label(node, i)} computes it)" for i, node in enumerate(g.node)
+                             if name in node.output), "")
+            raise UnsupportedError(f"{where}: the shape of tensor {name!r}{producer} is not static")
         if name in shapes and name not in constants:
             _check_size(name, shapes[name], where)
     return OnnxGraph(

@@ -6,8 +6,8 @@ SAME/VALID padding becomes explicit padding here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Container
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from mcudeploy import ir
 from mcudeploy.errors import MCUDeployError, ModelFormatError, UnsupportedError
 from mcudeploy.frontends.padding import same_padding
 from mcudeploy.frontends.tflite_checks import builtin_name, check_model
+from mcudeploy.frontends.tflite_fold import fold_constant
 
 _DTYPES = {
     fb.TensorType.FLOAT32: "float32", fb.TensorType.INT32: "int32", fb.TensorType.UINT8: "uint8",
@@ -230,12 +231,72 @@ def _split(op: _Operator, x: str, sizes: list[int], axis: int) -> list[ir.Op]:
     return ops
 
 
-def _mean(op: _Operator) -> ir.Op:
-    axes = sorted(int(a) % max(len(op.shape(0)), 1) for a in _constant(op, 1, "axis").reshape(-1))
-    if len(op.shape(0)) != 4 or axes != [1, 2]:
-        raise UnsupportedError(f"{op.origin}: MEAN over axes {axes} of a {len(op.shape(0))}-D tensor is "
-                               "not supported (only over H and W of NHWC)")
-    return _make(op, ir.Mean(bool(op.options.keepDims)), op.inputs[:1])
+def _reduce(mode: str) -> Callable[[_Operator], ir.Op | list[ir.Op]]:
+    """MEAN and REDUCE_MAX over axes that are neighbours (the time axis of [N, T, C], H and W of
+    NHWC): the input seen as [outer, reduced, 1, inner], averaged as TFLite's MEAN over H and W
+    (whose integer arithmetic depends only on the sum and the count) or max-pooled."""
+
+    def convert(op: _Operator) -> ir.Op | list[ir.Op]:
+        shape = op.shape(0)
+        rank = max(len(shape), 1)
+        axes = sorted({int(a) % rank for a in _constant(op, 1, "axis").reshape(-1)})
+        keep = bool(op.options.keepDims)
+        if len(shape) == 4 and axes == [1, 2]:
+            if mode == "mean":
+                return _make(op, ir.Mean(keep), op.inputs[:1])
+            return _reduced(op, op.inputs[0], shape, (shape[0], 1, 1, shape[3]), mode)
+        if not axes or any(shape[a] != 1 for a in range(axes[0], axes[-1] + 1) if a not in axes):
+            raise UnsupportedError(f"{op.origin}: {op.type_name} over axes {axes} of a {len(shape)}-D "
+                                   "tensor is not supported (only over neighbouring axes)")
+        outer = int(np.prod(shape[: axes[0]], dtype=np.int64))
+        inner = int(np.prod(shape[axes[-1] + 1 :], dtype=np.int64))
+        view = (outer, int(np.prod([shape[a] for a in axes], dtype=np.int64)), 1, inner)
+        x = op.graph_tensors[op.inputs[0]]
+        seen = _intermediate(op, f"{op.inputs[0]}_as_{view[0]}x{view[1]}x1x{view[3]}", replace(x, shape=view))
+        reshape = ir.Op(f"op{op.index}_view", ir.Reshape(), (op.inputs[0],), (seen,), op.origin)
+        return [reshape, *_reduced(op, seen, view, (outer, 1, 1, inner), mode)]
+
+    return convert
+
+
+def _reduced(op: _Operator, source: str, view: tuple[int, ...], reduced: tuple[int, ...],
+             mode: str) -> list[ir.Op]:
+    """The reduction of `source` (4-D `view`) into op's output, through a [outer, 1, 1, inner]
+    tensor when the output's shape differs."""
+    y = op.graph_tensors[op.outputs[0]]
+    attrs: ir.Attrs = ir.Mean(True) if mode == "mean" else \
+        ir.Pool2D("max", (view[1], view[2]), (1, 1), ir.Padding(), ir.NO_CLIP)
+    name = f"op{op.index}_{op.type_name.lower()}"
+    if tuple(y.shape) == reduced:
+        return [ir.Op(name, attrs, (source,), op.outputs[:1], op.origin)]
+    target = _intermediate(op, f"{op.outputs[0]}_kept_dims", replace(y, shape=reduced))
+    return [ir.Op(name, attrs, (source,), (target,), op.origin),
+            ir.Op(f"{name}_reshape", ir.Reshape(), (target,), op.outputs[:1], op.origin)]
+
+
+def _intermediate(op: _Operator, base: str, like: ir.Tensor) -> str:
+    """A tensor the import adds between two IR operators (not in the file)."""
+    name = base
+    while name in op.graph_tensors:
+        name += "#"
+    op.graph_tensors[name] = replace(like, name=name, data=None)
+    return name
+
+
+def _prelu(op: _Operator) -> ir.Op:
+    return _make(op, ir.PRelu(), op.inputs[:2])
+
+
+def _relu(low: float | None, high: float | None) -> Callable[[_Operator], ir.Op]:
+    def convert(op: _Operator) -> ir.Op:
+        return _make(op, ir.Relu(low, high), op.inputs[:1])
+
+    return convert
+
+
+def _transpose(op: _Operator) -> ir.Op:
+    perm = tuple(int(p) for p in _constant(op, 1, "perm").reshape(-1))
+    return _make(op, ir.Transpose(perm), op.inputs[:1])
 
 
 def _logistic(op: _Operator) -> ir.Op:
@@ -364,7 +425,13 @@ CONVERTERS: dict[str, Converter] = {
     "STRIDED_SLICE": Converter(ir.Slice, (None, 1, 1, 1), _strided_slice),
     "SPLIT_V": Converter(ir.Slice, (None, 1, None), _split_v),
     "SPLIT": Converter(ir.Slice, (None, None), _split_equal),
-    "MEAN": Converter(ir.Mean, (4, 1), _mean),
+    "MEAN": Converter(ir.Mean, (None, None), _reduce("mean")),
+    "REDUCE_MAX": Converter(ir.Pool2D, (None, None), _reduce("max")),
+    "PRELU": Converter(ir.PRelu, (None, None), _prelu),
+    "RELU": Converter(ir.Relu, (None,), _relu(0.0, None)),
+    "RELU6": Converter(ir.Relu, (None,), _relu(0.0, 6.0)),
+    "RELU_N1_TO_1": Converter(ir.Relu, (None,), _relu(-1.0, 1.0)),
+    "TRANSPOSE": Converter(ir.Transpose, (None, 1), _transpose),
     "LOGISTIC": Converter(ir.Logistic, (None,), _logistic),
     "TANH": Converter(ir.Tanh, (None,), _tanh),
     "HARD_SWISH": Converter(ir.HardSwish, (None,), _hard_swish),
@@ -398,7 +465,8 @@ def _check_structure(op: _Operator, converter: Converter, where: str) -> None:
                 f"{list(shape)}, expected {rank} dimensions"
             )
     takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Tanh, ir.HardSwish,
-                                            ir.Extremum, ir.Quantize) and \
+                                            ir.Extremum, ir.Quantize, ir.PRelu, ir.Relu,
+                                            ir.Transpose) and \
         converter.convert not in (_read_variable, _assign_variable)
     if takes_options and op.options is None and op.type_name != "FULLY_CONNECTED":
         raise ModelFormatError(f"{where}: {op.origin} has no options table")
@@ -413,8 +481,9 @@ def load_tflite(path: Path) -> ir.Graph:
     return parse_tflite(data, path.name, str(path))
 
 
-def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
-    """Parse TFLite flatbuffer bytes; `where` names the file in error messages."""
+def read_model(data: bytes, where: str) -> fb.ModelT:
+    """The flatbuffer as objects, checked as a whole (`tflite_checks`): a file that is not TFLite or
+    is damaged raises ModelFormatError naming what is wrong."""
     if len(data) < 8 or not fb.Model.ModelBufferHasIdentifier(data, 0):
         ident = data[4:8] if len(data) >= 8 else data
         raise ModelFormatError(
@@ -426,6 +495,12 @@ def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
     except Exception as exc:  # flatbuffers raises IndexError/struct.error/... on damage
         raise ModelFormatError(f"{where}: corrupt TFLite flatbuffer ({exc!r})") from exc
     check_model(model, data, where)
+    return model
+
+
+def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
+    """Parse TFLite flatbuffer bytes; `where` names the file in error messages."""
+    model = read_model(data, where)
     try:
         return _to_graph(model, data, name, where)
     except MCUDeployError as exc:  # the converters name the operator; the file goes first
@@ -446,23 +521,48 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
     state = _State(model, data, where, {}, {}, {})
     ops: list[ir.Op] = []
     called = set()
+    folded: list[str] = []
+    refusals: list[tuple[str, str, str]] = []
+    poisoned: set[str] = set()  # outputs of refused operators: what reads them is not checked
     for index, top in enumerate(sub.operators or []):
         type_name = _type_name(model, top)
         ins = tuple(_name(names, i, where, f"operator {index} input", optional=True)
                     for i in _indices(top.inputs))
         outs = tuple(_name(names, i, where, f"operator {index} output") for i in _indices(top.outputs))
         op = _Operator(index, type_name, top.builtinOptions, ins, outs, tensors, state)
-        if type_name not in CONVERTERS:
-            raise UnsupportedError(
-                f"{where}: {op.origin} is not supported (inputs: {', '.join(filter(None, ins))}; "
-                f"outputs: {', '.join(outs)}). Supported: {', '.join(CONVERTERS)}"
-            )
-        converter = CONVERTERS[type_name]
-        _check_structure(op, converter, where)
-        if type_name == "CALL_ONCE":
-            called.add(op.options.initSubgraphIndex)
-        made = converter.convert(op)
+        if poisoned & set(ins):  # its inputs are unknown: only its type can be checked
+            poisoned.update(outs)
+            if type_name not in CONVERTERS:
+                refusals.append((str(index), type_name, f"is not supported{_HINTS.get(type_name, '')}"))
+            continue
+        if len(outs) == 1 and all(ins):
+            value = fold_constant(type_name, op.options, [tensors[n] for n in ins], tensors[outs[0]])
+            if value is not None:
+                tensors[outs[0]] = replace(tensors[outs[0]], data=value, shape=value.shape)
+                folded.append(type_name)
+                continue
+        try:
+            if type_name not in CONVERTERS:
+                raise UnsupportedError(f"is not supported{_HINTS.get(type_name, '')}")
+            converter = CONVERTERS[type_name]
+            _check_structure(op, converter, where)
+            if type_name == "CALL_ONCE":
+                called.add(op.options.initSubgraphIndex)
+            made = converter.convert(op)
+        except UnsupportedError as exc:
+            text = str(exc).removeprefix(f"{where}: ").removeprefix(op.origin).lstrip(": ")
+            refusals.append((str(index), type_name, text))
+            poisoned.update(outs)
+            continue
         ops += made if isinstance(made, list) else [made]
+    if refusals:
+        message = _refusal_message(where, refusals)
+        if len(refusals) == 1 and refusals[0][2].startswith("is not supported"):  # name its tensors
+            top = sub.operators[int(refusals[0][0])]
+            ins = [_name(names, i, where, "input", optional=True) for i in _indices(top.inputs)]
+            outs = [_name(names, i, where, "output") for i in _indices(top.outputs)]
+            message += f" (inputs: {', '.join(filter(None, ins))}; outputs: {', '.join(outs)})"
+        raise UnsupportedError(message)
     extra = set(range(1, len(model.subgraphs))) - called
     if extra:
         raise UnsupportedError(f"{where}: subgraph(s) {sorted(extra)} are not init subgraphs called "
@@ -479,7 +579,14 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
     inputs = [_name(names, i, where, "model input") for i in _indices(sub.inputs)]
     outputs = [_name(names, i, where, "model output") for i in _indices(sub.outputs)]
     float_io: dict[str, str] = {}
+    uint8_io: dict[str, str] = {}
     ops = _strip_float_boundaries(ops, inputs, outputs, tensors, float_io)
+    ops = _strip_uint8_boundaries(ops, inputs, outputs, tensors, uint8_io)
+    notes = ()
+    if folded:
+        counts = {t: folded.count(t) for t in dict.fromkeys(folded)}
+        shown = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in counts.items())
+        notes = (f"{name}: shape computations folded to constants for batch 1 ({shown})",)
     return ir.Graph(
         name=name.removesuffix(".tflite"),
         tensors={**tensors, **state.variables},
@@ -488,7 +595,41 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
         outputs=tuple(outputs),
         variables=variables,
         float_io=float_io,
+        uint8_io=uint8_io,
+        notes=notes,
     )
+
+
+_HINTS = {
+    "SHAPE": ": the shape of its input is computed at run time; export the model with "
+             "`keras.Input(..., batch_size=1)` so that the converter writes constant shapes",
+}
+_SUPPORTED_LIST = "docs/SUPPORTED_OPS.md lists the operators mcudeploy imports"
+_MAX_LISTED = 12
+
+
+def _refusal_message(where: str, refusals: list[tuple[str, str, str]]) -> str:
+    """One line naming every refused operator; operators of one type refused for the same reason
+    are named together. `refusals` holds (operator index, type, reason)."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for index, kind, reason in refusals:
+        grouped.setdefault((kind, reason), []).append(index)
+    parts = []
+    for (kind, reason), indices in grouped.items():
+        numbers = ", ".join(indices[:_MAX_LISTED])
+        if len(indices) > _MAX_LISTED:
+            numbers += f" and {len(indices) - _MAX_LISTED} more"
+        many = len(indices) > 1
+        if reason.startswith("is not supported"):
+            verb = "are not supported" if many else "is not supported"
+            parts.append(f"operator{'s' if many else ''} {numbers} ({kind}) {verb}{reason[16:]}")
+        else:
+            parts.append(f"operator{'s' if many else ''} {numbers} ({kind}): {reason}")
+    count = f"{len(refusals)} operators cannot be imported: " if len(refusals) > 1 else ""
+    text = f"{where}: {count}" + "; ".join(parts)
+    if any(reason.startswith("is not supported") for _, _, reason in refusals):
+        text += f" ({_SUPPORTED_LIST})"
+    return text
 
 
 def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[str],
@@ -515,6 +656,39 @@ def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[s
     return ops
 
 
+def _strip_uint8_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[str],
+                            tensors: dict[str, ir.Tensor], uint8_io: dict[str, str]) -> list[ir.Op]:
+    """uint8 inputs QUANTIZEd to int8 and int8 outputs QUANTIZEd to uint8 by the shift TFLite's
+    converter writes (`inference_input_type=tf.uint8`: the same scale, zero points 128 apart): the
+    host adds or subtracts 128 and the device runs the int8 graph. `inputs` and `outputs` are
+    updated in place to the int8 tensors, and `uint8_io` records each int8 tensor's uint8 one.
+    Other uint8 QUANTIZEs stay operators."""
+    for k, name in enumerate(inputs):
+        users = [op for op in ops if name in op.inputs]
+        if len(users) == 1 and users[0].kind == "quantize" \
+                and _shift(tensors[name], tensors[users[0].outputs[0]]):
+            inputs[k] = users[0].outputs[0]
+            uint8_io[inputs[k]] = name
+            ops = [op for op in ops if op is not users[0]]
+    for k, name in enumerate(outputs):
+        producer = next((op for op in ops if name in op.outputs), None)
+        if producer is not None and producer.kind == "quantize" and producer.inputs[0] not in inputs \
+                and _shift(tensors[name], tensors[producer.inputs[0]]):
+            outputs[k] = producer.inputs[0]
+            uint8_io[outputs[k]] = name
+            ops = [op for op in ops if op is not producer]
+    return ops
+
+
+def _shift(uint8: ir.Tensor, int8: ir.Tensor) -> bool:
+    """The uint8 tensor holds the int8 one's values plus 128 (same shape and scale, zero points 128
+    apart)."""
+    return uint8.dtype == "uint8" and int8.dtype == "int8" and uint8.shape == int8.shape \
+        and uint8.quant is not None and int8.quant is not None \
+        and len(uint8.quant.scale) == len(int8.quant.scale) == 1 \
+        and uint8.scale == int8.scale and uint8.zero_point - 128 == int8.zero_point
+
+
 def _indices(vector: object) -> list[int]:
     """A flatbuffer int vector (None, list or numpy array) as a list."""
     return [] if vector is None else [int(i) for i in vector]
@@ -530,20 +704,28 @@ def _name(names: list[str], index: int, where: str, what: str, optional: bool = 
     return names[index]
 
 
+def tensor_names(sub: fb.SubGraphT) -> list[str]:
+    """The IR name of each tensor of a subgraph, by index: its name in the file, made unique."""
+    taken: dict[str, int] = {}
+    for index, t in enumerate(sub.tensors or []):
+        base = t.name.decode("utf-8", "replace") if t.name else f"tensor{index}"
+        taken[_unique_name(base, index, taken)] = index
+    return list(taken)
+
+
 def _tensors(
     model: fb.ModelT, sub: fb.SubGraphT, data: bytes, where: str
 ) -> tuple[dict[str, ir.Tensor], list[str]]:
     tensors: dict[str, ir.Tensor] = {}
-    names: list[str] = []
-    for index, t in enumerate(sub.tensors or []):
-        base = t.name.decode("utf-8", "replace") if t.name else f"tensor{index}"
-        unique = _unique_name(base, index, tensors)
-        names.append(unique)
+    names = tensor_names(sub)
+    for index, (t, unique) in enumerate(zip(sub.tensors or [], names, strict=True)):
         dtype = _DTYPES.get(t.type)
         if dtype is None:
             type_name = _TYPE_NAMES.get(t.type, str(t.type))
-            raise UnsupportedError(f"{where}: tensor {index} ({base}) is {type_name}; mcudeploy deploys "
-                                   "int8 TFLite models (float models: convert to ONNX, or quantize to int8)")
+            base = t.name.decode("utf-8", "replace") if t.name else f"tensor{index}"
+            raise UnsupportedError(f"{where}: tensor {index} ({base}) is {type_name}; mcudeploy reads int8 "
+                                   "TFLite files and float ones (float32 activations; float32, float16 or "
+                                   "int8 weights)")
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         tensors[unique] = ir.Tensor(
             name=unique, shape=shape, dtype=dtype, quant=_quant(t.quantization),
@@ -552,7 +734,7 @@ def _tensors(
     return tensors, names
 
 
-def _unique_name(base: str, index: int, taken: dict[str, ir.Tensor]) -> str:
+def _unique_name(base: str, index: int, taken: Container[str]) -> str:
     """Tensor `index`'s name in the IR: its name in the file, unless an earlier tensor has it
     (then `name#index`, or more `#` while that is taken too) or it starts as the names of resource
     variables do (`variable:`; then `tensor<index> name`)."""

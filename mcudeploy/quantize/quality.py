@@ -3,7 +3,8 @@
 On the calibration samples kept by `calibrate`, every activation of the int8 host reference is
 dequantized and compared with the float value onnxruntime computed for the same tensor (SNR in
 dB). Classifier-like outputs (2-D, more than one class) also get the top-1 agreement. A model whose
-output SNR falls below the threshold is reported loudly, naming its worst layers.
+output SNR falls below the threshold, or whose int8 top-1 class differs from the float model's on
+more than one sample in ten, is reported loudly, naming its worst layers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from mcudeploy.arith import round_half_away
 from mcudeploy.ir import Graph
 from mcudeploy.oracles import dequantize, snr_db
 from mcudeploy.reference import run_graph
+
+TOP1_WARN_BELOW = 0.9
+"""Top-1 agreement (int8 against float, on the measured samples) under which the quality warns."""
 
 
 @dataclass
@@ -68,9 +72,16 @@ def measure(graph: Graph, float_values: list[dict[str, np.ndarray]], warn_below_
     ranked = sorted(quality.layer_snr_db, key=quality.layer_snr_db.get)
     quality.worst_layers = ranked[:3]
     low = {n: s for n, s in quality.output_snr_db.items() if s < warn_below_db}
+    disagree = {n: a for n, a in quality.top1_agreement.items() if a < TOP1_WARN_BELOW}
+    found = []
     if low:
+        found.append(f"int8 output SNR below {warn_below_db:g} dB (" +
+                     ", ".join(f"{n} {s:.1f} dB" for n, s in low.items()) + ")")
+    if disagree:
+        found.append("int8 top-1 class differs from the float model's (agreement " +
+                     ", ".join(f"{n} {100 * a:.0f} %" for n, a in disagree.items()) +
+                     f" of {quality.samples} samples)")
+    if found:
         worst = ", ".join(f"{n} ({quality.layer_snr_db[n]:.1f} dB)" for n in quality.worst_layers)
-        outputs = ", ".join(f"{n} {s:.1f} dB" for n, s in low.items())
-        quality.warning = (f"int8 output SNR below {warn_below_db:g} dB ({outputs}); "
-                           f"worst layers: {worst}")
+        quality.warning = "; ".join(found) + f"; worst layers: {worst}"
     return quality

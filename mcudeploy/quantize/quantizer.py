@@ -6,8 +6,8 @@
   (a channel whose scale would underflow float32, max|w| < 1.5e-36, is all zeros: scale 1/127);
 - bias int32 with scale s_in * s_w[c]; where the bias would not fit int32 at that scale, the
   channel's weight scale grows until it does (as TFLite's quantizer does);
-- tensors that TFLite requires to share one quantization (pooling, reshape and pad outputs and
-  their inputs; all inputs and the output of a concatenation, a maximum or a minimum) get the
+- tensors that TFLite requires to share one quantization (pooling, reshape, transpose, slice and
+  pad outputs and their inputs; all inputs and the output of a concatenation, a maximum or a minimum) get the
   union of their ranges;
   softmax and logistic outputs are fixed at scale 1/256, zero point -128, tanh outputs at 1/128, 0.
 
@@ -32,7 +32,7 @@ Range = tuple[float, float]
 SOFTMAX_QUANT = ir.QuantParams((1.0 / 256.0,), (-128,))  # TFLite's for softmax and logistic outputs
 TANH_QUANT = ir.QuantParams((1.0 / 128.0,), (0,))  # TFLite's for tanh outputs
 _FIXED_QUANT = {"softmax": SOFTMAX_QUANT, "logistic": SOFTMAX_QUANT, "tanh": TANH_QUANT}
-_SHARES_INPUT_QUANT = ("pool2d", "reshape", "pad")
+_SHARES_INPUT_QUANT = ("pool2d", "reshape", "pad", "transpose", "slice")
 _WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
 _Q31_LIMIT = 2.0**30  # quantize_multiplier saturates from here on (shift > 30)
 _BIAS_TARGET = 2.0**30  # a bias that would not fit int32 is brought to about this magnitude
@@ -108,7 +108,8 @@ def _shared_quant(graph: ir.Graph, ranges: dict[str, Range]) -> dict[str, ir.Qua
     groups = _Groups()
     fixed: dict[str, ir.QuantParams] = {}
     for op in graph.ops:
-        if op.kind in _SHARES_INPUT_QUANT:
+        clamp = op.kind == "relu" and (op.attrs.low, op.attrs.high) != (0.0, None)
+        if op.kind in _SHARES_INPUT_QUANT or clamp:  # a clamp other than RELU keeps its input's
             groups.join(op.outputs[0], op.inputs[0])
         elif op.kind in ("concat", "extremum"):
             for name in op.inputs:
@@ -152,11 +153,14 @@ def quantize_graph(graph: ir.Graph, ranges: dict[str, Range], where: str = "") -
                                       quant=ir.QuantParams(scales, (0,) * len(scales), axis))
             tensors[b.name] = replace(b, dtype="int32", data=bias, quant=ir.QuantParams(
                 tuple(float(s) for s in bias_scales), (0,) * len(scales), 0))
-        elif op.kind in ("add", "mul"):
+        elif op.kind in ("add", "mul", "prelu", "extremum"):
             for name in op.inputs:
                 t = graph.tensor(name)
                 if t.is_constant:
-                    q = activation_quant(float(t.data.min()), float(t.data.max()))
+                    # an extremum's constant takes the quantization of its group (TFLite's rule);
+                    # beyond the int8 range it clamps, which min and max then compute exactly
+                    q = quant[op.outputs[0]] if op.kind == "extremum" else \
+                        activation_quant(float(t.data.min()), float(t.data.max()))
                     data = np.clip(round_half_away(t.data / q.scale[0]) + q.zero_point[0], -128, 127)
                     tensors[name] = replace(t, dtype="int8", quant=q, data=data.astype(np.int8))
     quantized = replace(graph, tensors=tensors)
@@ -184,8 +188,11 @@ def _rescales(op: ir.Op, graph: ir.Graph) -> list[tuple[float, str]]:
         return [(x / out, own), (x * abs(float(op.attrs.alpha)) / out, f"{own} x alpha {op.attrs.alpha:g}")]
     if op.kind == "hard_swish":
         return [(x / 128.0 / out, f"{own} / 128")]
-    if op.kind == "mean":
+    if op.kind in ("mean", "relu"):
         return [(x / out, own)]
+    if op.kind == "prelu":
+        a = float(graph.tensor(op.inputs[1]).scale)
+        return [(x / out, own), (x * a / out, f"{own} x alpha scale {a:g}")]
     return []
 
 

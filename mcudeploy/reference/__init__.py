@@ -12,7 +12,7 @@ from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.elementwise import add, mul
 from mcudeploy.reference.pooling import mean, pool2d
 from mcudeploy.reference.softmax import softmax
-from mcudeploy.reference.unary import hard_swish, leaky_relu, logistic, quantize, tanh
+from mcudeploy.reference.unary import hard_swish, leaky_relu, logistic, prelu, quantize, relu, tanh
 
 Kernel = Callable[[Op, Graph, list[np.ndarray]], np.ndarray]
 
@@ -89,6 +89,18 @@ def _leaky_relu(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return leaky_relu(ins[0], qp.leaky_relu_params(op, g))
 
 
+def _relu(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return relu(ins[0], qp.relu_params(op, g))
+
+
+def _prelu(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return prelu(ins[0], ins[1], qp.prelu_params(op, g))
+
+
+def _transpose(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(ins[0].transpose(op.attrs.perm))
+
+
 def _quantize(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return quantize(ins[0], qp.quantize_params(op, g), g.tensor(op.outputs[0]).dtype)
 
@@ -123,6 +135,9 @@ KERNELS: dict[str, Kernel] = {
     "tanh": _tanh,
     "leaky_relu": _leaky_relu,
     "hard_swish": _hard_swish,
+    "relu": _relu,
+    "prelu": _prelu,
+    "transpose": _transpose,
     "quantize": _quantize,
     "read_variable": _copy,
     "assign_variable": _copy,

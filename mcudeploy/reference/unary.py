@@ -1,5 +1,5 @@
-"""Element-wise unary int8 operators in TFLite(-Micro) semantics: LOGISTIC, TANH, HARD_SWISH,
-LEAKY_RELU and QUANTIZE."""
+"""Element-wise int8 operators in TFLite(-Micro) semantics: LOGISTIC, TANH, HARD_SWISH,
+LEAKY_RELU, RELU, PRELU and QUANTIZE."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from mcudeploy.arith.params import (
     HardSwishParams,
     LeakyReluParams,
     LogisticParams,
+    PReluParams,
     QuantizeParams,
+    ReluParams,
 )
 
 
@@ -83,6 +85,22 @@ def leaky_relu(x: np.ndarray, p: LeakyReluParams) -> np.ndarray:
     scaled = requantize(value, p.alpha_multiplier, p.alpha_shift)
     out = np.where(value >= 0, identity, scaled) + p.output_zero_point
     return np.clip(out, -128, 127).astype(np.int8)
+
+
+def relu(x: np.ndarray, p: ReluParams) -> np.ndarray:
+    """TFLM's int8 RELU: requantized to the output, then clamped to the quantized bounds."""
+    value = requantize(x.astype(np.int64) - p.input_zero_point, p.multiplier, p.shift) + p.output_zero_point
+    return np.clip(value, p.act_min, p.act_max).astype(np.int8)
+
+
+def prelu(x: np.ndarray, alpha: np.ndarray, p: PReluParams) -> np.ndarray:
+    """TFLM's int8 PRELU: x >= 0 requantized by s_in / s_out, below the product with the offset
+    alpha (broadcast) by s_in * s_alpha / s_out."""
+    value = x.astype(np.int64) + p.input_offset
+    product = value * (alpha.astype(np.int64) + p.alpha_offset)
+    out = np.where(value >= 0, requantize(value, p.positive_multiplier, p.positive_shift),
+                   requantize(product, p.negative_multiplier, p.negative_shift))
+    return np.clip(out + p.output_offset, -128, 127).astype(np.int8)
 
 
 def quantize(x: np.ndarray, p: QuantizeParams, dtype: str) -> np.ndarray:

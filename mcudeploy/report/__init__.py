@@ -29,6 +29,12 @@ def strict_json(value: object) -> object:
     return value
 
 
+def format_db(value: float | None) -> str:
+    """An SNR as the reports print it; None (report.json's infinite SNR) or infinity as "exact"
+    (no difference at all)."""
+    return "exact" if value is None or not math.isfinite(value) else f"{value:.1f} dB"
+
+
 @dataclass
 class RunReport:
     """Everything a run established. `verdict` is "pass" only if every vector was bit-exact with
@@ -57,6 +63,12 @@ class RunReport:
     quantization: dict = field(default_factory=dict)
     tuning: dict = field(default_factory=dict)  # lowering candidates measured (mcudeploy.tune)
     schema_version: int = SCHEMA_VERSION
+
+    def exact_oracles(self) -> list[str]:
+        """The oracles every output is compared with bit for bit (not the float model of a quantized
+        model, whose outputs are compared by SNR: `float_oracle`)."""
+        name = self.float_oracle.get("name")
+        return [o for o in self.oracles if name is None or o != f"{name}-float"]
 
     def to_json(self) -> str:
         return json.dumps(strict_json(asdict(self)), indent=2, allow_nan=False) + "\n"

@@ -1,14 +1,17 @@
 """report.html: one self-contained page (inline CSS and SVG, no script, nothing fetched) with the
-verdict, what ran where, per-output and per-layer error plots, the per-channel heatmaps of a
+verdict, what ran where, the quantization quality of a quantized model (a loud warning in the
+banner when it lost accuracy), per-output and per-layer error plots, the per-channel heatmaps of a
 mismatch, the instruction and memory figures, and with a tuning file each layer's lowering
 candidates and the gain of the one chosen."""
 
 from __future__ import annotations
 
+import math
+
 import jinja2
 from markupsafe import Markup
 
-from mcudeploy.report import RunReport
+from mcudeploy.report import RunReport, format_db
 from mcudeploy.report.svg import bar_chart, heatmap
 from mcudeploy.verify.localise import format_indices
 
@@ -23,16 +26,32 @@ def render_html(report: RunReport) -> str:
         autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
     )
     env.filters["indices"] = format_indices
+    env.filters["db"] = format_db
     return env.get_template("report.html.j2").render(
-        r=report, output_charts=_output_charts(report), layer_charts=_layer_charts(report),
+        r=report, exact_oracles=report.exact_oracles(), snr_chart=_snr_chart(report),
+        output_charts=_output_charts(report), layer_charts=_layer_charts(report),
         instruction_chart=_instruction_chart(report), memory_chart=_memory_chart(report),
         tuning_chart=_tuning_chart(report),
     )
 
 
+def _snr_chart(report: RunReport) -> Markup | None:
+    """The SNR of every layer of the quantized graph against the float model (layers with no
+    difference at all drawn at the tallest finite bar, or 100 dB)."""
+    layers = report.quantization.get("layer_snr_db") if report.quantization else None
+    if not layers:
+        return None
+    finite = [v for v in layers.values() if v is not None and math.isfinite(v)]
+    top = max(finite, default=100.0)
+    values = [v if v is not None and math.isfinite(v) else top for v in layers.values()]
+    worst = min(range(len(values)), key=values.__getitem__)
+    return bar_chart(list(layers), {"SNR (dB)": values}, y_label="SNR against the float model (dB)",
+                     highlight=worst)
+
+
 def _output_charts(report: RunReport) -> list[tuple[int, Markup]]:
     """For each output, the largest |diff| of every vector (of every bin of vectors, when there
-    are many) against each oracle."""
+    are many) against each bit-exact oracle (the float model's SNR is shown apart)."""
     per_bin = max(1, -(-report.vectors // _MAX_BARS))
     bins = max(1, -(-report.vectors // per_bin))
     labels = [str(b * per_bin) if per_bin == 1
@@ -40,7 +59,7 @@ def _output_charts(report: RunReport) -> list[tuple[int, Markup]]:
     charts = []
     for k in sorted({m.output for m in report.mismatches} | {0}):
         series = {}
-        for oracle in report.oracles or ["-"]:
+        for oracle in report.exact_oracles() or ["-"]:
             values = [0] * bins
             for m in report.mismatches:
                 if m.output == k and m.oracle == oracle and m.vector // per_bin < bins:

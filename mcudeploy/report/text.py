@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mcudeploy import terminal
-from mcudeploy.report import RunReport
+from mcudeploy.report import RunReport, format_db
 from mcudeploy.verify.localise import format_indices as _indices
 
 _VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold dark_orange"}
@@ -21,7 +21,9 @@ def _summary(report: RunReport) -> Table:
     table.add_column("value")
     verdict = report.verdict.upper()
     table.add_row("verdict", Text(verdict, style=_VERDICT_STYLE[report.verdict]))
-    table.add_row("vectors", f"{report.bit_exact_vectors} of {report.vectors} bit-exact")
+    exact = ", ".join(report.exact_oracles())
+    table.add_row("vectors", f"{report.bit_exact_vectors} of {report.vectors} bit-exact" +
+                  (f" with {exact}" if exact else ""))
     table.add_row("oracles", ", ".join(report.oracles))
     table.add_row("runner / library", f"{report.runner} / {report.library}")
     info = report.model_info
@@ -34,6 +36,10 @@ def _summary(report: RunReport) -> Table:
         if info.get("float_io"):
             table.add_row("float I/O", "the file's " + ", ".join(sorted(info["float_io"].values())) +
                           ": quantized and dequantized on the host, the device runs the int8 body")
+        if info.get("uint8_io"):
+            table.add_row("uint8 I/O", "the file's " + ", ".join(sorted(info["uint8_io"].values())) +
+                          ": shifted by 128 on the host, the device runs the int8 graph")
+    _quality_rows(report, table)
     fw = report.firmware
     if fw:
         table.add_row("firmware", f"flash {fw.get('flash_bytes')} B (weights {fw.get('weights_bytes')} B), "
@@ -49,6 +55,39 @@ def _summary(report: RunReport) -> Table:
     if report.error:
         table.add_row("error", Text(terminal.printable(report.error), style="red"))
     return table
+
+
+def _quality_rows(report: RunReport, table: Table) -> None:
+    """For a quantized model: the quality measured at conversion, the device against the float
+    model, and the warning when the quantization lost accuracy (in bold red, first). Strings print
+    literally through the console; Text is escaped here."""
+    q, check = report.quantization, report.float_oracle
+    if q.get("warning"):
+        table.add_row(Text("QUANTIZATION", style="bold red"),
+                      Text(terminal.printable("lost accuracy: " + q["warning"]), style="bold red"))
+    if q:
+        outputs = q.get("output_snr_db", {}).items()
+        parts = ["output SNR " + ", ".join(f"{n} {format_db(s)}" for n, s in outputs)]
+        if q.get("top1_agreement"):
+            agreement = q["top1_agreement"].items()
+            parts.append("top-1 agreement " + ", ".join(f"{n} {100 * a:.0f} %" for n, a in agreement))
+        layers = q.get("layer_snr_db", {})
+        worst = [f"{n} {format_db(layers.get(n))}" for n in q.get("worst_layers", [])]
+        if worst:
+            parts.append("worst layers " + ", ".join(worst))
+        table.add_row("quantization", "; ".join(parts) + f" (on {q.get('samples')} of "
+                      f"{q.get('calibration_samples')} calibration samples)")
+    if check:
+        if check.get("error"):
+            found = "no answer: " + check["error"]
+        else:
+            found = ", ".join(f"{n} {format_db(s)}" for n, s in check.get("snr_db", {}).items())
+            floor = check.get("min_snr_db")
+            found += f" (floor {floor} dB: passed)" if check.get("passed") else \
+                f" (BELOW the {floor} dB floor)"
+        style = None if check.get("passed") else "bold red"
+        line = terminal.printable(f"device outputs against {check.get('name')}: {found}")
+        table.add_row("float model", Text(line, style=style))
 
 
 def _layers(report: RunReport) -> Table | None:

@@ -15,7 +15,7 @@ from mcudeploy.device.session import DeviceLayerError, DeviceRun
 from mcudeploy.errors import DeviceFault, LinkError, MCUDeployError, OracleError
 from mcudeploy.faults import function_at
 from mcudeploy.ir import Graph
-from mcudeploy.oracles import OnnxFloat, dequantize, snr_db
+from mcudeploy.oracles import FloatOracle, dequantize, snr_db
 from mcudeploy.vectors import Vector
 from mcudeploy.verify.compare import Mismatch, compare
 
@@ -87,23 +87,26 @@ def bit_exact_verdict(device: DeviceRun, expected: dict[str, list[list[np.ndarra
     return Verdict(verdict, vectors, vectors - len(bad) if expected else 0, len(bad), mismatches, failure)
 
 
-def float_verdict(verdict: Verdict, oracle: OnnxFloat, graph: Graph, device: DeviceRun,
+def float_verdict(verdict: Verdict, oracle: FloatOracle, graph: Graph, device: DeviceRun,
                   vectors: list[Vector], min_snr_db: float) -> Verdict:
-    """Device outputs, dequantized, against onnxruntime's float outputs: SNR per output over all
-    vectors. Below `min_snr_db` a pass becomes a fail: bit-exactness alone cannot catch a weight-layout
-    mistake made the same way in the reference and the device. When onnxruntime cannot answer (an
-    output that is not finite), a pass becomes an error: no verdict rests on it."""
-    check: dict = {"name": "onnxruntime", "min_snr_db": min_snr_db, "snr_db": {}, "passed": False}
+    """Device outputs, dequantized, against the float model's outputs (onnxruntime, or TFLM's float
+    kernels on a float TFLite file): SNR per output over all vectors. Below `min_snr_db` a pass
+    becomes a fail: bit-exactness alone cannot catch a weight-layout mistake made the same way in
+    the reference and the device. When the float model cannot answer (an output that is not
+    finite, a crash), a pass becomes an error: no verdict rests on it."""
+    check: dict = {"name": oracle.name, "min_snr_db": min_snr_db, "snr_db": {}, "passed": False}
     floats = {}
-    for i in device.indices:
-        try:
+    try:
+        for i in device.indices:
             floats[i] = oracle.invoke(vectors[i])
-        except OracleError as exc:
-            error = f"vector {i}: {exc}"
-            check["error"] = error
-            if verdict.verdict == "pass":
-                return replace(verdict, verdict="error", failure=Failure(error, "oracle"), float_oracle=check)
-            return replace(verdict, float_oracle=check)
+    except OracleError as exc:
+        error = f"vector {i}: {exc}"
+        check["error"] = error
+        if verdict.verdict == "pass":
+            return replace(verdict, verdict="error", failure=Failure(error, "oracle"), float_oracle=check)
+        return replace(verdict, float_oracle=check)
+    finally:
+        oracle.close()
     snr = {}
     for k, name in enumerate(graph.outputs):
         t = graph.tensor(name)
