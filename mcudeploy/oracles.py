@@ -43,14 +43,15 @@ class Tflm:
         """Run once on int8 inputs; returns the int8 outputs in model order. A file with float I/O
         wrappers gets the inputs dequantized, and its outputs quantized back, with the scales of the
         int8 tensors the graph deploys (exact: the wrappers use the same scales); one with uint8 I/O
-        gets the inputs shifted by 128, and its outputs shifted back (exact: import checks the shift)."""
+        gets those inputs shifted by 128, and those outputs shifted back (exact: import checks the shift);
+        a uint8 output the graph computes (a QUANTIZE to uint8 that is not that shift) stays uint8."""
         values = []
         for index, value in enumerate(inputs):
             value = np.asarray(value)
             if self._in_types[index] == np.float32:
                 t = self.graph.tensor(self.graph.inputs[index])
                 value = dequantize(value, t.scale, t.zero_point).astype(np.float32)
-            elif self._in_types[index] == np.uint8:
+            elif self.graph.inputs[index] in self.graph.uint8_io:
                 value = (value.astype(np.int16) + 128).astype(np.uint8)
             values.append(value)
         found = self._interpreter.invoke(values, len(self.graph.outputs))
@@ -61,7 +62,7 @@ class Tflm:
                 t = self.graph.tensor(name)
                 q = round_half_away(value.astype(np.float64) / t.scale) + t.zero_point
                 value = np.clip(q, -128, 127).astype(np.int8)
-            elif self._out_types[index] == np.uint8:
+            elif name in self.graph.uint8_io:
                 value = (value.astype(np.int16) - 128).astype(np.int8)
             outputs.append(value)
         return outputs

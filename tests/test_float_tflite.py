@@ -14,6 +14,7 @@ from pathlib import Path
 import flatbuffers
 import numpy as np
 import pytest
+from cases import build_case
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from mcudeploy.cli import main
@@ -184,6 +185,22 @@ def test_a_uint8_input_that_is_not_the_shift_stays_refused(tmp_path: Path) -> No
     assert message.startswith(f"{path}: operator 0 (QUANTIZE) (op0_quantize): not supported: Activations are "
                               "int8 (a QUANTIZE may output uint8)")
     assert message.endswith(f"Here: tensor '{INPUTS['wake_head']}' is uint8.")
+
+
+def test_a_uint8_output_the_graph_computes_stays_uint8_for_tflm(tmp_path: Path) -> None:
+    """A QUANTIZE to uint8 that is not the shift by 128 is an operator of the graph: TFLM's uint8
+    output is compared as it is, not shifted (the host reference computes the same uint8)."""
+    path = tmp_path / "slice_logistic_quantize.tflite"
+    path.write_bytes(build_case("slice_logistic_quantize", seed=1)[1])
+    graph = load_tflite(path)
+    assert graph.uint8_io == {}
+    assert [graph.tensor(n).dtype for n in graph.outputs].count("uint8") == 1
+    with Tflm(path.read_bytes(), graph) as tflm:
+        for vector in random_vectors(graph, 4, seed=5):
+            values = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))
+            for out, theirs in zip(graph.outputs, tflm.invoke(list(vector)), strict=True):
+                assert theirs.dtype == values[out].dtype
+                np.testing.assert_array_equal(values[out], theirs.reshape(values[out].shape))
 
 
 @pytest.mark.device
