@@ -81,24 +81,24 @@ def _small_board(tmp_path: Path, region: str, length: int) -> Path:
 
 
 def test_model_too_big_for_a_region_is_refused_before_building(tmp_path: Path, capsys) -> None:
-    board = _small_board(tmp_path, "DTCM", 0x4000)
+    board = _small_board(tmp_path, "DTCM", 0x1000)
     out = tmp_path / "out"
     status = main(["build", str(BUNDLED), "--board", str(board), "--out", str(out)])
     text = capsys.readouterr().err
     assert status == 2, text
-    assert "region DTCM holds 16,384 bytes but needs" in " ".join(text.split())
-    # stack 16,384 + arena 1,440 + static data (estimate: 4,096 + 4 x 9 layers; the FC kernel sums
-    # are precomputed, in flash)
-    assert "5,572 bytes over" in " ".join(text.split())
+    assert "region DTCM holds 4,096 bytes but needs" in " ".join(text.split())
+    # stack (estimate: 2,048) + arena 1,440 + static data (estimate: 4,096 + 4 x 9 layers; the FC
+    # kernel sums are precomputed, in flash)
+    assert "3,524 bytes over" in " ".join(text.split())
     assert not out.exists() and "Traceback" not in text
 
 
 def test_the_linker_still_refuses_what_the_estimate_let_through(tmp_path: Path) -> None:
-    # Generated for the real board, linked for one whose DTCM holds the stack and little else:
-    # the pre-build check is bypassed, and ld's region check is the backstop.
+    # Generated for the real board, linked for one whose DTCM holds less than the arena and the
+    # runtime's data: the pre-build check is bypassed, and ld's region check is the backstop.
     library = nnref_library()
     generate(load_tflite(BUNDLED), load_board("mps3-an547"), library, tmp_path / "model", "tiny")
-    small = load_board(_small_board(tmp_path, "DTCM", 0x4200))
+    small = load_board(_small_board(tmp_path, "DTCM", 0x800))
     with pytest.raises(BuildError, match=r"DTCM"):
         build_firmware(small, tmp_path / "model", tmp_path / "build", library)
 

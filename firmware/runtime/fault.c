@@ -10,6 +10,8 @@
 #define SHCSR_MEM_BUS_USAGE_FAULT_ENA (7u << 16)
 #define FAULT_EXIT_CODE 3u
 #define FAULT_WORDS 8u
+#define FRAME_WORDS 8u
+#define NO_FRAME 0xFFFFFFFFu
 
 /* Exception frame words: r0 r1 r2 r3 r12 lr pc xpsr. */
 #define FRAME_LR 5
@@ -19,7 +21,19 @@
 /* The handler runs on its own stack, so that a stack overflow can still be reported. */
 uint64_t mcd_fault_stack[64];
 
+extern uint32_t __stack_limit__[], __stack_top__[];
+
 void mcd_fault_report(const uint32_t *frame) __attribute__((noreturn, used));
+
+/* Whether the CPU pushed an exception frame at `frame`: inside the stack (or the fault stack, for a
+ * fault in the handler), and not still holding the stack's paint (an entry the stack limit cut
+ * short). Outside them (an overflow below the stack's region) reading it could fault again. */
+static int frame_pushed(const uint32_t *frame) {
+    const uint32_t *fault_stack = (const uint32_t *)mcd_fault_stack;
+    int inside = (frame >= __stack_limit__ && frame + FRAME_WORDS <= __stack_top__) ||
+                 (frame >= fault_stack && frame + FRAME_WORDS <= fault_stack + 2u * 64u);
+    return inside && !(frame[FRAME_PC] == MCD_STACK_PAINT && frame[FRAME_LR] == MCD_STACK_PAINT);
+}
 
 void mcd_faults_init(void) {
 #if MCD_HAS_CFSR
@@ -53,6 +67,11 @@ __attribute__((naked)) void mcd_fault_entry(void) {
 void mcd_fault_report(const uint32_t *frame) {
     uint32_t ipsr;
     __asm volatile("mrs %0, ipsr" : "=r"(ipsr));
+    static const uint32_t no_frame[FRAME_WORDS] = {[FRAME_LR] = NO_FRAME, [FRAME_PC] = NO_FRAME,
+                                                   [FRAME_XPSR] = NO_FRAME};
+    if (!frame_pushed(frame)) {
+        frame = no_frame;
+    }
 #if MCD_HAS_CFSR
     const uint32_t words[FAULT_WORDS] = {
         SCB_CFSR, SCB_HFSR, SCB_MMFAR, SCB_BFAR,
