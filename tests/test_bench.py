@@ -69,8 +69,8 @@ def test_mlperf_tiny_generated_c_is_bit_exact_on_the_host(name: str, tmp_path: P
 
 
 def _small_board(tmp_path: Path, region: str, length: int) -> Path:
-    """mps3-an547 with one region shrunk, as a board file of its own."""
-    text = (boards_dir() / "mps3-an547.toml").read_text()
+    """mps3-an547 with one region shrunk, and a stack of at most 2 KiB, as a board file of its own."""
+    text = (boards_dir() / "mps3-an547.toml").read_text().replace("stack_bytes = 16384", "stack_bytes = 2048")
     start = text.index(f'name = "{region}"')
     at = text.index("length = ", start)
     end = text.index("\n", at)
@@ -163,9 +163,25 @@ def test_bench_counts_every_layer_and_the_elf_arena_is_the_planned_one(tmp_path:
     assert flash["weights"] + flash["model_code"] + flash["runtime"] == flash["total"]
     assert flash["code"] == flash["total"] - flash["weights"] <= 8 * 1024  # the size goal
     assert result["tflm"]["total"] > result["model_ram"]
-    # RESULTS.md renders the same figures with the goals marked.
+    # RAM: the arena, the stack as measured on the device (within its call-graph bound and the
+    # stack the image reserves) and the static data.
+    ram, stack = result["ram"], result["stack"]
+    assert 0 < stack["handshake"] <= stack["measured"] == ram["stack"] <= stack["bound"] < stack["bytes"]
+    assert stack["bytes"] == ram["stack_reserved"] < 1024 and stack["path"][0] == "Reset_Handler"
+    assert ram["total"] == ram["arena"] + ram["stack"] + ram["static"]
+    assert ram["reserved"] == ram["total"] - ram["stack"] + stack["bytes"]
+    assert "stack" in printed and "measured" in printed
+    # RESULTS.md renders the same figures with the goals marked, TFLM's on the device beside them.
     loaded = BenchResult.load(out / "bench.json")
     assert loaded.to_dict() == result
-    text = _load_script().render([loaded], [], [], ["mps3-an547"])
+    script = _load_script()
+    tflm_device = script.tflm_device_figures()
+    text = script.render([loaded], [], [], ["mps3-an547"], tflm_device)
     row = next(line for line in text.splitlines() if line.startswith("| `tiny_cnn.tflite` | 16,576"))
     assert "1.00x ✓" in row and f"{flash['code']:,} ✓" in row
+    tflm = tflm_device[("tiny_cnn", "mps3-an547")]
+    assert tflm["ram"] == tflm["arena"] + tflm["stack"] + tflm["static"]
+    memory = next(line for line in text.splitlines() if line.startswith("| `tiny_cnn.tflite` | mps3-an547 |"))
+    assert memory.split(" | ")[5:10] == [f"{ram['stack']:,}", f"{stack['bytes']:,}", f"{ram['static']:,}",
+                                         f"{ram['total']:,}", f"{flash['code']:,} ✓"]
+    assert memory.endswith(f"| {tflm['ram']:,} | {tflm['code']:,} | {ram['total'] / tflm['ram']:.2f}x ✓ |")

@@ -25,16 +25,6 @@ extern uint32_t __stack_limit__[], __stack_top__[];
 
 void mcd_fault_report(const uint32_t *frame) __attribute__((noreturn, used));
 
-/* Whether the CPU pushed an exception frame at `frame`: inside the stack (or the fault stack, for a
- * fault in the handler), and not still holding the stack's paint (an entry the stack limit cut
- * short). Outside them (an overflow below the stack's region) reading it could fault again. */
-static int frame_pushed(const uint32_t *frame) {
-    const uint32_t *fault_stack = (const uint32_t *)mcd_fault_stack;
-    int inside = (frame >= __stack_limit__ && frame + FRAME_WORDS <= __stack_top__) ||
-                 (frame >= fault_stack && frame + FRAME_WORDS <= fault_stack + 2u * 64u);
-    return inside && !(frame[FRAME_PC] == MCD_STACK_PAINT && frame[FRAME_LR] == MCD_STACK_PAINT);
-}
-
 void mcd_faults_init(void) {
 #if MCD_HAS_CFSR
     SCB_SHCSR |= SHCSR_MEM_BUS_USAGE_FAULT_ENA;
@@ -67,20 +57,21 @@ __attribute__((naked)) void mcd_fault_entry(void) {
 void mcd_fault_report(const uint32_t *frame) {
     uint32_t ipsr;
     __asm volatile("mrs %0, ipsr" : "=r"(ipsr));
-    static const uint32_t no_frame[FRAME_WORDS] = {[FRAME_LR] = NO_FRAME, [FRAME_PC] = NO_FRAME,
-                                                   [FRAME_XPSR] = NO_FRAME};
-    if (!frame_pushed(frame)) {
-        frame = no_frame;
+    /* The CPU pushed no frame when it lies outside the stack (an overflow below the stack's
+     * region, where reading it could fault again) or still holds the stack's paint (an entry the
+     * stack limit cut short): then PC, LR and xPSR are reported as NO_FRAME. */
+    uint32_t pc = NO_FRAME, lr = NO_FRAME, xpsr = NO_FRAME;
+    if (frame >= __stack_limit__ && frame + FRAME_WORDS <= __stack_top__ &&
+        frame[FRAME_PC] != MCD_STACK_PAINT) {
+        pc = frame[FRAME_PC];
+        lr = frame[FRAME_LR];
+        xpsr = frame[FRAME_XPSR];
     }
 #if MCD_HAS_CFSR
-    const uint32_t words[FAULT_WORDS] = {
-        SCB_CFSR, SCB_HFSR, SCB_MMFAR, SCB_BFAR,
-        frame[FRAME_PC], frame[FRAME_LR], frame[FRAME_XPSR], ipsr & 0x1FFu,
-    };
+    const uint32_t words[FAULT_WORDS] = {SCB_CFSR, SCB_HFSR, SCB_MMFAR, SCB_BFAR,
+                                         pc,       lr,       xpsr,      ipsr & 0x1FFu};
 #else
-    const uint32_t words[FAULT_WORDS] = {
-        0, 0, 0, 0, frame[FRAME_PC], frame[FRAME_LR], frame[FRAME_XPSR], ipsr & 0x3Fu,
-    };
+    const uint32_t words[FAULT_WORDS] = {0, 0, 0, 0, pc, lr, xpsr, ipsr & 0x3Fu};
 #endif
     uint8_t packet[MCD_HEADER_BYTES + 4u * FAULT_WORDS + MCD_CRC_BYTES];
     for (uint32_t i = 0; i < FAULT_WORDS; i++) {
