@@ -168,7 +168,9 @@ class MemoryRegion(_Strict):
 
 
 class Placement(_Strict):
-    """Which region holds each part of the firmware image."""
+    """Which region holds each part of the firmware image. `stack_bytes` is the largest stack a
+    firmware may have: the build sizes the stack from the call graph of its code, up to this, and
+    takes this when the call graph gives no bound (mcudeploy.stack)."""
 
     vectors: str
     code: str
@@ -176,7 +178,7 @@ class Placement(_Strict):
     data: str
     arena: str
     stack: str
-    stack_bytes: int = Field(ge=1024)
+    stack_bytes: int = Field(ge=1024, multiple_of=8)
 
 
 class Qemu(_Strict):

@@ -1,19 +1,29 @@
 """Firmware builds: the linker script and build.json from a Board, then SCons (the SConstruct at
-the repository root) compiles the runtime, the NN library and the model into one ELF, which
-objcopy also writes as .hex (and as .bin when the image is one block of one memory region).
+the repository root) compiles the runtime, the NN library and the model into one ELF, whose stack
+is sized from the call graph of its code (mcudeploy.stack), and which objcopy also writes as .hex
+(and as .bin when the image is one block of one memory region).
 
 A generated model is its C library (NAME.c, mcudeploy.codegen.emit) unchanged: the build places
 its arena and its constants in the linker script's .arena and .weights sections, on the board's
 arena and weights regions, through the library's own section macros (NAME_ARENA_SECTION,
-NAME_WEIGHTS_SECTION), as a user of the library would."""
+NAME_WEIGHTS_SECTION), as a user of the library would. Its code is compiled with the rest, so the
+call graph the stack is sized from covers it.
+
+The stack sits below the data in its region, so its size moves the data: the firmware is linked
+with a guess, and linked again (only the link: the code does not change) when the call graph asks
+for another size. The guess is the size an earlier build of the same sources got (a few bytes per
+build in the cache's stack-sizes/), so a repeated build links once.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -28,36 +38,25 @@ from mcudeploy.errors import BuildError
 from mcudeploy.manifest import Manifest
 from mcudeploy.nnlib import NNLibrary, used_identifiers
 from mcudeploy.resources import cache_dir, firmware_dir, project_root
+from mcudeploy.stack import GUARD_BYTES, StackPlan, plan_stack
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
 
-# Sections in linker-script order, with the placement entry each goes to.
-_SECTIONS = (
-    (".vectors", "vectors"), (".text", "code"), (".ARM.extab", "code"), (".ARM.exidx", "code"),
-    (".weights", "weights"), (".data", "data"), (".bss", "data"), (".arena", "arena"),
-)
 _ERROR_LINE = re.compile(r": (fatal )?error: |: internal compiler error: |(^|/)ld: ")
 _FAILED_LOGS_KEPT = 20
 _BIN_GAP = 64 * 1024  # a larger gap between loaded bytes: no .bin
 
 
-def render_linker_script(board: Board) -> str:
-    """The GNU ld script placing vectors, code, weights, data, arena and stack as the board says."""
-    p = board.placement
-    stack_region = board.region(p.stack)
-    stack_top = min(stack_region.end, 2**32) & ~7
-    stack_bottom = (stack_top - p.stack_bytes) & ~7
-    if stack_bottom < stack_region.origin:
-        raise BuildError(
-            f"board {board.name}: stack_bytes {p.stack_bytes} exceeds region {p.stack} "
-            f"({stack_region.length} bytes)"
-        )
+def render_linker_script(board: Board, stack_bytes: int | None = None) -> str:
+    """The GNU ld script placing vectors, code, weights, stack, data and arena as the board says,
+    with a stack of `stack_bytes` (default: the board's maximum, `placement.stack_bytes`)."""
+    size = board.placement.stack_bytes if stack_bytes is None else stack_bytes
+    if size % 8 or not 0 <= size <= board.placement.stack_bytes:
+        raise BuildError(f"board {board.name}: a stack of {size} bytes is not a multiple of 8 within "
+                         f"0..stack_bytes ({board.placement.stack_bytes})")
     from mcudeploy.codegen.emit import template_environment  # codegen imports this module
 
-    neighbours = [name for name, part in _SECTIONS if getattr(p, part) == p.stack]
-    return template_environment().get_template("linker.ld.j2").render(
-        board=board, p=p, stack_top=stack_top, stack_bottom=stack_bottom,
-        stack_neighbours=neighbours,
-    )
+    return template_environment().get_template("linker.ld.j2").render(board=board, p=board.placement,
+                                                                       stack_bytes=size)
 
 
 def board_defines(board: Board) -> dict[str, str]:
@@ -68,6 +67,7 @@ def board_defines(board: Board) -> dict[str, str]:
         "MCD_SEMIHOSTING": "1" if board.semihosting else "0",
         "MCD_HAS_FPU": "1" if board.fpu or board.mve != "none" else "0",
         "MCD_SYSTICK_HZ": f"{board.clock_hz}u",
+        "MCD_STACK_GUARD_BYTES": f"{GUARD_BYTES}u",
     }
     if uart.rx_irq is not None:
         defines["MCD_UART_RX_IRQ"] = str(uart.rx_irq)
@@ -103,7 +103,8 @@ def build_firmware(
     extra_sources: tuple[Path, ...] = (),
     extra_defines: dict[str, str] | None = None,
 ) -> Path:
-    """Build the firmware for `board` from the model in `model_dir`; returns the ELF path.
+    """Build the firmware for `board` from the model in `model_dir`; returns the ELF path. Its
+    stack plan is beside it (`stack_plan(elf)`).
 
     `extra_defines` (e.g. MCD_MAX_CHUNK, MCD_MAX_LAYERS) reach the runtime, the model and the
     extra sources, not the NN library. Of the library, only the sources behind the functions the
@@ -117,7 +118,7 @@ def build_firmware(
         raise BuildError(f"no C sources in the model directory {model_dir}")
     build_dir.mkdir(parents=True, exist_ok=True)
     linker_script = build_dir / "linker.ld"
-    linker_script.write_text(render_linker_script(board), encoding="utf-8")
+    callgraph_dir = build_dir / "callgraph"
     runtime = firmware_dir() / "runtime"
     elf = build_dir / "firmware.elf"
     config = {
@@ -135,11 +136,64 @@ def build_firmware(
         "extra_sources": [str(Path(s).resolve()) for s in extra_sources],
         "linker_script": str(linker_script),
         "elf": str(elf),
+        "callgraph_dir": str(callgraph_dir),
         "variant_dir": str(build_dir / "obj"),
         "cache_dir": str(cache_dir() / "scons"),
     }
     config_path = build_dir / "build.json"
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    sources = [*model_dir.glob("*.c"), *extra_sources]
+    remembered = cache_dir() / "stack-sizes" / _sources_key(config, sources)
+    guess = int(remembered.read_text()) if remembered.is_file() else 0
+    log = build_dir / "build.log"
+    log.write_text("", encoding="utf-8")
+    for _ in range(2):
+        linker_script.write_text(render_linker_script(board, guess), encoding="utf-8")
+        elf.unlink(missing_ok=True)  # linked again: the link writes the call graph of what it compiles
+        shutil.rmtree(callgraph_dir, ignore_errors=True)
+        callgraph_dir.mkdir()
+        _scons(config_path, model_dir, build_dir, library, sources, log)
+        plan = plan_stack(board, sorted([*callgraph_dir.glob("*.ci"), *(build_dir / "obj").rglob("*.ci")]),
+                          elf)
+        if plan.bytes == guess:
+            break
+        guess = plan.bytes
+    else:
+        raise BuildError(f"the stack plan of {elf} changed when it was linked again ({guess} B, then "
+                         f"{plan.bytes} B): the code depends on the stack's size")
+    plan.save(stack_plan_path(elf))
+    remembered.parent.mkdir(exist_ok=True)
+    remembered.write_text(str(plan.bytes), encoding="utf-8")
+    write_images(elf)
+    return elf
+
+
+def stack_plan_path(elf: Path) -> Path:
+    """Where build_firmware keeps the stack plan of `elf`."""
+    return elf.with_name("stack.json")
+
+
+def stack_plan(elf: Path) -> StackPlan:
+    """The stack plan build_firmware made for `elf`."""
+    return StackPlan.load(stack_plan_path(elf))
+
+
+def _sources_key(config: dict, sources: list[Path]) -> str:
+    """A name for what decides the code: the build's settings (but where its files go) and the
+    model's and extra sources' contents."""
+    digest = hashlib.sha256()
+    placed = ("model_dir", "extra_sources", "linker_script", "elf", "callgraph_dir", "variant_dir")
+    settings = {k: v for k, v in config.items() if k not in placed}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for source in sorted(sources):
+        digest.update(Path(source).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _scons(config_path: Path, model_dir: Path, build_dir: Path, library: NNLibrary, sources: list[Path],
+           log: Path) -> None:
+    """Run SCons on build.json, adding its output to `log`; a failure is a BuildError naming the
+    first error and a copy of the log kept in the cache."""
     command = [
         sys.executable, "-m", "SCons", "-Q", "-s", "-j2",
         "-f", str(project_root() / "SConstruct"), f"BUILD_CONFIG={config_path}",
@@ -148,14 +202,13 @@ def build_firmware(
     result = subprocess.run(command, cwd=os.path.commonpath([model_dir, build_dir]), capture_output=True,
                             text=True)
     output = result.stdout + result.stderr
-    (build_dir / "build.log").write_text(output, encoding="utf-8")
+    with log.open("a", encoding="utf-8") as f:
+        f.write(output)
     if result.returncode != 0:
         first = _first_error(result.stderr)
-        log = _keep_failed_log(output)
-        raise BuildError(f"firmware build failed (log: {log}): {first}"
-                         f"{_library_part(first, library, [*model_dir.glob('*.c'), *extra_sources])}")
-    write_images(elf)
-    return elf
+        kept = _keep_failed_log(output)
+        raise BuildError(f"firmware build failed (log: {kept}): {first}"
+                         f"{_library_part(first, library, sources)}")
 
 
 def write_images(elf: Path) -> list[Path]:

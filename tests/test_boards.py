@@ -41,7 +41,7 @@ def test_shipped_boards() -> None:
 def test_stm32_uart_defines() -> None:
     assert board_defines(load_board("nucleo-l4r5zi")) == {
         "MCD_UART_BASE": "0x40008000u", "MCD_SEMIHOSTING": "0", "MCD_HAS_FPU": "1",
-        "MCD_SYSTICK_HZ": "4000000u", "MCD_UART_STM32": "1",
+        "MCD_SYSTICK_HZ": "4000000u", "MCD_STACK_GUARD_BYTES": "32u", "MCD_UART_STM32": "1",
         "MCD_UART_BRR": "0x22B9u",  # 256 * 4 MHz / 115200 = 8888.9
         "MCD_UART_ENABLES": "0x40021058u,28u,0x40007004u,9u,0x4002104Cu,6u,0x4002105Cu,0u",
         "MCD_UART_GPIO": "0x48001800u", "MCD_UART_TX_PIN": "7u", "MCD_UART_RX_PIN": "8u",
@@ -279,3 +279,10 @@ def test_a_stack_larger_than_its_region_is_refused(tmp_path: Path) -> None:
     assert board_error(tmp_path, text) == (
         f"FILE:{line_of(text, 'stack_bytes')}: field 'placement.stack_bytes': 1048576 bytes do not fit "
         "region DTCM (524288 bytes)")
+
+
+def test_a_stack_maximum_that_is_not_a_multiple_of_8_is_refused(tmp_path: Path) -> None:
+    text = AN547.replace("stack_bytes = 16384", "stack_bytes = 2052")
+    assert board_error(tmp_path, text) == (
+        f"FILE:{line_of(text, 'stack_bytes')}: field 'placement.stack_bytes': Input should be a "
+        "multiple of 8")

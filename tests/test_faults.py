@@ -38,7 +38,7 @@ BUNDLED = ROOT / "models" / "tiny_cnn.tflite"
 VARIANTS = Path(__file__).parent / "firmware" / "variants"
 PLANTED = RunHooks(sources=(VARIANTS / "planted_depthwise_bug.c",),
                    defines={"arm_depthwise_conv_wrapper_s8": "planted_depthwise_conv_wrapper_s8"})
-FAULT, ENDLESS_LOOP, STUCK_UART, EXIT = 1, 2, 3, 4
+FAULT, ENDLESS_LOOP, STUCK_UART, EXIT, RECURSION, INTO_GUARD = 1, 2, 3, 4, 5, 6
 
 
 def misbehaving(kind: int, at_invoke: int, at_layer: int = 2) -> RunHooks:
@@ -96,6 +96,34 @@ def test_emulator_stopping_early_is_a_link_error(tmp_path, capsys) -> None:
     assert report["error"].startswith("serial port closed while waiting for INVOKE "
                                       "(QEMU exited with status 0")
     assert report["vectors"] == 4
+
+
+@pytest.mark.parametrize(
+    ("board", "kind", "error_kind", "error"),
+    [
+        # v8-M: the stack limit register (MSPLIM) faults at the first push below the stack.
+        ("mps3-an547", RECURSION, "fault", r"device fault: UsageFault \(STKOF\) "),
+        # v7-M: the stack is at the bottom of its region, so the overflow runs below the region, not
+        # into the arena; the fault that follows has no exception frame on the stack to report.
+        ("mps2-an386", RECURSION, "fault", r"device fault: \w+ \(\w+\) with no exception frame on the "
+                                           r"stack \(PC unknown: the stack overflowed\)"),
+        # Within the stack, into its lowest bytes: the guard the device checks after each request.
+        ("mps2-an386", INTO_GUARD, "stack", r"device stack overflow: the lowest bytes of its 16,384-byte "
+                                            r"stack were overwritten \(high-water mark 16,3\d\d B\)"),
+    ],
+    ids=["limit register", "below the region", "guard"],
+)
+def test_a_stack_overflow_ends_the_run_with_an_error_not_a_verdict(board: str, kind: int, error_kind: str,
+                                                                   error: str, tmp_path, capsys) -> None:
+    """The variants recurse without end or use a variable-length array: the call graph gives no
+    bound, so the firmware has the board's whole 16 KiB stack, and overflows it at the third vector."""
+    status, report, _, _ = mcudeploy_run(["--out", str(tmp_path / "out"), "--vectors", "4", "--board", board],
+                                         misbehaving(kind, at_invoke=2), capsys)
+    assert status == 3
+    assert report["verdict"] == "error" and report["error_kind"] == error_kind
+    assert re.match(error, report["error"]), report["error"]
+    assert (report["vectors"], report["bit_exact_vectors"]) == (2, 2)
+    assert report["firmware"]["stack"] == 16384 and report["firmware"]["stack_use"]["bound"] is None
 
 
 # ---- A damaged line -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The firmware image as the board file places it: vectors, weights, stack and the section sizes,
-and the vector table's entry for the UART's receive interrupt. Uses tests/firmware/echo_model."""
+"""The firmware image as the board file places it: vectors, weights, the stack below the data and
+the section sizes, and the vector table's entry for the UART's receive interrupt. Uses
+tests/firmware/echo_model."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from runtime_firmware import BOARD, symbol_range
 
-from mcudeploy.build import firmware_sizes
+from mcudeploy.build import firmware_sizes, stack_plan
 
 pytestmark = pytest.mark.device
 
@@ -21,9 +22,14 @@ def test_image_is_placed_as_the_board_says(echo_elf: Path) -> None:
         symbols = elf.get_section_by_name(".symtab")
         assert symbols.get_symbol_by_name("mcd_vectors")[0]["st_value"] == 0x00000000
         assert elf.get_section_by_name(".weights")["sh_addr"] == 0x01000000
-        assert symbols.get_symbol_by_name("__stack_top__")[0]["st_value"] == 0x20080000
+        limit = symbols.get_symbol_by_name("__stack_limit__")[0]["st_value"]
+        top = symbols.get_symbol_by_name("__stack_top__")[0]["st_value"]
+        data = elf.get_section_by_name(".data")["sh_addr"]
     sizes = firmware_sizes(echo_elf)
-    assert (sizes["weights"], sizes["data"], sizes["arena"], sizes["stack"]) == (16, 4, 900, 16384)
+    # The stack starts DTCM and the data follows it: an overflow leaves the region.
+    assert limit == 0x20000000 and top == limit + sizes["stack"] <= data
+    assert sizes["stack"] == stack_plan(echo_elf).bytes < 1024
+    assert (sizes["weights"], sizes["data"], sizes["arena"]) == (16, 4, 900)
     assert 0 < sizes["code"] < 8192
 
 

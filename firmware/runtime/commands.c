@@ -124,6 +124,12 @@ static mcd_response cmd_invoke(const uint8_t *body, size_t len, uint8_t *out) {
     return reply(MCD_INVOKE, 10);
 }
 
+static mcd_response cmd_stack(uint8_t *out) {
+    mcd_put32(out + 0, mcd_stack_bytes());
+    mcd_put32(out + 4, mcd_stack_used());
+    return reply(MCD_STACK, 8);
+}
+
 static mcd_response cmd_exit(const uint8_t *body, size_t len, uint8_t *out) {
     if (len < 1) return error(MCD_ERR_SHORT_BODY, out);
     mcd_response r = reply(MCD_EXIT, 0);
@@ -131,7 +137,7 @@ static mcd_response cmd_exit(const uint8_t *body, size_t len, uint8_t *out) {
     return r;
 }
 
-mcd_response mcd_execute(uint8_t type, const uint8_t *body, size_t len, uint8_t *out) {
+static mcd_response execute(uint8_t type, const uint8_t *body, size_t len, uint8_t *out) {
     switch (type) {
     case MCD_HELLO:
         return cmd_hello(out);
@@ -146,7 +152,16 @@ mcd_response mcd_execute(uint8_t type, const uint8_t *body, size_t len, uint8_t 
         return reply(MCD_RESET, 0);
     case MCD_EXIT:
         return cmd_exit(body, len, out);
+    case MCD_STACK:
+        return cmd_stack(out);
     default:
         return error(MCD_ERR_UNKNOWN_TYPE, out);
     }
+}
+
+/* Every request, then the stack's guard: an overflow stops the device before it answers. */
+mcd_response mcd_execute(uint8_t type, const uint8_t *body, size_t len, uint8_t *out) {
+    mcd_response r = execute(type, body, len, out);
+    mcd_stack_check();
+    return r;
 }

@@ -10,6 +10,8 @@
 #define SHCSR_MEM_BUS_USAGE_FAULT_ENA (7u << 16)
 #define FAULT_EXIT_CODE 3u
 #define FAULT_WORDS 8u
+#define FRAME_WORDS 8u
+#define NO_FRAME 0xFFFFFFFFu
 
 /* Exception frame words: r0 r1 r2 r3 r12 lr pc xpsr. */
 #define FRAME_LR 5
@@ -18,6 +20,8 @@
 
 /* The handler runs on its own stack, so that a stack overflow can still be reported. */
 uint64_t mcd_fault_stack[64];
+
+extern uint32_t __stack_limit__[], __stack_top__[];
 
 void mcd_fault_report(const uint32_t *frame) __attribute__((noreturn, used));
 
@@ -53,15 +57,21 @@ __attribute__((naked)) void mcd_fault_entry(void) {
 void mcd_fault_report(const uint32_t *frame) {
     uint32_t ipsr;
     __asm volatile("mrs %0, ipsr" : "=r"(ipsr));
+    /* The CPU pushed no frame when it lies outside the stack (an overflow below the stack's
+     * region, where reading it could fault again) or still holds the stack's paint (an entry the
+     * stack limit cut short): then PC, LR and xPSR are reported as NO_FRAME. */
+    uint32_t pc = NO_FRAME, lr = NO_FRAME, xpsr = NO_FRAME;
+    if (frame >= __stack_limit__ && frame + FRAME_WORDS <= __stack_top__ &&
+        frame[FRAME_PC] != MCD_STACK_PAINT) {
+        pc = frame[FRAME_PC];
+        lr = frame[FRAME_LR];
+        xpsr = frame[FRAME_XPSR];
+    }
 #if MCD_HAS_CFSR
-    const uint32_t words[FAULT_WORDS] = {
-        SCB_CFSR, SCB_HFSR, SCB_MMFAR, SCB_BFAR,
-        frame[FRAME_PC], frame[FRAME_LR], frame[FRAME_XPSR], ipsr & 0x1FFu,
-    };
+    const uint32_t words[FAULT_WORDS] = {SCB_CFSR, SCB_HFSR, SCB_MMFAR, SCB_BFAR,
+                                         pc,       lr,       xpsr,      ipsr & 0x1FFu};
 #else
-    const uint32_t words[FAULT_WORDS] = {
-        0, 0, 0, 0, frame[FRAME_PC], frame[FRAME_LR], frame[FRAME_XPSR], ipsr & 0x3Fu,
-    };
+    const uint32_t words[FAULT_WORDS] = {0, 0, 0, 0, pc, lr, xpsr, ipsr & 0x3Fu};
 #endif
     uint8_t packet[MCD_HEADER_BYTES + 4u * FAULT_WORDS + MCD_CRC_BYTES];
     for (uint32_t i = 0; i < FAULT_WORDS; i++) {

@@ -13,6 +13,8 @@
  *   MCD_SYSTICK_HZ    the SysTick clock (the CPU clock), reported to the host in HELLO
  *   MCD_MAX_CHUNK     largest data block of one READ or WRITE (default 256)
  *   MCD_MAX_LAYERS    largest model the per-layer tick array holds (default 256)
+ *   MCD_STACK_GUARD_BYTES  the lowest bytes of the stack that must stay unused (stack.c): part of
+ *                     the room mcudeploy's stack size keeps for a fault's exception frame
  * Tests only (tests/firmware/variants, never set by `mcudeploy`):
  *   MCD_TEST_LAYER_HOOK  the name of a function void f(uint16_t layer), called before each layer
  * The wire protocol is docs/protocol.md.
@@ -37,6 +39,12 @@
 #endif
 #ifndef MCD_SYSTICK_HZ
 #error "MCD_SYSTICK_HZ must be defined by the build"
+#endif
+#ifndef MCD_STACK_GUARD_BYTES
+#error "MCD_STACK_GUARD_BYTES must be defined by the build"
+#endif
+#if MCD_STACK_GUARD_BYTES < 4 || MCD_STACK_GUARD_BYTES % 4 != 0
+#error "MCD_STACK_GUARD_BYTES must be a positive multiple of 4"
 #endif
 #ifndef MCD_MAX_CHUNK
 #define MCD_MAX_CHUNK 256
@@ -83,10 +91,12 @@ enum {
     MCD_READ = 0x04,
     MCD_RESET = 0x05,
     MCD_EXIT = 0x06,
+    MCD_STACK = 0x07,
     MCD_RESPONSE = 0x80,
     MCD_ERROR = 0xEE,
     MCD_NAK = 0xEF,
     MCD_FAULT = 0xF0,
+    MCD_OVERFLOW = 0xF1,
 };
 
 enum {
@@ -136,8 +146,22 @@ static inline void mcd_put32(uint8_t *p, uint32_t v) {
 }
 
 /* ---- startup.c ---- */
-/* The reset entry: enables FPU/MVE, sets the stack limit, copies .data, zeroes .bss, runs main. */
+/* The reset entry: paints the stack, enables FPU/MVE, sets the stack limit, copies .data, zeroes
+ * .bss, runs main. */
 void Reset_Handler(void) __attribute__((noreturn));
+
+/* ---- stack.c: the stack's high-water mark and its guard ---- */
+/* The word every unused word of the stack holds. */
+#define MCD_STACK_PAINT 0x5AC3A55Au
+/* Paints the stack from its limit up to the caller's frame (called first thing at reset). */
+void mcd_stack_paint(void);
+/* The stack's size in bytes (the linker script's __stack_top__ - __stack_limit__). */
+uint32_t mcd_stack_bytes(void);
+/* The high-water mark since reset: bytes from the top of the stack to the lowest word written. */
+uint32_t mcd_stack_used(void);
+/* Returns if the lowest MCD_STACK_GUARD_BYTES still hold the paint; else sends OVERFLOW and stops
+ * the device with exit status 3. */
+void mcd_stack_check(void);
 
 /* ---- Interrupts: the NVIC line and PRIMASK, for the UART drivers ---- */
 static inline void mcd_irq_enable(uint32_t irq) {

@@ -53,6 +53,7 @@ __attribute__((section(".vectors"), used)) const mcd_vector_table mcd_vectors = 
 };
 
 void Reset_Handler(void) {
+    mcd_stack_paint();
 #if MCD_HAS_FPU
     SCB_CPACR |= CPACR_CP10_CP11_FULL;
     __asm volatile("dsb\n\tisb" ::: "memory");

@@ -112,6 +112,16 @@ def tuning_table(r: BenchResult) -> Table:
     return table
 
 
+def _stack(s: dict) -> str:
+    """The reserved stack, where its size comes from, and what the device measured."""
+    if s["bound"] is None:
+        return (f"{s['bytes']:,} B reserved: the board's maximum ({terminal.printable(s['note'])}); "
+                f"measured {s['measured']:,} B")
+    return (f"{s['bytes']:,} B reserved = call-graph bound {s['thread']:,} + an interrupt {s['interrupt']:,} "
+            f"+ a fault's frame {s['fault']:,}; measured {s['measured']:,} B (after the handshake "
+            f"{s['handshake']:,} B)")
+
+
 def summary_table(r: BenchResult) -> Table:
     table = Table(show_header=False)
     table.add_column("what", style="bold")
@@ -125,8 +135,11 @@ def summary_table(r: BenchResult) -> Table:
                       f"ours with the model's state {r.model_ram:,} B = "
                       f"{r.model_ram / r.tflm.total:.2f} x")
     ram, flash = r.ram, r.flash
-    table.add_row("RAM", f"{ram['total']:,} B: arena {ram['arena']:,}, stack {ram['stack']:,}, "
-                  f"static {ram['static']:,} (model state {ram['model_state']:,})")
+    table.add_row("RAM", f"{ram['total']:,} B: arena {ram['arena']:,}, stack {ram['stack']:,} (measured), "
+                  f"static {ram['static']:,} (model state {ram['model_state']:,}); the image reserves "
+                  f"{ram['reserved']:,} B")
+    if r.stack:
+        table.add_row("stack", _stack(r.stack))
     table.add_row("flash", f"{flash['total']:,} B: weights {flash['weights']:,}, model code "
                   f"{flash['model_code']:,}, runtime {flash['runtime']:,}; "
                   f"flash - weights {flash['code']:,} B")

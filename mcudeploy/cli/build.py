@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     m, s = built.manifest, built.sizes
     terminal.console().print(
         f"built {built.elf} for {built.board.name}: {len(m.layers)} layers, arena {m.arena_bytes} B "
-        f"(lower bound {m.lower_bound} B), flash {s['image']} B of which weights {s['weights']} B",
+        f"(lower bound {m.lower_bound} B), flash {s['image']} B of which weights {s['weights']} B; "
+        f"RAM {s['ram']} B = arena {s['arena']} + stack {s['stack']} + static {s['data'] + s['bss']}; "
+        f"stack {built.stack.describe()}",
     )
     return 0

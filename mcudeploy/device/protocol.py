@@ -24,6 +24,7 @@ _INFO = struct.Struct("<HH8siIHHBBI")
 _DONE = struct.Struct("<iHI")
 _ADDRESS = struct.Struct("<BHI")
 _FAULT = struct.Struct("<8I")
+_STACK = struct.Struct("<II")
 _POLL_SECONDS = 0.05
 _GROW_AFTER = 16
 _HALVE_AFTER = 2
@@ -37,9 +38,11 @@ class Message(IntEnum):
     READ = 0x04
     RESET = 0x05
     EXIT = 0x06
+    STACK = 0x07
     ERROR = 0xEE
     NAK = 0xEF
     FAULT = 0xF0
+    OVERFLOW = 0xF1
 
 
 class Space(IntEnum):
@@ -127,8 +130,27 @@ class InvokeResult:
     ticks: int
 
 
+@dataclass(frozen=True)
+class StackUse:
+    """The device's stack: its size and its high-water mark since reset (bytes from the top down to
+    the lowest word written), both in bytes."""
+
+    size: int
+    used: int
+
+
 class DeviceHang(DeviceFault):
     """The device stopped answering while its port stayed open: an endless loop or a stuck UART."""
+
+
+class StackOverflow(DeviceFault):
+    """The device found the lowest bytes of its stack overwritten (OVERFLOW) and stopped."""
+
+    def __init__(self, use: StackUse) -> None:
+        super().__init__(f"device stack overflow: the lowest bytes of its {use.size:,}-byte stack were "
+                         f"overwritten (high-water mark {use.used:,} B); the device stopped before "
+                         "answering")
+        self.use = use
 
 
 @dataclass
@@ -238,6 +260,13 @@ class Link:
         """Restore the model's persistent state to its initial value."""
         self._request(Message.RESET)
 
+    def stack(self) -> StackUse:
+        """The stack's size and high-water mark since reset."""
+        body = self._request(Message.STACK)
+        if len(body) < _STACK.size:
+            raise LinkError(f"STACK answer of {len(body)} bytes, expected {_STACK.size}")
+        return StackUse(*_STACK.unpack_from(body))
+
     def exit(self, code: int = 0) -> None:
         """Stop the device; with semihosting, `code` becomes the emulator's exit status."""
         self._request(Message.EXIT, bytes([code]), closing=True)
@@ -334,6 +363,8 @@ class Link:
                 return f"corrupt answer ({exc})"
             if packet.type == Message.FAULT and len(packet.body) >= _FAULT.size:
                 raise CpuFault(FaultReport(*_FAULT.unpack_from(packet.body)))
+            if packet.type == Message.OVERFLOW and len(packet.body) >= _STACK.size:
+                raise StackOverflow(StackUse(*_STACK.unpack_from(packet.body)))
             if packet.type == Message.NAK:
                 self.stats.naks += 1
                 reason = packet.body[0] if packet.body else 0

@@ -4,8 +4,11 @@
 model just built (its hash) and have started it (its start-up check of the scratch each layer's
 library call wants). The session then does what the host asks: `infer` one vector, `run_to` a layer,
 read a layer's `tensor`, the `layer_ticks` of the last run and the `startup_ticks`, `reset` the
-model's state. When the block ends normally the device is told to exit, and must exit with status 0.
-A change to the protocol (mcudeploy.device.protocol) therefore touches this package only.
+model's state. It reads the device's stack high-water mark after the handshake (start-up, the
+protocol, interrupts while the device waits) and when the block ends (with everything the session
+ran), and checks it against the stack plan's bound. When the block ends normally the device is
+told to exit, and must exit with status 0. A change to the protocol (mcudeploy.device.protocol)
+therefore touches this package only.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcudeploy.device.protocol import INPUT, OUTPUT, TENSOR, TICKS, DeviceHang, DeviceInfo, Link
+from mcudeploy.device.protocol import INPUT, OUTPUT, TENSOR, TICKS, DeviceHang, DeviceInfo, Link, StackUse
 from mcudeploy.device.runners.base import Runner
 from mcudeploy.errors import DeviceFault, LinkError
 from mcudeploy.manifest import Manifest
+from mcudeploy.stack import StackMarks, StackPlan, check_within_bound
 from mcudeploy.vectors import Vector
 
 DEFAULT_INVOKE_TIMEOUT = 60.0
@@ -59,6 +63,8 @@ class Session:
         self.link = link
         self.manifest = manifest
         self.invoke_timeout = invoke_timeout
+        self.stack_after_handshake: StackUse | None = None
+        self.stack_at_end: StackUse | None = None
 
     def handshake(self) -> DeviceInfo:
         """HELLO: the device must run the model of the manifest, and its start-up must have passed."""
@@ -100,6 +106,14 @@ class Session:
         """Restore the model's persistent state (its variables) to their initial values."""
         self.link.reset()
 
+    def stack(self, plan: StackPlan | None = None) -> StackUse:
+        """The stack's size and high-water mark since reset; with `plan` (the firmware's), a mark
+        above its bound is a StackBeyondBound error."""
+        use = self.link.stack()
+        if plan is not None:
+            check_within_bound(plan, use.used)
+        return use
+
     def _invoke(self, vector: Vector, stop_after: int | None, context: str) -> int:
         for index, value in enumerate(vector):
             self.link.write(INPUT, index, np.ascontiguousarray(value).tobytes())
@@ -113,22 +127,36 @@ class Session:
         return done.ticks
 
 
+def stack_marks(sessions: Sequence[Session], marks: StackMarks | None = None) -> StackMarks:
+    """`marks` (default: none) with the stack high-water marks the sessions read."""
+    marks = marks or StackMarks()
+    for s in sessions:
+        marks = marks.with_session(s.stack_after_handshake.used if s.stack_after_handshake else None,
+                                   s.stack_at_end.used if s.stack_at_end else None)
+    return marks
+
+
 def _labelled(context: str, message: str) -> str:
     return f"{context}: {message}" if context else message
 
 
 @contextmanager
 def open_session(runner: Runner, manifest: Manifest, *, invoke_timeout: float = DEFAULT_INVOKE_TIMEOUT,
-                 opened: Callable[[Session], None] | None = None) -> Iterator[Session]:
+                 opened: Callable[[Session], None] | None = None,
+                 stack: StackPlan | None = None) -> Iterator[Session]:
     """Start `runner` and yield a session with its device after the handshake. `opened` is called
-    with the session before the handshake (to count its link's traffic however it ends). When the
-    block ends normally the device is told to exit, and must exit with status 0."""
+    with the session before the handshake (to count its link's traffic however it ends). The
+    stack's high-water mark is read after the handshake and when the block ends, and checked
+    against `stack`, the firmware's stack plan, when given. When the block ends normally the device
+    is told to exit, and must exit with status 0."""
     with runner as port:
         session = Session(Link(port), manifest, invoke_timeout)
         if opened is not None:
             opened(session)
         session.handshake()
+        session.stack_after_handshake = session.stack(stack)
         yield session
+        session.stack_at_end = session.stack(stack)
         session.link.exit(0)
         status = runner.exit_status()
         if status != 0:

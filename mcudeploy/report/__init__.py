@@ -15,7 +15,7 @@ from pathlib import Path
 from mcudeploy.verify.compare import Mismatch
 from mcudeploy.verify.localise import Localisation
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def strict_json(value: object) -> object:

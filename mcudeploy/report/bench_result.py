@@ -45,6 +45,7 @@ class BenchResult:
     flash: dict[str, int]
     tflm: TflmArena | None
     method: str
+    stack: dict = field(default_factory=dict)  # the stack plan and the measured marks (stack_figures)
     startup_instructions: int | None = None  # mcd_model_init, once after reset
     tuning: dict = field(default_factory=dict)  # per-layer lowerings and candidates (tuning_report)
 

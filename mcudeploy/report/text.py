@@ -44,6 +44,11 @@ def _summary(report: RunReport) -> Table:
     if fw:
         table.add_row("firmware", f"flash {fw.get('flash_bytes')} B (weights {fw.get('weights_bytes')} B), "
                       f"RAM {fw.get('ram_bytes')} B")
+        stack = fw.get("stack_use") or {}
+        if stack.get("measured") is not None:
+            table.add_row("stack", f"{stack['measured']} B used of {stack['bytes']} B reserved"
+                          + (f" (call-graph bound {stack['bound']} B)" if stack.get("bound") is not None else
+                             f" (the board's maximum: {terminal.printable(stack.get('note', ''))})"))
     if report.link:
         link = report.link
         jobs = f" on {link['jobs']} devices" if link.get("jobs", 1) > 1 else ""

@@ -10,23 +10,25 @@ from pathlib import Path
 
 import numpy as np
 
-from mcudeploy.device.protocol import CpuFault, DeviceHang
+from mcudeploy.device.protocol import CpuFault, DeviceHang, StackOverflow
 from mcudeploy.device.session import DeviceLayerError, DeviceRun
 from mcudeploy.errors import DeviceFault, LinkError, MCUDeployError, OracleError
 from mcudeploy.faults import function_at
 from mcudeploy.ir import Graph
 from mcudeploy.oracles import FloatOracle, dequantize, snr_db
+from mcudeploy.stack import StackBeyondBound
 from mcudeploy.vectors import Vector
 from mcudeploy.verify.compare import Mismatch, compare
 
 _KINDS = ((CpuFault, "fault"), (DeviceHang, "hang"), (DeviceLayerError, "layer status"),
-          (LinkError, "link"), (DeviceFault, "device"), (OracleError, "oracle"))
+          (StackOverflow, "stack"), (StackBeyondBound, "stack"), (LinkError, "link"), (DeviceFault, "device"),
+          (OracleError, "oracle"))
 
 
 @dataclass(frozen=True)
 class Failure:
-    """Why a run could not finish: the error in words, its kind (fault, hang, layer status, link,
-    device, oracle, other) and, for a CPU fault, its registers and the function it hit."""
+    """Why a run could not finish: the error in words, its kind (fault, hang, layer status, stack,
+    link, device, oracle, other) and, for a CPU fault, its registers and the function it hit."""
 
     error: str
     kind: str

@@ -1,0 +1,85 @@
+"""The stack: sized at build time from the call graph of the firmware's code (mcudeploy/stack.py),
+measured on the device (painted at reset, scanned by the STACK request) and checked against that
+bound. Uses tests/firmware/echo_model and fault_model on QEMU (mps3-an547); the guard against an
+overflow is tested through `mcudeploy run` in test_faults.py."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from runtime_firmware import BOARD, SIZE, device, echo
+
+from mcudeploy.boards import load_board
+from mcudeploy.build import firmware_sizes, stack_plan
+from mcudeploy.device.protocol import INPUT, OUTPUT
+from mcudeploy.stack import (
+    GUARD_BYTES,
+    CallGraph,
+    StackBeyondBound,
+    check_within_bound,
+    code_addresses,
+    exception_frame,
+)
+
+pytestmark = pytest.mark.device
+
+
+def test_the_stack_is_the_call_graph_bound_and_room_for_two_exception_frames(echo_elf: Path) -> None:
+    plan = stack_plan(echo_elf)
+    assert plan.bound is not None and plan.note == ""
+    assert plan.path[:3] == ("Reset_Handler", "main", "mcd_serve")
+    # The M55's frames are extended (FPU and MVE state): 104 bytes and 4 of alignment each.
+    assert exception_frame(BOARD) == 108 and plan.fault == 108 and plan.interrupt >= 108
+    assert plan.bound == plan.thread + plan.interrupt
+    assert plan.bytes == -(-(plan.bound + plan.fault) // 8) * 8 == firmware_sizes(echo_elf)["stack"]
+    assert plan.fault > GUARD_BYTES  # the guard lies in room nothing but a fault's frame reaches
+    assert exception_frame(load_board("mps2-an385")) == 36  # no FPU: the basic frame
+
+
+def test_the_device_measures_its_stack_within_the_bound(echo_elf: Path) -> None:
+    plan = stack_plan(echo_elf)
+    with device(echo_elf) as (_, link):
+        link.hello()
+        after_hello = link.stack()
+        for seed in range(3):
+            data = random.Random(seed).randbytes(SIZE)
+            link.write(INPUT, 0, data)
+            link.invoke()
+            assert link.read(OUTPUT, 0, SIZE) == echo(data)[1]
+        after_invokes = link.stack()
+    assert after_hello.size == after_invokes.size == plan.bytes
+    # Start-up and the protocol, then the layers too: the mark only rises, and stays in the bound.
+    assert 0 < after_hello.used <= after_invokes.used <= plan.bound
+    check_within_bound(plan, after_invokes.used)
+    used, low = after_invokes.used, after_invokes.used - 8
+    with pytest.raises(StackBeyondBound, match=f"the device's stack high-water mark is {used:,} B, above the "
+                                               f"{low:,} B bound its stack was sized from"):
+        check_within_bound(replace(plan, bound=low), used)
+
+
+def test_indirect_calls_reach_the_functions_whose_address_the_image_takes(echo_elf: Path) -> None:
+    addresses = code_addresses(echo_elf)
+    assert addresses is not None
+    handlers, taken = addresses
+    assert handlers[:2] == ["Reset_Handler", "mcd_fault_entry"]
+    assert {"SysTick_Handler", "mcd_uart_rx_irq"} <= set(handlers)
+    # The model's layer table and the byte sink the COBS encoder is handed; no other function.
+    assert taken == {"add_step", "reverse", "mcd_uart_putc"}
+    graph = CallGraph.read(sorted((echo_elf.parent / "callgraph").glob("*.ci")) +
+                           sorted((echo_elf.parent / "obj").rglob("*.ci")))
+    # The runtime runs each layer through the model's mcd_model_layer, which calls the layer table.
+    assert "mcd_model_layer" in graph.calls["mcd_invoke"]
+    assert "__indirect_call" in graph.calls["mcd_model_layer"]
+
+
+def test_recursion_leaves_no_bound_and_the_boards_maximum(fault_elf: Path) -> None:
+    plan = stack_plan(fault_elf)
+    assert plan.bound is None and plan.bytes == BOARD.placement.stack_bytes == 16384
+    assert plan.note == "recurse calls itself (recursion)", plan.note
+    with device(fault_elf) as (_, link):
+        link.hello()
+        use = link.stack()
+    assert use.size == 16384 and 0 < use.used < 1024
