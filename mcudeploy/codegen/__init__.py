@@ -1,6 +1,6 @@
 """Code generation: lower the IR to CMSIS-NN calls, choose each layer's lowering, size scratch,
-precompute what the library would compute at start-up, plan the arena, check that it fits the
-board, emit C."""
+precompute what the library would compute at start-up, choose the memory lowerings (streamed
+stages, overlaps) and plan the arena, check that it fits the board, emit C."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 from mcudeploy.boards import Board
 from mcudeploy.build import NNLibrary
-from mcudeploy.codegen.arena import plan_arena
 from mcudeploy.codegen.candidates import CANDIDATES, Chooser, Table, choose_lowerings, default_chooser
 from mcudeploy.codegen.emit import Manifest, emit_model
 from mcudeploy.codegen.fit import check_fit
 from mcudeploy.codegen.kernel_sums import precompute_kernel_sums
 from mcudeploy.codegen.lower import LoweredModel, lower
+from mcudeploy.codegen.memory import plan_memory
 from mcudeploy.codegen.scratch import answers_on_host, scratch_bytes
 from mcudeploy.ir import Graph
 
@@ -37,7 +37,8 @@ def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, sour
     lowered = choose_lowerings(lower(graph), library, choose or default_chooser(board.cpu_class), table)
     scratch = _scratch(graph, lowered, library, board, out_dir)
     lowered, scratch = precompute_kernel_sums(lowered, scratch, library)
-    layout = plan_arena(graph, lowered, scratch)
+    memory = plan_memory(graph, lowered, scratch, library, board.cpu_class)
+    lowered, scratch, layout = memory.lowered, memory.scratch, memory.layout
     check_fit(board, lowered, layout)
     return emit_model(
         graph, lowered, layout, scratch, out_dir, source=source, board=board.name,

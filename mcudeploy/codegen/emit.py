@@ -16,6 +16,7 @@ from mcudeploy.codegen.arena import ArenaLayout
 from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
 from mcudeploy.codegen.lower import Layer, LoweredModel
+from mcudeploy.codegen.streaming import STAGE_TEMPLATE
 from mcudeploy.ir import Graph
 
 _HASH_PLACEHOLDER = "MCD_MODEL_HASH_PLACEHOLDER"
@@ -136,10 +137,13 @@ class _LayerView:
 
 
 def address(lowered: LoweredModel, layout: ArenaLayout, name: str) -> str:
-    """The C expression of a tensor's storage: a place in the arena, or a variable's array."""
+    """The C expression of a tensor's storage: a place in the arena, or a variable's array (`0`
+    for a tensor computed inside a streamed stage, which has none)."""
     key = lowered.storage(name)
     if key in lowered.variables:
         return lowered.variables[key]
+    if key in lowered.internal:
+        return "0"
     return f"arena + {layout.tensor_offsets[key]}"
 
 
@@ -179,10 +183,13 @@ def emit_model(
         return IoInfo(name, list(t.shape), t.scale, t.zero_point,
                       layout.tensor_offsets[lowered.storage(name)], t.nbytes, t.dtype)
 
+    # A tensor computed inside a streamed stage has no storage: size 0 on the device, not listed.
+    stored = [lowered.storage(layer.output) not in lowered.internal for layer in lowered.layers]
     tensors = [
         TensorInfo(i, layer.output, layer.index,
                    layout.tensor_offsets.get(lowered.storage(layer.output), -1),
-                   graph.tensor(layer.output).nbytes, list(graph.tensor(layer.output).shape))
+                   graph.tensor(layer.output).nbytes if stored[i] else 0,
+                   list(graph.tensor(layer.output).shape))
         for i, layer in enumerate(lowered.layers)
     ]
     variables = [
@@ -200,6 +207,8 @@ def emit_model(
         "inputs": [io(n) for n in graph.inputs], "outputs": [io(n) for n in graph.outputs],
         "tensors": tensors, "model_hash": _HASH_PLACEHOLDER, "variables": variables,
         "tensor_addresses": [address(lowered, layout, layer.output) for layer in lowered.layers],
+        "stage_max": max((len(layer.values["members"]) for layer in lowered.layers
+                          if layer.template == STAGE_TEMPLATE), default=0),
     }
     text = env.get_template("model.c.j2").render(**context)
     digest = hashlib.sha256(text.encode()).digest()[:8]
@@ -217,7 +226,8 @@ def emit_model(
                       layer.output, layer.index, layer.macs, scratch.get(layer.index, 0))
             for layer in lowered.layers
         ],
-        tensors=tensors, state_bytes=state_bytes(lowered), variables=dict(lowered.variable_bytes),
+        tensors=[t for t, kept in zip(tensors, stored, strict=True) if kept],
+        state_bytes=state_bytes(lowered), variables=dict(lowered.variable_bytes),
     )
     manifest.save(out_dir / "manifest.json")
     return manifest
