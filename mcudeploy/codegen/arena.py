@@ -6,7 +6,7 @@ Four kinds of sharing are decided here, before placement:
   the two have the same size: the output takes the input's buffer, offset for offset;
 - a layer whose kernel's access order allows it writes its output over the end of an input that
   dies at that layer, starting a proved number of bytes below it (`shifts`, from
-  mcudeploy.codegen.access_order, or a streamed stage's own schedule: mcudeploy.codegen.streaming);
+  mcudeploy.codegen.access_order, or a streamed stage's own schedule: mcudeploy.codegen.stages);
 - scratch lives only during its layer, like a tensor produced and consumed by one step.
 
 Tensors that share bytes form one group, each at a fixed offset inside it; the planner places

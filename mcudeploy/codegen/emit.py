@@ -16,7 +16,7 @@ from mcudeploy.codegen.arena import ArenaLayout
 from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
 from mcudeploy.codegen.lower import Layer, LoweredModel
-from mcudeploy.codegen.streaming import STAGE_TEMPLATE
+from mcudeploy.codegen.stages import STAGE_TEMPLATE
 from mcudeploy.ir import Graph
 
 _HASH_PLACEHOLDER = "MCD_MODEL_HASH_PLACEHOLDER"

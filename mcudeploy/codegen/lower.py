@@ -287,7 +287,7 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
 class LoweredModel:
     """The calls in order; which tensor names share storage (RESHAPE outputs, variable reads);
     the C array of each persistent variable; the tensors computed inside a streamed stage, never
-    stored whole (mcudeploy.codegen.streaming)."""
+    stored whole (mcudeploy.codegen.stages)."""
 
     layers: tuple[Layer, ...]
     aliases: dict[str, str]  # tensor name -> the tensor whose storage it uses

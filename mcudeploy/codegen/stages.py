@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mcudeploy.codegen.access_order import band_shift
+from mcudeploy.codegen.access_order import NO_READ, band_shift
 from mcudeploy.codegen.grouped_fallback import CompositeScratch, align4
 from mcudeploy.codegen.lower import Layer, LoweredModel, ScratchQuery
 from mcudeploy.ir import Graph
@@ -134,7 +134,7 @@ def schedule(members: list[Member], band: int) -> Schedule:
             calls.append(Call(k, a, z, in_a, in_z, max(0, m.pad - a * m.stride)))
         bands.append(tuple(calls))
         reads = [c for c in calls if c.k == 0]
-        reads_low.append(reads[0].in_first * members[0].in_row_bytes if reads else 2**62)
+        reads_low.append(reads[0].in_first * members[0].in_row_bytes if reads else NO_READ)
         writes_end.append(calls[-1].end * members[-1].out_row_bytes)
     return Schedule(tuple(bands), tuple(capacity), tuple(reads_low), tuple(writes_end), moved)
 
