@@ -26,6 +26,8 @@ _QUERY_ARGS = {
     "fc": "&{n}_filter_dims",
     "avgpool": "{ow}, {c}",
 }
+# Templates keeping a wrapper call's arguments as a struct (templates/_conv_call.j2), by kind.
+CALL_KINDS = {"conv2d.c.j2": "conv", "depthwise_conv2d.c.j2": "depthwise"}
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,10 @@ def emit_model(
         "inputs": [io(n) for n in graph.inputs], "outputs": [io(n) for n in graph.outputs],
         "tensors": tensors, "model_hash": _HASH_PLACEHOLDER, "variables": variables,
         "tensor_addresses": [address(lowered, layout, layer.output) for layer in lowered.layers],
+        "call_kinds": sorted({CALL_KINDS[layer.template] for layer in lowered.layers
+                              if layer.template in CALL_KINDS}),
+        "row_kinds": sorted({m["kind"] for layer in lowered.layers if layer.template == STAGE_TEMPLATE
+                             for m in layer.values["members"]}),
         "stage_max": max((len(layer.values["members"]) for layer in lowered.layers
                           if layer.template == STAGE_TEMPLATE), default=0),
     }
