@@ -85,3 +85,15 @@ def test_stages_and_overlaps_are_bit_exact_on_qemu(board: str, tmp_path: Path) -
     manifest = json.loads((out / "model" / "manifest.json").read_text())
     assert manifest["arena_bytes"] <= 0.6 * manifest["lower_bound"]
     assert "lowered as stage of layers" in (out / "model" / "model.c").read_text()
+
+
+def test_layers_of_a_frequent_kind_keep_their_call_as_data(tmp_path: Path, monkeypatch) -> None:
+    """Three or more convolutions (or depthwise layers) keep their calls' arguments as constant
+    structs passed on by one function (less code); one or two call the library themselves."""
+    graph, _ = mobilenet_head(size=16, pool=False)  # 5 convolutions, 4 depthwise
+    monkeypatch.setattr(memory, "MAX_STAGES", 0)
+    generate(graph, load_board("mps2-an386"), nnref_library(), tmp_path, source="head")
+    text = (tmp_path / "model.c").read_text()
+    assert text.count("return mcd_conv(&l") == 5 and text.count("return mcd_depthwise(&l") == 4
+    assert text.count("arm_convolve_wrapper_s8(") == text.count("arm_depthwise_conv_wrapper_s8(") == 0
+    assert "volatile const mcd_conv_kernel = arm_convolve_wrapper_s8;" in text

@@ -16,11 +16,11 @@ typedef struct {
     uint32_t size;
 } mcd_buffer;
 
-/* A tensor the host may read in dump mode: valid after running layers 0..producer. */
+/* A tensor the host may read in dump mode. In a generated model mcd_tensors[i] is layer i's output,
+ * valid after running layers 0..i; one computed inside a streamed stage has no storage (size 0). */
 typedef struct {
     int8_t *data;
     uint32_t size;
-    uint16_t producer;
 } mcd_tensor;
 
 typedef int32_t (*mcd_layer_fn)(void);

@@ -26,8 +26,11 @@ _QUERY_ARGS = {
     "fc": "&{n}_filter_dims",
     "avgpool": "{ow}, {c}",
 }
-# Templates keeping a wrapper call's arguments as a struct (templates/_conv_call.j2), by kind.
+# Templates that keep a wrapper call's arguments as a struct (templates/_conv_call.j2) when the model
+# has CALL_STRUCTS_FROM layers of their kind or more: with fewer, the compiler inlines the library's
+# function into each call with its constant dims, which is faster and, for one or two, smaller.
 CALL_KINDS = {"conv2d.c.j2": "conv", "depthwise_conv2d.c.j2": "depthwise"}
+CALL_STRUCTS_FROM = 3
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,10 @@ def emit_model(
     env = template_environment()
     views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
              for layer in lowered.layers]
-    views = [replace(v, body=env.get_template(v.layer.template).render(l=v).strip()) for v in views]
+    kinds = [CALL_KINDS[layer.template] for layer in lowered.layers if layer.template in CALL_KINDS]
+    call_kinds = sorted(kind for kind in set(kinds) if kinds.count(kind) >= CALL_STRUCTS_FROM)
+    views = [replace(v, body=env.get_template(v.layer.template).render(l=v, call_kinds=call_kinds).strip())
+             for v in views]
 
     def io(name: str) -> IoInfo:
         t = graph.tensor(name)
@@ -209,8 +215,7 @@ def emit_model(
         "inputs": [io(n) for n in graph.inputs], "outputs": [io(n) for n in graph.outputs],
         "tensors": tensors, "model_hash": _HASH_PLACEHOLDER, "variables": variables,
         "tensor_addresses": [address(lowered, layout, layer.output) for layer in lowered.layers],
-        "call_kinds": sorted({CALL_KINDS[layer.template] for layer in lowered.layers
-                              if layer.template in CALL_KINDS}),
+        "call_kinds": call_kinds,
         "row_kinds": sorted({m["kind"] for layer in lowered.layers if layer.template == STAGE_TEMPLATE
                              for m in layer.values["members"]}),
         "stage_max": max((len(layer.values["members"]) for layer in lowered.layers

@@ -59,7 +59,7 @@ const uint8_t mcd_num_outputs = 2;
 const mcd_buffer mcd_outputs[] = {{arena.out, SIZE}, {(int8_t *)&invocations, 4}};
 
 const uint16_t mcd_num_tensors = 2;
-const mcd_tensor mcd_tensors[] = {{arena.t, SIZE, 0}, {arena.out, SIZE, 1}};
+const mcd_tensor mcd_tensors[] = {{arena.t, SIZE}, {arena.out, SIZE}};
 
 const uint8_t mcd_model_hash[8] = {'e', 'c', 'h', 'o', 'm', 'd', 'l', '1'};
 const uint32_t mcd_arena_bytes = sizeof arena;

@@ -45,7 +45,7 @@ const uint8_t mcd_num_outputs = 1;
 const mcd_buffer mcd_outputs[] = {{output, sizeof output}};
 
 const uint16_t mcd_num_tensors = 0;
-const mcd_tensor mcd_tensors[] = {{output, sizeof output, 0}};
+const mcd_tensor mcd_tensors[] = {{output, sizeof output}};
 
 const uint8_t mcd_model_hash[8] = {'f', 'a', 'u', 'l', 't', 'm', 'd', 'l'};
 const uint32_t mcd_arena_bytes = 0;

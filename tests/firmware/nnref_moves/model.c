@@ -93,7 +93,7 @@ const uint8_t mcd_num_outputs = 1;
 const mcd_buffer mcd_outputs[] = {{arena.out, OUT_BYTES}};
 
 const uint16_t mcd_num_tensors = 1;
-const mcd_tensor mcd_tensors[] = {{arena.out, OUT_BYTES, 7}};
+const mcd_tensor mcd_tensors[] = {{arena.out, OUT_BYTES}};
 
 const uint8_t mcd_model_hash[8] = {'n', 'n', 'r', 'e', 'f', 'm', 'o', 'v'};
 const uint32_t mcd_arena_bytes = sizeof arena;

@@ -464,7 +464,7 @@ const mcd_buffer mcd_outputs[] = {
 };
 
 const uint16_t mcd_num_tensors = 1;
-const mcd_tensor mcd_tensors[] = {{arena.out, OUT_BYTES, 0}};
+const mcd_tensor mcd_tensors[] = {{arena.out, OUT_BYTES}};
 
 const uint8_t mcd_model_hash[8] = {'n', 'n', 'r', 'e', 'f', 's', '1', '6'};
 const uint32_t mcd_arena_bytes = sizeof arena;
