@@ -11,13 +11,14 @@ from mcudeploy import ir
 RELU = ir.Clip(0.0, None)
 
 
-def mobilenet_head(size: int = 32, seed: int = 0, pool: bool = True) -> tuple[ir.Graph, bytes]:
+def mobilenet_head(size: int = 32, seed: int = 0, pool: bool = True,
+                   blocks: int = 4) -> tuple[ir.Graph, bytes]:
     """MobileNetV1-0.25's first blocks on a `size` x `size` image: a strided 3x3 convolution, then
-    depthwise and pointwise pairs (two strided), the largest maps first; average pool and a fully
-    connected layer on top (`pool`)."""
+    `blocks` depthwise and pointwise pairs (the second and fourth strided), the largest maps first;
+    average pool and a fully connected layer on top (`pool`)."""
     b = GraphBuilder(seed=seed)
     x = b.conv(b.input((1, size, size, 3)), 8, stride=(2, 2), activation=RELU)
-    for c_out, stride in ((16, 1), (32, 2), (32, 1), (64, 2)):
+    for c_out, stride in ((16, 1), (32, 2), (32, 1), (64, 2))[:blocks]:
         x = b.depthwise(x, 1, stride=(stride, stride), activation=RELU)
         x = b.conv(x, c_out, kernel=(1, 1), activation=RELU)
     if pool:

@@ -87,13 +87,18 @@ def test_stages_and_overlaps_are_bit_exact_on_qemu(board: str, tmp_path: Path) -
     assert "lowered as stage of layers" in (out / "model" / "model.c").read_text()
 
 
-def test_layers_of_a_frequent_kind_keep_their_call_as_data(tmp_path: Path, monkeypatch) -> None:
-    """Three or more convolutions (or depthwise layers) keep their calls' arguments as constant
-    structs passed on by one function (less code); one or two call the library themselves."""
+def test_depthwise_layers_keep_their_call_as_data_from_three(tmp_path: Path, monkeypatch) -> None:
+    """Three or more depthwise layers keep their calls' arguments as constant structs passed on by
+    one function (less code); convolutions (and one or two depthwise layers) call the library
+    themselves, where the compiler specialises it to their constant dims."""
     graph, _ = mobilenet_head(size=16, pool=False)  # 5 convolutions, 4 depthwise
     monkeypatch.setattr(memory, "MAX_STAGES", 0)
-    generate(graph, load_board("mps2-an386"), nnref_library(), tmp_path, source="head")
-    text = (tmp_path / "model.c").read_text()
-    assert text.count("return mcd_conv(&l") == 5 and text.count("return mcd_depthwise(&l") == 4
-    assert text.count("arm_convolve_wrapper_s8(") == text.count("arm_depthwise_conv_wrapper_s8(") == 0
-    assert "volatile const mcd_conv_kernel = arm_convolve_wrapper_s8;" in text
+    generate(graph, load_board("mps2-an386"), nnref_library(), tmp_path / "head", source="head")
+    text = (tmp_path / "head" / "model.c").read_text()
+    assert text.count("return mcd_depthwise(&l") == 4 and text.count("arm_depthwise_conv_wrapper_s8(") == 0
+    assert "volatile const mcd_depthwise_kernel = arm_depthwise_conv_wrapper_s8;" in text
+    assert text.count("return arm_convolve_wrapper_s8(") == 5 and "mcd_conv(" not in text
+    graph, _ = mobilenet_head(size=16, pool=False, blocks=2)  # 2 depthwise
+    generate(graph, load_board("mps2-an386"), nnref_library(), tmp_path / "short", source="short")
+    text = (tmp_path / "short" / "model.c").read_text()
+    assert "mcd_depthwise(" not in text and text.count("return arm_depthwise_conv_wrapper_s8(") == 2
