@@ -189,7 +189,8 @@ def _measure_image(board: Board, library: NNLibrary, sim: Simulator, session: _S
         def choose(layer: Layer, options: Sequence[Candidate]) -> Candidate:
             return next((c for c in options if c.name == pending.get(layer.index)), options[0])
 
-        session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table)
+        session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table,
+                                    below_bound=False)
         elf = build_firmware(board, folder / "model", folder / "build", library,
                              extra_defines={"MCD_MAX_LAYERS": str(max(1, len(session.manifest.layers)))})
         try:

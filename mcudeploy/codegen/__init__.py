@@ -28,16 +28,18 @@ def _scratch(graph: Graph, lowered: LoweredModel, library: NNLibrary, board: Boa
 
 
 def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, source: str,
-             choose: Chooser | None = None, table: Table = CANDIDATES) -> Manifest:
+             choose: Chooser | None = None, table: Table = CANDIDATES, below_bound: bool = True) -> Manifest:
     """Lower, plan and emit `graph` for `board` into `out_dir` (model.c, model.h, manifest.json).
 
     `choose` picks each layer's lowering among the candidates of `table` that apply (default: the
-    CPU class's default; a tuning file gives its own, mcudeploy.codegen.tuning).
+    CPU class's default; a tuning file gives its own, mcudeploy.codegen.tuning). `below_bound`:
+    the memory lowerings that go below the tensor bound (mcudeploy.codegen.memory); without them
+    every tensor is whole and intact until its last reader has run (what tuning images read).
     Raises PlanError, before writing anything, when the model does not fit the board's memory."""
     lowered = choose_lowerings(lower(graph), library, choose or default_chooser(board.cpu_class), table)
     scratch = _scratch(graph, lowered, library, board, out_dir)
     lowered, scratch = precompute_kernel_sums(lowered, scratch, library)
-    memory = plan_memory(graph, lowered, scratch, library, board.cpu_class)
+    memory = plan_memory(graph, lowered, scratch, library, board.cpu_class, below_bound)
     lowered, scratch, layout = memory.lowered, memory.scratch, memory.layout
     check_fit(board, lowered, layout)
     return emit_model(

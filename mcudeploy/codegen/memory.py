@@ -58,8 +58,11 @@ def overlap_shifts(lowered: LoweredModel, library: NNLibrary, cpu_class: str,
 
 
 def plan_memory(graph: Graph, lowered: LoweredModel, scratch: dict[int, int], library: NNLibrary,
-                cpu_class: str) -> MemoryPlan:
-    """Choose stages (see the module) and plan the arena with every proved overlap."""
+                cpu_class: str, below_bound: bool = True) -> MemoryPlan:
+    """Choose stages (see the module) and plan the arena with every proved overlap; without
+    `below_bound`, neither (whole tensors, as the planner alone places them)."""
+    if not below_bound:
+        return MemoryPlan(lowered, scratch, {}, plan_arena(graph, lowered, scratch))
     shifts = overlap_shifts(lowered, library, cpu_class, {})
     best = MemoryPlan(lowered, scratch, shifts, plan_arena(graph, lowered, scratch, shifts=shifts))
     if not answers_on_host(library, cpu_class):
