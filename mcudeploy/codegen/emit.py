@@ -127,7 +127,7 @@ def template_environment() -> jinja2.Environment:
 @dataclass(frozen=True)
 class _LayerView:
     """A layer with the addresses the templates need filled in; `in_place`: the tensor whose
-    storage its output reuses."""
+    storage its output reuses; `overlap`: how many bytes below its input its output starts."""
 
     layer: Layer
     input_exprs: list[str]
@@ -137,6 +137,7 @@ class _LayerView:
     query_call: str
     shapes: str
     in_place: str | None
+    overlap: int | None = None
     body: str = ""
 
     def __getattr__(self, item: str):
@@ -172,7 +173,8 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
     shapes = " + ".join(str(list(graph.tensor(n).shape)) for n in layer.inputs)
     shapes += f" -> {list(graph.tensor(layer.output).shape)}"
     return _LayerView(layer, [expr(n) for n in layer.inputs], expr(layer.output), scratch_expr,
-                      scratch, query, shapes, layout.in_place.get(layer.index))
+                      scratch, query, shapes, layout.in_place.get(layer.index),
+                      layout.overlaps.get(layer.index))
 
 
 def emit_model(
