@@ -10,7 +10,6 @@ import secrets
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.elf.constants import SH_FLAGS
@@ -18,7 +17,8 @@ from elftools.elf.elffile import ELFFile
 
 from mcudeploy.boards import Board
 from mcudeploy.errors import BuildError
-from mcudeploy.resources import cache_dir, firmware_dir, nnref_dir, project_root
+from mcudeploy.nnlib import NNLibrary, used_identifiers
+from mcudeploy.resources import cache_dir, firmware_dir, project_root
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
 
 # Sections in linker-script order, with the placement entry each goes to.
@@ -26,28 +26,8 @@ _SECTIONS = (
     (".vectors", "vectors"), (".text", "code"), (".ARM.extab", "code"), (".ARM.exidx", "code"),
     (".weights", "weights"), (".data", "data"), (".bss", "data"), (".arena", "arena"),
 )
-_ERROR_LINE = re.compile(r": (fatal )?error: |(^|/)ld: ")
+_ERROR_LINE = re.compile(r": (fatal )?error: |: internal compiler error: |(^|/)ld: ")
 _FAILED_LOGS_KEPT = 20
-
-
-@dataclass(frozen=True)
-class NNLibrary:
-    """An implementation of the CMSIS-NN API: its headers, its C sources, and what differs between
-    implementations: flags for compiling the sources (never the model's), and whether
-    `arm_convolve_wrapper_s8` takes grouped convolutions (CMSIS-NN from 6.0.0; nnref always)."""
-
-    name: str
-    include_dirs: tuple[Path, ...]
-    sources: tuple[Path, ...]
-    version: str = ""
-    grouped_conv: bool = True
-    cflags: tuple[str, ...] = ()
-
-
-def nnref_library() -> NNLibrary:
-    """firmware/nnref, mcudeploy's own C implementation of the CMSIS-NN API."""
-    root = nnref_dir()
-    return NNLibrary("nnref", (root / "Include",), tuple(sorted(root.glob("Source/**/*.c"))))
 
 
 def render_linker_script(board: Board) -> str:
@@ -106,7 +86,9 @@ def build_firmware(
     """Build the firmware for `board` from the model in `model_dir`; returns the ELF path.
 
     `extra_defines` (e.g. MCD_MAX_CHUNK, MCD_MAX_LAYERS) reach the runtime, the model and the
-    extra sources, not the NN library. Objects are cached across builds (SCons CacheDir).
+    extra sources, not the NN library. Of the library, only the sources behind the functions the
+    model and the extra sources call are compiled (NNLibrary.sources_for_files). Objects are cached
+    across builds (SCons CacheDir).
     """
     find_compiler()
     model_dir = Path(model_dir).resolve()
@@ -126,7 +108,8 @@ def build_firmware(
         "runtime_include_dirs": [str(firmware_dir() / "include"), str(runtime)],
         "include_dirs": [str(firmware_dir() / "include")],
         "nn_include_dirs": [str(Path(d).resolve()) for d in library.include_dirs],
-        "nn_sources": [str(Path(s).resolve()) for s in library.sources],
+        "nn_sources": [str(Path(s).resolve()) for s in library.sources_for_files(
+            [*model_dir.glob("*.c"), *extra_sources])],
         "nn_flags": list(library.cflags),
         "model_dir": str(model_dir),
         "extra_sources": [str(Path(s).resolve()) for s in extra_sources],
@@ -147,8 +130,10 @@ def build_firmware(
     output = result.stdout + result.stderr
     (build_dir / "build.log").write_text(output, encoding="utf-8")
     if result.returncode != 0:
+        first = _first_error(result.stderr)
         log = _keep_failed_log(output)
-        raise BuildError(f"firmware build failed (log: {log}): {_first_error(result.stderr)}")
+        raise BuildError(f"firmware build failed (log: {log}): {first}"
+                         f"{_library_part(first, library, [*model_dir.glob('*.c'), *extra_sources])}")
     return elf
 
 
@@ -165,10 +150,27 @@ def _keep_failed_log(output: str) -> Path:
     return log
 
 
+def _library_part(error: str, library: NNLibrary, files: list[Path]) -> str:
+    """When the error is in a library source: which of the functions the model calls need it. When
+    it is a function the library declares but none of its sources defines: say so."""
+    missing = re.search(r"undefined reference to `(\w+)'", error)
+    if missing and library.prototype(missing.group(1)) is not None:
+        return (f" ({library.name} declares {missing.group(1)}() but none of the sources its "
+                "description lists defines it)")
+    source = next((s for s in library.sources if str(Path(s).resolve()) in error or str(s) in error), None)
+    if source is None:
+        return ""
+    functions = sorted(f for f in used_identifiers(files) if source in library.sources_for([f]))
+    return f" ({library.name}'s {Path(source).name}, which the model needs for {', '.join(functions)})"
+
+
 def _first_error(output: str) -> str:
-    """The compiler's or linker's first error line (the linker's path shortened to `ld:`)."""
+    """The compiler's or linker's first error line (a compiler crash first; the linker's path
+    shortened to `ld:`)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if _ERROR_LINE.search(line)]
+    errors = [line for line in lines if "internal compiler error" in line]  # the compiler crashed
+    errors = errors or [line for line in lines if "undefined reference to" in line]
+    errors = errors or [line for line in lines if _ERROR_LINE.search(line)]
     first = (errors or lines or ["no output"])[0]
     return re.sub(r"^\S*/ld: ", "ld: ", first)
 

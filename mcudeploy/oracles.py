@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mcudeploy.arith import round_half_away
 from mcudeploy.errors import ModelFormatError, OracleError
 from mcudeploy.finite import nonfinite
 from mcudeploy.frontends.onnx import OnnxImport
 from mcudeploy.ir import Graph
-from mcudeploy.quantize.arith import round_half_away
 from mcudeploy.quantize.calibrate import FloatModel, Sample, load_samples
 from mcudeploy.tflm_process import TflmProcess
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 import numpy as np
 
 from mcudeploy import ir
+from mcudeploy.arith import INT32_MAX, quantize_multiplier
+from mcudeploy.arith import params as qp
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import output_size
-from mcudeploy.quantize import params as qp
-from mcudeploy.quantize.arith import INT32_MAX, quantize_multiplier
 
 Constraint = Callable[[ir.Op, ir.Graph], str | None]
 

@@ -31,7 +31,7 @@ from onnxgen import OnnxBuilder
 
 from mcudeploy.cli import main
 from mcudeploy.errors import MCUDeployError
-from mcudeploy.pipeline import ImportOptions, import_model
+from mcudeploy.model import ImportOptions, import_model
 
 MODEL = "model.onnx"
 

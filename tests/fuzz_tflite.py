@@ -39,8 +39,9 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from mcudeploy import ir
 from mcudeploy.cli import main
 from mcudeploy.errors import MCUDeployError, OracleError
-from mcudeploy.pipeline import expected_outputs, import_model
+from mcudeploy.model import import_model
 from mcudeploy.vectors import random_vectors
+from mcudeploy.verify.expected import expected_outputs
 
 BUNDLED = Path(__file__).resolve().parent.parent / "models" / "tiny_cnn.tflite"
 PLAN_SOURCES = ("pool_add_fc_softmax", "concat_pad", "slice_logistic_quantize", "mul_broadcast",

@@ -11,7 +11,7 @@ import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
-from mcudeploy.quantize.arith import quantize_multiplier
+from mcudeploy.arith import quantize_multiplier
 from mcudeploy.reference import s16
 from mcudeploy.reference.lstm import GATES, LstmParams, lstm_params
 

@@ -16,15 +16,16 @@ import numpy as np
 import pytest
 
 from mcudeploy import ir
+from mcudeploy.arith.params import ConvParams
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import NNLibrary, build_firmware, nnref_library
+from mcudeploy.build import build_firmware
+from mcudeploy.device.protocol import INPUT, OUTPUT, Link
+from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.nnlib import NNLibrary, nnref_library
 from mcudeploy.packs import load_pack
-from mcudeploy.protocol import INPUT, OUTPUT, Link
-from mcudeploy.quantize.params import ConvParams
 from mcudeploy.reference import s16
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.lstm import GATES, LstmGate, LstmParams, initial_state, lstm
-from mcudeploy.runners.qemu import QemuRunner
 
 pytestmark = pytest.mark.device
 FIRMWARE = Path(__file__).parent / "firmware" / "nnref_s16"

@@ -13,8 +13,8 @@ from onnxgen import OnnxBuilder
 from mcudeploy.cli import main
 from mcudeploy.errors import InputError, ModelFormatError, UnsupportedError
 from mcudeploy.frontends.onnx import load_onnx
+from mcudeploy.model import ImportOptions, import_model
 from mcudeploy.oracles import Tflm, dequantize, snr_db
-from mcudeploy.pipeline import ImportOptions, import_model
 from mcudeploy.quantize.calibrate import calibrate, load_samples
 from mcudeploy.reference import run_graph
 

@@ -16,8 +16,8 @@ from onnxgen import OnnxBuilder
 
 from mcudeploy.cli import main
 from mcudeploy.errors import InputError, MCUDeployError, ModelFormatError, UnsupportedError
+from mcudeploy.model import ImportOptions, import_model
 from mcudeploy.oracles import Tflm, dequantize, snr_db
-from mcudeploy.pipeline import ImportOptions, import_model
 from mcudeploy.reference import run_graph
 from mcudeploy.report import RunReport
 

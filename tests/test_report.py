@@ -19,15 +19,15 @@ from cases import build_case
 
 from mcudeploy import terminal
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.codegen import generate
-from mcudeploy.localise import localise
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
 from mcudeploy.report import RunReport
 from mcudeploy.report.html import render_html
 from mcudeploy.report.text import print_report, render_text
 from mcudeploy.vectors import random_vectors
-from mcudeploy.verify import Mismatch
+from mcudeploy.verify.compare import Mismatch
+from mcudeploy.verify.localise import localise
 
 BANNER = {"pass": (0x1A, 0x7F, 0x37), "fail": (0xCF, 0x22, 0x2E), "error": (0xBC, 0x4C, 0x00)}
 STABLE = ("verdict", "vectors", "mismatched_vectors", "board", "runner", "oracles")

@@ -13,7 +13,7 @@ from nnreflib import NnrefHost, build
 from nnreflib_s16 import NnrefS16
 from s16_models import Layer, Tflm, conv_params, fc_per_tensor_multiplier, load, padding, random_input
 
-from mcudeploy.quantize.arith import quantize_multiplier, requantize
+from mcudeploy.arith import quantize_multiplier, requantize
 from mcudeploy.reference import s16
 
 SINGLE_OPS = sorted(p.stem for p in (Path(__file__).parent / "data" / "s16").glob("*.tflite")

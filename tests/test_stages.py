@@ -12,7 +12,6 @@ from hostlib import HostModel
 from memory_models import mobilenet_head, random_chain, random_chains
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.arena import plan_arena
 from mcudeploy.codegen.emit import emit_model
@@ -21,6 +20,7 @@ from mcudeploy.codegen.lower import lower
 from mcudeploy.codegen.memory import overlap_shifts
 from mcudeploy.codegen.scratch import scratch_bytes
 from mcudeploy.codegen.stages import MEMBER_TEMPLATE, Member, chains, schedule, stage
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import random_vectors
 

@@ -13,14 +13,15 @@ import pytest
 from fuzz_tflite import BUNDLED, model_of, serialise
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
-from mcudeploy.bench import measure_tflm_arena
 from mcudeploy.cli import main
 from mcudeploy.errors import OracleError
 from mcudeploy.frontends.tflite import load_tflite
+from mcudeploy.memory import measure_tflm_arena
+from mcudeploy.model import Model
 from mcudeploy.oracles import Tflm
-from mcudeploy.pipeline import Model, expected_outputs
 from mcudeploy.tflm_process import TflmProcess
 from mcudeploy.vectors import random_vectors
+from mcudeploy.verify.expected import expected_outputs
 
 TINY = BUNDLED.read_bytes()
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import NNLibrary, build_firmware, render_linker_script
+from mcudeploy.build import build_firmware, render_linker_script
 from mcudeploy.errors import BoardError, BuildError
+from mcudeploy.model import import_model
+from mcudeploy.nnlib import NNLibrary
 from mcudeploy.outdir import staged_directory
-from mcudeploy.pipeline import RunHooks, build_model, import_model
+from mcudeploy.pipeline import RunHooks, compile_model
 from mcudeploy.progress import Progress
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags
 
@@ -139,7 +141,7 @@ def test_a_failed_build_names_a_log_that_survives_the_staging_directory(tmp_path
     model = import_model(Path(__file__).parent.parent / "models" / "tiny_cnn.tflite")
     out = tmp_path / "out"
     with pytest.raises(BuildError) as failed, staged_directory(out) as work:
-        build_model(model, AN547, work, Progress(quiet=True), RunHooks(sources=(broken,)))
+        compile_model(model, AN547, work, Progress(quiet=True), RunHooks(sources=(broken,)))
     message = str(failed.value)
     assert re.fullmatch(r"firmware build failed \(log: (\S+)\): \S*broken\.c:1:\d+: error: 'undeclared' "
                         r"undeclared \(first use in this function\)", message), message

@@ -14,11 +14,10 @@ from mcudeploy.cli.options import (
     add_model_and_board,
     add_quantization,
     add_tuning,
-    import_options,
+    build_options,
     out_dir,
-    tune_options,
 )
-from mcudeploy.pipeline import build_only
+from mcudeploy.pipeline import make_firmware
 from mcudeploy.progress import Progress
 
 HELP = "generate the C code and build the firmware"
@@ -33,8 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = out_dir(args)
-    built = build_only(args.model, args.board, out, Progress(quiet=args.quiet),
-                       import_options(args), args.emit_tflite, args.cmsis_nn, tune_options(args))
+    built = make_firmware(args.model, build_options(args), out, Progress(quiet=args.quiet))
     m, s = built.manifest, built.sizes
     terminal.console().print(
         f"built {built.elf} for {built.board.name}: {len(m.layers)} layers, arena {m.arena_bytes} B "

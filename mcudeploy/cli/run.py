@@ -21,16 +21,15 @@ from mcudeploy.cli.options import (
     add_model_and_board,
     add_quantization,
     add_tuning,
+    build_options,
     check_labgrid,
-    import_options,
     out_dir,
-    tune_options,
 )
+from mcudeploy.device.runners import RUNNERS
 from mcudeploy.errors import InputError, OracleError
 from mcudeploy.pipeline import RunHooks, RunOptions, run_model
 from mcudeploy.progress import Progress
 from mcudeploy.report.text import print_report
-from mcudeploy.runners import RUNNERS
 
 HELP = "build, run on the device and verify bit-exactness"
 EXIT_STATUS = {"pass": 0, "fail": 1, "error": 3}
@@ -83,12 +82,10 @@ def run(args: argparse.Namespace, hooks: RunHooks | None = None) -> int:
     if args.jobs > 1 and args.runner == "serial":
         raise InputError("--jobs is for emulators: a serial board is one device")
     check_labgrid(args)
-    options = RunOptions(board=args.board, runner=args.runner, vectors=args.vectors,
+    options = RunOptions(build=build_options(args), runner=args.runner, vectors=args.vectors,
                          seed=args.seed, inputs=args.inputs, invoke_timeout=args.timeout,
                          port=args.port, fvp=args.fvp, places=tuple(args.place or ()),
-                         coordinator=args.coordinator, import_options=import_options(args),
-                         min_snr_db=args.min_snr, emit_tflite=args.emit_tflite, jobs=args.jobs,
-                         cmsis_nn=args.cmsis_nn, tuning=tune_options(args))
+                         coordinator=args.coordinator, min_snr_db=args.min_snr, jobs=args.jobs)
     out = out_dir(args)
     progress = Progress(quiet=args.quiet)
     try:

@@ -13,8 +13,11 @@ Layer -> Layer with its own template, and a test of whether it applies to a laye
 | depthwise_conv2d | split_multiplier | channel multiplier > 1 |
 | depthwise_conv2d | as_grouped | the library has grouped convolution |
 | depthwise_conv2d | per_batch | batch > 1 |
+| fully_connected | wrapper | per-tensor, or the library has `arm_fully_connected_per_channel_s8` |
+| fully_connected | as_1x1_convolution | per-channel |
 
-The rewrites are in mcudeploy.codegen.grouped_fallback and mcudeploy.codegen.depthwise_rewrites.
+The rewrites are in mcudeploy.codegen.grouped_fallback, mcudeploy.codegen.depthwise_rewrites and
+mcudeploy.codegen.library_calls (`fc_as_conv`).
 Which candidate a build uses comes from a tuning file, where `--tune` measured them on the board's
 simulator with the library in use (mcudeploy.tune), else from `DEFAULTS` for the CPU class.
 """
@@ -24,10 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.depthwise_rewrites import as_grouped, per_batch, split_multiplier
 from mcudeploy.codegen.grouped_fallback import as_depthwise, groups, per_group
+from mcudeploy.codegen.library_calls import PER_CHANNEL_FC, fc_as_conv
 from mcudeploy.codegen.lower import Layer, LoweredModel
+from mcudeploy.nnlib import NNLibrary
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,11 @@ CANDIDATES: Table = {
         Candidate("split_multiplier", split_multiplier, lambda layer, library: layer.values["ch_mult"] > 1),
         Candidate("as_grouped", as_grouped, lambda layer, library: library.grouped_conv),
         Candidate("per_batch", per_batch, lambda layer, library: layer.values["input_dims"].n > 1),
+    ),
+    "fully_connected": (
+        Candidate("wrapper", wrapper,
+                  lambda layer, library: not layer.values["per_channel"] or library.has(PER_CHANNEL_FC)),
+        Candidate("as_1x1_convolution", fc_as_conv, lambda layer, library: layer.values["per_channel"]),
     ),
 }
 

@@ -1,11 +1,11 @@
 """Render the lowered, planned model as `model.c`/`model.h` (Jinja2, one template per layer kind)
-and describe it in `manifest.json` for the host side of a run."""
+and describe it in `manifest.json` (mcudeploy.manifest) for the host side of a run."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jinja2
@@ -18,6 +18,7 @@ from mcudeploy.codegen.fit import state_bytes
 from mcudeploy.codegen.lower import Layer, LoweredModel
 from mcudeploy.codegen.stages import STAGE_TEMPLATE
 from mcudeploy.ir import Graph
+from mcudeploy.manifest import IoInfo, LayerInfo, Manifest, TensorInfo
 
 _HASH_PLACEHOLDER = "MCD_MODEL_HASH_PLACEHOLDER"
 _QUERY_ARGS = {
@@ -32,77 +33,8 @@ _QUERY_ARGS = {
 # keep their own calls: through the struct, nnref's convolution took up to 1.7% more instructions on
 # the M4 (ResNet-8, DS-CNN), as the compiler no longer specialises it.
 CALL_KINDS = {"depthwise_conv2d.c.j2": "depthwise"}
+KERNELS = {"depthwise": "arm_depthwise_conv_wrapper_s8", "conv": "arm_convolve_wrapper_s8"}  # by call kind
 CALL_STRUCTS_FROM = 3
-
-
-@dataclass(frozen=True)
-class IoInfo:
-    name: str
-    shape: list[int]
-    scale: float
-    zero_point: int
-    offset: int
-    size: int
-    dtype: str = "int8"
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    index: int
-    name: str
-    op: str
-    origin: str
-    kind: str
-    output: str
-    tensor: int
-    macs: int
-    scratch_bytes: int
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    id: int
-    name: str
-    producer: int
-    offset: int
-    size: int
-    shape: list[int]
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What the host needs to know about a generated model, saved as manifest.json."""
-
-    mcudeploy_version: str
-    source: str
-    board: str
-    cpu_class: str
-    library: str
-    model_hash: str
-    arena_bytes: int
-    lower_bound: int
-    planner: str
-    weight_bytes: int
-    inputs: list[IoInfo]
-    outputs: list[IoInfo]
-    layers: list[LayerInfo]
-    tensors: list[TensorInfo]
-    state_bytes: int = 0  # the model's static RAM outside the arena (variables)
-    variables: dict[str, int] = field(default_factory=dict)  # persistent variable -> bytes
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
-
-    @staticmethod
-    def load(path: Path) -> Manifest:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return Manifest(
-            **{k: v for k, v in raw.items() if k not in ("inputs", "outputs", "layers", "tensors")},
-            inputs=[IoInfo(**x) for x in raw["inputs"]],
-            outputs=[IoInfo(**x) for x in raw["outputs"]],
-            layers=[LayerInfo(**x) for x in raw["layers"]],
-            tensors=[TensorInfo(**x) for x in raw["tensors"]],
-        )
 
 
 def _c_array(values: np.ndarray, per_line: int = 16) -> str:
@@ -177,11 +109,22 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
                       layout.overlaps.get(layer.index))
 
 
+def _struct_calls(layer: Layer, call_kinds: list[str]) -> str:
+    """The library calls a layer makes through a call struct (templates/_conv_call.j2), as C, for
+    `check_layer`: the layer's body names only the struct."""
+    kinds = {CALL_KINDS.get(layer.template)} & set(call_kinds)
+    if layer.template == STAGE_TEMPLATE:
+        kinds = {member["kind"] for member in layer.values["members"]}
+    return "".join(f"\n{KERNELS[kind]}(...);" for kind in sorted(kinds))
+
+
 def emit_model(
     graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str,
+    check_layer: Callable[[Layer, str], None] | None = None,
 ) -> Manifest:
-    """Write model.c, model.h and manifest.json into `out_dir`; returns the manifest."""
+    """Write model.c, model.h and manifest.json into `out_dir`; returns the manifest. Each layer's
+    rendered C is passed to `check_layer` before anything is written."""
     env = template_environment()
     views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
              for layer in lowered.layers]
@@ -189,6 +132,9 @@ def emit_model(
     call_kinds = sorted(kind for kind in set(kinds) if kinds.count(kind) >= CALL_STRUCTS_FROM)
     views = [replace(v, body=env.get_template(v.layer.template).render(l=v, call_kinds=call_kinds).strip())
              for v in views]
+    for view in views:
+        if check_layer is not None:
+            check_layer(view.layer, view.body + _struct_calls(view.layer, call_kinds))
 
     def io(name: str) -> IoInfo:
         t = graph.tensor(name)
@@ -219,7 +165,7 @@ def emit_model(
         "inputs": [io(n) for n in graph.inputs], "outputs": [io(n) for n in graph.outputs],
         "tensors": tensors, "model_hash": _HASH_PLACEHOLDER, "variables": variables,
         "tensor_addresses": [address(lowered, layout, layer.output) for layer in lowered.layers],
-        "call_kinds": call_kinds,
+        "call_kinds": call_kinds, "kernels": KERNELS,
         "row_kinds": sorted({m["kind"] for layer in lowered.layers if layer.template == STAGE_TEMPLATE
                              for m in layer.values["members"]}),
         "stage_max": max((len(layer.values["members"]) for layer in lowered.layers

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mcudeploy.arith import params as qp
 from mcudeploy.ir import Graph, Op
-from mcudeploy.quantize import params as qp
 from mcudeploy.reference import KERNELS
 from mcudeploy.support import broadcast_block
 

@@ -12,22 +12,23 @@ The search is greedy: at the step where the most bytes are alive (overlaps taken
 through that step that can be a stage is tried, with each band height; of those whose bound with
 every overlap is within `TOLERANCE` of the lowest, the one with the fewest kernel calls is
 planned, and kept when its arena is at least `MIN_GAIN` smaller. Then again, for at most
-`MAX_STAGES` stages. Streaming needs the library's scratch for each band's dims, asked on the host;
-a library that cannot answer there (older packs) gets overlaps only.
+`MAX_STAGES` stages. Streaming needs the library's scratch for each band's dims, asked on the host
+(`band_scratch`); a library that cannot answer there (older packs, sized by the device probe) gets
+overlaps only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.arena import ALIGNMENT, ArenaLayout, overlap_bound, plan_arena
 from mcudeploy.codegen.lower import Layer, LoweredModel
 from mcudeploy.codegen.planner import alive_bytes
-from mcudeploy.codegen.scratch import answers_on_host, scratch_bytes
 from mcudeploy.codegen.stages import STAGE_TEMPLATE, chains, stage
 from mcudeploy.codegen.walks import layer_shift
 from mcudeploy.ir import Graph
+from mcudeploy.nnlib import NNLibrary
 
 MIN_GAIN = 0.10  # a stage costs instructions and code: it must cut the arena by a tenth
 MAX_STAGES = 4
@@ -58,21 +59,19 @@ def overlap_shifts(lowered: LoweredModel, library: NNLibrary, cpu_class: str,
 
 
 def plan_memory(graph: Graph, lowered: LoweredModel, scratch: dict[int, int], library: NNLibrary,
-                cpu_class: str, below_bound: bool = True) -> MemoryPlan:
+                cpu_class: str, band_scratch: Callable[[Layer], int] | None,
+                below_bound: bool = True) -> MemoryPlan:
     """Choose stages (see the module) and plan the arena with every proved overlap; without
-    `below_bound`, neither (whole tensors, as the planner alone places them)."""
+    `below_bound`, neither (whole tensors, as the planner alone places them). `band_scratch` sizes
+    the scratch of any layer, a band's too (None: no stages)."""
     if not below_bound:
         return MemoryPlan(lowered, scratch, {}, plan_arena(graph, lowered, scratch))
     shifts = overlap_shifts(lowered, library, cpu_class, {})
     best = MemoryPlan(lowered, scratch, shifts, plan_arena(graph, lowered, scratch, shifts=shifts))
-    if not answers_on_host(library, cpu_class):
+    if band_scratch is None:
         return best
     bound = best.layout.plan.lower_bound  # of the model's whole tensors, without stages
     stages: dict[int, int] = {}
-
-    def scratch_of(layer: Layer) -> int:
-        return scratch_bytes(layer, library, cpu_class)
-
     for _ in range(MAX_STAGES):
         peak = _peak_step(best)
         trials = []
@@ -80,7 +79,7 @@ def plan_memory(graph: Graph, lowered: LoweredModel, scratch: dict[int, int], li
             if not i <= peak <= j + 1:
                 continue
             for band in BANDS:
-                made = stage(best.lowered, i, j, band, scratch_of)
+                made = stage(best.lowered, i, j, band, band_scratch)
                 if made is not None:
                     lowered2, stage_bytes, shift = made
                     scratch2 = {**best.scratch, **{k: 0 for k in range(i, j)}, j: stage_bytes}

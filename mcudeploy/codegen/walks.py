@@ -20,12 +20,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 
-from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.access_order import Walk, Window, overlap_shift
 from mcudeploy.codegen.lower import Dims, Layer
+from mcudeploy.nnlib import NNLibrary, per_content
 
 Dispatch = Callable[[Layer, str], Walk | None]
 
@@ -228,7 +227,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@cache
+@per_content
 def release_of(library: NNLibrary) -> Release | None:
     """The release whose every file read is in `library`, byte for byte; None if there is none."""
     by_name: dict[str, Path] = {}

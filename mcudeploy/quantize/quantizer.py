@@ -24,9 +24,9 @@ from dataclasses import replace
 import numpy as np
 
 from mcudeploy import ir
+from mcudeploy.arith import INT32_MAX, round_half_away
+from mcudeploy.arith.params import LOGISTIC_INPUT_INTEGER_BITS, SOFTMAX_DIFF_INTEGER_BITS
 from mcudeploy.errors import UnsupportedError
-from mcudeploy.quantize.arith import INT32_MAX, round_half_away
-from mcudeploy.quantize.params import LOGISTIC_INPUT_INTEGER_BITS, SOFTMAX_DIFF_INTEGER_BITS
 
 Range = tuple[float, float]
 SOFTMAX_QUANT = ir.QuantParams((1.0 / 256.0,), (-128,))  # TFLite's for softmax and logistic outputs

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcudeploy.quantize.arith import quantize_multiplier, requantize, wrap_int32
+from mcudeploy.arith import quantize_multiplier, requantize, wrap_int32
 from mcudeploy.reference.s16 import INT16_MAX, INT16_MIN, activation, requantize_s64
 
 GATE_INPUT_SCALE = 2.0**-12  # the gates' FC outputs, Q3.12

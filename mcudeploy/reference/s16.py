@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mcudeploy.quantize.arith import quantize_multiplier, quantize_value, requantize, wrap_int32
+from mcudeploy.arith import quantize_multiplier, quantize_value, requantize, wrap_int32
 
 INT16_MIN, INT16_MAX = -32768, 32767
 ADD_LEFT_SHIFT_S16 = 15

@@ -12,8 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mcudeploy.localise import Localisation
-from mcudeploy.verify import Mismatch
+from mcudeploy.verify.compare import Mismatch
+from mcudeploy.verify.localise import Localisation
 
 SCHEMA_VERSION = 2
 

@@ -9,8 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mcudeploy import terminal
-from mcudeploy.localise import format_indices as _indices
 from mcudeploy.report import RunReport
+from mcudeploy.verify.localise import format_indices as _indices
 
 _VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold dark_orange"}
 

@@ -1,6 +1,6 @@
 /* Test-only: nnref's internal arithmetic (static inline in arm_nnsupportfunctions.h) and the
  * int16 sigmoid table exported for ctypes, so tests/test_nnref_host.py and test_nnref_s16.py can
- * compare them with mcudeploy/quantize/arith.py and mcudeploy/reference/s16.py. */
+ * compare them with mcudeploy/arith/__init__.py and mcudeploy/reference/s16.py. */
 #include "arm_nnsupportfunctions.h"
 
 int32_t shim_doubling_high_mult(int32_t a, int32_t b);

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcudeploy.quantize.arith import INT32_MAX, INT32_MIN, rounding_divide_by_pot, srdhm, wrap_int32
+from mcudeploy.arith import INT32_MAX, INT32_MIN, rounding_divide_by_pot, srdhm, wrap_int32
 
 EXP_MINUS_ONE_EIGHTH = 1895147668
 ONE_THIRD = 715827883

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mcudeploy.arith import quantize_multiplier, quantize_value, round_half_away
 from mcudeploy.ir import Clip, Graph, Op, Tensor
-from mcudeploy.quantize.arith import quantize_multiplier, quantize_value, round_half_away
 
 INT8_MIN, INT8_MAX = -128, 127
 ADD_LEFT_SHIFT = 20

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
+from mcudeploy.device.runners.base import find_executable
 from mcudeploy.errors import RunnerError
-from mcudeploy.runners.base import find_executable
 
 GDB = "gdb-multiarch"
 _POLL_SECONDS = 0.05

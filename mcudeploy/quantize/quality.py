@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mcudeploy.arith import round_half_away
 from mcudeploy.ir import Graph
 from mcudeploy.oracles import dequantize, snr_db
-from mcudeploy.quantize.arith import round_half_away
 from mcudeploy.reference import run_graph
 
 

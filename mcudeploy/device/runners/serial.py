@@ -11,8 +11,8 @@ from serial.tools import list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
 from mcudeploy.boards import Board
+from mcudeploy.device.runners.base import Runner
 from mcudeploy.errors import RunnerError
-from mcudeploy.runners.base import Runner
 
 
 class SerialRunner(Runner):

@@ -9,23 +9,26 @@ differences are described by axis: which channels (last axis), rows, columns and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcudeploy.codegen.emit import LayerInfo, Manifest
-from mcudeploy.errors import DeviceFault
+from mcudeploy.device.session import Session
+from mcudeploy.errors import DeviceFault, MCUDeployError
 from mcudeploy.ir import Graph
-from mcudeploy.protocol import TENSOR, DeviceHang, Link
+from mcudeploy.manifest import LayerInfo, Manifest
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import Vector
-from mcudeploy.verify import abs_diff, describe_layer, write_inputs
+from mcudeploy.verify.compare import abs_diff
+from mcudeploy.verify.verdict import Verdict
 
 # Axis names by tensor rank (NHWC is fixed by the IR): the last axis is always "channels".
 _AXES = {1: ("channels",), 2: ("batches", "channels"), 3: ("batches", "rows", "channels"),
          4: ("batches", "rows", "columns", "channels")}
 _LIST_AT_MOST = 16
+REPLAY_LIMIT = 5000  # inferences a stateful model's layer-by-layer re-run may take
 
 
 @dataclass(frozen=True)
@@ -81,32 +84,47 @@ class Localisation:
                 f"max |diff| {d.max_abs_diff}, mean |diff| {d.mean_abs_diff:.3g}")
 
 
-def device_layer_outputs(link: Link, manifest: Manifest, vector: Vector, invoke_timeout: float,
+def localise_first_mismatch(verdict: Verdict, graph: Graph, manifest: Manifest, vectors: Sequence[Vector],
+                            open_device: Callable[[], AbstractContextManager[Session]],
+                            say: Callable[[str], None]) -> Localisation | None:
+    """On a mismatch with the host reference in a run that finished, re-run its first vector layer
+    by layer on a fresh device (`open_device`) and find the first layer that diverges."""
+    bad = min((m.vector for m in verdict.mismatches if m.oracle == "host-reference"), default=None)
+    if bad is None or verdict.failure is not None:
+        return None
+    history = vectors[:bad] if manifest.variables else []  # the state vector `bad` started from
+    replays = len(history) * len(manifest.layers)
+    if replays > REPLAY_LIMIT:
+        return Localisation(bad, error=f"not re-run: for a stateful model that means replaying the "
+                                       f"{len(history)} vectors before it for each layer "
+                                       f"({replays} inferences)")
+    say(f"re-running vector {bad} layer by layer to find the first layer that diverges")
+    try:
+        with open_device() as session:
+            outputs = device_layer_outputs(session, vectors[bad], history)
+    except MCUDeployError as exc:
+        return Localisation(bad, error=str(exc))
+    return localise(manifest, graph, bad, vectors[bad], outputs, history)
+
+
+def device_layer_outputs(session: Session, vector: Vector,
                          history: Sequence[Vector] = ()) -> dict[int, bytes]:
-    """Each layer's output tensor on the device for `vector`, by layer index (the raw bytes).
+    """Each layer's output tensor on the device for `vector`, by layer index (the raw bytes); none
+    for a layer computed inside a streamed stage, whose output has no storage.
 
     `history`: the vectors a stateful model ran before this one. Before each layer the device is
     reset and runs them again, so that the layer sees the state it saw in the run."""
-    tensors = {t.id: t for t in manifest.tensors}
     found = {}
-    for layer in manifest.layers:
-        tensor = tensors.get(layer.tensor)
-        if tensor is None:
+    for layer in session.manifest.layers:
+        if session.manifest.output_tensor(layer.index) is None:
             continue
+        context = f"layer by layer, up to layer {layer.index}"
         if history:
-            link.reset()
+            session.reset()
             for earlier in history:
-                write_inputs(link, earlier)
-                link.invoke(timeout=invoke_timeout)
-        write_inputs(link, vector)
-        try:
-            done = link.invoke(stop_after=layer.index, timeout=invoke_timeout)
-        except DeviceHang as exc:
-            raise DeviceHang(f"layer by layer, up to layer {layer.index}: {exc}") from exc
-        if done.status != 0:
-            raise DeviceFault(f"layer by layer: {describe_layer(manifest, done.layer)} returned "
-                              f"status {done.status}")
-        found[layer.index] = link.read(TENSOR, tensor.id, tensor.size)
+                session.infer(earlier, context=context)
+        session.run_to(layer.index, vector, context=context)
+        found[layer.index] = session.tensor(layer.index)
     return found
 
 
@@ -129,7 +147,7 @@ def localise(manifest: Manifest, graph: Graph, vector_index: int, vector: Vector
         expected = np.asarray(values[tensor.name])
         got = np.frombuffer(data, dtype=expected.dtype)
         if got.size != expected.size:
-            raise DeviceFault(f"{describe_layer(manifest, layer.index)}: the device's tensor has "
+            raise DeviceFault(f"{manifest.describe_layer(layer.index)}: the device's tensor has "
                               f"{got.size} elements, the reference's {expected.size}")
         diff = abs_diff(got.reshape(expected.shape), expected)
         result.layers.append(_layer_diff(layer, diff))

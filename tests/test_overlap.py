@@ -14,11 +14,11 @@ from hostlib import HostModel
 from memory_models import mobilenet_head
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import NNLibrary, nnref_library
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate, memory
 from mcudeploy.codegen.lower import lower
 from mcudeploy.codegen.walks import NNREF, layer_shift, release_of
+from mcudeploy.nnlib import NNLibrary, nnref_library
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import random_vectors
 

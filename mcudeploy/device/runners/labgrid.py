@@ -30,11 +30,11 @@ from typing import Any
 import serial
 
 from mcudeploy.boards import Board
+from mcudeploy.device.protocol import DeviceHang
+from mcudeploy.device.runners.base import Runner
+from mcudeploy.device.runners.gdbload import GdbServer, GdbServerSilent, load_elf
+from mcudeploy.device.runners.serial import open_port
 from mcudeploy.errors import DeviceFault, LinkError, RunnerError
-from mcudeploy.protocol import DeviceHang
-from mcudeploy.runners.base import Runner
-from mcudeploy.runners.gdbload import GdbServer, GdbServerSilent, load_elf
-from mcudeploy.runners.serial import open_port
 
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's own default
 GDB_SERVER = "GDBServer"  # the exporter entry naming a place's GDB server

@@ -1,7 +1,9 @@
 """TFLite's integer arithmetic, bit for bit: multipliers, requantization, rounding.
 
 Every function here reproduces a formula of the TFLite int8 specification (which CMSIS-NN
-implements); the numpy versions emulate 32-bit two's-complement wrap-around where C does.
+implements); the numpy versions emulate 32-bit two's-complement wrap-around where C does. Used
+everywhere: by the quantizer, the support checks, the host reference and the code generator.
+`fixedpoint` holds gemmlowp's fixed-point functions, `params` each operator's kernel parameters.
 """
 
 from __future__ import annotations

@@ -18,8 +18,14 @@ from pathlib import Path
 import serial
 
 from mcudeploy.boards import Board
+from mcudeploy.device.runners.base import (
+    SimulatorRunner,
+    connect_socket,
+    find_executable,
+    free_port,
+    log_tail,
+)
 from mcudeploy.errors import BoardError, InputError, LinkError
-from mcudeploy.runners.base import SimulatorRunner, connect_socket, find_executable, free_port, log_tail
 
 _LISTENING = re.compile(r"(\w+): Listening for serial connection on port (\d+)")
 

@@ -8,8 +8,15 @@ from pathlib import Path
 import serial
 
 from mcudeploy.boards import Board
+from mcudeploy.device.runners.base import (
+    SimulatorRunner,
+    connect_socket,
+    find_executable,
+    free_port,
+    log_tail,
+    reap,
+)
 from mcudeploy.errors import BoardError, LinkError
-from mcudeploy.runners.base import SimulatorRunner, connect_socket, find_executable, free_port, log_tail, reap
 
 QEMU = "qemu-system-arm"
 _BIND_TRIES = 3
