@@ -77,6 +77,12 @@ class Manifest:
         layer = self.layers[index]
         return f"layer {layer.index} ({layer.op}, {layer.origin})"
 
+    def output_tensor(self, layer: int) -> TensorInfo | None:
+        """Layer `layer`'s output tensor as the device stores it; None for one computed inside a
+        streamed stage (mcudeploy.codegen.stages), which has no storage and is not listed."""
+        wanted = self.layers[layer].tensor
+        return next((t for t in self.tensors if t.id == wanted), None)
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
 

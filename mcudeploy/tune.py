@@ -28,7 +28,9 @@ depends on the other layers' lowerings (issue 16: `split_multiplier` 605,500 ins
 image, where it alone called the depthwise wrapper; 746,031 in the final firmware, where layer 1's
 wrapper call shares it). So once chosen, the model is built once more with every layer as chosen
 and measured: each entry keeps its chosen candidate's figures there (`in_model`), which are what the
-final firmware measures.
+final firmware measures. Tuning images keep whole tensors (mcudeploy.codegen.memory's lowerings
+off): an overlap changes no instruction, but a layer that the final firmware computes inside a
+streamed stage is counted there in the stage's instructions, which `in_model` does not predict.
 """
 
 from __future__ import annotations
@@ -236,10 +238,12 @@ def _measure_image(board: Board, library: NNLibrary, sim: Simulator, session: _S
 def _build_image(board: Board, library: NNLibrary, session: _Session, folder: Path, source: str,
                  choose: Chooser, table: Table) -> Path:
     """Generate the model with each layer lowered as `choose` says into folder/model (its manifest
-    kept in `session`) and build its firmware; returns the ELF."""
+    kept in `session`) and build its firmware; returns the ELF. Its tensors are whole and intact
+    until their last reader ran (no overlaps, no streamed stages: `below_bound=False`), as reading
+    each layer's output and inputs back needs."""
     scratch = scratch_sizes(library, board, folder / "model-scratch-probe")
     session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table,
-                                scratch)
+                                scratch, below_bound=False)
     return build_firmware(board, folder / "model", folder / "build", library,
                           extra_defines={"MCD_MAX_LAYERS": str(max(1, len(session.manifest.layers)))})
 

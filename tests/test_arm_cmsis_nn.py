@@ -12,7 +12,9 @@ This proves, with Arm's code rather than ours:
   convolution grouping included: 4.0.0 predates grouped convolution, so they are split;
 - a release without host-side scratch queries is sized by asking the device (scratch probe);
 - `--tune` measures Arm's kernels like nnref's: for a depthwise layer with ch_mult 2 it picks the
-  split into multiplier-1 calls, which reach Arm's vectorised kernel (the README's figures).
+  split into multiplier-1 calls, which reach Arm's vectorised kernel (the README's figures);
+- outputs overlapping inputs as far as mcudeploy.codegen.walks proves from Arm's code run
+  bit-exact through each CPU class's kernels (and with a whole local release, streamed stages).
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ from pathlib import Path
 
 import pytest
 from cases import CASES, REFERENCE_LAYER_NAMES, build_cases, reference_layers
+from memory_models import mobilenet_head, same_size_chain
 from nnpack import pack_from_tree
 from shipped import FetchError, fetch_wheel
 
 from mcudeploy.boards import load_board
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
+from mcudeploy.codegen.lower import lower
 from mcudeploy.codegen.scratch import answers_on_host
+from mcudeploy.codegen.walks import ARM_4_0_0, ARM_7_0_0, layer_shift, release_of
 from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
@@ -135,3 +140,52 @@ def test_tuning_with_arms_kernels_splits_the_depthwise_multiplier(arm_pack: Path
     print(f"\nArm's CMSIS-NN 4.0.0 on {board}, instructions per MAC: {per_mac}; "
           f"ch_mult 2 split {gain:.1f}x faster than the wrapper call")
     assert gain > 2.0, by_name
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386", "mps2-an385"])
+def test_overlaps_proved_for_arms_kernels_are_bit_exact(arm_pack: Path, board: str, tmp_path: Path) -> None:
+    """Layers whose output overlaps their input as far as mcudeploy.codegen.walks proves for Arm's
+    4.0.0 kernels (MVE, DSP, plain C: each its own order), bit-exact with the host reference and TFLM.
+    The release has no host scratch queries, so no streamed stage: overlaps only."""
+    library = load_pack(arm_pack)
+    assert release_of(library) is ARM_4_0_0
+    graph, data = same_size_chain()
+    model = tmp_path / "head.tflite"
+    model.write_bytes(data)
+    out = tmp_path / "out"
+    status = main(["run", str(model), "--board", board, "--cmsis-nn", str(arm_pack), "--out", str(out),
+                   "--vectors", "3", "-q"])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["oracles"] == ["host-reference", "tflm"] and report["mismatched_vectors"] == 0
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    walked = [layer for layer in lower(graph).layers
+              if layer_shift(layer, library, load_board(board).cpu_class) is not None]
+    assert walked and manifest["arena_bytes"] < manifest["lower_bound"]
+    print(f"\nArm's 4.0.0 on {board}: arena {manifest['arena_bytes']} B against the tensor bound "
+          f"{manifest['lower_bound']} B; {len(walked)} of {len(lower(graph).layers)} layers may overlap")
+
+
+@pytest.mark.parametrize("board", ["mps3-an547", "mps2-an386"])
+def test_stages_and_overlaps_with_a_local_release(board: str, tmp_path: Path) -> None:
+    """The same with a whole Arm release brought in locally (MCD_ARM_CMSIS_NN: 7.0.0's tree or
+    pack), whose host scratch queries let stages be planned too; TFLM is the second oracle."""
+    release = os.environ.get("MCD_ARM_CMSIS_NN")
+    if not release:
+        pytest.skip("Arm's CMSIS-NN is not downloadable here: set MCD_ARM_CMSIS_NN to a release to run this")
+    library = load_pack(release)
+    assert release_of(library) is ARM_7_0_0, "walks.py has read 7.0.0 only among the whole releases"
+    _, data = mobilenet_head(size=48)
+    model = tmp_path / "head.tflite"
+    model.write_bytes(data)
+    out = tmp_path / "out"
+    status = main(["run", str(model), "--board", board, "--cmsis-nn", release, "--out", str(out),
+                   "--vectors", "3", "-q"])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["mismatched_vectors"] == 0 and "tflm" in report["oracles"]
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    assert "lowered as stage of layers" in code_path(out / "model").read_text()
+    assert manifest["arena_bytes"] < 0.7 * manifest["lower_bound"]
+    print(f"\n{library.name} on {board}: arena {manifest['arena_bytes']} B against the tensor bound "
+          f"{manifest['lower_bound']} B")

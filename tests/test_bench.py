@@ -41,6 +41,9 @@ MACS = {
 }
 
 
+BELOW_BOUND = {"mobilenet_v1_025_vww": 0.6, "resnet8_cifar10": 0.8}
+
+
 @pytest.mark.parametrize("name", sorted(MLPERF_TINY))
 def test_mlperf_tiny_models_are_reproducible_and_deployable(name: str, tmp_path: Path) -> None:
     data = mlperf_tiny_tflite(name, seed=0)
@@ -49,7 +52,8 @@ def test_mlperf_tiny_models_are_reproducible_and_deployable(name: str, tmp_path:
     check_graph(graph)
     manifest = generate(graph, load_board("mps3-an547"), nnref_library(), tmp_path, source=name)
     assert sum(layer.macs for layer in manifest.layers) == MACS[name]
-    assert manifest.arena_bytes == manifest.lower_bound
+    # Issue 19's goals below the tensor-granularity bound (overlaps and streamed stages, nnref).
+    assert manifest.arena_bytes <= BELOW_BOUND.get(name, 1.0) * manifest.lower_bound
 
 
 @pytest.mark.parametrize("name", ["ds_cnn_kws", "resnet8_cifar10"])

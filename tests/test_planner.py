@@ -121,11 +121,12 @@ def random_graph(seed: int) -> ir.Graph:
 
 
 def simulate(graph: ir.Graph, lowered: LoweredModel, layout: ArenaLayout,
-             scratch: dict[int, int]) -> None:
+             scratch: dict[int, int], shifts: dict[int, int] | None = None) -> None:
     """Run the plan on a model of the arena's bytes, each byte owned by the last buffer written
     there: every layer must find its inputs intact, write its scratch over nothing it reads or
     writes, and write its output over none of its inputs unless exactly on top of one (in-place
-    element-wise only); at the end every output must be intact."""
+    element-wise only) or starting at least its shift below its first input (`shifts`, the
+    overlaps offered); at the end every output must be intact."""
     owner = np.full(max(layout.plan.arena_bytes, 1), -1, dtype=np.int64)
     ids: dict[str, int] = {}
 
@@ -163,11 +164,28 @@ def simulate(graph: ir.Graph, lowered: LoweredModel, layout: ArenaLayout,
         for name in reads:
             if region(name) == out and layout.in_place.get(layer.index) is not None:
                 assert layer.op.kind in IN_PLACE_KINDS
+            elif layer.index in layout.overlaps and name == layer.inputs[0]:
+                assert layout.overlaps[layer.index] >= (shifts or {})[layer.index]
+                assert out[0] <= region(name)[0] - layout.overlaps[layer.index], (layer.name, name)
             else:
                 assert not overlap(region(name), out), (layer.name, name)
         write(layer.output)
     for name in graph.outputs:
         assert intact(name), name
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_random_graphs_with_overlaps_never_clobber_a_live_byte(seed: int) -> None:
+    """Any layer may be offered an overlap (a random shift): the plan takes some, and still every
+    byte a layer reads is the one its producer wrote."""
+    graph = random_graph(seed)
+    lowered = lower(graph)
+    rng = np.random.default_rng(seed)
+    scratch = {layer.index: int(rng.choice([0, 0, 12, 333])) for layer in lowered.layers}
+    shifts = {layer.index: int(rng.integers(0, 300)) for layer in lowered.layers if layer.inputs}
+    layout = plan_arena(graph, lowered, scratch, shifts=shifts)
+    simulate(graph, lowered, layout, scratch, shifts)
+    assert layout.plan.arena_bytes <= plan_arena(graph, lowered, scratch).plan.arena_bytes
 
 
 @pytest.mark.parametrize("seed", range(80))

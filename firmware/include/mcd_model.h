@@ -44,7 +44,8 @@ mcd_buffer mcd_model_input(uint8_t index);
 mcd_buffer mcd_model_output(uint8_t index);
 
 /* Tensor `index` (< mcd_num_tensors), which the host may read in dump mode: valid right after the
- * layer that produces it ran (the manifest says which). */
+ * layer that produces it ran (the manifest says which). In a generated model tensor i is layer i's
+ * output; one computed inside a streamed stage has no storage (NULL, size 0). */
 mcd_buffer mcd_model_tensor(uint16_t index);
 
 #endif

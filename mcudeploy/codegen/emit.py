@@ -19,6 +19,7 @@ from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
 from mcudeploy.codegen.lower import Layer, LoweredModel
+from mcudeploy.codegen.stages import STAGE_TEMPLATE
 from mcudeploy.ir import Graph
 from mcudeploy.manifest import IoInfo, LayerInfo, Manifest, TensorInfo
 
@@ -36,6 +37,14 @@ _QUERY_ARGS = {
     "fc": "&{n}_filter_dims",
     "avgpool": "{ow}, {c}",
 }
+# Depthwise layers keep their wrapper call's arguments as a struct (templates/_conv_call.j2) when the
+# model has CALL_STRUCTS_FROM or more of them: with fewer, the compiler inlines the library's function
+# into each call with its constant dims, which is faster and, for one or two, smaller. Convolutions
+# keep their own calls: through the struct, nnref's convolution took up to 1.7% more instructions on
+# the M4 (ResNet-8, DS-CNN), as the compiler no longer specialises it.
+CALL_KINDS = {"depthwise_conv2d.c.j2": "depthwise"}
+KERNELS = {"depthwise": "arm_depthwise_conv_wrapper_s8", "conv": "arm_convolve_wrapper_s8"}  # by call kind
+CALL_STRUCTS_FROM = 3
 
 
 def _c_array(values: np.ndarray, per_line: int = 16) -> str:
@@ -66,7 +75,10 @@ def template_environment() -> jinja2.Environment:
 @dataclass(frozen=True)
 class _LayerView:
     """A layer with the addresses the templates need filled in; `in_place`: the tensor whose
-    storage its output reuses."""
+    storage its output reuses; `overlap`: how many bytes below its input its output starts.
+    The `_offset` fields place its first input, output and scratch in the arena (None: elsewhere,
+    or no scratch), for the constant call structs (templates/_conv_call.j2), which cannot hold
+    addresses in an arena that NAME_set_arena() may move."""
 
     layer: Layer
     input_exprs: list[str]
@@ -76,18 +88,38 @@ class _LayerView:
     query_call: str
     shapes: str
     in_place: str | None
+    overlap: int | None = None
+    input_offset: int | None = None
+    output_offset: int | None = None
+    scratch_offset: int | None = None
     body: str = ""
+
+    @property
+    def in_arena(self) -> bool:
+        """Whether its first input and its output are both in the arena (what a call struct needs)."""
+        return self.input_offset is not None and self.output_offset is not None
 
     def __getattr__(self, item: str):
         return getattr(self.layer, item)
 
 
 def address(lowered: LoweredModel, layout: ArenaLayout, name: str) -> str:
-    """The C expression of a tensor's storage: a place in the arena, or a variable's array."""
+    """The C expression of a tensor's storage: a place in the arena, or a variable's array (`0`
+    for a tensor computed inside a streamed stage, which has none)."""
     key = lowered.storage(name)
     if key in lowered.variables:
         return lowered.variables[key]
+    if key in lowered.internal:
+        return "0"
     return f"arena + {layout.tensor_offsets[key]}"
+
+
+def _arena_offset(lowered: LoweredModel, layout: ArenaLayout, layer: Layer, name: str) -> int | None:
+    """Where a layer's operand lies in the arena; None for a constant, a variable or no storage."""
+    key = lowered.storage(name)
+    if name in layer.const_inputs or key in lowered.variables or key in lowered.internal:
+        return None
+    return layout.tensor_offsets[key]
 
 
 def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout,
@@ -97,7 +129,8 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
             return layer.const_inputs[name]
         return address(lowered, layout, name)
 
-    scratch_expr = f"arena + {layout.scratch_offsets[layer.index]}" if scratch > 0 else "0"
+    scratch_offset = layout.scratch_offsets[layer.index] if scratch > 0 else None
+    scratch_expr = f"arena + {scratch_offset}" if scratch_offset is not None else "0"
     query = ""
     if layer.scratch is not None:
         v = layer.values
@@ -108,14 +141,30 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
     shapes = " + ".join(str(list(graph.tensor(n).shape)) for n in layer.inputs)
     shapes += f" -> {list(graph.tensor(layer.output).shape)}"
     return _LayerView(layer, [expr(n) for n in layer.inputs], expr(layer.output), scratch_expr,
-                      scratch, query, shapes, layout.in_place.get(layer.index))
+                      scratch, query, shapes, layout.in_place.get(layer.index),
+                      layout.overlaps.get(layer.index),
+                      _arena_offset(lowered, layout, layer, layer.inputs[0]) if layer.inputs else None,
+                      _arena_offset(lowered, layout, layer, layer.output), scratch_offset)
+
+
+def _struct_calls(view: _LayerView, call_kinds: list[str]) -> str:
+    """The library calls a layer makes through a call struct (templates/_conv_call.j2), as C, for
+    `check_layer`: the layer's body names only the struct."""
+    layer = view.layer
+    kinds = {CALL_KINDS.get(layer.template)} & set(call_kinds) if view.in_arena else set()
+    if layer.template == STAGE_TEMPLATE:
+        kinds = {member["kind"] for member in layer.values["members"]}
+    return "".join(f"\n{KERNELS[kind]}(...);" for kind in sorted(kinds))
 
 
 def _tensor_place(lowered: LoweredModel, layout: ArenaLayout, name: str) -> str:
-    """A tensor's storage as an entry of NAME.c's tensor table: (variable, offset in the arena)."""
+    """A tensor's storage as an entry of NAME.c's tensor table: (variable, offset in the arena);
+    one computed inside a streamed stage has none (its entry's size is 0)."""
     key = lowered.storage(name)
     if key in lowered.variables:
         return f"(int8_t *){lowered.variables[key]}, 0u"
+    if key in lowered.internal:
+        return "NULL, 0u"
     return f"NULL, {layout.tensor_offsets[key]}u"
 
 
@@ -130,20 +179,26 @@ def emit_model(
     env = template_environment()
     views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
              for layer in lowered.layers]
-    views = [replace(v, body=env.get_template(v.layer.template).render(l=v).strip()) for v in views]
+    kinds = [CALL_KINDS[v.layer.template] for v in views if v.layer.template in CALL_KINDS and v.in_arena]
+    call_kinds = sorted(kind for kind in set(kinds) if kinds.count(kind) >= CALL_STRUCTS_FROM)
+    views = [replace(v, body=env.get_template(v.layer.template).render(l=v, call_kinds=call_kinds).strip())
+             for v in views]
     for view in views:
         if check_layer is not None:
-            check_layer(view.layer, view.body)
+            check_layer(view.layer, view.body + _struct_calls(view, call_kinds))
 
     def io(name: str) -> IoInfo:
         t = graph.tensor(name)
         return IoInfo(name, list(t.shape), t.scale, t.zero_point,
                       layout.tensor_offsets[lowered.storage(name)], t.nbytes, t.dtype)
 
+    # A tensor computed inside a streamed stage has no storage: size 0 on the device, not listed.
+    stored = [lowered.storage(layer.output) not in lowered.internal for layer in lowered.layers]
     tensors = [
         TensorInfo(i, layer.output, layer.index,
                    layout.tensor_offsets.get(lowered.storage(layer.output), -1),
-                   graph.tensor(layer.output).nbytes, list(graph.tensor(layer.output).shape))
+                   graph.tensor(layer.output).nbytes if stored[i] else 0,
+                   list(graph.tensor(layer.output).shape))
         for i, layer in enumerate(lowered.layers)
     ]
     variables = [
@@ -167,6 +222,11 @@ def emit_model(
         "float_names": dict(graph.float_io),
         "float_inputs": [i for i, io_ in enumerate(inputs) if io_.name in graph.float_io],
         "float_outputs": [i for i, io_ in enumerate(outputs) if io_.name in graph.float_io],
+        "call_kinds": call_kinds, "kernels": KERNELS,
+        "row_kinds": sorted({m["kind"] for layer in lowered.layers if layer.template == STAGE_TEMPLATE
+                             for m in layer.values["members"]}),
+        "stage_max": max((len(layer.values["members"]) for layer in lowered.layers
+                          if layer.template == STAGE_TEMPLATE), default=0),
     }
     text = env.get_template("model.c.j2").render(**context)
     digest = hashlib.sha256(text.encode()).digest()[:8]
@@ -188,7 +248,8 @@ def emit_model(
                       layer.output, layer.index, layer.macs, scratch.get(layer.index, 0))
             for layer in lowered.layers
         ],
-        tensors=tensors, state_bytes=state_bytes(lowered), variables=dict(lowered.variable_bytes),
+        tensors=[t for t, kept in zip(tensors, stored, strict=True) if kept],
+        state_bytes=state_bytes(lowered), variables=dict(lowered.variable_bytes),
     )
     manifest.save(out_dir / "manifest.json")
     return manifest

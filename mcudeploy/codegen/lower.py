@@ -307,12 +307,14 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
 @dataclass(frozen=True)
 class LoweredModel:
     """The calls in order; which tensor names share storage (RESHAPE outputs, variable reads);
-    and the C array of each persistent variable."""
+    the C array of each persistent variable; the tensors computed inside a streamed stage, never
+    stored whole (mcudeploy.codegen.stages)."""
 
     layers: tuple[Layer, ...]
     aliases: dict[str, str]  # tensor name -> the tensor whose storage it uses
     variables: dict[str, str] = field(default_factory=dict)  # variable tensor -> C symbol
     variable_bytes: dict[str, int] = field(default_factory=dict)  # variable tensor -> bytes
+    internal: frozenset[str] = frozenset()  # storage names with no storage
 
     def storage(self, name: str) -> str:
         while name in self.aliases:

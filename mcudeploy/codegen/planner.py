@@ -21,6 +21,11 @@ The baseline, `plan_linear`, gives every buffer its own range (the sum of all si
 liveness lower bound is the largest total of (aligned) bytes alive at one step: no plan can do
 better. Finding the smallest arena is NP-hard in general (dynamic storage allocation), so the
 bound is not always reachable, and `Plan` reports both.
+
+A buffer may be made of parts, each at a fixed offset inside it with its own lifetime: tensors
+whose bytes a layer's output overlaps (mcudeploy.codegen.arena). Two buffers conflict where two of
+their parts are alive together, and only those parts' bytes must stay apart; the bound counts, at
+each step, the bytes of a buffer's parts alive then.
 """
 
 from __future__ import annotations
@@ -32,16 +37,34 @@ REPAIR_ROUNDS = 64
 
 
 @dataclass(frozen=True)
+class Part:
+    """A piece of a buffer: `size` bytes at `offset` inside it, alive from step `first` to `last`."""
+
+    offset: int
+    size: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
 class Buffer:
-    """A buffer to place: `first` and `last` are the layer steps it must survive, inclusive."""
+    """A buffer to place: `first` and `last` are the layer steps it must survive, inclusive.
+    `parts`, when given, say which of its bytes are alive when (else all of them, all along)."""
 
     name: str
     size: int
     first: int
     last: int
+    parts: tuple[Part, ...] = ()
 
     def overlaps(self, other: Buffer) -> bool:
         return self.first <= other.last and other.first <= self.last
+
+    def pieces(self, alignment: int) -> tuple[Part, ...]:
+        """Its parts (aligned), or the whole buffer as one part."""
+        if not self.parts:
+            return (Part(0, align(self.size, alignment), self.first, self.last),)
+        return tuple(Part(p.offset, align(p.size, alignment), p.first, p.last) for p in self.parts if p.size)
 
 
 @dataclass(frozen=True)
@@ -58,29 +81,55 @@ def align(value: int, alignment: int) -> int:
     return -(-value // alignment) * alignment
 
 
+def _alive_bytes(pieces: Sequence[Part], step: int) -> int:
+    """Bytes covered by the parts alive at `step` (parts of one buffer may overlap)."""
+    spans = sorted((p.offset, p.offset + p.size) for p in pieces if p.first <= step <= p.last)
+    total, reach = 0, None
+    for start, end in spans:
+        if reach is None or start >= reach:
+            total += end - start
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total
+
+
+def alive_bytes(buffers: Sequence[Buffer], step: int, alignment: int) -> int:
+    """The aligned bytes of `buffers` alive at `step`."""
+    return sum(_alive_bytes(b.pieces(alignment), step) for b in buffers)
+
+
 def lower_bound(buffers: list[Buffer], alignment: int) -> int:
     """Max over steps of the aligned bytes alive at that step."""
-    steps = {b.first for b in buffers} | {b.last for b in buffers}
-    return max(
-        (sum(align(b.size, alignment) for b in buffers if b.first <= s <= b.last) for s in steps),
-        default=0,
-    )
+    pieces = [b.pieces(alignment) for b in buffers]
+    steps = {p.first for ps in pieces for p in ps} | {p.last for ps in pieces for p in ps}
+    return max((sum(_alive_bytes(ps, s) for ps in pieces) for s in steps), default=0)
+
+
+def _forbidden(buf: Buffer, other: Buffer, other_offset: int, alignment: int) -> list[tuple[int, int]]:
+    """Open ranges of offsets where `buf` would overlap a live byte of `other`, placed."""
+    ranges = []
+    for a in buf.pieces(alignment):
+        for b in other.pieces(alignment):
+            if a.first <= b.last and b.first <= a.last:
+                start = other_offset + b.offset
+                ranges.append((start - a.offset - a.size, start + b.size - a.offset))
+    return ranges
 
 
 def _place(order: Sequence[Buffer], alignment: int) -> dict[str, int]:
-    """First fit in the given order: each buffer in the lowest gap its placed conflicts leave."""
+    """First fit in the given order: each buffer at the lowest offset its placed conflicts leave."""
     placed: list[tuple[Buffer, int]] = []
     for buf in order:
-        size = align(buf.size, alignment)
-        conflicts = sorted(
-            (off, off + align(other.size, alignment)) for other, off in placed
-            if other.overlaps(buf) and other.size > 0
-        )
+        forbidden = sorted(r for other, off in placed if other.overlaps(buf) and other.size > 0
+                           for r in _forbidden(buf, other, off, alignment))
         offset = 0
-        for start, end in conflicts:
-            if start - offset >= size:
+        for low, high in forbidden:
+            if offset <= low:
                 break
-            offset = max(offset, end)
+            if offset < high:
+                offset = align(high, alignment)
         placed.append((buf, offset))
     return {b.name: off for b, off in placed}
 

@@ -90,8 +90,12 @@ class Session:
         self._invoke(vector, layer, context)
 
     def tensor(self, layer: int) -> bytes:
-        """The raw bytes of layer `layer`'s output tensor as the device holds it now."""
-        info = self.manifest.tensors[self.manifest.layers[layer].tensor]
+        """The raw bytes of layer `layer`'s output tensor as the device holds it now (a layer
+        computed inside a streamed stage has none: ValueError)."""
+        info = self.manifest.output_tensor(layer)
+        if info is None:
+            raise ValueError(f"{self.manifest.describe_layer(layer)} is computed inside a streamed stage: "
+                             "its output has no storage")
         return self.link.read(TENSOR, info.id, info.size)
 
     def layer_ticks(self) -> tuple[int, ...]:

@@ -109,12 +109,15 @@ def localise_first_mismatch(verdict: Verdict, graph: Graph, manifest: Manifest, 
 
 def device_layer_outputs(session: Session, vector: Vector,
                          history: Sequence[Vector] = ()) -> dict[int, bytes]:
-    """Each layer's output tensor on the device for `vector`, by layer index (the raw bytes).
+    """Each layer's output tensor on the device for `vector`, by layer index (the raw bytes); none
+    for a layer computed inside a streamed stage, whose output has no storage.
 
     `history`: the vectors a stateful model ran before this one. Before each layer the device is
     reset and runs them again, so that the layer sees the state it saw in the run."""
     found = {}
     for layer in session.manifest.layers:
+        if session.manifest.output_tensor(layer.index) is None:
+            continue
         context = f"layer by layer, up to layer {layer.index}"
         if history:
             session.reset()

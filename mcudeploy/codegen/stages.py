@@ -1,0 +1,225 @@
+"""Streamed stages: a chain of convolutions computed a few rows at a time, so that the maps between
+them are never whole (patch-based inference, MCUNetV2, with full-width patches).
+
+A stage is a chain of layers, each the only reader of the one before it: convolution or depthwise
+wrapper calls over batch 1. Its first layer reads the stage's input, a whole tensor in the arena;
+its last writes the stage's output, a whole tensor too; between them each layer keeps only the rows
+of its output that the next one still needs, in a window buffer in the stage's scratch.
+
+The schedule (`schedule`, and the same loop in C in templates/_stage.j2): for each band of `band`
+output rows of the last layer, from the top,
+1. backwards from the last layer, each layer's new rows: from the first row it has not computed
+   (or the first row the next layer needs, if later) to the last row the next layer needs; and the
+   input rows those need (`Member.inputs`: stride, padding, window extent, clipped to the input);
+2. forwards, each layer with new rows drops the rows of its window that no later layer will read
+   (moving the rest to the window's start), then calls the library's kernel on its input rows,
+   as a tensor of that many rows with the top padding the band still has, writing the new rows
+   after the ones it keeps.
+
+Each output row is computed exactly once, from the same products as a whole call would sum (the
+kernel sees the same window of real rows; rows beyond a band's input are padding only where the
+whole input ends), so the result is bit-exact; the cost is one kernel call per layer and band and
+the rows moved in the windows. The windows hold at most `capacity` rows, which `schedule` finds by
+running the same loop; the C loop checks it and fails the layer rather than overflow.
+
+The stage's output may overlap its input: band b writes its rows after its first layer has read
+all the input rows it needs, so `access_order.band_shift` over the bands' reads and writes gives
+how far below the input the output may start.
+
+Layers of a stage keep their index: the last becomes the stage, the others do nothing at their
+step and their outputs are never stored (`LoweredModel.internal`), so the host cannot read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from mcudeploy.codegen.access_order import NO_READ, band_shift
+from mcudeploy.codegen.grouped_fallback import CompositeScratch, align4
+from mcudeploy.codegen.lower import Layer, LoweredModel, ScratchQuery
+from mcudeploy.ir import Graph
+
+STAGE_TEMPLATE = "stage.c.j2"
+MEMBER_TEMPLATE = "stage_member.c.j2"
+KINDS = {"conv2d.c.j2": "conv", "depthwise_conv2d.c.j2": "depthwise"}
+QUERIES = {"conv": ("arm_convolve_wrapper_s8_get_buffer_size", "conv"),
+           "depthwise": ("arm_depthwise_conv_wrapper_s8_get_buffer_size", "dw_conv")}
+MAX_MEMBERS = 8
+
+
+@dataclass(frozen=True)
+class Member:
+    """One layer of a stage, along the rows."""
+
+    layer: Layer
+    stride: int
+    pad: int
+    extent: int  # rows one output row's window spans: (KH - 1) * dilation + 1
+    in_rows: int
+    out_rows: int
+    in_row_bytes: int
+    out_row_bytes: int
+
+    @staticmethod
+    def of(layer: Layer) -> Member:
+        v = layer.values
+        x, y, f = v["input_dims"], v["output_dims"], v["filter_dims"]
+        return Member(layer, v["stride"][0], v["padding"][0], (f.h - 1) * v["dilation"][0] + 1,
+                      x.h, y.h, x.w * x.c, y.w * y.c)
+
+    def inputs(self, first: int, end: int) -> tuple[int, int]:
+        """The input rows that output rows [first, end) read."""
+        return (max(0, first * self.stride - self.pad),
+                min(self.in_rows, (end - 1) * self.stride - self.pad + self.extent))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One kernel call of a band: member `k` computes its output rows [first, end) from its input
+    rows [in_first, in_end), with `pad` rows of padding above them."""
+
+    k: int
+    first: int
+    end: int
+    in_first: int
+    in_end: int
+    pad: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The calls band by band; the rows each window must hold; the lowest input byte each band
+    reads and the end of the output bytes it writes (for the overlap)."""
+
+    bands: tuple[tuple[Call, ...], ...]
+    capacity: tuple[int, ...]  # rows, one per member but the last
+    reads_low: tuple[int, ...]
+    writes_end: tuple[int, ...]
+    moved_bytes: int  # rows moved down inside the windows, over the whole stage
+
+
+def schedule(members: list[Member], band: int) -> Schedule:
+    """Run the stage's loop (the module's docstring; the C is templates/_stage.j2)."""
+    n = len(members)
+    lo, hi = [0] * n, [0] * n
+    capacity = [0] * (n - 1)
+    bands, reads_low, writes_end = [], [], []
+    moved = 0
+    total = members[-1].out_rows
+    for first in range(0, total, band):
+        need = [(0, 0)] * n
+        need[-1] = (first, min(first + band, total))
+        new: list[tuple[int, int, int, int] | None] = [None] * n
+        for k in reversed(range(n)):
+            a = need[k][0] if k == n - 1 else max(hi[k], need[k][0])
+            z = need[k][1]
+            if a < z:
+                new[k] = (a, z, *members[k].inputs(a, z))
+            if k > 0:
+                need[k - 1] = new[k][2:] if new[k] else (0, 0)
+        calls = []
+        for k in range(n):
+            if new[k] is None:
+                continue
+            a, z, in_a, in_z = new[k]
+            if k < n - 1:
+                if need[k][0] > lo[k]:
+                    moved += max(0, hi[k] - need[k][0]) * members[k].out_row_bytes
+                    lo[k] = need[k][0]
+                    hi[k] = max(hi[k], lo[k])
+                capacity[k] = max(capacity[k], need[k][1] - lo[k])
+                hi[k] = need[k][1]
+            m = members[k]
+            calls.append(Call(k, a, z, in_a, in_z, max(0, m.pad - a * m.stride)))
+        bands.append(tuple(calls))
+        reads = [c for c in calls if c.k == 0]
+        reads_low.append(reads[0].in_first * members[0].in_row_bytes if reads else NO_READ)
+        writes_end.append(calls[-1].end * members[-1].out_row_bytes)
+    return Schedule(tuple(bands), tuple(capacity), tuple(reads_low), tuple(writes_end), moved)
+
+
+def is_member(layer: Layer) -> bool:
+    """A layer a stage can hold: a convolution or depthwise wrapper call over batch 1."""
+    return (layer.template in KINDS and type(layer.scratch) is ScratchQuery
+            and layer.values["input_dims"].n == 1)
+
+
+def chains(graph: Graph, lowered: LoweredModel) -> list[tuple[int, int]]:
+    """Every run of layers [i, j] (two or more) that can be one stage: members, each reading only
+    the output of the one before, which nothing else reads."""
+    readers: dict[str, int] = {}
+    for layer in lowered.layers:
+        for name in layer.inputs:
+            key = lowered.storage(name)
+            readers[key] = readers.get(key, 0) + 1
+    outputs = {lowered.storage(name) for name in graph.outputs}
+    found = []
+    for i, first in enumerate(lowered.layers):
+        if not is_member(first) or lowered.storage(first.output) in lowered.internal:
+            continue
+        for j in range(i + 1, min(i + MAX_MEMBERS, len(lowered.layers))):
+            prev, layer = lowered.layers[j - 1], lowered.layers[j]
+            link = lowered.storage(prev.output)
+            if (not is_member(layer) or lowered.storage(layer.inputs[0]) != link or readers.get(link) != 1
+                    or link in outputs or link in lowered.variables):
+                break
+            found.append((i, j))
+    return found
+
+
+ScratchOf = Callable[[Layer], int]
+
+
+def stage(lowered: LoweredModel, i: int, j: int, band: int, scratch_of: ScratchOf,
+          ) -> tuple[LoweredModel, int, int] | None:
+    """Layers i..j as one stage computing `band` rows at a time: the model, the stage's scratch
+    bytes and how far below its input its output may start; None if a band would read no row."""
+    layers = lowered.layers
+    members = [Member.of(layers[k]) for k in range(i, j + 1)]
+    plan = schedule(members, band)
+    calls = [c for calls in plan.bands for c in calls]
+    if any(c.in_end <= c.in_first for c in calls):
+        return None
+    windows, offset = [], 0
+    for k, rows in enumerate(plan.capacity):
+        windows.append(offset)
+        offset += align4(rows * members[k].out_row_bytes)
+    configs = {(c.k, c.in_end - c.in_first, c.end - c.first, c.pad) for c in calls}
+    kernel_scratch = max(scratch_of(_band_layer(members[k].layer, *config)) for k, *config in configs)
+    total = offset + align4(kernel_scratch)
+    last = layers[j]
+    kind = KINDS[last.template]
+    function, args = QUERIES[kind]
+    values = {
+        "members": [{"name": m.layer.name, "kind": KINDS[m.layer.template], "values": m.layer.values,
+                     "window": windows[k] if k < len(windows) else None,
+                     "capacity": plan.capacity[k] if k < len(windows) else 0,
+                     "row_bytes": m.out_row_bytes, "stride": m.stride, "pad": m.pad,
+                     "extent": m.extent, "in_rows": m.in_rows} for k, m in enumerate(members)],
+        "input_dims": layers[i].values["input_dims"], "output_dims": last.values["output_dims"],
+        "band": band, "in_row_bytes": members[0].in_row_bytes, "out_rows": members[-1].out_rows,
+        "kernel_offset": offset, "kernel_bytes": kernel_scratch, "configs": sorted(configs),
+        "windows_bytes": offset, "moved_bytes": plan.moved_bytes, "calls": len(calls),
+        "lowering": f"stage of layers {i}-{j}, {band} row{'s' if band > 1 else ''} at a time",
+    }
+    stage_layer = replace(
+        last, template=STAGE_TEMPLATE, inputs=layers[i].inputs[:1], values=values,
+        scratch=CompositeScratch(f"{last.name}_get_buffer_size", args, library_function=function,
+                                 fixed_bytes=offset),
+        macs=sum(m.layer.macs for m in members))
+    placeholders = [replace(layers[k], template=MEMBER_TEMPLATE, inputs=(), scratch=None, macs=0,
+                            values={"stage": last.name}) for k in range(i, j)]
+    new_layers = (*layers[:i], *placeholders, stage_layer, *layers[j + 1:])
+    internal = lowered.internal | {lowered.storage(layers[k].output) for k in range(i, j)}
+    shift = band_shift(list(plan.writes_end), list(plan.reads_low))
+    return replace(lowered, layers=new_layers, internal=frozenset(internal)), total, shift
+
+
+def _band_layer(layer: Layer, in_rows: int, out_rows: int, pad: int) -> Layer:
+    """`layer` as called on a band: its input and output dims that many rows, that padding above."""
+    v = layer.values
+    x, y = v["input_dims"], v["output_dims"]
+    return replace(layer, values={**v, "input_dims": replace(x, h=in_rows),
+                                  "output_dims": replace(y, h=out_rows),
+                                  "padding": (pad, v["padding"][1])})
