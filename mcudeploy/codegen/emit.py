@@ -127,7 +127,7 @@ def emit_model(
         for name, symbol in lowered.variables.items()
     ]
     constants = [c for layer in lowered.layers for c in layer.constants]
-    weight_bytes = sum(c.values.size * (4 if c.ctype == "int32_t" else 1) for c in constants)
+    weight_bytes = sum(c.nbytes for c in constants)
     context = {
         "version": __version__, "source": source, "board": board, "cpu_class": cpu_class,
         "layers": views, "constants": constants, "arena_bytes": layout.plan.arena_bytes,
