@@ -4,9 +4,11 @@ user's calibration data, its quality measured layer by layer, and written as int
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mcudeploy.codegen.arena import plan_arena
+from mcudeploy.codegen.lower import lower
 from mcudeploy.errors import InputError, ModelFormatError
 from mcudeploy.export_tflite import graph_to_tflite
 from mcudeploy.frontends.onnx import load_onnx
@@ -15,6 +17,7 @@ from mcudeploy.ir import Graph
 from mcudeploy.oracles import OnnxFloat
 from mcudeploy.progress import Progress
 from mcudeploy.quantize.calibrate import calibrate, load_samples
+from mcudeploy.quantize.precision import choose_precision, with_precision
 from mcudeploy.quantize.quality import Quality, measure
 from mcudeploy.quantize.quantizer import quantize_graph
 from mcudeploy.support import check_graph
@@ -40,6 +43,7 @@ class ImportOptions:
     calibration: Path | None = None
     method: str = "minmax"
     snr_warn_db: float = 20.0
+    precision: str | None = None  # int8 (default), int16 or auto: mcudeploy.quantize.precision
 
 
 def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
@@ -47,9 +51,9 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
     what mcudeploy cannot deploy, before anything is written."""
     suffix = path.suffix.lower()
     if suffix == ".tflite":
-        if options.calibration is not None:
-            raise InputError(f"{path}: an int8 TFLite file keeps its own quantization; "
-                             "--calibration is for float ONNX models")
+        if options.calibration is not None or options.precision is not None:
+            raise InputError(f"{path}: a TFLite file keeps its own quantization; "
+                             "--calibration and --precision are for float ONNX models")
         graph = load_tflite(path)
         check_graph(graph, str(path))
         return Model(path, graph, path.read_bytes())
@@ -60,12 +64,28 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
         imp = load_onnx(path)
         samples = load_samples(imp, options.calibration)
         calibration = calibrate(imp, samples, options.method, source=str(options.calibration))
-        graph = quantize_graph(imp.graph, calibration.ranges, imp.where)
-        check_graph(graph)
-        quality = measure(graph, calibration.float_values, options.snr_warn_db,
-                          calibration_samples=len(samples))
+
+        def quantize(int16_ops: frozenset[str]) -> tuple[Graph, Quality]:
+            mixed = with_precision(imp.graph, calibration.ranges, int16_ops)
+            graph = quantize_graph(mixed.graph, mixed.ranges, imp.where, mixed.dtypes)
+            check_graph(graph)
+            return graph, measure(graph, calibration.float_values, options.snr_warn_db,
+                                  calibration_samples=len(samples))
+
+        choice = choose_precision(imp.graph, options.precision or "int8", options.snr_warn_db, quantize,
+                                  memory_costs)
+        graph, quality = choice.graph, choice.quality
+        quality.precision = {"mode": options.precision or "int8", "int16_layers": choice.int16_layers,
+                             "moves": [asdict(m) for m in choice.moves]}
         return Model(path, graph, graph_to_tflite(graph), OnnxFloat(imp, graph, samples), quality)
     raise ModelFormatError(f"{path}: unknown model format {path.suffix!r} (expected .tflite or .onnx)")
+
+
+def memory_costs(graph: Graph) -> tuple[int, int]:
+    """The arena code generation plans for `graph` (without scratch) and its constants' bytes."""
+    lowered = lower(graph)
+    constants = sum(c.nbytes for layer in lowered.layers for c in layer.constants)
+    return plan_arena(graph, lowered, {}).plan.arena_bytes, constants
 
 
 def report_quality(model: Model, progress: Progress) -> None:
@@ -77,6 +97,14 @@ def report_quality(model: Model, progress: Progress) -> None:
     measured = "all of them" if q.samples == q.calibration_samples else f"the first {q.samples}"
     progress.step(f"quantized: ranges from {q.calibration_samples} calibration samples, quality "
                   f"measured on {measured}: output SNR {outputs}")
+    for move in q.precision.get("moves", []):
+        verdict = "kept" if move["kept"] else ("refused: " + move["refused"] if move["refused"] else "undone")
+        progress.step(f"precision auto: {move['layer']} ({move['origin']}, {move['layer_snr_db']:.1f} dB) "
+                      f"to 16x8: output SNR {move['output_snr_db_before']:.1f} -> "
+                      f"{move['output_snr_db_after']:.1f} dB, arena {move['arena_bytes']:+d} B, constants "
+                      f"{move['constant_bytes']:+d} B: {verdict}")
+    if q.precision.get("int16_layers"):
+        progress.step(f"16x8 layers: {', '.join(q.precision['int16_layers'])}")
     if q.warning:
         progress.warn(q.warning)
 

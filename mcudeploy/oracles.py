@@ -54,8 +54,9 @@ class Tflm:
             value = found[index]
             if self._float_out[index]:
                 t = self.graph.tensor(name)
+                info = np.iinfo(t.dtype)
                 q = round_half_away(value.astype(np.float64) / t.scale) + t.zero_point
-                value = np.clip(q, -128, 127).astype(np.int8)
+                value = np.clip(q, info.min, info.max).astype(t.dtype)
             outputs.append(value)
         return outputs
 
@@ -109,7 +110,9 @@ class OnnxFloat:
         for name in self.graph.inputs:
             t = self.graph.tensor(name)
             real = self.imp.layouts[name].to_ir(sample[name])
-            out.append(np.clip(round_half_away(real / t.scale) + t.zero_point, -128, 127).astype(np.int8))
+            info = np.iinfo(t.dtype)
+            q = round_half_away(real / t.scale) + t.zero_point
+            out.append(np.clip(q, info.min, info.max).astype(t.dtype))
         return tuple(out)
 
     @property

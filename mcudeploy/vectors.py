@@ -1,4 +1,5 @@
-"""Test vectors: random int8 with a seed, or loaded from the user's .npy/.npz file."""
+"""Test vectors: random integers of each input's type (int8, or int16 for 16x8 inputs) with a seed,
+or loaded from the user's .npy/.npz file."""
 
 from __future__ import annotations
 
@@ -8,24 +9,36 @@ import numpy as np
 
 from mcudeploy.arith import round_half_away
 from mcudeploy.errors import InputError
-from mcudeploy.ir import Graph
+from mcudeploy.ir import Graph, Tensor
 
-Vector = tuple[np.ndarray, ...]  # one int8 array per model input, in model order
+Vector = tuple[np.ndarray, ...]  # one array per model input (int8 or int16), in model order
 
 
 def random_vectors(graph: Graph, count: int, seed: int) -> list[Vector]:
-    """`count` vectors of uniformly random int8 values, reproducible from `seed`."""
+    """`count` vectors of uniformly random values over each input's integer type, reproducible
+    from `seed`."""
     rng = np.random.default_rng(seed)
-    shapes = [graph.tensor(n).shape for n in graph.inputs]
-    return [tuple(rng.integers(-128, 128, size=s, dtype=np.int64).astype(np.int8) for s in shapes)
+    tensors = [graph.tensor(n) for n in graph.inputs]
+    ranges = [np.iinfo(t.dtype) for t in tensors]
+    return [tuple(rng.integers(int(r.min), int(r.max) + 1, size=t.shape, dtype=np.int64).astype(t.dtype)
+                  for t, r in zip(tensors, ranges, strict=True))
             for _ in range(count)]
+
+
+def quantize_input(real: np.ndarray, t: Tensor) -> np.ndarray:
+    """Real values as tensor `t` holds them: divided by its scale (float32), rounded half away from
+    zero, offset by its zero point and clamped to its integer type."""
+    info = np.iinfo(t.dtype)
+    q = round_half_away(np.asarray(real, dtype=np.float32) / np.float32(t.scale)) + t.zero_point
+    return np.clip(q, info.min, info.max).astype(t.dtype)
 
 
 def load_vectors(graph: Graph, path: Path) -> list[Vector]:
     """Vectors from a .npy (one input) or .npz (one array per input name) file.
 
-    Each array holds one vector of the input's shape or a stack of them; int8 arrays are used as
-    they are, floating-point arrays are quantized with the input's scale and zero point.
+    Each array holds one vector of the input's shape or a stack of them; arrays of the input's
+    integer type are used as they are, floating-point arrays are quantized with the input's scale
+    and zero point.
     """
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -59,9 +72,8 @@ def _as_stack(graph: Graph, name: str, array: np.ndarray, path: Path) -> np.ndar
     if array.shape[1:] != shape:
         raise InputError(f"{path}: input {name!r} expects shape {list(shape)} (or a stack of "
                          f"them), the file has {list(array.shape)}")
-    if array.dtype == np.int8:
+    if array.dtype == np.dtype(t.dtype):
         return array
     if np.issubdtype(array.dtype, np.floating):
-        q = round_half_away(array.astype(np.float32) / np.float32(t.scale)) + t.zero_point
-        return np.clip(q, -128, 127).astype(np.int8)
-    raise InputError(f"{path}: input {name!r} is {array.dtype}; give int8 or floating point")
+        return quantize_input(array, t)
+    raise InputError(f"{path}: input {name!r} is {array.dtype}; give {t.dtype} or floating point")

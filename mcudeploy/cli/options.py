@@ -10,6 +10,7 @@ from mcudeploy.errors import InputError
 from mcudeploy.model import ImportOptions
 from mcudeploy.pipeline import BuildOptions
 from mcudeploy.quantize.calibrate import METHODS
+from mcudeploy.quantize.precision import PRECISIONS
 from mcudeploy.tune import TuneOptions
 
 DEFAULT_BOARD = "mps3-an547"
@@ -87,6 +88,10 @@ def add_quantization(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--snr-warn", type=float, default=20.0, metavar="DB",
                        help="warn, naming the worst layers, when the int8 output SNR against the "
                             "float model is below this (default: 20 dB)")
+    group.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help="int8 layers (default); 16x8 (int16 activations) for every layer that has "
+                            "that form; or auto: int8, moving the layers below --snr-warn to 16x8 one "
+                            "at a time, worst first, until the output SNR reaches it")
     group.add_argument("--emit-tflite", type=Path, metavar="FILE",
                        help="also write the quantized model as an int8 .tflite file")
 
@@ -94,7 +99,7 @@ def add_quantization(parser: argparse.ArgumentParser) -> None:
 def build_options(args: argparse.Namespace) -> BuildOptions:
     """The board, import, library and tuning options a subcommand was given (those it has)."""
     imports = ImportOptions(calibration=args.calibration, method=args.calibration_method,
-                            snr_warn_db=args.snr_warn)
+                            snr_warn_db=args.snr_warn, precision=args.precision)
     return BuildOptions(board=args.board, import_options=imports, cmsis_nn=getattr(args, "cmsis_nn", None),
                         tuning=_tune_options(args), emit_tflite=args.emit_tflite, name=args.name)
 
