@@ -234,10 +234,13 @@ def _pool(w: _Writer, op: ir.Op) -> None:
 
 
 def _elementwise(code: int, options_type: int, options: type) -> Writer:
-    """ADD or MUL: the fused activation is their only option."""
+    """ADD or MUL: the fused activation is their only option (and an int16 ADD's general scaling,
+    not the power-of-two form TFLite's option defaults to)."""
     def write(w: _Writer, op: ir.Op) -> None:
         o = options()
         o.fusedActivationFunction = _activation(op)
+        if hasattr(o, "potScaleInt16"):
+            o.potScaleInt16 = False
         w.add_op(op, code, options_type, o, op.inputs)
     return write
 

@@ -5,9 +5,11 @@ by layer, and written as int8 TFLite for TFLM."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mcudeploy.codegen.arena import plan_arena
+from mcudeploy.codegen.lower import lower
 from mcudeploy.errors import InputError, ModelFormatError
 from mcudeploy.export_tflite import graph_to_tflite
 from mcudeploy.frontends.onnx import OnnxImport, load_onnx
@@ -18,6 +20,7 @@ from mcudeploy.oracles import FloatOracle
 from mcudeploy.progress import Progress
 from mcudeploy.quantize.calibrate import calibrate, load_samples
 from mcudeploy.quantize.float_models import float_model
+from mcudeploy.quantize.precision import choose_precision, with_precision
 from mcudeploy.quantize.quality import Quality, measure
 from mcudeploy.quantize.quantizer import quantize_graph
 from mcudeploy.support import check_graph
@@ -45,6 +48,7 @@ class ImportOptions:
     method: str = "minmax"
     snr_warn_db: float = 20.0
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape NAME=1,3,48,192
+    precision: str | None = None  # int8 (default), int16 or auto: mcudeploy.quantize.precision
 
 
 def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
@@ -64,6 +68,9 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
                 raise InputError(f"{path}: a float TFLite model needs --calibration data (.npy, .npz or a "
                                  "folder of them, in the file's layout, NHWC) to be quantized")
             return _quantized(path, imp, options)
+        if options.precision is not None:
+            raise InputError(f"{path}: an int8 TFLite file keeps its own quantization; "
+                             "--precision is for float models (ONNX, float TFLite)")
         if options.calibration is not None:
             raise InputError(f"{path}: an int8 TFLite file keeps its own quantization; "
                              "--calibration is for float models (ONNX, float TFLite)")
@@ -84,10 +91,27 @@ def _quantized(path: Path, imp: OnnxImport | TfliteFloatImport, options: ImportO
     floats = float_model(imp)
     samples = load_samples(floats, options.calibration)
     calibration = calibrate(floats, samples, options.method, source=str(options.calibration))
-    graph = quantize_graph(imp.graph, calibration.ranges, imp.where)
-    check_graph(graph, imp.where)
-    quality = measure(graph, calibration.float_values, options.snr_warn_db, calibration_samples=len(samples))
+
+    def quantize(int16_ops: frozenset[str]) -> tuple[Graph, Quality]:
+        mixed = with_precision(imp.graph, calibration.ranges, int16_ops)
+        graph = quantize_graph(mixed.graph, mixed.ranges, imp.where, mixed.dtypes)
+        check_graph(graph, imp.where)
+        return graph, measure(graph, calibration.float_values, options.snr_warn_db,
+                              calibration_samples=len(samples))
+
+    choice = choose_precision(imp.graph, options.precision or "int8", options.snr_warn_db, quantize,
+                              memory_costs)
+    graph, quality = choice.graph, choice.quality
+    quality.precision = {"mode": options.precision or "int8", "int16_layers": choice.int16_layers,
+                         "moves": [asdict(m) for m in choice.moves]}
     return Model(path, graph, graph_to_tflite(graph), FloatOracle(floats, graph, samples), quality)
+
+
+def memory_costs(graph: Graph) -> tuple[int, int]:
+    """The arena code generation plans for `graph` (without scratch) and its constants' bytes."""
+    lowered = lower(graph)
+    constants = sum(c.nbytes for layer in lowered.layers for c in layer.constants)
+    return plan_arena(graph, lowered, {}).plan.arena_bytes, constants
 
 
 def quality_line(q: Quality) -> str:
@@ -108,6 +132,14 @@ def report_quality(model: Model, progress: Progress) -> None:
     if q is None:
         return
     progress.result(quality_line(q))
+    for move in q.precision.get("moves", []):
+        verdict = "kept" if move["kept"] else ("refused: " + move["refused"] if move["refused"] else "undone")
+        progress.step(f"precision auto: {move['layer']} ({move['origin']}, {move['layer_snr_db']:.1f} dB) "
+                      f"to 16x8: output SNR {move['output_snr_db_before']:.1f} -> "
+                      f"{move['output_snr_db_after']:.1f} dB, arena {move['arena_bytes']:+d} B, constants "
+                      f"{move['constant_bytes']:+d} B: {verdict}")
+    if q.precision.get("int16_layers"):
+        progress.step(f"16x8 layers: {', '.join(q.precision['int16_layers'])}")
     if q.warning:
         progress.warn(q.warning)
 

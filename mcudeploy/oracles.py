@@ -60,8 +60,9 @@ class Tflm:
             value = found[index]
             if self._out_types[index] == np.float32:
                 t = self.graph.tensor(name)
+                info = np.iinfo(t.dtype)
                 q = round_half_away(value.astype(np.float64) / t.scale) + t.zero_point
-                value = np.clip(q, -128, 127).astype(np.int8)
+                value = np.clip(q, info.min, info.max).astype(t.dtype)
             elif name in self.graph.uint8_io:
                 value = (value.astype(np.int16) - 128).astype(np.int8)
             outputs.append(value)
@@ -117,7 +118,9 @@ class FloatOracle:
         for name in self.graph.inputs:
             t = self.graph.tensor(name)
             real = self.model.to_ir(name, sample[name])
-            out.append(np.clip(round_half_away(real / t.scale) + t.zero_point, -128, 127).astype(np.int8))
+            info = np.iinfo(t.dtype)
+            q = round_half_away(real / t.scale) + t.zero_point
+            out.append(np.clip(q, info.min, info.max).astype(t.dtype))
         return tuple(out)
 
     @property

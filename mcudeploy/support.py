@@ -16,6 +16,14 @@ from mcudeploy.arith import INT32_MAX, quantize_multiplier
 from mcudeploy.arith import params as qp
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import output_size
+from mcudeploy.support_s16 import (
+    constraint_int16_activations,
+    constraint_int16_add_scales,
+    constraint_int16_requantization,
+    constraint_int16_softmax,
+    constraint_int16_weights,
+    uses_int16,
+)
 
 Constraint = Callable[[ir.Op, ir.Graph], str | None]
 
@@ -65,6 +73,16 @@ def constraint_nhwc(op: ir.Op, g: ir.Graph) -> str | None:
 def constraint_weights(op: ir.Op, g: ir.Graph) -> str | None:
     """Weights are constant int8, symmetric (zero point 0), per tensor or per output channel;
     the bias, if any, is constant int32 with one value per output channel."""
+    detail = constraint_int8_weights(op, g)
+    if detail is None and len(op.inputs) > 2 and op.inputs[2]:
+        b, c_out = g.tensor(op.inputs[2]), g.tensor(op.outputs[0]).shape[-1]
+        if b.data is None or b.dtype != "int32" or b.size != c_out:
+            return f"bias {b.name!r} is not a constant int32 vector of {c_out} values"
+    return detail
+
+
+def constraint_int8_weights(op: ir.Op, g: ir.Graph) -> str | None:
+    """Weights are constant int8, symmetric (zero point 0), per tensor or per output channel."""
     w = g.tensor(op.inputs[1])
     if w.data is None or w.dtype != "int8" or w.quant is None:
         return f"weights {w.name!r} are not constant quantized int8"
@@ -82,10 +100,6 @@ def constraint_weights(op: ir.Op, g: ir.Graph) -> str | None:
                 f"expected {c_out} on axis {axis}")
     if not all(np.isfinite(s) and s > 0 for s in w.quant.scale):
         return f"weights {w.name!r} have a scale that is not a positive number"
-    if len(op.inputs) > 2 and op.inputs[2]:
-        b = g.tensor(op.inputs[2])
-        if b.data is None or b.dtype != "int32" or b.size != c_out:
-            return f"bias {b.name!r} is not a constant int32 vector of {c_out} values"
     return None
 
 
@@ -518,6 +532,36 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
 }
 
 
+COMMON_S16: tuple[Constraint, ...] = (constraint_static_shapes, constraint_int16_activations)
+CONSTRAINTS_S16: dict[str, tuple[Constraint, ...]] = {
+    "conv2d": (constraint_nhwc, constraint_int8_weights, constraint_int16_weights,
+               constraint_conv_geometry, constraint_int16_geometry, constraint_int16_requantization),
+    "depthwise_conv2d": (constraint_nhwc, constraint_int8_weights, constraint_int16_weights,
+                         constraint_depthwise_geometry, constraint_int16_geometry,
+                         constraint_int16_requantization),
+    "fully_connected": (constraint_int8_weights, constraint_int16_weights, constraint_fc_geometry,
+                        constraint_fc_bias_scale, constraint_int16_requantization),
+    "pool2d": (constraint_nhwc, constraint_pool_geometry, constraint_int16_geometry),
+    "add": (constraint_broadcast, constraint_int16_add_scales),
+    "mul": (constraint_broadcast, constraint_int16_requantization),
+    "softmax": (constraint_int16_softmax,),
+    "reshape": (constraint_reshape,),
+    "quantize": (constraint_same_size, constraint_int16_requantization),
+}
+"""The rules of operators on int16 activations (16x8); kinds not listed have no 16x8 form."""
+
+
+def constraints_for(op: ir.Op, graph: ir.Graph) -> tuple[Constraint, ...]:
+    """The rules `op` must follow: its 16x8 rules when it reads or writes an int16 activation.
+    An operator on int16 activations without a 16x8 form is refused."""
+    if not uses_int16(op, graph):
+        return (*COMMON, *CONSTRAINTS[op.kind])
+    if op.kind not in CONSTRAINTS_S16:
+        raise UnsupportedError(f"{op.origin} ({op.name}): not supported: {op.kind} has no 16x8 form "
+                               f"(int16 activations); 16x8 operators: {', '.join(CONSTRAINTS_S16)}.")
+    return (*COMMON_S16, *CONSTRAINTS_S16[op.kind])
+
+
 def rule(constraint: Constraint) -> str:
     """The user-facing rule of a constraint: its docstring on one line."""
     return " ".join((constraint.__doc__ or "").split())
@@ -558,7 +602,7 @@ def _check_operators(graph: ir.Graph) -> None:
         raise UnsupportedError(f"{graph.name}: the model computes nothing (no operator but reshapes)")
     check_dataflow(graph)
     for op in graph.ops:
-        for constraint in (*COMMON, *CONSTRAINTS[op.kind]):
+        for constraint in constraints_for(op, graph):
             detail = constraint(op, graph)
             if detail is not None:
                 raise UnsupportedError(
@@ -582,6 +626,11 @@ def supported_ops_markdown(tflite: dict[str, type], onnx_ops: dict[str, tuple[st
         doc = " ".join((kinds[kind].__doc__ or "").split()) if kind in kinds else ""
         rules = "<br>".join(rule(c) for c in CONSTRAINTS[kind])
         lines.append(f"| `{kind}`: {doc} | {rules} |")
+    lines += ["", "## 16x8 operators (int16 activations, int8 weights)", "",
+              "An operator that reads or writes an int16 activation follows these rules instead: "
+              + " ".join(rule(c) for c in COMMON_S16), "", "| IR operator | rules |", "| --- | --- |"]
+    lines += [f"| `{kind}` | {'<br>'.join(rule(c) for c in rules)} |"
+              for kind, rules in CONSTRAINTS_S16.items()]
     lines += ["", "## int8 TFLite", "", "| operator | becomes |", "| --- | --- |"]
     lines += [f"| `{name}` | `{attrs.KIND}` |" for name, attrs in tflite.items()]
     lines += ["", "## float ONNX (quantized by mcudeploy)", "",

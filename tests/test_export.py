@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +22,22 @@ from cases import build_case
 from nnpack import make_pack
 from tools import required_tool
 
+from mcudeploy import ir
+from mcudeploy.arith import round_half_away
 from mcudeploy.boards import load_board
 from mcudeploy.cli import main
 from mcudeploy.codegen.cname import check_name, name_from_file
 from mcudeploy.errors import InputError
-from mcudeploy.frontends.tflite import parse_tflite
+from mcudeploy.export_tflite import graph_to_tflite
+from mcudeploy.frontends.tflite import load_tflite, parse_tflite
 from mcudeploy.nnlib import host_compile, nnref_library
 from mcudeploy.reference import run_graph
+from mcudeploy.tflm_process import TflmProcess
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
 
 ROOT = Path(__file__).resolve().parent.parent
 CNN = ROOT / "models" / "tiny_cnn.tflite"
+S16_FC = ROOT / "tests" / "data" / "s16" / "fc_relu_b3.tflite"  # TensorFlow's 16x8 converter's
 # What zephyr/module.yml may hold (Zephyr's scripts/zephyr_module.py schema, its build section).
 ZEPHYR_BUILD_KEYS = {"cmake", "kconfig", "cmake-ext", "kconfig-ext", "sysbuild-cmake", "sysbuild-kconfig",
                      "sysbuild-cmake-ext", "sysbuild-kconfig-ext", "depends", "settings"}
@@ -290,3 +296,94 @@ def test_an_image_in_two_regions_gets_no_bin(tmp_path: Path) -> None:
     assert main(["build", str(CNN), "--board", "mps3-an547", "--out", str(out), "-q"]) == 0
     elf = out / "build" / "firmware.elf"
     assert elf.with_suffix(".hex").is_file() and not elf.with_suffix(".bin").exists()
+
+
+# ---- a 16x8 model: int16 inputs and outputs ---------------------------------------------------------
+def _float_io_16x8() -> bytes:
+    """TensorFlow's 16x8 fully connected layer (int16 in and out) with float I/O wrappers: a QUANTIZE
+    of a float input to int16 and a DEQUANTIZE of the int16 output to float."""
+    g = load_tflite(S16_FC)
+    (x,), (y,) = g.inputs, g.outputs
+    tensors = dict(g.tensors) | {"x_float": replace(g.tensor(x), name="x_float", dtype="float32", quant=None),
+                                 "y_float": replace(g.tensor(y), name="y_float", dtype="float32", quant=None)}
+    ops = (ir.Op("quantize_in", ir.Quantize(), ("x_float",), (x,), "quantize_in"), *g.ops,
+           ir.Op("dequantize_out", ir.Quantize(), (y,), ("y_float",), "dequantize_out"))
+    return graph_to_tflite(ir.Graph("fc16", tensors, ops, ("x_float",), ("y_float",)))
+
+
+@pytest.fixture(scope="module")
+def s16_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the float-I/O 16x8 .tflite file, its export for the M4 as `fc16`)."""
+    folder = tmp_path_factory.mktemp("s16")
+    model = folder / "fc16.tflite"
+    model.write_bytes(_float_io_16x8())
+    out = folder / "lib"
+    assert main(["export", str(model), "--board", "mps2-an386", "--out", str(out), "-q"]) == 0
+    return model, out
+
+
+def test_a_16x8_model_exports_with_int16_io_and_float_helpers(s16_model: tuple[Path, Path]) -> None:
+    """The header types the int16 tensors; on the host, invoke on int16 buffers gives the host
+    reference's outputs, and invoke_float (the int16 QUANTIZE and DEQUANTIZE in fc16.c) gives TFLM's
+    float outputs bit for bit, saturating inputs beyond int16."""
+    model, folder = s16_model
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [io["dtype"] for io in manifest["inputs"] + manifest["outputs"]] == ["int16", "int16"]
+    assert "arm_convolve_wrapper_s16(" in (folder / "fc16.c").read_text()  # per channel: a 1x1 convolution
+    assert "Source/ConvolutionFunctions/arm_convolve_s16.c" in manifest["nn_library"]["sources"]
+    header = (folder / "fc16.h").read_text()
+    for line in ("#define FC16_INPUT0_BYTES 60", "#define FC16_INPUT0_ELEMENTS 30",
+                 "#define FC16_INPUT0_TYPE int16_t", "#define FC16_OUTPUT0_BYTES 42",
+                 "#define FC16_OUTPUT0_ELEMENTS 21", "#define FC16_OUTPUT0_TYPE int16_t",
+                 "#define FC16_INPUT0_ZERO_POINT (0)",
+                 "void fc16_quantize_input0(const float *values, int16_t *quantized);",
+                 "void fc16_dequantize_output0(const int16_t *quantized, float *values);",
+                 "int32_t fc16_invoke_float(const float *const inputs[], float *const outputs[]);"):
+        assert line in header, line
+    _compiles(folder, [folder / "fc16.c"], [folder / "nn" / "Include"])
+
+    dll = ctypes.CDLL(str(host_compile(nnref_library(), extra_sources=[folder / "fc16.c"], purpose="test",
+                                       cflags=["-std=c99", "-O1", "-Wall", "-Wextra", "-Werror"])))
+    assert dll.fc16_init() == 0
+    graph = parse_tflite(model.read_bytes(), "fc16")
+    x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    rng = np.random.default_rng(5)
+    vector = rng.integers(-32768, 32768, x.shape).astype(np.int16)
+    expected = run_graph(graph, {x.name: vector})[y.name]
+    got = np.zeros(y.shape, np.int16)
+    inputs, outputs = (ctypes.c_void_p * 1)(vector.ctypes.data), (ctypes.c_void_p * 1)(got.ctypes.data)
+    assert dll.fc16_invoke(inputs, outputs) == 0
+    assert np.array_equal(got, expected)
+
+    samples = (rng.standard_normal(x.shape) * 20000 * x.scale).astype(np.float32)
+    samples.flat[:3] = [np.float32(40000 * x.scale), np.float32(-40000 * x.scale), np.float32(2.5 * x.scale)]
+    with TflmProcess(model.read_bytes(), 1 << 16) as tflm:
+        (want,) = tflm.invoke([samples], 1)
+    quantized = np.clip(round_half_away(samples.astype(np.float64) / x.scale), -32768, 32767)
+    assert quantized.min() == -32768 and quantized.max() == 32767  # some inputs saturate
+    values = np.zeros(y.shape, np.float32)
+    assert dll.fc16_invoke_float((ctypes.c_void_p * 1)(samples.ctypes.data),
+                                 (ctypes.c_void_p * 1)(values.ctypes.data)) == 0
+    assert want.dtype == np.float32 and np.array_equal(values.view(np.uint32), want.view(np.uint32))
+    reference = run_graph(graph, {x.name: quantized.astype(np.int16)})[y.name]
+    assert np.array_equal(values, np.float32(y.scale) * reference.astype(np.float32))
+
+
+@pytest.mark.device
+def test_run_verifies_the_exported_16x8_code(s16_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, folder = s16_model
+    out = tmp_path / "run"
+    assert main(["run", str(model), "--board", "mps2-an386", "--out", str(out), "--vectors", "2", "-q"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "pass" and report["bit_exact_vectors"] == 2
+    assert report["oracles"] == ["host-reference", "tflm"]
+    assert report["model_info"]["code_sha256"] == hashlib.sha256((folder / "fc16.c").read_bytes()).hexdigest()
+
+
+def test_export_takes_precision_and_refuses_it_for_a_tflite_file(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "lib"
+    assert main(["export", str(S16_FC), "--precision", "int16", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {S16_FC}: an int8 TFLite file keeps its own quantization; --precision is for float models "
+        "(ONNX, float TFLite)")
+    assert not out.exists()

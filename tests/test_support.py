@@ -34,7 +34,8 @@ def test_supported_cases_pass() -> None:
 @pytest.mark.parametrize(
     ("case", "tensor", "changes", "expected"),
     [
-        ("conv1x1", "t0_conv2d", {"dtype": "int16"}, "Activations are int8"),
+        ("conv1x1", "t0_conv2d", {"dtype": "int16"}, "only QUANTIZE converts between int8 and int16"),
+        ("conv1x1", "t0_conv2d", {"dtype": "float32"}, "Activations are int8"),
         ("conv1x1", "w0", {"quant": ir.QuantParams((0.1,), (3,))}, "symmetric (zero point 0)"),
         ("conv1x1", "b0", {"dtype": "int64"}, "bias, if any, is constant int32"),
         ("conv1x1", "t0_conv2d", {"shape": (1, 5, 4, 7)}, "output size follows from kernel"),
@@ -201,10 +202,40 @@ def _int16_stride() -> ir.Graph:
     return _with_tensor(_attrs(_graph(_conv), 0, stride=(40000, 1)), "t0_conv2d", shape=(1, 1, 5, 7))
 
 
+def _s16(recipe, tensor: str | None = None, **changes):
+    """A 16x8 refusal: the recipe's graph with int16 activations (zero point 0) and int64 biases,
+    then one tensor changed."""
+    def build() -> ir.Graph:
+        graph = _graph(recipe)
+        tensors = {}
+        for name, t in graph.tensors.items():
+            if t.dtype == "int8" and not t.is_constant:
+                t = dataclasses.replace(t, dtype="int16", quant=_quant(t.scale))
+            elif t.dtype == "int32" and t.is_constant:
+                t = dataclasses.replace(t, dtype="int64", data=t.data.astype(np.int64))
+            tensors[name] = t
+        graph = dataclasses.replace(graph, tensors=tensors)
+        return _with_tensor(graph, tensor, **changes) if tensor else graph
+    return build
+
+
+def _int32_bias(recipe):
+    def build() -> ir.Graph:
+        graph = _s16(recipe)()
+        return _with_tensor(graph, "b0", dtype="int32", data=graph.tensors["b0"].data.astype(np.int32))
+    return build
+
+
 # constraint -> a graph that breaks it, and no rule checked before it
 REFUSALS: dict[Constraint, Callable[[], ir.Graph]] = {
     support.constraint_static_shapes: _broken(_conv, "t0_conv2d", shape=(1, 5, 0, 7)),
-    support.constraint_int8_activations: _broken(_conv, "t0_conv2d", dtype="int16"),
+    support.constraint_int8_activations: _broken(_conv, "t0_conv2d", dtype="float32"),
+    support.constraint_int8_weights: _s16(_conv, "w0", quant=ir.QuantParams((0.1,), (3,))),
+    support.constraint_int16_activations: _s16(_conv, "t0_conv2d", quant=_quant(0.1, 3)),
+    support.constraint_int16_weights: _int32_bias(_fc),
+    support.constraint_int16_requantization: _s16(_conv, "t0_conv2d", quant=_quant(1e-9)),
+    support.constraint_int16_add_scales: _s16(_add, "t0_add", quant=_quant(1e-9)),
+    support.constraint_int16_softmax: _s16(_unary("softmax"), "t0_softmax", quant=_quant(0.1)),
     support.constraint_nhwc: _broken(_conv, "t0_conv2d", shape=(2, 5, 5, 7)),
     support.constraint_weights: _broken(_conv, "w0", quant=ir.QuantParams((0.1,), (3,))),
     support.constraint_conv_geometry: _broken(_conv, "w0", shape=(7, 1, 1, 5)),

@@ -10,6 +10,7 @@ from mcudeploy.errors import InputError
 from mcudeploy.model import ImportOptions
 from mcudeploy.pipeline import BuildOptions
 from mcudeploy.quantize.calibrate import METHODS
+from mcudeploy.quantize.precision import PRECISIONS
 from mcudeploy.tune import TuneOptions
 
 DEFAULT_BOARD = "mps3-an547"
@@ -89,6 +90,10 @@ def add_quantization(parser: argparse.ArgumentParser) -> None:
                        help="warn, naming the worst layers, when the int8 output SNR against the "
                             "float model is below this (default: 20 dB); a top-1 agreement below "
                             "90 %% warns too")
+    group.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help="int8 layers (default); 16x8 (int16 activations) for every layer that has "
+                            "that form; or auto: int8, moving the layers below --snr-warn to 16x8 one "
+                            "at a time, worst first, until the output SNR reaches it")
     group.add_argument("--emit-tflite", type=Path, metavar="FILE",
                        help="also write the quantized model as an int8 .tflite file")
     group.add_argument("--input-shape", action="append", type=input_shape, metavar="NAME=D0,D1,...",
@@ -117,7 +122,8 @@ def import_options(args: argparse.Namespace) -> ImportOptions:
     if repeated:
         raise InputError(f"--input-shape names {', '.join(map(repr, repeated))} more than once")
     return ImportOptions(calibration=args.calibration, method=args.calibration_method,
-                         snr_warn_db=args.snr_warn, input_shapes=shapes)
+                         snr_warn_db=args.snr_warn, input_shapes=shapes,
+                         precision=args.precision)
 
 
 def build_options(args: argparse.Namespace) -> BuildOptions:

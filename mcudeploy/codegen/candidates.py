@@ -90,7 +90,10 @@ DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
 
 
 def candidates_for(layer: Layer, library: NNLibrary, table: Table = CANDIDATES) -> list[Candidate]:
-    """The candidates that apply to a plainly lowered `layer` with `library`, in table order."""
+    """The candidates that apply to a plainly lowered `layer` with `library`, in table order (none
+    for a 16x8 layer: its `_s16` call is its only lowering)."""
+    if layer.values.get("s16"):
+        return []
     return [c for c in table.get(layer.op.kind, ()) if c.applies(layer, library)]
 
 

@@ -168,6 +168,12 @@ def _tensor_place(lowered: LoweredModel, layout: ArenaLayout, name: str) -> str:
     return f"NULL, {layout.tensor_offsets[key]}u"
 
 
+def _int_type(dtype: str) -> dict[str, int]:
+    """An input's or output's integer type (int8, int16) for the templates: its bytes and range."""
+    info = np.iinfo(dtype)
+    return {"bytes": info.bits // 8, "min": int(info.min), "max": int(info.max)}
+
+
 def emit_model(
     graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str, name: str = "model",
@@ -207,7 +213,7 @@ def emit_model(
         for name, symbol in lowered.variables.items()
     ]
     constants = [c for layer in lowered.layers for c in layer.constants]
-    weight_bytes = sum(c.values.size * (4 if c.ctype == "int32_t" else 1) for c in constants)
+    weight_bytes = sum(c.nbytes for c in constants)
     inputs, outputs = [io(n) for n in graph.inputs], [io(n) for n in graph.outputs]
     context = {
         "name": name, "macro": macro_prefix(name), "library": library,
@@ -227,6 +233,7 @@ def emit_model(
                              for m in layer.values["members"]}),
         "stage_max": max((len(layer.values["members"]) for layer in lowered.layers
                           if layer.template == STAGE_TEMPLATE), default=0),
+        "int_types": {io_.dtype: _int_type(io_.dtype) for io_ in inputs + outputs},
     }
     text = env.get_template("model.c.j2").render(**context)
     digest = hashlib.sha256(text.encode()).digest()[:8]

@@ -26,7 +26,7 @@ WEIGHT_ALIGNMENT = 16  # each constant array in .weights (NAME_WEIGHTS in model/
 
 def weight_bytes(lowered: LoweredModel) -> int:
     """Bytes of .weights: every constant array, each aligned as model.c places it."""
-    constants = sum(align(c.values.size * (4 if c.ctype == "int32_t" else 1), WEIGHT_ALIGNMENT)
+    constants = sum(align(c.nbytes, WEIGHT_ALIGNMENT)
                     for layer in lowered.layers for c in layer.constants)
     initial_values = sum(align(n, WEIGHT_ALIGNMENT) for n in lowered.variable_bytes.values())
     return constants + initial_values

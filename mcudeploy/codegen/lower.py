@@ -39,8 +39,15 @@ class Const:
     """A constant array placed in flash."""
 
     name: str
-    ctype: str  # "int8_t" | "int32_t"
+    ctype: str  # "int8_t" | "int16_t" | "int32_t" | "int64_t" | "uint8_t"
     values: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.values.size * CTYPE_BYTES[self.ctype]
+
+
+CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8}
 
 
 @dataclass(frozen=True)
@@ -146,37 +153,40 @@ def lower_pool2d(op: Op, g: Graph, index: int, prefix: str) -> Layer:
                  scratch=scratch)
 
 
-def _constant_operands(op: Op, g: Graph, prefix: str) -> tuple[list[Const], dict[str, str]]:
-    """The constant operands of a two-input layer as int8 arrays in flash, and their C names."""
+def _constant_operands(op: Op, g: Graph, prefix: str, ctype: str = "int8_t"
+                       ) -> tuple[list[Const], dict[str, str]]:
+    """The constant operands of a two-input layer as arrays in flash, and their C names."""
     consts, const_inputs = [], {}
     for i, name in enumerate(op.inputs[:2]):
         t = g.tensor(name)
         if t.is_constant:
             const_inputs[name] = f"{prefix}_operand{i}"
-            consts.append(Const(const_inputs[name], "int8_t", t.data.reshape(-1)))
+            consts.append(Const(const_inputs[name], ctype, t.data.reshape(-1)))
     return consts, const_inputs
 
 
-def _elementwise(op: Op, g: Graph, index: int, prefix: str, template: str, values: dict) -> Layer:
-    """ADD/MUL: one call, or one call per repetition of the operand that broadcasts."""
+def elementwise_layer(op: Op, g: Graph, index: int, prefix: str, template: str, values: dict,
+                      ctype: str = "int8_t") -> Layer:
+    """ADD/MUL: one call, or one call per repetition of the operand that broadcasts; constant
+    operands are `ctype` arrays."""
     out = g.tensor(op.outputs[0])
     sizes = [g.tensor(n).size for n in op.inputs[:2]]
     block = min(sizes)
     if block != out.size:
         block = broadcast_block(g.tensor(op.inputs[sizes.index(block)]).shape, out.shape) or 1
     strides = [block if size == out.size else 0 for size in sizes]
-    consts, const_inputs = _constant_operands(op, g, prefix)
+    consts, const_inputs = _constant_operands(op, g, prefix, ctype)
     values = {**values, "block_size": block, "repeats": out.size // block, "strides": strides}
     return Layer(index, prefix, op, template, op.inputs[:2], op.outputs[0], values, tuple(consts),
                  const_inputs=const_inputs)
 
 
 def lower_add(op: Op, g: Graph, index: int, prefix: str) -> Layer:
-    return _elementwise(op, g, index, prefix, "add.c.j2", vars(qp.add_params(op, g)))
+    return elementwise_layer(op, g, index, prefix, "add.c.j2", vars(qp.add_params(op, g)))
 
 
 def lower_mul(op: Op, g: Graph, index: int, prefix: str) -> Layer:
-    return _elementwise(op, g, index, prefix, "mul.c.j2", vars(qp.mul_params(op, g)))
+    return elementwise_layer(op, g, index, prefix, "mul.c.j2", vars(qp.mul_params(op, g)))
 
 
 def lower_extremum(op: Op, g: Graph, index: int, prefix: str) -> Layer:
@@ -343,7 +353,10 @@ def _read_can_alias(graph: Graph, position: int) -> bool:
 
 
 def lower(graph: Graph) -> LoweredModel:
-    """One Layer per computing operator; reshapes and safe variable reads become aliases."""
+    """One Layer per computing operator; reshapes and safe variable reads become aliases. 16x8
+    operators, and QUANTIZE to or from int16, are lowered by mcudeploy.codegen.lower_s16."""
+    from mcudeploy.codegen.lower_s16 import lowering_s16  # it builds on this module's Layer
+
     layers: list[Layer] = []
     aliases: dict[str, str] = {}
     for position, op in enumerate(graph.ops):
@@ -352,7 +365,8 @@ def lower(graph: Graph) -> LoweredModel:
             continue
         index = len(layers)
         prefix = f"l{index}_{op.kind}"
-        layers.append(LOWERINGS[op.kind](op, graph, index, prefix))
+        lowering = lowering_s16(op, graph) or LOWERINGS[op.kind]
+        layers.append(lowering(op, graph, index, prefix))
     variables = {name: f"state{i}" for i, name in enumerate(graph.variables)}
     sizes = {name: graph.tensor(name).nbytes for name in graph.variables}
     return LoweredModel(tuple(layers), aliases, variables, sizes)

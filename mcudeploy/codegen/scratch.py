@@ -47,6 +47,15 @@ QUERIES = {
     "fc": ("arm_fully_connected_s8_get_buffer_size", ("cmsis_nn_dims*",)),
     "avgpool": ("arm_avgpool_s8_get_buffer_size", ("int32_t", "int32_t")),
 }
+# The queries of the 16x8 (`_s16`) calls: the same arguments as their int8 twins. Built for the host
+# only for a model that has 16x8 layers (older packs do not declare them all).
+QUERIES_S16 = {
+    "conv": ("arm_convolve_wrapper_s16_get_buffer_size", QUERIES["conv"][1]),
+    "dw_conv": ("arm_depthwise_conv_wrapper_s16_get_buffer_size", QUERIES["dw_conv"][1]),
+    "fc": ("arm_fully_connected_s16_get_buffer_size", QUERIES["fc"][1]),
+    "avgpool": ("arm_avgpool_s16_get_buffer_size", QUERIES["avgpool"][1]),
+}
+_S16_FUNCTIONS = frozenset(function for function, _ in QUERIES_S16.values())
 
 
 def _dims(d: Dims) -> CDims:
@@ -63,17 +72,18 @@ def _window(v: dict) -> dict:
 
 
 @per_content
-def host_queries(library: NNLibrary, cpu_class: str) -> ctypes.CDLL:
-    """The library's scratch queries for `cpu_class`, checked and built for the host. Raises
-    BuildError when they are not declared or differ from what mcudeploy passes, HostBuildError
-    when they do not build for the host."""
-    purpose = f"its scratch queries ({cpu_class})"
+def host_queries(library: NNLibrary, cpu_class: str, s16: bool = False) -> ctypes.CDLL:
+    """The library's scratch queries (of the 16x8 calls with `s16`) for `cpu_class`, checked and
+    built for the host. Raises BuildError when they are not declared or differ from what mcudeploy
+    passes, HostBuildError when they do not build for the host."""
+    queries = QUERIES_S16 if s16 else QUERIES
+    purpose = f"its {'16x8 ' if s16 else ''}scratch queries ({cpu_class})"
     check_structs(library, ("cmsis_nn_tile", "cmsis_nn_dims", "cmsis_nn_activation", "cmsis_nn_conv_params",
                             "cmsis_nn_dw_conv_params"), purpose)
-    for function, types in QUERIES.values():
+    for function, types in queries.values():
         check_call(library, function + SUFFIX[cpu_class], types, purpose)
-    names = [function + SUFFIX[cpu_class] for function, _ in QUERIES.values()]
-    return host_build(library, names, purpose=f"scratch queries ({cpu_class})")
+    names = [function + SUFFIX[cpu_class] for function, _ in queries.values()]
+    return host_build(library, names, purpose=purpose.removeprefix("its "))
 
 
 def answers_on_host(library: NNLibrary, cpu_class: str) -> bool:
@@ -96,7 +106,7 @@ def scratch_bytes(layer: Layer, library: NNLibrary, cpu_class: str) -> int:
         return 0
     base = query.library_function if isinstance(query, CompositeScratch) else query.function
     name = base + SUFFIX[cpu_class]
-    fn = getattr(host_queries(library, cpu_class), name)
+    fn = getattr(host_queries(library, cpu_class, base in _S16_FUNCTIONS), name)
     fn.restype = ctypes.c_int32
     v = layer.values
     if query.args == "conv":
@@ -114,7 +124,7 @@ def scratch_bytes(layer: Layer, library: NNLibrary, cpu_class: str) -> int:
     size = int(fn(*args))
     if size < 0:
         raise BuildError(f"{layer.op.origin}: {library.name}'s {name} returned {size}")
-    if query.args == "fc" and size not in (0, 4 * v["filter_dims"].c):
+    if query.args == "fc" and base not in _S16_FUNCTIONS and size not in (0, 4 * v["filter_dims"].c):
         raise BuildError(f"{layer.op.origin}: {library.name}'s {name} asks for {size} bytes; mcudeploy "
                          f"expects none, or one int32 kernel sum per output channel "
                          f"({4 * v['filter_dims'].c} bytes), which it computes at build time")

@@ -1,4 +1,5 @@
-"""int8 TFLite files → IR, through the flatbuffer schema module that ships with tflite-micro.
+"""int8 (and 16x8: int16 activations, int8 weights) TFLite files → IR, through the flatbuffer schema
+module that ships with tflite-micro.
 
 The file keeps its own quantization. Layouts are already the IR's (NHWC, OHWI, [1,KH,KW,C_out]);
 SAME/VALID padding becomes explicit padding here.
@@ -634,13 +635,14 @@ def _refusal_message(where: str, refusals: list[tuple[str, str, str]]) -> str:
 
 def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[str],
                             tensors: dict[str, ir.Tensor], float_io: dict[str, str]) -> list[ir.Op]:
-    """An int8 body with float I/O wrappers (QUANTIZE of a float input, DEQUANTIZE to a float output):
-    the device takes and gives int8, the host quantizes and dequantizes. `inputs` and `outputs` are
-    updated in place to the int8 tensors, and `float_io` records each int8 tensor's float one."""
+    """An int8 (or int16) body with float I/O wrappers (QUANTIZE of a float input, DEQUANTIZE to a
+    float output): the device takes and gives the integers, the host quantizes and dequantizes.
+    `inputs` and `outputs` are updated in place to the integer tensors, and `float_io` records each
+    integer tensor's float one."""
     for k, name in enumerate(inputs):
         users = [op for op in ops if name in op.inputs]
         if tensors[name].dtype == "float32" and len(users) == 1 and users[0].kind == "quantize" \
-                and tensors[users[0].outputs[0]].dtype == "int8" \
+                and tensors[users[0].outputs[0]].dtype in ("int8", "int16") \
                 and tensors[users[0].outputs[0]].shape == tensors[name].shape:
             inputs[k] = users[0].outputs[0]
             float_io[inputs[k]] = name
@@ -648,7 +650,8 @@ def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[s
     for k, name in enumerate(outputs):
         producer = next((op for op in ops if name in op.outputs), None)
         if tensors[name].dtype == "float32" and producer is not None and producer.kind == "quantize" \
-                and tensors[producer.inputs[0]].dtype == "int8" and producer.inputs[0] not in inputs \
+                and tensors[producer.inputs[0]].dtype in ("int8", "int16") \
+                and producer.inputs[0] not in inputs \
                 and tensors[producer.inputs[0]].shape == tensors[name].shape:
             outputs[k] = producer.inputs[0]
             float_io[producer.inputs[0]] = name

@@ -32,13 +32,17 @@ class Quality:
     output_snr_db: dict[str, float] = field(default_factory=dict)
     top1_agreement: dict[str, float] = field(default_factory=dict)
     worst_layers: list[str] = field(default_factory=list)
+    precision: dict = field(default_factory=dict)
+    """How layers were given int8 or 16x8 (mcudeploy.quantize.precision): the mode, the 16x8
+    layers and, for `auto`, each move with the SNR before and after and its cost."""
     samples: int = 0
     calibration_samples: int = 0
     warning: str | None = None
 
 
-def quantize_input(value: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return np.clip(round_half_away(value / scale) + zero_point, -128, 127).astype(np.int8)
+def quantize_input(value: np.ndarray, scale: float, zero_point: int, dtype: str = "int8") -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(round_half_away(value / scale) + zero_point, info.min, info.max).astype(dtype)
 
 
 def measure(graph: Graph, float_values: list[dict[str, np.ndarray]], warn_below_db: float, *,
@@ -49,8 +53,8 @@ def measure(graph: Graph, float_values: list[dict[str, np.ndarray]], warn_below_
     reference: dict[str, list[np.ndarray]] = {}
     floats: dict[str, list[np.ndarray]] = {}
     for values in float_values:
-        inputs = {n: quantize_input(values[n], graph.tensor(n).scale, graph.tensor(n).zero_point)
-                  for n in graph.inputs}
+        inputs = {n: quantize_input(values[n], graph.tensor(n).scale, graph.tensor(n).zero_point,
+                                    graph.tensor(n).dtype) for n in graph.inputs}
         ours = run_graph(graph, inputs)
         for name, q in ours.items():
             if name in graph.inputs or name not in values:

@@ -11,6 +11,11 @@
   union of their ranges;
   softmax and logistic outputs are fixed at scale 1/256, zero point -128, tanh outputs at 1/128, 0.
 
+16x8 layers (`int16_ops`, chosen by mcudeploy.quantize.precision, which also inserts the QUANTIZE
+between int8 and int16 tensors) follow TFLite's 16x8 scheme: int16 activations symmetric, scale
+max(|min|, |max|) / 32767, zero point 0; the same int8 weights; an int64 bias at s_in * s_w[c]; a
+16x8 softmax output at 1/32768, 0.
+
 A layer whose rescale factor a Q31 multiplier cannot hold (2**30 or more: TFLite saturates it),
 or whose input scale is below what TFLite's softmax, logistic or tanh preparation accepts, is
 refused naming its node and tensors: its output's calibrated range is too narrow for its inputs.
@@ -19,6 +24,7 @@ refused naming its node and tensors: its output's calibrated range is too narrow
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -26,16 +32,25 @@ import numpy as np
 from mcudeploy import ir
 from mcudeploy.arith import INT32_MAX, round_half_away
 from mcudeploy.arith.params import LOGISTIC_INPUT_INTEGER_BITS, SOFTMAX_DIFF_INTEGER_BITS
+from mcudeploy.arith.params_s16 import is_s16
 from mcudeploy.errors import UnsupportedError
 
 Range = tuple[float, float]
 SOFTMAX_QUANT = ir.QuantParams((1.0 / 256.0,), (-128,))  # TFLite's for softmax and logistic outputs
 TANH_QUANT = ir.QuantParams((1.0 / 128.0,), (0,))  # TFLite's for tanh outputs
+SOFTMAX_QUANT_S16 = ir.QuantParams((1.0 / 32768.0,), (0,))  # TFLite's for int16 softmax outputs
 _FIXED_QUANT = {"softmax": SOFTMAX_QUANT, "logistic": SOFTMAX_QUANT, "tanh": TANH_QUANT}
 _SHARES_INPUT_QUANT = ("pool2d", "reshape", "pad", "transpose", "slice")
 _WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
 _Q31_LIMIT = 2.0**30  # quantize_multiplier saturates from here on (shift > 30)
 _BIAS_TARGET = 2.0**30  # a bias that would not fit int32 is brought to about this magnitude
+
+
+def int16_quant(low: float, high: float) -> ir.QuantParams:
+    """Symmetric int16 parameters (zero point 0) for values in [low, high]."""
+    peak = max(abs(float(low)), abs(float(high)))
+    peak = 1.0 if peak == 0.0 else max(peak, 1e-8)
+    return ir.QuantParams((float(np.float32(peak / 32767.0)),), (0,))
 
 
 def activation_quant(low: float, high: float) -> ir.QuantParams:
@@ -104,7 +119,8 @@ class _Groups:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _shared_quant(graph: ir.Graph, ranges: dict[str, Range]) -> dict[str, ir.QuantParams]:
+def _shared_quant(graph: ir.Graph, ranges: dict[str, Range], dtypes: Mapping[str, str]
+                  ) -> dict[str, ir.QuantParams]:
     groups = _Groups()
     fixed: dict[str, ir.QuantParams] = {}
     for op in graph.ops:
@@ -114,6 +130,8 @@ def _shared_quant(graph: ir.Graph, ranges: dict[str, Range]) -> dict[str, ir.Qua
         elif op.kind in ("concat", "extremum"):
             for name in op.inputs:
                 groups.join(name, op.outputs[0])
+        elif op.kind == "softmax" and dtypes.get(op.outputs[0]) == "int16":
+            fixed[op.outputs[0]] = SOFTMAX_QUANT_S16
         elif op.kind in _FIXED_QUANT:
             fixed[op.outputs[0]] = _FIXED_QUANT[op.kind]
     union: dict[str, Range] = {}
@@ -127,20 +145,34 @@ def _shared_quant(graph: ir.Graph, ranges: dict[str, Range]) -> dict[str, ir.Qua
         root = groups.find(t.name)
         if root in fixed_roots:
             quant[t.name] = fixed_roots[root]
+        elif dtypes.get(t.name) == "int16":
+            quant[t.name] = int16_quant(*union[root])
         else:
             quant[t.name] = activation_quant(*union[root])
     return quant
 
 
-def quantize_graph(graph: ir.Graph, ranges: dict[str, Range], where: str = "") -> ir.Graph:
-    """The int8 graph for a float graph whose activations span `ranges`; `where` (the model file)
-    prefixes refusals."""
-    quant = _shared_quant(graph, ranges)
+def quantize_graph(graph: ir.Graph, ranges: dict[str, Range], where: str = "",
+                   dtypes: Mapping[str, str] | None = None) -> ir.Graph:
+    """The quantized graph for a float graph whose activations span `ranges`: int8, or int16 for
+    the activations `dtypes` says so (their layers are 16x8); `where` (the model file) prefixes
+    refusals."""
+    dtypes = dtypes or {}
+    quant = _shared_quant(graph, ranges, dtypes)
     tensors = dict(graph.tensors)
     for name, q in quant.items():
-        tensors[name] = replace(tensors[name], dtype="int8", quant=q)
+        tensors[name] = replace(tensors[name], dtype=dtypes.get(name, "int8"), quant=q)
     for op in graph.ops:
-        if op.kind in _WEIGHT_AXIS:
+        if op.kind in _WEIGHT_AXIS and tensors[op.inputs[0]].dtype == "int16":
+            tensors.update(_layer_s16(op, graph, tensors[op.inputs[0]]))
+        elif op.kind in ("add", "mul") and tensors[op.outputs[0]].dtype == "int16":
+            for name in op.inputs:
+                t = graph.tensor(name)
+                if t.is_constant:
+                    q = int16_quant(float(t.data.min()), float(t.data.max()))
+                    data = np.clip(round_half_away(t.data / q.scale[0]), -32768, 32767)
+                    tensors[name] = replace(t, dtype="int16", quant=q, data=data.astype(np.int16))
+        elif op.kind in _WEIGHT_AXIS:
             x = tensors[op.inputs[0]]
             w, b = graph.tensor(op.inputs[1]), graph.tensor(op.inputs[2])
             axis = _WEIGHT_AXIS[op.kind]
@@ -166,6 +198,19 @@ def quantize_graph(graph: ir.Graph, ranges: dict[str, Range], where: str = "") -
     quantized = replace(graph, tensors=tensors)
     _check_rescales(quantized, ranges, where)
     return quantized
+
+
+def _layer_s16(op: ir.Op, graph: ir.Graph, x: ir.Tensor) -> dict[str, ir.Tensor]:
+    """The int8 weights and int64 bias (at s_in * s_w[c], float32 as TFLite) of a 16x8 layer."""
+    w, b = graph.tensor(op.inputs[1]), graph.tensor(op.inputs[2])
+    axis = _WEIGHT_AXIS[op.kind]
+    data, scales = quantize_weights(w.data, axis)
+    bias_scales = np.float32(x.scale) * np.asarray(scales, dtype=np.float32)
+    bias = round_half_away(b.data.astype(np.float64) / bias_scales.astype(np.float64)).astype(np.int64)
+    weights = ir.QuantParams(scales, (0,) * len(scales), axis)
+    return {w.name: replace(w, dtype="int8", data=data, quant=weights),
+            b.name: replace(b, dtype="int64", data=bias, quant=ir.QuantParams(
+                tuple(float(s) for s in bias_scales), (0,) * len(scales), 0))}
 
 
 def _rescales(op: ir.Op, graph: ir.Graph) -> list[tuple[float, str]]:
@@ -209,7 +254,10 @@ def _input_scale_bounds(op: ir.Op) -> tuple[float, float]:
 
 
 def _check_rescales(graph: ir.Graph, ranges: dict[str, Range], where: str) -> None:
+    """int8 layers (16x8 ones are checked by mcudeploy.support_s16)."""
     for op in graph.ops:
+        if is_s16(op, graph):
+            continue
         y = op.outputs[0]
         span = f"[{ranges[y][0]:g}, {ranges[y][1]:g}]" if y in ranges else "fixed"
         for real, made in _rescales(op, graph):

@@ -1,4 +1,5 @@
-"""The host reference: numpy kernels of TFLite int8 semantics, run over a whole graph."""
+"""The host reference: numpy kernels of TFLite int8 semantics, and of its 16x8 kernels for operators
+on int16 activations (mcudeploy.reference.s16_graph), run over a whole graph."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from mcudeploy.ir import Graph, Op
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.elementwise import add, mul
 from mcudeploy.reference.pooling import mean, pool2d
+from mcudeploy.reference.s16_graph import s16_kernel
 from mcudeploy.reference.softmax import softmax
 from mcudeploy.reference.unary import hard_swish, leaky_relu, logistic, prelu, quantize, relu, tanh
 
@@ -162,7 +164,8 @@ def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray],
             for n in op.inputs if n
         ]
         out_t = graph.tensor(op.outputs[0])
-        values[op.outputs[0]] = KERNELS[op.kind](op, graph, ins).reshape(out_t.shape)
+        kernel = s16_kernel(op, graph) or KERNELS[op.kind]
+        values[op.outputs[0]] = kernel(op, graph, ins).reshape(out_t.shape)
     if state is not None:
         state.update({name: values[name].copy() for name in graph.variables})
     return values
