@@ -113,7 +113,7 @@ def tune_graph(graph: Graph, board: Board, library: NNLibrary, tuning: Tuning, w
     lowered = lower(graph)
     targets: dict[int, _Target] = {}
     for layer in lowered.layers:
-        options = candidates_for(layer, library, table)
+        options = candidates_for(layer, library, table, board.cpu_class)
         if len(options) < 2:
             continue
         key = entry_key(layer_signature(layer), board.cpu_class, library_id(library))

@@ -34,7 +34,8 @@ def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, sour
     `choose` picks each layer's lowering among the candidates of `table` that apply (default: the
     CPU class's default; a tuning file gives its own, mcudeploy.codegen.tuning).
     Raises PlanError, before writing anything, when the model does not fit the board's memory."""
-    lowered = choose_lowerings(lower(graph), library, choose or default_chooser(board.cpu_class), table)
+    lowered = choose_lowerings(lower(graph), library, choose or default_chooser(board.cpu_class), table,
+                               board.cpu_class)
     scratch = _scratch(graph, lowered, library, board, out_dir)
     lowered, scratch = precompute_kernel_sums(lowered, scratch, library)
     layout = plan_arena(graph, lowered, scratch)

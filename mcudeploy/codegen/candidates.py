@@ -28,16 +28,28 @@ from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.depthwise_rewrites import as_grouped, per_batch, split_multiplier
 from mcudeploy.codegen.grouped_fallback import as_depthwise, groups, per_group
 from mcudeploy.codegen.lower import Layer, LoweredModel
+from mcudeploy.codegen.mcd_kernels import (
+    add_applies,
+    add_dsp,
+    add_mve,
+    conv_applies,
+    conv_dsp,
+    conv_mve,
+    depthwise_applies,
+    depthwise_dsp,
+    depthwise_mve,
+)
 
 
 @dataclass(frozen=True)
 class Candidate:
     """One way to lower a layer: `rewrite` turns the plain lowering into it, for the layers (and
-    libraries) `applies` accepts."""
+    libraries) `applies` accepts, on the CPU classes `cpu_classes` names (all when empty)."""
 
     name: str
     rewrite: Callable[[Layer], Layer]
     applies: Callable[[Layer, NNLibrary], bool]
+    cpu_classes: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -54,18 +66,35 @@ def wrapper(layer: Layer) -> Layer:
     return layer
 
 
+DSP_CPUS = ("dsp", "mve", "plain")  # without the DSP extension, mcdk.h's portable C
+MVE_CPUS = ("mve",)
+
 CANDIDATES: Table = {
     "conv2d": (
         Candidate("wrapper", wrapper, lambda layer, library: groups(layer) == 1 or library.grouped_conv),
         Candidate("as_depthwise", as_depthwise,
                   lambda layer, library: groups(layer) > 1 and layer.values["filter_dims"].c == 1),
         Candidate("per_group", per_group, lambda layer, library: groups(layer) > 1),
+        Candidate("mcd_dsp", conv_dsp, lambda layer, library: conv_applies(layer), DSP_CPUS),
+        Candidate("mcd_mve", conv_mve, lambda layer, library: conv_applies(layer), MVE_CPUS),
     ),
     "depthwise_conv2d": (
         Candidate("wrapper", wrapper, lambda layer, library: True),
         Candidate("split_multiplier", split_multiplier, lambda layer, library: layer.values["ch_mult"] > 1),
         Candidate("as_grouped", as_grouped, lambda layer, library: library.grouped_conv),
         Candidate("per_batch", per_batch, lambda layer, library: layer.values["input_dims"].n > 1),
+        Candidate("mcd_dsp", depthwise_dsp, lambda layer, library: depthwise_applies(layer, 4), DSP_CPUS),
+        Candidate("mcd_mve", depthwise_mve, lambda layer, library: depthwise_applies(layer, 8), MVE_CPUS),
+    ),
+    "fully_connected": (
+        Candidate("wrapper", wrapper, lambda layer, library: True),
+        Candidate("mcd_dsp", conv_dsp, lambda layer, library: conv_applies(layer), DSP_CPUS),
+        Candidate("mcd_mve", conv_mve, lambda layer, library: conv_applies(layer), MVE_CPUS),
+    ),
+    "add": (
+        Candidate("wrapper", wrapper, lambda layer, library: True),
+        Candidate("mcd_dsp", add_dsp, lambda layer, library: add_applies(layer, "dsp"), DSP_CPUS),
+        Candidate("mcd_mve", add_mve, lambda layer, library: add_applies(layer, "mve"), MVE_CPUS),
     ),
 }
 
@@ -80,9 +109,12 @@ DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-def candidates_for(layer: Layer, library: NNLibrary, table: Table = CANDIDATES) -> list[Candidate]:
-    """The candidates that apply to a plainly lowered `layer` with `library`, in table order."""
-    return [c for c in table.get(layer.op.kind, ()) if c.applies(layer, library)]
+def candidates_for(layer: Layer, library: NNLibrary, table: Table = CANDIDATES,
+                   cpu_class: str | None = None) -> list[Candidate]:
+    """The candidates that apply to a plainly lowered `layer` with `library` on a CPU of
+    `cpu_class` (None: only those for every CPU), in table order."""
+    return [c for c in table.get(layer.op.kind, ())
+            if (not c.cpu_classes or cpu_class in c.cpu_classes) and c.applies(layer, library)]
 
 
 def default_chooser(cpu_class: str) -> Chooser:
@@ -98,12 +130,12 @@ def default_chooser(cpu_class: str) -> Chooser:
 
 
 def choose_lowerings(lowered: LoweredModel, library: NNLibrary, choose: Chooser,
-                     table: Table = CANDIDATES) -> LoweredModel:
+                     table: Table = CANDIDATES, cpu_class: str | None = None) -> LoweredModel:
     """Every layer with candidates rewritten as the one `choose` picks; its name is kept in the
     layer's values as `lowering` (model.c names it in the layer's comment)."""
     layers = []
     for layer in lowered.layers:
-        options = candidates_for(layer, library, table)
+        options = candidates_for(layer, library, table, cpu_class)
         if options:
             chosen = choose(layer, options)
             layer = chosen.rewrite(layer)

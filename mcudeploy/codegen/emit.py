@@ -23,6 +23,7 @@ _QUERY_ARGS = {
     "dw_conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
     "fc": "&{n}_filter_dims",
     "avgpool": "{ow}, {c}",
+    "fixed": "",  # a generated kernel's own scratch (mcd_kernels.FixedScratch)
 }
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.grouped_fallback import CompositeScratch, align4
 from mcudeploy.codegen.lower import Dims, Layer
+from mcudeploy.codegen.mcd_kernels import FixedScratch
 from mcudeploy.errors import BuildError
 from mcudeploy.resources import cache_dir
 
@@ -114,6 +115,8 @@ def scratch_bytes(layer: Layer, library: NNLibrary, cpu_class: str) -> int:
     query = layer.scratch
     if query is None:
         return 0
+    if isinstance(query, FixedScratch):
+        return query.fixed_bytes
     base = query.library_function if isinstance(query, CompositeScratch) else query.function
     name = base + SUFFIX[cpu_class]
     try:

@@ -42,8 +42,14 @@ def _dims(d: Dims) -> str:
 
 
 def layer_signature(layer: Layer) -> str:
-    """What a plainly lowered convolution's instruction count depends on, as one line."""
+    """What a plainly lowered layer's instruction count depends on, as one line: a convolution's
+    dims, stride, dilation, padding and multiplier; an element-wise layer's block and repeats."""
     v = layer.values
+    if "block_size" in v:
+        strides = ",".join(str(s) for s in v["strides"])
+        return f"{layer.op.kind} block {v['block_size']} repeats {v['repeats']} strides {strides}"
+    if "stride" not in v:  # fully connected
+        return f"{layer.op.kind} in {_dims(v['input_dims'])} filter {_dims(v['filter_dims'])}"
     text = (f"{layer.op.kind} in {_dims(v['input_dims'])} filter {_dims(v['filter_dims'])} "
             f"out {_dims(v['output_dims'])} stride {v['stride'][0]},{v['stride'][1]} "
             f"dilation {v['dilation'][0]},{v['dilation'][1]} padding {v['padding'][0]},{v['padding'][1]}")
@@ -185,7 +191,7 @@ def model_tuning(graph: Graph, library: NNLibrary, cpu_class: str, tuning: Tunin
     rows = []
     choose = tuning.chooser(cpu_class, library)
     for layer in lower(graph).layers:
-        options = candidates_for(layer, library, table)
+        options = candidates_for(layer, library, table, cpu_class)
         if len(options) < 2:
             continue
         entry = tuning.lookup(layer, cpu_class, library)
