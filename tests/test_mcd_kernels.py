@@ -150,7 +150,8 @@ def test_every_dsp_kernel_is_bit_exact_on_the_host(tmp_path: Path, board: str, b
     graph, _ = kernel_graph(batch)
     library = nnref_library()
     cpu_class = load_board(board).cpu_class
-    manifest = generate(graph, load_board(board), library, tmp_path, source=graph.name, choose=_choose("mcd_dsp"))
+    manifest = generate(graph, load_board(board), library, tmp_path, source=graph.name,
+                        choose=_choose("mcd_dsp"))
     text = (tmp_path / "model.c").read_text()
     takes = [layer for layer in lower(graph).layers
              if any(c.name == "mcd_dsp" for c in candidates_for(layer, library, cpu_class=cpu_class))]
@@ -222,7 +223,8 @@ def test_the_candidates_name_the_cpus_they_run_on() -> None:
     graph, _ = kernel_graph()
     library = nnref_library()
     conv = lower(graph).layers[0]
-    names = {cpu: [c.name for c in candidates_for(conv, library, cpu_class=cpu)] for cpu in ("mve", "dsp", "plain")}
+    names = {cpu: [c.name for c in candidates_for(conv, library, cpu_class=cpu)]
+             for cpu in ("mve", "dsp", "plain")}
     assert names == {"mve": ["wrapper", "mcd_dsp", "mcd_mve"], "dsp": ["wrapper", "mcd_dsp"],
                      "plain": ["wrapper", "mcd_dsp"]}
     assert [c.name for c in candidates_for(conv, library)] == ["wrapper"]  # no CPU: portable ones only

@@ -98,6 +98,14 @@ CANDIDATES: Table = {
     ),
 }
 
+GENERATED = frozenset({"mcd_dsp", "mcd_mve"})  # mcudeploy's own kernels (mcudeploy.codegen.mcd_kernels)
+
+
+def library_only(table: Table = CANDIDATES) -> Table:
+    """`table` without the generated kernels: every layer through the NN library's calls."""
+    return {kind: tuple(c for c in cs if c.name not in GENERATED) for kind, cs in table.items()}
+
+
 # Without a tuning file: per CPU class and layer kind, the candidates in order of preference (the
 # first that applies wins; none applying, the first candidate of the table that does). Measured
 # with nnref on QEMU over the convolution test matrix (README, "Tuning"); Arm's CMSIS-NN has other

@@ -113,6 +113,15 @@ def folded_bias(layer: Layer, w: np.ndarray) -> np.ndarray:
     return constant(layer, "bias").astype(np.int64) + offset * w.astype(np.int64).sum(axis=1)
 
 
+def records(layer: Layer, *parts: np.ndarray) -> tuple[Const, ...]:
+    """The layer's constants as one array of words, `{layer.name}_constants`: per block of output
+    channels (the rows of every part), the block's words of each part in turn, in the order the
+    kernel reads them. One pointer walks them, so that the kernel's code depends on the layer's
+    shape only (and no other register holds a constant's address)."""
+    words = np.concatenate([np.asarray(p, dtype=np.int64).reshape(len(parts[0]), -1) for p in parts], axis=1)
+    return (Const(f"{layer.name}_constants", "int32_t", words.reshape(-1)),)
+
+
 def _fits(values: np.ndarray) -> bool:
     """Fits int32 with room to double."""
     return bool(np.all(np.abs(values) <= INT32_MAX // 2))
@@ -168,14 +177,13 @@ def conv_dsp(layer: Layer) -> Layer:
                            v["output_offset"])
     wq = np.zeros((n_pad, kp), dtype=np.int64)
     wq[:n, :k] = w
-    # [pair of channels][group of 4 inputs][channel of the pair][4 bytes]
-    weights = _words(wq.reshape(n_pad // 2, 2, kp // 4, 4).transpose(0, 2, 1, 3))
+    # per pair of channels: [group of 4 inputs][channel of the pair][4 bytes]
+    weights = _words(wq.reshape(n_pad // 2, 2, kp // 4, 4).transpose(0, 2, 1, 3)).reshape(n_pad // 2, -1)
     direct = common["one_by_one"] and common["cin"] % 4 == 0
     cols_bytes = 2 * kp * 2  # two pixels of kp 16-bit values
     scratch = cols_bytes + (0 if direct else kp)
-    consts = (Const(f"{layer.name}_weights", "int32_t", weights),
-              Const(f"{layer.name}_bias", "int32_t", _padded((2 if requant.fast else 1) * bias, n_pad)),
-              Const(f"{layer.name}_requant", "int32_t", requant.table(n_pad)))
+    consts = records(layer, _padded((2 if requant.fast else 1) * bias, n_pad).reshape(-1, 2), weights,
+                     requant.table(n_pad).reshape(n_pad // 2, -1))
     values = {**v, **common, "isa": "dsp", "kp": kp, "cout_pad": n_pad, "direct": direct,
               "fast": requant.fast, "record": requant.record, "cols_words": cols_bytes // 4,
               "scratch_bytes": scratch}
@@ -183,17 +191,14 @@ def conv_dsp(layer: Layer) -> Layer:
                    scratch=_scratch(layer, scratch))
 
 
-def _mve_requant(layer: Layer, order: np.ndarray) -> tuple[tuple[Const, ...], bool]:
-    """Each lane's multiplier, -right and (when a channel shifts left) left, the padded channels
-    taken in `order`."""
+def _mve_requant(layer: Layer, order: np.ndarray, lanes: int) -> list[np.ndarray]:
+    """Per block of `lanes` channels, the lanes' multipliers, -right and (when a channel shifts
+    left) left, the padded channels taken in `order`."""
     shift = _padded(constant(layer, "shift"), len(order))[order]
-    multiplier = _padded(constant(layer, "multiplier"), len(order))[order]
-    consts = [Const(f"{layer.name}_multiplier", "int32_t", multiplier),
-              Const(f"{layer.name}_neg_right", "int32_t", np.minimum(shift, 0))]
-    any_left = bool(np.any(shift > 0))
-    if any_left:
-        consts.append(Const(f"{layer.name}_left", "int32_t", np.maximum(shift, 0)))
-    return tuple(consts), any_left
+    parts = [_padded(constant(layer, "multiplier"), len(order))[order], np.minimum(shift, 0)]
+    if np.any(shift > 0):
+        parts.append(np.maximum(shift, 0))
+    return [p.reshape(-1, lanes) for p in parts]
 
 
 def conv_mve(layer: Layer) -> Layer:
@@ -211,15 +216,15 @@ def conv_mve(layer: Layer) -> Layer:
     wq = np.zeros((n_pad, kp), dtype=np.int64)
     wq[:n, :k] = w
     blocks = wq.reshape(n_pad // 4, 4, kp)
-    # [block of 4 channels][16-byte step][channel][16 bytes], then [block][channel][the last 8]
+    # per block of 4 channels: [16-byte step][channel][16 bytes], then [channel][the last 8]
     parts = [blocks[:, :, : 16 * chunks].reshape(n_pad // 4, 4, chunks, 16).transpose(0, 2, 1, 3)
              .reshape(n_pad // 4, -1), blocks[:, :, 16 * chunks:].reshape(n_pad // 4, -1)]
-    requant, any_left = _mve_requant(layer, np.arange(n_pad))
-    consts = (Const(f"{layer.name}_weights", "int32_t", _words(np.concatenate(parts, axis=1))),
-              Const(f"{layer.name}_bias", "int32_t", _padded(folded_bias(layer, w), n_pad)), *requant)
+    requant = _mve_requant(layer, np.arange(n_pad), 4)
+    consts = records(layer, _padded(folded_bias(layer, w), n_pad).reshape(-1, 4),
+                     _words(np.concatenate(parts, axis=1)).reshape(n_pad // 4, -1), *requant)
     scratch = 0 if direct else kp
     values = {**v, **common, "isa": "mve", "kp": kp, "chunks16": chunks, "tail8": tail, "cout_pad": n_pad,
-              "direct": direct, "any_left": any_left, "scratch_bytes": scratch}
+              "direct": direct, "any_left": len(requant) == 3, "scratch_bytes": scratch}
     return replace(layer, template="mcd_conv_mve.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
 
@@ -263,17 +268,16 @@ def depthwise_dsp(layer: Layer) -> Layer:
     requant = plan_requant(acc_bounds(w.T, bias, -128 + offset, 127 + offset), constant(layer, "multiplier"),
                            constant(layer, "shift"), v["output_offset"])
     scale = 2 if requant.fast else 1
-    # [block of 4 channels][tap][channels 0, 2, 1, 3 as 16-bit values]: the order SXTB16 leaves
-    # an input word's four channels in
+    # per block of 4 channels: [tap][channels 0, 2, 1, 3 as 16-bit values], the order SXTB16
+    # leaves an input word's four channels in
     blocks = (scale * w).reshape(rows["taps"], c // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2)
     row_words = rows["row_width"] * c // 2
     scratch = 4 * row_words * (v["filter_dims"].h + 1)
-    consts = (Const(f"{layer.name}_weights", "int32_t",
-                    np.ascontiguousarray(blocks.astype(np.int16).reshape(-1)).view("<i4").astype(np.int64)),
-              Const(f"{layer.name}_bias", "int32_t", scale * bias),
-              Const(f"{layer.name}_requant", "int32_t", requant.table(c)))
-    values = {**v, **rows, "isa": "dsp", "fast": requant.fast, "record": requant.record, "row_words": row_words,
-              "offset_pair": (offset & 0xFFFF) * 0x10001, "scratch_bytes": scratch}
+    weights = np.ascontiguousarray(blocks.astype(np.int16).reshape(-1)).view("<i4").astype(np.int64)
+    consts = records(layer, (scale * bias).reshape(-1, 4), weights.reshape(c // 4, -1),
+                     requant.table(c).reshape(c // 4, -1))
+    values = {**v, **rows, "isa": "dsp", "fast": requant.fast, "record": requant.record,
+              "row_words": row_words, "offset_pair": (offset & 0xFFFF) * 0x10001, "scratch_bytes": scratch}
     return replace(layer, template="mcd_depthwise_dsp.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
 
@@ -287,13 +291,12 @@ def depthwise_mve(layer: Layer) -> Layer:
     c = rows["channels"]
     w = _depthwise_weights(layer)
     order = np.arange(c).reshape(-1, 4, 2).transpose(0, 2, 1).reshape(-1)  # per 8: 0 2 4 6 1 3 5 7
-    requant, any_left = _mve_requant(layer, order)
     row_bytes = rows["row_width"] * c
     scratch = row_bytes * (v["filter_dims"].h + 1)
-    consts = (Const(f"{layer.name}_weights", "int32_t",
-                    _words(w.reshape(rows["taps"], c // 8, 8).transpose(1, 0, 2))),  # [block of 8][tap][8]
-              Const(f"{layer.name}_bias", "int32_t", folded_bias(layer, w.T)[order]), *requant)
-    values = {**v, **rows, "isa": "mve", "any_left": any_left, "row_bytes": row_bytes,
+    requant = _mve_requant(layer, order, 8)
+    weights = _words(w.reshape(rows["taps"], c // 8, 8).transpose(1, 0, 2)).reshape(c // 8, -1)  # [tap][8]
+    consts = records(layer, folded_bias(layer, w.T)[order].reshape(-1, 8), weights, *requant)
+    values = {**v, **rows, "isa": "mve", "any_left": len(requant) == 3, "row_bytes": row_bytes,
               "zero_point": -v["input_offset"], "scratch_bytes": scratch}
     return replace(layer, template="mcd_depthwise_mve.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
