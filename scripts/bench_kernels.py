@@ -2,11 +2,11 @@
 each benchmark model on each board (QEMU -icount), lowered four ways, each figure from one
 inference checked bit for bit against the host reference and TFLM:
 
-- `nnref`: mcudeploy's portable CMSIS-NN API, every layer one library call;
+- `nnref`: mcudeploy's portable CMSIS-NN API, every layer one library call (`--library-calls`);
 - `nnref + generated`: the same, with mcudeploy's generated kernels (mcd_dsp, mcd_mve) competing
   for every layer, each layer's lowering measured by `--tune`;
 - `CMSIS-NN`: Arm's library (`--cmsis-nn`: a checkout, or anything `mcudeploy --cmsis-nn` takes),
-  library calls only;
+  library calls only (`--library-calls`);
 - `CMSIS-NN + generated`: Arm's library with the generated kernels competing, tuned.
 
 TFLM with CMSIS-NN (7.0.0) is not run here: its figures are those issue 20 reports, measured on the
@@ -28,10 +28,8 @@ from rich.console import Console
 
 from mcudeploy.bench import BenchResult, bench_model
 from mcudeploy.boards import load_board
-from mcudeploy.build import NNLibrary
-from mcudeploy.codegen.candidates import GENERATED, candidates_for, default_chooser, library_only
+from mcudeploy.codegen.candidates import GENERATED
 from mcudeploy.codegen.lower import Layer, lower
-from mcudeploy.codegen.tuning import Tuning, TuningEntry, layer_signature, library_id
 from mcudeploy.packs import nn_library
 from mcudeploy.pipeline import import_model
 from mcudeploy.progress import Progress
@@ -71,21 +69,6 @@ def model_files(out: Path, names: list[str] | None) -> list[Path]:
     return [p for p in paths if names is None or p.stem in names]
 
 
-def library_tuning(path: Path, model: Path, board: str, library: NNLibrary) -> Path:
-    """A tuning file lowering each layer of `model` as the CPU class's default among the library's
-    own candidates (no generated kernel): what `nnref` and `CMSIS-NN` measure."""
-    cpu_class = load_board(board).cpu_class
-    table, choose = library_only(), default_chooser(cpu_class)
-    tuning = Tuning()
-    for layer in lower(import_model(model).graph).layers:
-        options = candidates_for(layer, library, table, cpu_class)
-        if options:
-            tuning.add(TuningEntry(layer_signature(layer), cpu_class, library_id(library),
-                                   choose(layer, options).name, (), "the library's own call"))
-    tuning.save(path)
-    return path
-
-
 def kind_of(layer: Layer) -> str:
     """The layer kind the per-MAC table groups by."""
     kind = layer.op.kind
@@ -97,7 +80,7 @@ def kind_of(layer: Layer) -> str:
 
 def run(paths: list[Path], boards: list[str], cmsis_nn: str, out: Path, console: Console) -> list[dict]:
     """Every model on every board, the four ways; one row per (model, board)."""
-    libraries = {"nnref": nn_library(None), "CMSIS-NN": nn_library(cmsis_nn)}
+    library = nn_library(cmsis_nn)
     rows = []
     for path in paths:
         layers = lower(import_model(path).graph).layers
@@ -105,19 +88,17 @@ def run(paths: list[Path], boards: list[str], cmsis_nn: str, out: Path, console:
             row: dict = {"model": path.stem, "board": board, "cpu": load_board(board).cpu}
             for way in WAYS:
                 name = way.split()[0]
-                library = libraries[name]
                 folder = out / f"{path.stem}-{board}-{way.replace(' + ', '-').replace(' ', '')}"
                 if way.endswith("generated"):
                     tune = TuneOptions(tune=True, tuning=out / f"tuning-{name}.json")
                 else:
-                    tune = TuneOptions(tuning=library_tuning(out / f"library-{path.stem}-{board}-{name}.json",
-                                                             path, board, library))
+                    tune = TuneOptions(library_calls=True)
                 result = bench_model(path, board, folder, Progress(quiet=True), tflm=False,
                                      cmsis_nn=None if name == "nnref" else cmsis_nn, tune=tune)
                 row[way] = _figures(result, layers)
                 console.print(f"{path.stem} on {board}, {way}: {result.instructions:,} instructions, "
                               f"bit-exact {result.bit_exact}")
-            row["library"] = libraries["CMSIS-NN"].name
+            row["library"] = library.name
             rows.append(row)
     return rows
 

@@ -82,7 +82,7 @@ def test_test_plan_is_bit_exact_through_arms_kernels(arm_pack: Path, board: str,
     model.write_bytes(data)
     out = tmp_path / "out"
     status = main(["run", str(model), "--board", board, "--cmsis-nn", str(arm_pack), "--out", str(out),
-                   "--vectors", "3", "-q"])
+                   "--vectors", "3", "--library-calls", "-q"])
     report = json.loads((out / "report.json").read_text())
     assert status == 0, report.get("mismatches") or report.get("error")
     assert report["library"] == "CMSIS-NN 4.0.0 (grouped convolutions split)"
@@ -112,7 +112,7 @@ def test_tuning_with_arms_kernels_splits_the_depthwise_multiplier(arm_pack: Path
     model.write_bytes(reference_layers()[1])
     out = tmp_path / "bench"
     assert main(["bench", str(model), "--board", board, "--cmsis-nn", str(arm_pack), "--tune",
-                 "--out", str(out), "-q"]) == 0
+                 "--library-calls", "--out", str(out), "-q"]) == 0
     result = json.loads((out / "bench.json").read_text())
     assert result["bit_exact"] is True
     [tuned] = result["tuning"]["layers"]

@@ -28,6 +28,7 @@ from mcudeploy.pipeline import RunHooks, RunOptions, build_model, import_model, 
 from mcudeploy.progress import Progress
 from mcudeploy.protocol import DeviceHang, Link
 from mcudeploy.reference import run_graph
+from mcudeploy.tune import TuneOptions
 from mcudeploy.vectors import random_vectors
 from mcudeploy.verify import run_vectors
 
@@ -126,8 +127,9 @@ def test_runs_through_a_damaged_line_end_in_the_true_verdict(seed: int, tmp_path
     for hooks, correct in ((RunHooks(), "pass"), (PLANTED, "fail")):
         faulty = RunHooks(hooks.sources, hooks.defines, proxied(ONE_PERCENT, seed).runner)
         started = time.monotonic()
-        report = run_model(BUNDLED, RunOptions(vectors=12, seed=0), tmp_path / correct,
-                           Progress(quiet=True), faulty)
+        # through the library's calls: the bug is planted in its depthwise call
+        report = run_model(BUNDLED, RunOptions(vectors=12, seed=0, tuning=TuneOptions(library_calls=True)),
+                           tmp_path / correct, Progress(quiet=True), faulty)
         assert time.monotonic() - started < 120
         _count(f"{correct} expected: {report.verdict}")
         assert report.verdict in (correct, "error"), report.error

@@ -1,9 +1,9 @@
 """mcudeploy's generated kernels (mcudeploy.codegen.mcd_kernels, the templates mcd_*.c.j2 and
 firmware/include/mcdk.h): their arithmetic against TFLite's on the host, exhaustively where a
 formula could be off by one; every layer of a matrix of shapes bit-exact with the host reference,
-compiled for the host (the DSP kernels with mcdk.h's portable instructions); and on QEMU, the DSP
-kernels on the Cortex-M4 and the M55 and the Helium kernels on the M55, bit-exact with the host
-reference and TFLM, each layer forced to the candidate."""
+compiled for the host (with mcdk.h's portable DSP instructions and Helium intrinsics); and on
+QEMU, the DSP kernels on the Cortex-M4 and the M55 and the Helium kernels on the M55, bit-exact
+with the host reference and TFLM, each layer forced to the candidate."""
 
 from __future__ import annotations
 
@@ -144,19 +144,26 @@ def _choose(name: str):
     return choose
 
 
-@pytest.mark.parametrize(("board", "batch"), [("mps2-an386", 1), ("mps2-an386", 2), ("mps2-an385", 1)])
-def test_every_dsp_kernel_is_bit_exact_on_the_host(tmp_path: Path, board: str, batch: int) -> None:
-    """The DSP kernels with mcdk.h's portable instructions: the same C as on the device."""
+@pytest.mark.parametrize(("board", "name", "batch", "layers"), [
+    ("mps2-an386", "mcd_dsp", 1, 25), ("mps2-an386", "mcd_dsp", 2, 25), ("mps2-an385", "mcd_dsp", 1, 25),
+    ("mps3-an547", "mcd_mve", 1, 24), ("mps3-an547", "mcd_mve", 2, 24)])
+def test_every_kernel_is_bit_exact_on_the_host(tmp_path: Path, board: str, name: str, batch: int,
+                                               layers: int) -> None:
+    """The same C as on the device, with mcdk.h's portable DSP instructions and Helium intrinsics
+    (mcdk_mve_portable.h): every layer the candidate applies to (the Helium depthwise kernel needs
+    8 channels a block, so not the 12-channel layer), fast and exact requantization both."""
     graph, _ = kernel_graph(batch)
     library = nnref_library()
     cpu_class = load_board(board).cpu_class
-    manifest = generate(graph, load_board(board), library, tmp_path, source=graph.name,
-                        choose=_choose("mcd_dsp"))
+    manifest = generate(graph, load_board(board), library, tmp_path, source=graph.name, choose=_choose(name))
     text = (tmp_path / "model.c").read_text()
     takes = [layer for layer in lower(graph).layers
-             if any(c.name == "mcd_dsp" for c in candidates_for(layer, library, cpu_class=cpu_class))]
-    assert len(takes) == text.count("lowered as mcd_dsp */") == 25
-    assert "mcdk_requantize_fast" in text and "mcdk_requantize_exact" in text
+             if any(c.name == name for c in candidates_for(layer, library, cpu_class=cpu_class))]
+    assert len(takes) == text.count(f"lowered as {name} */") == layers
+    if name == "mcd_dsp":
+        assert "mcdk_requantize_fast" in text and "mcdk_requantize_exact" in text
+    else:
+        assert "vshlq_s32" in text  # the layer whose multipliers exceed one
     model = HostModel(tmp_path, library, manifest)
     assert model.init_status == 0
     for vector in random_vectors(graph, 3, seed=batch):
@@ -165,7 +172,8 @@ def test_every_dsp_kernel_is_bit_exact_on_the_host(tmp_path: Path, board: str, b
             np.testing.assert_array_equal(got, values[output], err_msg=output)
 
 
-def test_the_add_kernel_is_exact_for_every_pair_of_inputs(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("board", "name"), [("mps2-an386", "mcd_dsp"), ("mps3-an547", "mcd_mve")])
+def test_the_add_kernels_are_exact_for_every_pair_of_inputs(tmp_path: Path, board: str, name: str) -> None:
     """All 65,536 pairs of int8 inputs in one vector, for ADDs whose inputs' scales are equal, in
     either order of size, and whose output's rescaling shifts left."""
     b = GraphBuilder(seed=5)
@@ -175,9 +183,8 @@ def test_the_add_kernel_is_exact_for_every_pair_of_inputs(tmp_path: Path) -> Non
     b.tensors[outs[1]] = replace(b.tensors[outs[1]], quant=ir.QuantParams((b.tensors[x].scale / 300,), (-7,)))
     graph, _ = b.build(outs, "adds")
     library = nnref_library()
-    manifest = generate(graph, load_board("mps2-an386"), library, tmp_path, source="adds",
-                        choose=_choose("mcd_dsp"))
-    assert (tmp_path / "model.c").read_text().count("lowered as mcd_dsp */") == 3
+    manifest = generate(graph, load_board(board), library, tmp_path, source="adds", choose=_choose(name))
+    assert (tmp_path / "model.c").read_text().count(f"lowered as {name} */") == 3
     pairs = np.arange(-128, 128, dtype=np.int8)
     vector = (np.repeat(pairs, 256).reshape(1, 256, 256, 1), np.tile(pairs, 256).reshape(1, 256, 256, 1))
     values = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))

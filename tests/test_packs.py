@@ -19,6 +19,7 @@ from mcudeploy.boards import load_board
 from mcudeploy.build import nnref_library
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
+from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.errors import BuildError, InputError
 from mcudeploy.frontends.tflite import load_tflite
 from mcudeploy.packs import load_pack
@@ -152,7 +153,8 @@ def test_scratch_comes_from_the_packs_own_queries_for_the_cpu_class(tmp_path: Pa
     board = load_board(board_name)
     library = load_pack(make_pack(tmp_path / "pack", arm_queries=True))
     graph = build_cases(["conv3x3_same_relu", "depthwise_m2_stride2", "pool_add_fc_softmax"])[0]
-    manifest = generate(graph, board, library, tmp_path / "model", source=graph.name)
+    calls = Tuning(library_only=True).chooser(board.cpu_class, library)  # the library's own queries
+    manifest = generate(graph, board, library, tmp_path / "model", source=graph.name, choose=calls)
     conv, depthwise, avgpool = manifest.layers[:3]
     cls = board.cpu_class
     assert (conv.kind, depthwise.kind, avgpool.kind) == ("conv2d", "depthwise_conv2d", "pool2d")
@@ -179,9 +181,12 @@ def test_pack_without_host_side_queries_is_sized_on_the_device(tmp_path: Path) -
                                        "return conv_size_mve("))
     graph = build_cases(["conv3x3_same_relu", "depthwise_m1", "pool_add_fc_softmax"])[0]
     board = load_board("mps3-an547")
-    probed = generate(graph, board, load_pack(old), tmp_path / "model", source="m")
+    old_pack, current_pack = load_pack(old), load_pack(current)
+    probed = generate(graph, board, old_pack, tmp_path / "model", source="m",
+                      choose=Tuning(library_only=True).chooser("mve", old_pack))
     assert (tmp_path / "model-scratch-probe" / "probe" / "probe.c").is_file()
-    planned = generate(graph, board, load_pack(current), tmp_path / "planned", source="m")
+    planned = generate(graph, board, current_pack, tmp_path / "planned", source="m",
+                       choose=Tuning(library_only=True).chooser("mve", current_pack))
     sizes = [layer.scratch_bytes for layer in probed.layers]
     assert sizes == [layer.scratch_bytes for layer in planned.layers]
     conv = next(layer for layer in probed.layers if layer.kind == "conv2d")

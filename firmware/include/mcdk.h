@@ -21,6 +21,8 @@
 #endif
 #if defined(__ARM_FEATURE_MVE)
 #include <arm_mve.h>
+#else
+#include "mcdk_mve_portable.h" /* the host tests run the Helium kernels too */
 #endif
 
 #define MCDK_INLINE static inline __attribute__((always_inline))
@@ -32,7 +34,11 @@
 
 /* Keeps a vector accumulator's running sum as written: GCC would otherwise reassociate a chain of
    vector additions into one that keeps every product alive at once (and spills them). */
+#if defined(__ARM_FEATURE_MVE)
 #define MCDK_KEEP_VECTOR(acc) __asm__("" : "+w"(acc))
+#else
+#define MCDK_KEEP_VECTOR(acc) ((void)0)
+#endif
 
 /* 32 bits from any address (one LDR: Cortex-M3 and later load unaligned words). */
 MCDK_INLINE uint32_t mcdk_read32(const void *p)
@@ -217,7 +223,6 @@ MCDK_INLINE int32_t mcdk_requantize_exact(int32_t acc, int32_t m, int32_t shift,
     return y < -128 ? -128 : (y > 127 ? 127 : y);
 }
 
-#if defined(__ARM_FEATURE_MVE)
 /*
  * Four lanes at once, exactly: VQRDMULH is the rounding doubling high multiply (saturating, as
  * TFLite's); for the division by 2^right, a negative lane whose right shift is not 0 gets -1
@@ -236,6 +241,5 @@ MCDK_INLINE int32x4_t mcdk_divide_mve(int32x4_t q, int32_t right)
 {
     return vrshlq_n_s32(vaddq_s32(q, vshrq_n_s32(q, 31)), -right);
 }
-#endif
 
 #endif

@@ -1,22 +1,30 @@
-"""Lowering candidates: the ways one layer can be computed, bit-exactly, through the NN library.
+"""Lowering candidates: the ways one layer can be computed, bit-exactly, through the NN library
+or by a kernel mcudeploy generates for the layer.
 
 A candidate is a rewrite of the plain lowering (mcudeploy.codegen.lower): a plain function
-Layer -> Layer with its own template, and a test of whether it applies to a layer with a library.
-`CANDIDATES` lists them per layer kind, the library's wrapper call first:
+Layer -> Layer with its own template, a test of whether it applies to a layer with a library, and
+the CPU classes it runs on (all when none are named). `CANDIDATES` lists them per layer kind, the
+library's wrapper call first:
 
 | kind | candidate | applies when |
 | --- | --- | --- |
 | conv2d | wrapper | groups == 1, or the library has grouped convolution |
 | conv2d | as_depthwise | groups == C_in (one input channel per group) |
 | conv2d | per_group | groups > 1 |
+| conv2d, fully_connected | mcd_dsp, mcd_mve | groups == 1 (the folded bias fits int32) |
 | depthwise_conv2d | wrapper | always |
 | depthwise_conv2d | split_multiplier | channel multiplier > 1 |
 | depthwise_conv2d | as_grouped | the library has grouped convolution |
 | depthwise_conv2d | per_batch | batch > 1 |
+| depthwise_conv2d | mcd_dsp, mcd_mve | multiplier 1, no dilation, C a multiple of 4 (mcd_mve: 8) |
+| fully_connected, add | wrapper | always |
+| add | mcd_dsp, mcd_mve | TFLite's ADD quantization (left shift 20, input multipliers below one) |
 
-The rewrites are in mcudeploy.codegen.grouped_fallback and mcudeploy.codegen.depthwise_rewrites.
-Which candidate a build uses comes from a tuning file, where `--tune` measured them on the board's
-simulator with the library in use (mcudeploy.tune), else from `DEFAULTS` for the CPU class.
+mcd_dsp runs on every CPU class (the DSP extension's instructions, or mcdk.h's portable C for
+them), mcd_mve on Helium CPUs only. The rewrites are in mcudeploy.codegen.grouped_fallback,
+mcudeploy.codegen.depthwise_rewrites and mcudeploy.codegen.mcd_kernels. Which candidate a build
+uses comes from a tuning file, where `--tune` measured them on the board's simulator with the
+library in use (mcudeploy.tune), else from `DEFAULTS` for the CPU class.
 """
 
 from __future__ import annotations
@@ -107,13 +115,18 @@ def library_only(table: Table = CANDIDATES) -> Table:
 
 
 # Without a tuning file: per CPU class and layer kind, the candidates in order of preference (the
-# first that applies wins; none applying, the first candidate of the table that does). Measured
-# with nnref on QEMU over the convolution test matrix (README, "Tuning"); Arm's CMSIS-NN has other
-# fast paths, so with a pack `--tune` may well choose differently.
+# first that applies wins; none applying, the first candidate of the table that does). Measured on
+# QEMU (README, "Tuning" and "Generated kernels"): the generated kernels were the fastest for every
+# layer they apply to in the benchmark models and the convolution test matrix, with nnref and with
+# Arm's CMSIS-NN 7.0.0, on the M4, the M7 and the M55 (where mcd_mve beat mcd_dsp everywhere), and
+# mcd_dsp's portable C beat nnref on the M3; for the other layers `split_multiplier` beat the
+# wrapper with nnref (with a pack, run `--tune`: Arm's kernels rank differently).
+_DSP = {"conv2d": ("mcd_dsp", "wrapper"), "depthwise_conv2d": ("mcd_dsp", "split_multiplier", "wrapper"),
+        "fully_connected": ("mcd_dsp", "wrapper"), "add": ("mcd_dsp", "wrapper")}
 DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "mve": {"conv2d": ("wrapper",), "depthwise_conv2d": ("split_multiplier", "wrapper")},
-    "dsp": {"conv2d": ("wrapper",), "depthwise_conv2d": ("split_multiplier", "wrapper")},
-    "plain": {"conv2d": ("wrapper",), "depthwise_conv2d": ("split_multiplier", "wrapper")},
+    "mve": {kind: ("mcd_mve", *names) for kind, names in _DSP.items()},
+    "dsp": _DSP,
+    "plain": _DSP,
 }
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.candidates import (
     CANDIDATES,
+    GENERATED,
     Candidate,
     Chooser,
     Table,
@@ -106,9 +107,11 @@ class TuningEntry:
 
 @dataclass
 class Tuning:
-    """The entries of a tuning file (or of none yet)."""
+    """The entries of a tuning file (or of none yet); with `library_only` (`--library-calls`, not
+    kept in the file) every layer goes through the NN library, its generated kernels left out."""
 
     entries: dict[str, TuningEntry] = field(default_factory=dict)
+    library_only: bool = False
 
     @staticmethod
     def load(path: Path) -> Tuning:
@@ -143,6 +146,8 @@ class Tuning:
         default = default_chooser(cpu_class)
 
         def choose(layer: Layer, options: Sequence[Candidate]) -> Candidate:
+            if self.library_only:
+                options = [c for c in options if c.name not in GENERATED] or options
             entry = self.lookup(layer, cpu_class, library)
             chosen = next((c for c in options if entry is not None and c.name == entry.chosen), None)
             return chosen or default(layer, options)
