@@ -146,7 +146,7 @@ def _choose(name: str):
 
 @pytest.mark.parametrize(("board", "name", "batch", "layers"), [
     ("mps2-an386", "mcd_dsp", 1, 25), ("mps2-an386", "mcd_dsp", 2, 25), ("mps2-an385", "mcd_dsp", 1, 25),
-    ("mps3-an547", "mcd_mve", 1, 24), ("mps3-an547", "mcd_mve", 2, 24)])
+    ("mps3-an547", "mcd_mve", 1, 24), ("mps3-an547", "mcd_mve", 2, 24), ("mps3-an547", "mcd_mve_x1", 1, 15)])
 def test_every_kernel_is_bit_exact_on_the_host(tmp_path: Path, board: str, name: str, batch: int,
                                                layers: int) -> None:
     """The same C as on the device, with mcdk.h's portable DSP instructions and Helium intrinsics
@@ -163,7 +163,7 @@ def test_every_kernel_is_bit_exact_on_the_host(tmp_path: Path, board: str, name:
     if name == "mcd_dsp":
         assert "mcdk_requantize_fast" in text and "mcdk_requantize_exact" in text
     else:
-        assert "vshlq_s32" in text  # the layer whose multipliers exceed one
+        assert "vshlq_s32(acc, left)" in text  # the layer whose multipliers exceed one
     model = HostModel(tmp_path, library, manifest)
     assert model.init_status == 0
     for vector in random_vectors(graph, 3, seed=batch):
@@ -211,6 +211,7 @@ def forced_tuning(graph: ir.Graph, board: str, name: str, path: Path) -> int:
 @pytest.mark.device
 @pytest.mark.parametrize(("board", "name", "layers"), [("mps2-an386", "mcd_dsp", 25),
                                                         ("mps3-an547", "mcd_mve", 24),
+                                                        ("mps3-an547", "mcd_mve_x1", 15),
                                                         ("mps3-an547", "mcd_dsp", 25)])
 def test_every_kernel_is_bit_exact_on_qemu(tmp_path: Path, board: str, name: str, layers: int) -> None:
     graph, data = kernel_graph()
@@ -232,7 +233,7 @@ def test_the_candidates_name_the_cpus_they_run_on() -> None:
     conv = lower(graph).layers[0]
     names = {cpu: [c.name for c in candidates_for(conv, library, cpu_class=cpu)]
              for cpu in ("mve", "dsp", "plain")}
-    assert names == {"mve": ["wrapper", "mcd_dsp", "mcd_mve"], "dsp": ["wrapper", "mcd_dsp"],
+    assert names == {"mve": ["wrapper", "mcd_dsp", "mcd_mve", "mcd_mve_x1"], "dsp": ["wrapper", "mcd_dsp"],
                      "plain": ["wrapper", "mcd_dsp"]}
     assert [c.name for c in candidates_for(conv, library)] == ["wrapper"]  # no CPU: portable ones only
     assert {kind for kind, cs in CANDIDATES.items() if any(c.name == "mcd_mve" for c in cs)} == {

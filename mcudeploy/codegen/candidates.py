@@ -11,7 +11,7 @@ library's wrapper call first:
 | conv2d | wrapper | groups == 1, or the library has grouped convolution |
 | conv2d | as_depthwise | groups == C_in (one input channel per group) |
 | conv2d | per_group | groups > 1 |
-| conv2d, fully_connected | mcd_dsp, mcd_mve | groups == 1 (the folded bias fits int32) |
+| conv2d, fully_connected | mcd_dsp, mcd_mve, mcd_mve_x1 | groups == 1 (the folded bias fits int32) |
 | depthwise_conv2d | wrapper | always |
 | depthwise_conv2d | split_multiplier | channel multiplier > 1 |
 | depthwise_conv2d | as_grouped | the library has grouped convolution |
@@ -21,7 +21,8 @@ library's wrapper call first:
 | add | mcd_dsp, mcd_mve | TFLite's ADD quantization (left shift 20, input multipliers below one) |
 
 mcd_dsp runs on every CPU class (the DSP extension's instructions, or mcdk.h's portable C for
-them), mcd_mve on Helium CPUs only. The rewrites are in mcudeploy.codegen.grouped_fallback,
+them), mcd_mve and mcd_mve_x1 (the same with one step per loop iteration) on Helium CPUs only.
+The rewrites are in mcudeploy.codegen.grouped_fallback,
 mcudeploy.codegen.depthwise_rewrites and mcudeploy.codegen.mcd_kernels. Which candidate a build
 uses comes from a tuning file, where `--tune` measured them on the board's simulator with the
 library in use (mcudeploy.tune), else from `DEFAULTS` for the CPU class.
@@ -43,6 +44,7 @@ from mcudeploy.codegen.mcd_kernels import (
     conv_applies,
     conv_dsp,
     conv_mve,
+    conv_mve_x1,
     depthwise_applies,
     depthwise_dsp,
     depthwise_mve,
@@ -85,6 +87,7 @@ CANDIDATES: Table = {
         Candidate("per_group", per_group, lambda layer, library: groups(layer) > 1),
         Candidate("mcd_dsp", conv_dsp, lambda layer, library: conv_applies(layer), DSP_CPUS),
         Candidate("mcd_mve", conv_mve, lambda layer, library: conv_applies(layer), MVE_CPUS),
+        Candidate("mcd_mve_x1", conv_mve_x1, lambda layer, library: conv_applies(layer), MVE_CPUS),
     ),
     "depthwise_conv2d": (
         Candidate("wrapper", wrapper, lambda layer, library: True),
@@ -98,6 +101,7 @@ CANDIDATES: Table = {
         Candidate("wrapper", wrapper, lambda layer, library: True),
         Candidate("mcd_dsp", conv_dsp, lambda layer, library: conv_applies(layer), DSP_CPUS),
         Candidate("mcd_mve", conv_mve, lambda layer, library: conv_applies(layer), MVE_CPUS),
+        Candidate("mcd_mve_x1", conv_mve_x1, lambda layer, library: conv_applies(layer), MVE_CPUS),
     ),
     "add": (
         Candidate("wrapper", wrapper, lambda layer, library: True),
@@ -106,7 +110,8 @@ CANDIDATES: Table = {
     ),
 }
 
-GENERATED = frozenset({"mcd_dsp", "mcd_mve"})  # mcudeploy's own kernels (mcudeploy.codegen.mcd_kernels)
+# mcudeploy's own kernels (mcudeploy.codegen.mcd_kernels)
+GENERATED = frozenset({"mcd_dsp", "mcd_mve", "mcd_mve_x1"})
 
 
 def library_only(table: Table = CANDIDATES) -> Table:

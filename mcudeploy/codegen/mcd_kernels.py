@@ -203,7 +203,17 @@ def _mve_requant(layer: Layer, order: np.ndarray, lanes: int) -> list[np.ndarray
 
 def conv_mve(layer: Layer) -> Layer:
     """Generated for Helium: per pixel, four output channels at a time, VMLADAVA over 16 inputs
-    per step (then 8), the four sums requantized as one vector."""
+    per step (then 8), two steps per loop iteration, the four sums requantized as one vector."""
+    return _conv_mve(layer, 2)
+
+
+def conv_mve_x1(layer: Layer) -> Layer:
+    """mcd_mve with one step per loop iteration: GCC allocates the registers of some layers'
+    loops (and spills) differently, so either can be the faster by tens of percent."""
+    return _conv_mve(layer, 1)
+
+
+def _conv_mve(layer: Layer, steps_per_loop: int) -> Layer:
     layer = as_convolution(layer)
     v = layer.values
     common = _conv_values(layer)
@@ -220,11 +230,14 @@ def conv_mve(layer: Layer) -> Layer:
     parts = [blocks[:, :, : 16 * chunks].reshape(n_pad // 4, 4, chunks, 16).transpose(0, 2, 1, 3)
              .reshape(n_pad // 4, -1), blocks[:, :, 16 * chunks:].reshape(n_pad // 4, -1)]
     requant = _mve_requant(layer, np.arange(n_pad), 4)
-    consts = records(layer, _padded(folded_bias(layer, w), n_pad).reshape(-1, 4),
-                     _words(np.concatenate(parts, axis=1)).reshape(n_pad // 4, -1), *requant)
+    # the requantization's vectors before the weights: loaded before the loop over K (registers
+    # are free then), they leave the pointer at the weights, and at the next block's record after
+    consts = records(layer, _padded(folded_bias(layer, w), n_pad).reshape(-1, 4), *requant,
+                     _words(np.concatenate(parts, axis=1)).reshape(n_pad // 4, -1))
     scratch = 0 if direct else kp
     values = {**v, **common, "isa": "mve", "kp": kp, "chunks16": chunks, "tail8": tail, "cout_pad": n_pad,
-              "direct": direct, "any_left": len(requant) == 3, "scratch_bytes": scratch}
+              "direct": direct, "any_left": len(requant) == 3, "steps_per_loop": steps_per_loop,
+              "scratch_bytes": scratch}
     return replace(layer, template="mcd_conv_mve.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
 

@@ -30,6 +30,7 @@ from mcudeploy.codegen.candidates import (
     Table,
     candidates_for,
     default_chooser,
+    library_only,
 )
 from mcudeploy.codegen.lower import Dims, Layer, lower
 from mcudeploy.errors import InputError
@@ -195,6 +196,8 @@ def model_tuning(graph: Graph, library: NNLibrary, cpu_class: str, tuning: Tunin
     figures behind it."""
     rows = []
     choose = tuning.chooser(cpu_class, library)
+    if tuning.library_only:
+        table = library_only(table)
     for layer in lower(graph).layers:
         options = candidates_for(layer, library, table, cpu_class)
         if len(options) < 2:
