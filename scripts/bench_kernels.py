@@ -78,7 +78,14 @@ def kind_of(layer: Layer) -> str:
     return {"depthwise_conv2d": "depthwise conv", "fully_connected": "fully connected"}.get(kind, kind)
 
 
-def run(paths: list[Path], boards: list[str], cmsis_nn: str, out: Path, console: Console) -> list[dict]:
+def elements(layer: Layer) -> int:
+    """An element-wise layer's output elements (0 for the others)."""
+    v = layer.values
+    return v["block_size"] * v["repeats"] if "block_size" in v else 0
+
+
+def run(paths: list[Path], boards: list[str], cmsis_nn: str, name: str | None, out: Path,
+        console: Console) -> list[dict]:
     """Every model on every board, the four ways; one row per (model, board)."""
     library = nn_library(cmsis_nn)
     rows = []
@@ -98,7 +105,7 @@ def run(paths: list[Path], boards: list[str], cmsis_nn: str, out: Path, console:
                 row[way] = _figures(result, layers)
                 console.print(f"{path.stem} on {board}, {way}: {result.instructions:,} instructions, "
                               f"bit-exact {result.bit_exact}")
-            row["library"] = library.name
+            row["library"] = name or library.name
             rows.append(row)
     return rows
 
@@ -107,9 +114,10 @@ def _figures(result: BenchResult, layers: tuple[Layer, ...]) -> dict:
     lowering = {r["index"]: r["lowering"] for r in result.tuning.get("layers", [])}
     per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for figures, layer in zip(result.layers, layers, strict=True):
-        if figures.macs:
+        work = figures.macs or elements(layer)  # ADD: per element
+        if work:
             per_kind[kind_of(layer)][0] += figures.instructions
-            per_kind[kind_of(layer)][1] += figures.macs
+            per_kind[kind_of(layer)][1] += work
     chosen: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for layer in layers:
         if layer.index in lowering:
@@ -117,7 +125,7 @@ def _figures(result: BenchResult, layers: tuple[Layer, ...]) -> dict:
     return {"instructions": result.instructions, "bit_exact": result.bit_exact, "macs": result.macs,
             "flash_code": result.flash["code"], "weights": result.flash["weights"],
             "arena": result.arena_bytes,
-            "per_kind": {k: {"instructions": i, "macs": m} for k, (i, m) in per_kind.items()},
+            "per_kind": {k: {"instructions": i, "work": m} for k, (i, m) in per_kind.items()},
             "lowerings": {k: dict(v) for k, v in chosen.items()}}
 
 
@@ -158,12 +166,13 @@ def render(rows: list[dict], boards: list[str]) -> str:
         "[kernels.json](kernels.json). Instructions per inference on QEMU (`-icount shift=0`, SysTick),",
         "one inference of a seeded random input, each checked bit for bit against the host reference and",
         f"TFLM. CMSIS-NN is {library}, compiled with the board's flags (mcudeploy's build: -O2, link-time",
-        "optimisation, the depthwise kernels -fno-inline-functions-called-once).",
+        "optimisation, the depthwise kernels -fno-inline-functions-called-once). The generated kernels",
+        "are `mcd_dsp` (the DSP extension's SMLAD), `mcd_mve` and `mcd_mve_x1` (Helium; one loop step",
+        "per iteration in the latter).",
         "",
         "- **nnref**: mcudeploy's portable CMSIS-NN API, every layer one library call;",
-        "- **+ generated**: mcudeploy's kernels generated per layer (mcd_dsp: the DSP extension's SMLAD;",
-        "  mcd_mve: Helium) compete with the library's calls for every layer, and `--tune` keeps the",
-        "  fastest bit-exact one;",
+        "- **+ generated**: mcudeploy's kernels generated per layer compete with the library's calls",
+        "  for every layer, and `--tune` keeps the fastest bit-exact one;",
         "- **TFLM + CMSIS-NN**: issue 20's figures (TFLM 90b983c2 with CMSIS-NN 7.0.0 on the same QEMU",
         "  machines), not re-measured here;",
         "- **best**: mcudeploy's best of the two `+ generated` columns.",
@@ -189,22 +198,34 @@ def render(rows: list[dict], boards: list[str]) -> str:
               "CMSIS-NN.", ""]
     lines += [f"- missed: {m}" for m in misses] or ["Every goal is met."]
     lines += ["", "## Instructions per MAC, by layer kind", "",
-              "Summed over the layers of that kind in all the models above.", ""]
+              "Summed over the layers of that kind in all the models above; for ADD, instructions per "
+              "output element.", ""]
     for board in boards:
         kinds = sorted({k for r in rows if r["board"] == board for w in WAYS for k in r[w]["per_kind"]})
-        lines += [f"### {board}", "", "| layer kind | MACs | " + " | ".join(WAYS) + " |",
+        lines += [f"### {board}", "", "| layer kind | MACs (elements) | " + " | ".join(WAYS) + " |",
                   "|" + " --- |" * (2 + len(WAYS))]
         for kind in kinds:
             cells = [kind]
-            macs = sum(r["nnref"]["per_kind"].get(kind, {}).get("macs", 0)
+            work = sum(r["nnref"]["per_kind"].get(kind, {}).get("work", 0)
                        for r in rows if r["board"] == board)
-            cells.append(f"{macs:,}")
+            cells.append(f"{work:,}")
             for way in WAYS:
                 instr = sum(r[way]["per_kind"].get(kind, {}).get("instructions", 0)
                             for r in rows if r["board"] == board)
-                cells.append(f"{instr / macs:.3f}" if macs else "")
+                cells.append(f"{instr / work:.3f}" if work else "")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    lines += ["## What it costs in flash", "",
+              "Flash but the weights (bytes: code, read-only data, vectors), the arena beside it; the "
+              "generated kernels' constants (weights laid out for the loops, folded biases, "
+              "requantization records) count as weights.", "",
+              "| model | board | " + " | ".join(f"{w}: code, weights" for w in WAYS) + " |",
+              "|" + " --- |" * (2 + len(WAYS))]
+    for row in rows:
+        cells = [f"`{row['model']}`", row["board"]]
+        cells += [f"{row[w]['flash_code']:,}, {row[w]['weights']:,}" for w in WAYS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
     lines += ["## Which lowering won", "",
               "Layers of each kind lowered each way by `--tune` (the `+ generated` columns).", "",
               "| board | library | layer kind | lowerings (layers) |", "| --- | --- | --- | --- |"]
@@ -227,6 +248,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cmsis-nn", required=True, help="Arm's CMSIS-NN (a checkout, pack or pack id)")
+    parser.add_argument("--cmsis-nn-name", metavar="NAME",
+                        help="what to call it (a git checkout's .pdsc says version 0.0.0 at every tag)")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "kernels",
                         help="where the models, builds and tuning files go (default: out/kernels)")
     parser.add_argument("--boards", nargs="+", default=BOARDS)
@@ -234,7 +257,8 @@ def main() -> int:
                         help="only these models (file stems); the results are then not written")
     args = parser.parse_args()
     console = Console(stderr=True)
-    rows = run(model_files(args.out, args.models), args.boards, args.cmsis_nn, args.out, console)
+    rows = run(model_files(args.out, args.models), args.boards, args.cmsis_nn, args.cmsis_nn_name, args.out,
+               console)
     if args.models:
         console.print(render(rows, args.boards))
         return 0
