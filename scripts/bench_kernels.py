@@ -13,7 +13,9 @@ TFLM with CMSIS-NN (7.0.0) is not run here: its figures are those issue 20 repor
 same QEMU machines (tensorflow/tflite-micro 90b983c2, release build), and only for the models and
 boards it lists.
 
-    python scripts/bench_kernels.py --cmsis-nn PATH [--boards B ...] [--models M ...] [--out DIR]
+    python scripts/bench_kernels.py --cmsis-nn PATH [--cmsis-nn-name NAME] [--boards B ...]
+                                    [--models M ...] [--out DIR]
+    python scripts/bench_kernels.py --render    (KERNELS.md again from kernels.json)
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def elements(layer: Layer) -> int:
     return v["block_size"] * v["repeats"] if "block_size" in v else 0
 
 
-def run(paths: list[Path], boards: list[str], cmsis_nn: str, name: str | None, out: Path,
+def run(paths: list[Path], boards: list[str], cmsis_nn: str, label: str | None, out: Path,
         console: Console) -> list[dict]:
     """Every model on every board, the four ways; one row per (model, board)."""
     library = nn_library(cmsis_nn)
@@ -105,7 +107,7 @@ def run(paths: list[Path], boards: list[str], cmsis_nn: str, name: str | None, o
                 row[way] = _figures(result, layers)
                 console.print(f"{path.stem} on {board}, {way}: {result.instructions:,} instructions, "
                               f"bit-exact {result.bit_exact}")
-            row["library"] = name or library.name
+            row["library"] = label or library.name
             rows.append(row)
     return rows
 
@@ -216,9 +218,9 @@ def render(rows: list[dict], boards: list[str]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## What it costs in flash", "",
-              "Flash but the weights (bytes: code, read-only data, vectors), the arena beside it; the "
-              "generated kernels' constants (weights laid out for the loops, folded biases, "
-              "requantization records) count as weights.", "",
+              "Flash but the weights (bytes: code, read-only data, vectors), and the weights; the "
+              "generated kernels' constants (weights laid out for the loops, the DSP depthwise "
+              "kernel's as 16-bit values, folded biases, requantization records) count as weights.", "",
               "| model | board | " + " | ".join(f"{w}: code, weights" for w in WAYS) + " |",
               "|" + " --- |" * (2 + len(WAYS))]
     for row in rows:
@@ -247,7 +249,7 @@ def render(rows: list[dict], boards: list[str]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cmsis-nn", required=True, help="Arm's CMSIS-NN (a checkout, pack or pack id)")
+    parser.add_argument("--cmsis-nn", help="Arm's CMSIS-NN (a checkout, pack or pack id)")
     parser.add_argument("--cmsis-nn-name", metavar="NAME",
                         help="what to call it (a git checkout's .pdsc says version 0.0.0 at every tag)")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "kernels",
@@ -255,8 +257,15 @@ def main() -> int:
     parser.add_argument("--boards", nargs="+", default=BOARDS)
     parser.add_argument("--models", nargs="+", metavar="NAME",
                         help="only these models (file stems); the results are then not written")
+    parser.add_argument("--render", action="store_true", help="only write KERNELS.md from kernels.json")
     args = parser.parse_args()
     console = Console(stderr=True)
+    if args.render:
+        saved = json.loads(RESULTS_JSON.read_text(encoding="utf-8"))
+        RESULTS.write_text(render(saved["rows"], saved["boards"]), encoding="utf-8")
+        return 0
+    if args.cmsis_nn is None:
+        parser.error("--cmsis-nn is required (but with --render)")
     rows = run(model_files(args.out, args.models), args.boards, args.cmsis_nn, args.cmsis_nn_name, args.out,
                console)
     if args.models:

@@ -121,11 +121,11 @@ def library_only(table: Table = CANDIDATES) -> Table:
 
 # Without a tuning file: per CPU class and layer kind, the candidates in order of preference (the
 # first that applies wins; none applying, the first candidate of the table that does). Measured on
-# QEMU (README, "Tuning" and "Generated kernels"): the generated kernels were the fastest for every
-# layer they apply to in the benchmark models and the convolution test matrix, with nnref and with
-# Arm's CMSIS-NN 7.0.0, on the M4, the M7 and the M55 (where mcd_mve beat mcd_dsp everywhere), and
-# mcd_dsp's portable C beat nnref on the M3; for the other layers `split_multiplier` beat the
-# wrapper with nnref (with a pack, run `--tune`: Arm's kernels rank differently).
+# QEMU over the benchmark models and the convolution test matrix (README, "Tuning" and "Generated
+# kernels"): the generated kernels were the fastest for every layer they apply to with nnref on the
+# M4, M7 and M55 (mcd_mve ahead of mcd_dsp on every layer), for all but six small fully connected
+# layers on the M3, and for all but two layers with Arm's CMSIS-NN 7.0.0 on the M4 and the M55; for
+# the other layers `split_multiplier` beat the wrapper with nnref (with a pack, run `--tune`).
 _DSP = {"conv2d": ("mcd_dsp", "wrapper"), "depthwise_conv2d": ("mcd_dsp", "split_multiplier", "wrapper"),
         "fully_connected": ("mcd_dsp", "wrapper"), "add": ("mcd_dsp", "wrapper")}
 DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
