@@ -31,6 +31,7 @@ from mcudeploy.build import nnref_library
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.scratch import answers_on_host
+from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.packs import load_pack
 from mcudeploy.resources import firmware_dir
 from mcudeploy.toolchain import cpu_flags
@@ -96,7 +97,8 @@ def test_scratch_of_a_release_without_host_queries_comes_from_the_device(arm_pac
     board = load_board("mps3-an547")
     assert not answers_on_host(library, board.cpu_class)
     graph, _ = build_cases(["conv3x3_same_relu", "depthwise_m1", "conv_grouped2"], seed=1)
-    manifest = generate(graph, board, library, tmp_path / "model", source="m")
+    calls = Tuning(library_only=True).chooser(board.cpu_class, library)  # Arm's kernels' queries
+    manifest = generate(graph, board, library, tmp_path / "model", source="m", choose=calls)
     probe = (tmp_path / "model-scratch-probe" / "probe" / "probe.c").read_text()
     assert "#define MCD_SCRATCH_WANTED(layer, wanted, planned) (mcd_probe_report" in probe
     # Arm's MVE convolution wants an im2col buffer; the planned sizes are the device's answers,

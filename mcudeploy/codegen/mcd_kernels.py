@@ -16,7 +16,7 @@ sets:
 Exact whatever the input, each claim checked here at generation time, per layer and channel:
 - The input offset is folded into the bias, sum(w * (x + offset)) + bias = sum(w * x) + bias' with
   bias' = bias + offset * sum(w), where the padding reads the input's zero point (x + offset = 0).
-  A layer whose bias' does not fit int32 with room gets no generated kernel.
+  A layer whose bias' does not fit int32 gets no generated kernel.
 - The DSP kernels' fast requantization (`mcdk_requantize_fast`) needs the largest possible
   accumulator of each output channel, over every int8 input, to leave no room for overflow
   (`plan_requant`); otherwise they requantize with the exact 64-bit arithmetic. Helium's vector
@@ -123,8 +123,8 @@ def records(layer: Layer, *parts: np.ndarray) -> tuple[Const, ...]:
 
 
 def _fits(values: np.ndarray) -> bool:
-    """Fits int32 with room to double."""
-    return bool(np.all(np.abs(values) <= INT32_MAX // 2))
+    """Fits int32 (the DSP kernels' doubling is `plan_requant`'s to allow)."""
+    return bool(np.all(np.abs(values) <= INT32_MAX))
 
 
 # ---------------------------------------------------------------- convolution and fully connected
