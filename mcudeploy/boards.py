@@ -1,13 +1,16 @@
 """Boards as data: one TOML file per board in `boards/`, validated against a schema.
 
-A typo in a field name, a missing field, a wrong type, an impossible CPU feature or overlapping
-memory regions is a `BoardError` naming the file, the line and the field (mcudeploy/tomlerrors.py).
+A typo in a field name, a missing field, a wrong type, an impossible CPU feature, overlapping
+memory regions or one past 4 GiB, a register address no peripheral can have (0, unaligned, the
+core's own, inside a memory region) is a `BoardError` naming the file, the line and the field
+(mcudeploy/tomlerrors.py).
 """
 
 from __future__ import annotations
 
 import itertools
 import tomllib
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -53,13 +56,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class CmsdkUart(_Strict):
+_PPB = (0xE0000000, 0xE0100000)  # the Private Peripheral Bus: the core's own NVIC, SysTick, SCB
+
+
+def register_problem(address: int) -> str | None:
+    """Why a peripheral register cannot be at `address` (the runtime reads and writes every one as
+    a 32-bit word), or None."""
+    if address < 0x1000:
+        return (f"0x{address:08X} is in the first 4 KiB, where the vector table starts; no peripheral "
+                "sits there (GCC rejects an access below 0x1000 as a null-pointer dereference)")
+    if address % 4:
+        return f"0x{address:08X} is not 4-byte aligned: the registers are 32-bit words"
+    if _PPB[0] <= address < _PPB[1]:
+        return (f"0x{address:08X} is in the Private Peripheral Bus (0x{_PPB[0]:08X}..0x{_PPB[1] - 1:08X}), "
+                "which holds the core's own registers (NVIC, SysTick, SCB)")
+    return None
+
+
+class _Registers(_Strict):
+    """A peripheral whose fields `registers` names are addresses of 32-bit registers."""
+
+    @abstractmethod
+    def registers(self) -> list[tuple[tuple[str | int, ...], int]]:
+        """(field, address) of every register address the board file gives for this peripheral."""
+
+    @model_validator(mode="after")
+    def _plausible_registers(self) -> _Registers:
+        for loc, address in self.registers():
+            problem = register_problem(address)
+            if problem:
+                raise FieldError(loc, problem)
+        return self
+
+
+class CmsdkUart(_Registers):
     """Arm's CMSDK APB UART (the MPS2/MPS3 FPGA images and QEMU's models of them)."""
 
     kind: Literal["cmsdk"]
     base: Address
     bauddiv: int = Field(ge=16, lt=2**20)
     rx_irq: RxIrq = None
+
+    def registers(self) -> list[tuple[tuple[str | int, ...], int]]:
+        return [(("base",), self.base)]
 
 
 class EnableBit(_Strict):
@@ -70,7 +109,7 @@ class EnableBit(_Strict):
     what: str = Field(min_length=1)
 
 
-class Stm32Uart(_Strict):
+class Stm32Uart(_Registers):
     """ST's USART or LPUART of the STM32F0/F3/F7/G0/G4/H7/L4/L5/U5 families (registers ISR, ICR,
     RDR, TDR; not the F1/F2/F4 USART), with its two pins on one GPIO port."""
 
@@ -84,6 +123,10 @@ class Stm32Uart(_Strict):
     af: int = Field(ge=0, le=15)
     enable: list[EnableBit] = Field(min_length=1, max_length=8)
     rx_irq: RxIrq = None  # the UART's global interrupt
+
+    def registers(self) -> list[tuple[tuple[str | int, ...], int]]:
+        return [(("base",), self.base), (("gpio",), self.gpio),
+                *((("enable", j, "reg"), e.reg) for j, e in enumerate(self.enable))]
 
     @property
     def brr(self) -> int:
@@ -114,6 +157,14 @@ class MemoryRegion(_Strict):
     @property
     def end(self) -> int:
         return self.origin + self.length
+
+    @model_validator(mode="after")
+    def _within_4gib(self) -> MemoryRegion:
+        if self.end > 2**32:
+            raise FieldError(("length",), f"region {self.name} at 0x{self.origin:08X} with length "
+                                          f"0x{self.length:X} ends at 0x{self.end:X}, past the 32-bit "
+                                          "address space (0xFFFFFFFF)")
+        return self
 
 
 class Placement(_Strict):
@@ -195,6 +246,15 @@ class Board(_Strict):
         for runner in ("qemu", "fvp"):
             if runner in self.runners and getattr(self, runner) is None:
                 raise FieldError(("runners",), f"runners lists {runner!r} but there is no [{runner}] table")
+        stack = self.region(self.placement.stack)
+        if self.placement.stack_bytes > stack.length:
+            raise FieldError(("placement", "stack_bytes"), f"{self.placement.stack_bytes} bytes do not "
+                             f"fit region {stack.name} ({stack.length} bytes)")
+        for loc, address in self.uart.registers():
+            region = next((r for r in self.memory if r.origin <= address < r.end), None)
+            if region is not None:
+                raise FieldError(("uart", *loc), f"0x{address:08X} is inside memory region {region.name} "
+                                 f"(0x{region.origin:08X}..0x{region.end - 1:08X}), not a peripheral")
         return self
 
     @property

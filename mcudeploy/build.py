@@ -4,19 +4,21 @@ the repository root) compiles the runtime, the NN library and the model into one
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
-import jinja2
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from mcudeploy.boards import Board
 from mcudeploy.errors import BuildError
-from mcudeploy.resources import cache_dir, firmware_dir, nnref_dir, project_root
+from mcudeploy.nnlib import NNLibrary, used_identifiers
+from mcudeploy.resources import cache_dir, firmware_dir, project_root
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
 
 # Sections in linker-script order, with the placement entry each goes to.
@@ -24,7 +26,8 @@ _SECTIONS = (
     (".vectors", "vectors"), (".text", "code"), (".ARM.extab", "code"), (".ARM.exidx", "code"),
     (".weights", "weights"), (".data", "data"), (".bss", "data"), (".arena", "arena"),
 )
-_ERROR_LINE = re.compile(r": (fatal )?error: |(^|/)ld: ")
+_ERROR_LINE = re.compile(r": (fatal )?error: |: internal compiler error: |(^|/)ld: ")
+_FAILED_LOGS_KEPT = 20
 
 # Flags of some NN library kernels, chosen by measurement on QEMU (the SConstruct's comment says
 # why): (pattern of the source file's name, extra flags). Measured with Arm's CMSIS-NN 7.0.0, in
@@ -44,26 +47,6 @@ def kernel_flags(source: Path) -> tuple[str, ...]:
     return tuple(flag for pattern, flags in KERNEL_FLAGS if pattern.search(name) for flag in flags)
 
 
-@dataclass(frozen=True)
-class NNLibrary:
-    """An implementation of the CMSIS-NN API: its headers, its C sources, and what differs between
-    implementations: flags for compiling the sources (never the model's), and whether
-    `arm_convolve_wrapper_s8` takes grouped convolutions (CMSIS-NN from 6.0.0; nnref always)."""
-
-    name: str
-    include_dirs: tuple[Path, ...]
-    sources: tuple[Path, ...]
-    version: str = ""
-    grouped_conv: bool = True
-    cflags: tuple[str, ...] = ()
-
-
-def nnref_library() -> NNLibrary:
-    """firmware/nnref, mcudeploy's own C implementation of the CMSIS-NN API."""
-    root = nnref_dir()
-    return NNLibrary("nnref", (root / "Include",), tuple(sorted(root.glob("Source/**/*.c"))))
-
-
 def render_linker_script(board: Board) -> str:
     """The GNU ld script placing vectors, code, weights, data, arena and stack as the board says."""
     p = board.placement
@@ -75,13 +58,10 @@ def render_linker_script(board: Board) -> str:
             f"board {board.name}: stack_bytes {p.stack_bytes} exceeds region {p.stack} "
             f"({stack_region.length} bytes)"
         )
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    from mcudeploy.codegen.emit import template_environment  # codegen imports this module
+
     neighbours = [name for name, part in _SECTIONS if getattr(p, part) == p.stack]
-    return env.get_template("linker.ld.j2").render(
+    return template_environment().get_template("linker.ld.j2").render(
         board=board, p=p, stack_top=stack_top, stack_bottom=stack_bottom,
         stack_neighbours=neighbours,
     )
@@ -123,7 +103,9 @@ def build_firmware(
     """Build the firmware for `board` from the model in `model_dir`; returns the ELF path.
 
     `extra_defines` (e.g. MCD_MAX_CHUNK, MCD_MAX_LAYERS) reach the runtime, the model and the
-    extra sources, not the NN library. Objects are cached across builds (SCons CacheDir).
+    extra sources, not the NN library. Of the library, only the sources behind the functions the
+    model and the extra sources call are compiled (NNLibrary.sources_for_files). Objects are cached
+    across builds (SCons CacheDir).
     """
     find_compiler()
     model_dir = Path(model_dir).resolve()
@@ -135,6 +117,7 @@ def build_firmware(
     linker_script.write_text(render_linker_script(board), encoding="utf-8")
     runtime = firmware_dir() / "runtime"
     elf = build_dir / "firmware.elf"
+    nn_sources = library.sources_for_files([*model_dir.glob("*.c"), *extra_sources])
     config = {
         "toolchain_prefix": TOOLCHAIN_PREFIX,
         "cpu_flags": list(cpu_flags(board)),
@@ -143,9 +126,9 @@ def build_firmware(
         "runtime_include_dirs": [str(firmware_dir() / "include"), str(runtime)],
         "include_dirs": [str(firmware_dir() / "include")],
         "nn_include_dirs": [str(Path(d).resolve()) for d in library.include_dirs],
-        "nn_sources": [str(Path(s).resolve()) for s in library.sources],
+        "nn_sources": [str(Path(s).resolve()) for s in nn_sources],
         "nn_flags": list(library.cflags),
-        "nn_source_flags": {str(Path(s).resolve()): list(kernel_flags(s)) for s in library.sources
+        "nn_source_flags": {str(Path(s).resolve()): list(kernel_flags(s)) for s in nn_sources
                             if kernel_flags(s)},
         "model_dir": str(model_dir),
         "extra_sources": [str(Path(s).resolve()) for s in extra_sources],
@@ -160,18 +143,53 @@ def build_firmware(
         sys.executable, "-m", "SCons", "-Q", "-s", "-j2",
         "-f", str(project_root() / "SConstruct"), f"BUILD_CONFIG={config_path}",
     ]
-    result = subprocess.run(command, cwd=build_dir, capture_output=True, text=True)
-    log = build_dir / "build.log"
-    log.write_text(result.stdout + result.stderr, encoding="utf-8")
+    # in the directory holding both, below which the SConstruct names paths relative to it
+    result = subprocess.run(command, cwd=os.path.commonpath([model_dir, build_dir]), capture_output=True,
+                            text=True)
+    output = result.stdout + result.stderr
+    (build_dir / "build.log").write_text(output, encoding="utf-8")
     if result.returncode != 0:
-        raise BuildError(f"firmware build failed ({log}): {_first_error(result.stderr)}")
+        first = _first_error(result.stderr)
+        log = _keep_failed_log(output)
+        raise BuildError(f"firmware build failed (log: {log}): {first}"
+                         f"{_library_part(first, library, [*model_dir.glob('*.c'), *extra_sources])}")
     return elf
 
 
+def _keep_failed_log(output: str) -> Path:
+    """The compiler's output of a failed build, kept where it survives the build directory (which is
+    usually a staging directory, removed on the error): the user cache's build-logs/, the newest
+    `_FAILED_LOGS_KEPT` only."""
+    folder = cache_dir() / "build-logs"
+    folder.mkdir(exist_ok=True)
+    log = folder / f"failed-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}.log"
+    log.write_text(output, encoding="utf-8")
+    for old in sorted(folder.glob("failed-*.log"))[:-_FAILED_LOGS_KEPT]:  # named oldest first
+        old.unlink(missing_ok=True)
+    return log
+
+
+def _library_part(error: str, library: NNLibrary, files: list[Path]) -> str:
+    """When the error is in a library source: which of the functions the model calls need it. When
+    it is a function the library declares but none of its sources defines: say so."""
+    missing = re.search(r"undefined reference to `(\w+)'", error)
+    if missing and library.prototype(missing.group(1)) is not None:
+        return (f" ({library.name} declares {missing.group(1)}() but none of the sources its "
+                "description lists defines it)")
+    source = next((s for s in library.sources if str(Path(s).resolve()) in error or str(s) in error), None)
+    if source is None:
+        return ""
+    functions = sorted(f for f in used_identifiers(files) if source in library.sources_for([f]))
+    return f" ({library.name}'s {Path(source).name}, which the model needs for {', '.join(functions)})"
+
+
 def _first_error(output: str) -> str:
-    """The compiler's or linker's first error line (the linker's path shortened to `ld:`)."""
+    """The compiler's or linker's first error line (a compiler crash first; the linker's path
+    shortened to `ld:`)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if _ERROR_LINE.search(line)]
+    errors = [line for line in lines if "internal compiler error" in line]  # the compiler crashed
+    errors = errors or [line for line in lines if "undefined reference to" in line]
+    errors = errors or [line for line in lines if _ERROR_LINE.search(line)]
     first = (errors or lines or ["no output"])[0]
     return re.sub(r"^\S*/ld: ", "ld: ", first)
 

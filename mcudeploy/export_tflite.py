@@ -6,6 +6,7 @@ library does the serialisation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import flatbuffers
@@ -19,6 +20,7 @@ from mcudeploy.ir import Tensor
 
 _TYPES = {"float32": fb.TensorType.FLOAT32, "int32": fb.TensorType.INT32, "uint8": fb.TensorType.UINT8,
           "int8": fb.TensorType.INT8, "int64": fb.TensorType.INT64, "int16": fb.TensorType.INT16}
+Writer = Callable[["_Writer", ir.Op], None]
 _ACTIVATIONS = {
     ir.NO_CLIP: fb.ActivationFunctionType.NONE,
     ir.Clip(0.0, None): fb.ActivationFunctionType.RELU,
@@ -28,6 +30,8 @@ _ACTIVATIONS = {
 
 
 class _Writer:
+    """The TFLite model being written: its tensors, buffers, operator codes and operators."""
+
     def __init__(self, graph: ir.Graph) -> None:
         self.graph = graph
         self.model = fb.ModelT()
@@ -63,11 +67,18 @@ class _Writer:
         self.index[name] = len(self.sub.tensors) - 1
         return self.index[name]
 
+    def add_tensor(self, tensor: Tensor) -> str:
+        """An extra tensor that only the TFLite file needs, under a name no tensor has yet (its own,
+        with `_` appended while taken: the model's names are anything its file says); returns it."""
+        name = tensor.name
+        while name in self.graph.tensors:
+            name += "_"
+        self.graph = replace(self.graph, tensors={**self.graph.tensors, name: replace(tensor, name=name)})
+        return name
+
     def constant(self, name: str, value: np.ndarray) -> str:
         """An extra constant tensor that only the TFLite file needs (e.g. PAD's paddings)."""
-        extra = Tensor(name, tuple(value.shape), str(value.dtype), None, value)
-        self.graph = replace(self.graph, tensors={**self.graph.tensors, name: extra})
-        return name
+        return self.add_tensor(Tensor(name, tuple(value.shape), str(value.dtype), None, value))
 
     def opcode(self, builtin: int) -> int:
         for i, code in enumerate(self.model.operatorCodes):
@@ -128,14 +139,12 @@ def _explicit_pad(w: _Writer, op: ir.Op, *, lowest: bool = False) -> ir.Op:
     p = op.attrs.padding
     pads = ((0, 0), (p.top, p.bottom), (p.left, p.right), (0, 0))
     shape = tuple(d + a + b for d, (a, b) in zip(x.shape, pads, strict=True))
-    padded = f"{op.inputs[0]}_padded_for_{op.name}"
-    w.graph = replace(w.graph, tensors={**w.graph.tensors, padded: replace(x, name=padded, shape=shape)})
+    padded = w.add_tensor(replace(x, name=f"{op.inputs[0]}_padded_for_{op.name}", shape=shape))
     pad_op = ir.Op(f"{op.name}_pad", ir.Pad(pads), (op.inputs[0],), (padded,), op.origin)
     if lowest:
         paddings = w.constant(f"{pad_op.name}_paddings", np.array(pads, dtype=np.int32))
-        value = f"{pad_op.name}_value"
-        w.graph = replace(w.graph, tensors={**w.graph.tensors, value: Tensor(
-            value, (1,), "int8", x.quant, np.array([-128], dtype=np.int8))})
+        value = w.add_tensor(Tensor(f"{pad_op.name}_value", (1,), "int8", x.quant,
+                                    np.array([-128], dtype=np.int8)))
         w.add_op(pad_op, fb.BuiltinOperator.PADV2, fb.BuiltinOptions.PadV2Options, fb.PadV2OptionsT(),
                  (op.inputs[0], paddings, value))
     else:
@@ -143,102 +152,154 @@ def _explicit_pad(w: _Writer, op: ir.Op, *, lowest: bool = False) -> ir.Op:
     return replace(op, attrs=replace(op.attrs, padding=ir.Padding()), inputs=(padded, *op.inputs[1:]))
 
 
-def _write_op(w: _Writer, op: ir.Op) -> None:
+def _window(w: _Writer, op: ir.Op) -> None:
+    """CONV_2D or DEPTHWISE_CONV_2D; a padding that is neither SAME nor VALID becomes a PAD first."""
     a, g = op.attrs, w.graph
-    if isinstance(a, ir.Conv2D | ir.DepthwiseConv2D):
-        depthwise = isinstance(a, ir.DepthwiseConv2D)
-        o = fb.DepthwiseConv2DOptionsT() if depthwise else fb.Conv2DOptionsT()
-        o.strideH, o.strideW = a.stride
-        o.dilationHFactor, o.dilationWFactor = a.dilation
-        padding = _tflite_padding(op, g, g.tensor(op.inputs[1]).shape[1:3], a.dilation)
-        if padding is None:
-            op = _explicit_pad(w, op)
-            padding = fb.Padding.VALID
-        o.padding = padding
-        o.fusedActivationFunction = _activation(op)
-        if depthwise:
-            o.depthMultiplier = a.depth_multiplier
-            w.add_op(op, fb.BuiltinOperator.DEPTHWISE_CONV_2D,
-                     fb.BuiltinOptions.DepthwiseConv2DOptions, o, op.inputs)
-        else:
-            w.add_op(op, fb.BuiltinOperator.CONV_2D, fb.BuiltinOptions.Conv2DOptions, o, op.inputs)
-    elif isinstance(a, ir.FullyConnected):
-        o = fb.FullyConnectedOptionsT()
-        o.fusedActivationFunction = _activation(op)
-        o.keepNumDims = len(g.tensor(op.outputs[0]).shape) > 2
-        w.add_op(op, fb.BuiltinOperator.FULLY_CONNECTED,
-                 fb.BuiltinOptions.FullyConnectedOptions, o, op.inputs)
-    elif isinstance(a, ir.Pool2D):
-        o = fb.Pool2DOptionsT()
-        o.strideH, o.strideW = a.stride
-        o.filterHeight, o.filterWidth = a.window
-        padding = _tflite_padding(op, g, a.window, (1, 1))
-        if padding is None and a.mode == "max":
-            op = _explicit_pad(w, op, lowest=True)
-            padding = fb.Padding.VALID
-        elif padding is None:
-            raise UnsupportedError(f"{op.origin}: average pooling padding {a.padding} has no TFLite "
-                                   "form (it is neither SAME nor VALID)")
-        o.padding = padding
-        o.fusedActivationFunction = _activation(op)
-        code = fb.BuiltinOperator.AVERAGE_POOL_2D if a.mode == "avg" else fb.BuiltinOperator.MAX_POOL_2D
-        w.add_op(op, code, fb.BuiltinOptions.Pool2DOptions, o, op.inputs)
-    elif isinstance(a, ir.Add):
-        o = fb.AddOptionsT()
-        o.fusedActivationFunction = _activation(op)
-        w.add_op(op, fb.BuiltinOperator.ADD, fb.BuiltinOptions.AddOptions, o, op.inputs)
-    elif isinstance(a, ir.Mul):
-        o = fb.MulOptionsT()
-        o.fusedActivationFunction = _activation(op)
-        w.add_op(op, fb.BuiltinOperator.MUL, fb.BuiltinOptions.MulOptions, o, op.inputs)
-    elif isinstance(a, ir.Concat):
-        o = fb.ConcatenationOptionsT()
-        o.axis = a.axis
-        o.fusedActivationFunction = fb.ActivationFunctionType.NONE
-        w.add_op(op, fb.BuiltinOperator.CONCATENATION, fb.BuiltinOptions.ConcatenationOptions, o,
+    depthwise = isinstance(a, ir.DepthwiseConv2D)
+    o = fb.DepthwiseConv2DOptionsT() if depthwise else fb.Conv2DOptionsT()
+    o.strideH, o.strideW = a.stride
+    o.dilationHFactor, o.dilationWFactor = a.dilation
+    padding = _tflite_padding(op, g, g.tensor(op.inputs[1]).shape[1:3], a.dilation)
+    if padding is None:
+        op = _explicit_pad(w, op)
+        padding = fb.Padding.VALID
+    o.padding = padding
+    o.fusedActivationFunction = _activation(op)
+    if depthwise:
+        o.depthMultiplier = a.depth_multiplier
+        w.add_op(op, fb.BuiltinOperator.DEPTHWISE_CONV_2D, fb.BuiltinOptions.DepthwiseConv2DOptions, o,
                  op.inputs)
-    elif isinstance(a, ir.Pad):
-        paddings = w.constant(f"{op.name}_paddings", np.array(a.pads, dtype=np.int32))
-        w.add_op(op, fb.BuiltinOperator.PAD, fb.BuiltinOptions.PadOptions, fb.PadOptionsT(),
-                 (op.inputs[0], paddings))
-    elif isinstance(a, ir.Slice):
-        o = fb.StridedSliceOptionsT()
-        consts = [w.constant(f"{op.name}_{k}", np.array(v, dtype=np.int32))
-                  for k, v in (("begin", a.begin), ("end", a.end), ("strides", a.strides))]
-        w.add_op(op, fb.BuiltinOperator.STRIDED_SLICE, fb.BuiltinOptions.StridedSliceOptions, o,
-                 (op.inputs[0], *consts))
-    elif isinstance(a, ir.Mean):
-        o = fb.ReducerOptionsT()
-        o.keepDims = a.keep_dims
-        axis = w.constant(f"{op.name}_axis", np.array([1, 2], dtype=np.int32))
-        w.add_op(op, fb.BuiltinOperator.MEAN, fb.BuiltinOptions.ReducerOptions, o, (op.inputs[0], axis))
-    elif isinstance(a, ir.Logistic):
-        w.add_op(op, fb.BuiltinOperator.LOGISTIC, 0, None, op.inputs)
-    elif isinstance(a, ir.Extremum):
-        code = fb.BuiltinOperator.MAXIMUM if a.mode == "max" else fb.BuiltinOperator.MINIMUM
-        w.add_op(op, code, fb.BuiltinOptions.MaximumMinimumOptions, fb.MaximumMinimumOptionsT(), op.inputs)
-    elif isinstance(a, ir.Tanh):
-        w.add_op(op, fb.BuiltinOperator.TANH, 0, None, op.inputs)
-    elif isinstance(a, ir.HardSwish):
-        w.add_op(op, fb.BuiltinOperator.HARD_SWISH, 0, None, op.inputs)
-    elif isinstance(a, ir.LeakyRelu):
-        o = fb.LeakyReluOptionsT()
-        o.alpha = a.alpha
-        w.add_op(op, fb.BuiltinOperator.LEAKY_RELU, fb.BuiltinOptions.LeakyReluOptions, o, op.inputs)
-    elif isinstance(a, ir.Quantize):
-        to_float = g.tensor(op.outputs[0]).dtype == "float32"
-        code = fb.BuiltinOperator.DEQUANTIZE if to_float else fb.BuiltinOperator.QUANTIZE
-        w.add_op(op, code, 0, None, op.inputs)
-    elif isinstance(a, ir.Softmax):
-        o = fb.SoftmaxOptionsT()
-        o.beta = a.beta
-        w.add_op(op, fb.BuiltinOperator.SOFTMAX, fb.BuiltinOptions.SoftmaxOptions, o, op.inputs)
-    elif isinstance(a, ir.Reshape):
-        o = fb.ReshapeOptionsT()
-        o.newShape = list(g.tensor(op.outputs[0]).shape)
-        w.add_op(op, fb.BuiltinOperator.RESHAPE, fb.BuiltinOptions.ReshapeOptions, o, op.inputs)
     else:
+        w.add_op(op, fb.BuiltinOperator.CONV_2D, fb.BuiltinOptions.Conv2DOptions, o, op.inputs)
+
+
+def _fully_connected(w: _Writer, op: ir.Op) -> None:
+    o = fb.FullyConnectedOptionsT()
+    o.fusedActivationFunction = _activation(op)
+    o.keepNumDims = len(w.graph.tensor(op.outputs[0]).shape) > 2
+    w.add_op(op, fb.BuiltinOperator.FULLY_CONNECTED, fb.BuiltinOptions.FullyConnectedOptions, o, op.inputs)
+
+
+def _pool(w: _Writer, op: ir.Op) -> None:
+    """AVERAGE_POOL_2D or MAX_POOL_2D; max pooling with other padding becomes PADV2 with -128 first."""
+    a = op.attrs
+    o = fb.Pool2DOptionsT()
+    o.strideH, o.strideW = a.stride
+    o.filterHeight, o.filterWidth = a.window
+    padding = _tflite_padding(op, w.graph, a.window, (1, 1))
+    if padding is None and a.mode == "max":
+        op = _explicit_pad(w, op, lowest=True)
+        padding = fb.Padding.VALID
+    elif padding is None:
+        raise UnsupportedError(f"{op.origin}: average pooling padding {a.padding} has no TFLite "
+                               "form (it is neither SAME nor VALID)")
+    o.padding = padding
+    o.fusedActivationFunction = _activation(op)
+    code = fb.BuiltinOperator.AVERAGE_POOL_2D if a.mode == "avg" else fb.BuiltinOperator.MAX_POOL_2D
+    w.add_op(op, code, fb.BuiltinOptions.Pool2DOptions, o, op.inputs)
+
+
+def _elementwise(code: int, options_type: int, options: type) -> Writer:
+    """ADD or MUL: the fused activation is their only option."""
+    def write(w: _Writer, op: ir.Op) -> None:
+        o = options()
+        o.fusedActivationFunction = _activation(op)
+        w.add_op(op, code, options_type, o, op.inputs)
+    return write
+
+
+def _concat(w: _Writer, op: ir.Op) -> None:
+    o = fb.ConcatenationOptionsT()
+    o.axis = op.attrs.axis
+    o.fusedActivationFunction = fb.ActivationFunctionType.NONE
+    w.add_op(op, fb.BuiltinOperator.CONCATENATION, fb.BuiltinOptions.ConcatenationOptions, o, op.inputs)
+
+
+def _pad(w: _Writer, op: ir.Op) -> None:
+    paddings = w.constant(f"{op.name}_paddings", np.array(op.attrs.pads, dtype=np.int32))
+    w.add_op(op, fb.BuiltinOperator.PAD, fb.BuiltinOptions.PadOptions, fb.PadOptionsT(),
+             (op.inputs[0], paddings))
+
+
+def _slice(w: _Writer, op: ir.Op) -> None:
+    a = op.attrs
+    consts = [w.constant(f"{op.name}_{k}", np.array(v, dtype=np.int32))
+              for k, v in (("begin", a.begin), ("end", a.end), ("strides", a.strides))]
+    w.add_op(op, fb.BuiltinOperator.STRIDED_SLICE, fb.BuiltinOptions.StridedSliceOptions,
+             fb.StridedSliceOptionsT(), (op.inputs[0], *consts))
+
+
+def _mean(w: _Writer, op: ir.Op) -> None:
+    o = fb.ReducerOptionsT()
+    o.keepDims = op.attrs.keep_dims
+    axis = w.constant(f"{op.name}_axis", np.array([1, 2], dtype=np.int32))
+    w.add_op(op, fb.BuiltinOperator.MEAN, fb.BuiltinOptions.ReducerOptions, o, (op.inputs[0], axis))
+
+
+def _without_options(code: int) -> Writer:
+    def write(w: _Writer, op: ir.Op) -> None:
+        w.add_op(op, code, 0, None, op.inputs)
+    return write
+
+
+def _extremum(w: _Writer, op: ir.Op) -> None:
+    code = fb.BuiltinOperator.MAXIMUM if op.attrs.mode == "max" else fb.BuiltinOperator.MINIMUM
+    w.add_op(op, code, fb.BuiltinOptions.MaximumMinimumOptions, fb.MaximumMinimumOptionsT(), op.inputs)
+
+
+def _leaky_relu(w: _Writer, op: ir.Op) -> None:
+    o = fb.LeakyReluOptionsT()
+    o.alpha = op.attrs.alpha
+    w.add_op(op, fb.BuiltinOperator.LEAKY_RELU, fb.BuiltinOptions.LeakyReluOptions, o, op.inputs)
+
+
+def _quantize(w: _Writer, op: ir.Op) -> None:
+    """QUANTIZE, or DEQUANTIZE when the output is float."""
+    to_float = w.graph.tensor(op.outputs[0]).dtype == "float32"
+    w.add_op(op, fb.BuiltinOperator.DEQUANTIZE if to_float else fb.BuiltinOperator.QUANTIZE, 0, None,
+             op.inputs)
+
+
+def _softmax(w: _Writer, op: ir.Op) -> None:
+    o = fb.SoftmaxOptionsT()
+    o.beta = op.attrs.beta
+    w.add_op(op, fb.BuiltinOperator.SOFTMAX, fb.BuiltinOptions.SoftmaxOptions, o, op.inputs)
+
+
+def _reshape(w: _Writer, op: ir.Op) -> None:
+    o = fb.ReshapeOptionsT()
+    o.newShape = list(w.graph.tensor(op.outputs[0]).shape)
+    w.add_op(op, fb.BuiltinOperator.RESHAPE, fb.BuiltinOptions.ReshapeOptions, o, op.inputs)
+
+
+# IR attribute class -> the function writing its operator (the reader's table, CONVERTERS, reversed).
+WRITERS: dict[type, Writer] = {
+    ir.Conv2D: _window,
+    ir.DepthwiseConv2D: _window,
+    ir.FullyConnected: _fully_connected,
+    ir.Pool2D: _pool,
+    ir.Add: _elementwise(fb.BuiltinOperator.ADD, fb.BuiltinOptions.AddOptions, fb.AddOptionsT),
+    ir.Mul: _elementwise(fb.BuiltinOperator.MUL, fb.BuiltinOptions.MulOptions, fb.MulOptionsT),
+    ir.Concat: _concat,
+    ir.Pad: _pad,
+    ir.Slice: _slice,
+    ir.Mean: _mean,
+    ir.Logistic: _without_options(fb.BuiltinOperator.LOGISTIC),
+    ir.Extremum: _extremum,
+    ir.Tanh: _without_options(fb.BuiltinOperator.TANH),
+    ir.HardSwish: _without_options(fb.BuiltinOperator.HARD_SWISH),
+    ir.LeakyRelu: _leaky_relu,
+    ir.Quantize: _quantize,
+    ir.Softmax: _softmax,
+    ir.Reshape: _reshape,
+}
+
+
+def _write_op(w: _Writer, op: ir.Op) -> None:
+    writer = WRITERS.get(type(op.attrs))
+    if writer is None:
         raise UnsupportedError(f"{op.origin}: {op.kind} cannot be written to TFLite")
+    writer(w, op)
 
 
 def graph_to_tflite(graph: ir.Graph) -> bytes:

@@ -6,46 +6,52 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tflite_micro.python.tflite_micro import runtime
 
+from mcudeploy.arith import round_half_away
+from mcudeploy.errors import ModelFormatError, OracleError
+from mcudeploy.finite import nonfinite
 from mcudeploy.frontends.onnx import OnnxImport
 from mcudeploy.ir import Graph
-from mcudeploy.quantize.arith import round_half_away
 from mcudeploy.quantize.calibrate import FloatModel, Sample, load_samples
+from mcudeploy.tflm_process import TflmProcess
 
 DEFAULT_ARENA_BYTES = 16 * 1024 * 1024
 
 
 class Tflm:
-    """A TFLM interpreter over one .tflite model (subgraph 0), keeping every tensor for inspection."""
+    """A TFLM interpreter over one .tflite model (subgraph 0), keeping every tensor for inspection.
+
+    It runs in a worker process (`mcudeploy.tflm_process`): when TFLM crashes, aborts or refuses
+    the file, the call raises `OracleError` and mcudeploy goes on. Close it (or use it as a context
+    manager) to stop the worker."""
 
     name = "tflm"
 
     def __init__(self, model: bytes, graph: Graph, arena_bytes: int = DEFAULT_ARENA_BYTES) -> None:
         self.graph = graph
-        self._interpreter = runtime.Interpreter.from_bytes(
-            model, arena_size=arena_bytes,
-            intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors,
-        )
-        count = len(graph.inputs), len(graph.outputs)
-        self._float_in = [self._interpreter.get_input_details(i)["dtype"] == np.float32
-                          for i in range(count[0])]
-        self._float_out = [self._interpreter.get_output_details(i)["dtype"] == np.float32
-                           for i in range(count[1])]
+        self._interpreter = TflmProcess(model, arena_bytes)
+        try:
+            inputs, outputs = self._interpreter.details(len(graph.inputs), len(graph.outputs))
+        except BaseException:
+            self.close()
+            raise
+        self._float_in = [d["dtype"] == np.float32 for d in inputs]
+        self._float_out = [d["dtype"] == np.float32 for d in outputs]
 
     def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run once on int8 inputs; returns the int8 outputs in model order. A file with float I/O
         wrappers gets the inputs dequantized, and its outputs quantized back, with the scales of the
         int8 tensors the graph deploys (exact: the wrappers use the same scales)."""
+        values = []
         for index, value in enumerate(inputs):
             if self._float_in[index]:
                 t = self.graph.tensor(self.graph.inputs[index])
                 value = dequantize(np.asarray(value), t.scale, t.zero_point).astype(np.float32)
-            self._interpreter.set_input(np.ascontiguousarray(value), index)
-        self._interpreter.invoke()
+            values.append(np.asarray(value))
+        found = self._interpreter.invoke(values, len(self.graph.outputs))
         outputs = []
         for index, name in enumerate(self.graph.outputs):
-            value = np.array(self._interpreter.get_output(index))
+            value = found[index]
             if self._float_out[index]:
                 t = self.graph.tensor(name)
                 q = round_half_away(value.astype(np.float64) / t.scale) + t.zero_point
@@ -55,11 +61,21 @@ class Tflm:
 
     def tensor(self, index: int) -> np.ndarray:
         """A tensor of subgraph 0 by its index in the file, as of the last invoke."""
-        found = self._interpreter.GetTensor(index, 0)
-        return np.array(found["tensor_data"]).reshape(found["shape"])
+        found = self._interpreter.tensor(index, 0)
+        return found["tensor_data"].reshape(found["shape"])
 
     def reset(self) -> None:
         self._interpreter.reset()
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        self._interpreter.close()
+
+    def __enter__(self) -> Tflm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def snr_db(reference: np.ndarray, approx: np.ndarray) -> float:
@@ -105,10 +121,19 @@ class OnnxFloat:
         return [self.quantize(s) for s in load_samples(self.imp, path)]
 
     def invoke(self, vector: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """onnxruntime's float outputs (IR layout) for one int8 vector. An output that is not finite,
+        or onnxruntime failing, is an OracleError: no verdict can rest on it."""
         sample = {}
         for name, value in zip(self.graph.inputs, vector, strict=True):
             t = self.graph.tensor(name)
             real = dequantize(value, t.scale, t.zero_point).astype(np.float32)
             sample[name] = self.imp.layouts[name].to_onnx(real)
-        values = self.model.run(sample)
+        try:
+            values = self.model.run(sample)
+        except ModelFormatError as exc:
+            raise OracleError(str(exc)) from exc
+        for name in self.graph.outputs:
+            bad = nonfinite(values[name])
+            if bad is not None:
+                raise OracleError(f"{self.imp.where}: onnxruntime's output {name!r} holds {bad}")
         return [values[n] for n in self.graph.outputs]

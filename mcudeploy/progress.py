@@ -10,25 +10,29 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+from mcudeploy import terminal
 
 _LINE_EVERY_SECONDS = 2.0
 
 
 class Progress:
-    """Steps and counted work, shown to a person; quiet=True shows nothing."""
+    """Steps and counted work, shown to a person; quiet=True shows nothing. Messages print as they
+    are (they may hold names from the model): give a console from mcudeploy.terminal."""
 
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or terminal.console(stderr=True)
         self.quiet = quiet
         self._bar: RichProgress | None = None
 
     def step(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(f"[bold]•[/] {message}", highlight=False)
+            self.console.print(Text("•", style="bold"), message)
 
     def warn(self, message: str) -> None:
         """A warning a person must not miss (printed even when quiet)."""
-        self.console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
+        self.console.print(Text("warning:", style="bold yellow"), message)
 
     @contextmanager
     def working(self, message: str) -> Iterator[None]:
@@ -39,7 +43,7 @@ class Progress:
             yield
             return
         started = time.monotonic()
-        with self.console.status(message):
+        with self.console.status(Text(message)):
             yield
         self.step(f"{message} ({time.monotonic() - started:.1f} s)")
 
@@ -63,7 +67,7 @@ class Progress:
                         return
                     last = now
                     rate = done / max(now - started, 1e-9)
-                    self.console.print(f"  {what}: {done}/{total} ({rate:.1f}/s)", highlight=False)
+                    self.console.print(f"  {what}: {done}/{total} ({rate:.1f}/s)")
 
             return line
         bar = RichProgress("  " + what, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -1,4 +1,10 @@
-"""Where mcudeploy's non-Python parts live: firmware sources, board files, the SConstruct."""
+"""Where mcudeploy's non-Python parts live: firmware sources, board files, the SConstruct.
+
+In a source checkout they are at the top of the repository, beside the package; an installed wheel
+carries a copy of them as `mcudeploy/_data/` (pyproject.toml maps them there). They are read in
+place (SCons and the compiler need real files), and nothing is ever written beside them: builds
+write to their own directory and caches go to `cache_dir()`.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,25 @@ from pathlib import Path
 
 from mcudeploy.errors import MCUDeployError
 
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _complete(root: Path) -> bool:
+    return (root / "SConstruct").is_file() and (root / "firmware").is_dir() and (root / "boards").is_dir()
+
 
 @cache
 def project_root() -> Path:
-    """The directory holding `SConstruct`, `firmware/` and `boards/` (the source checkout)."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "SConstruct").is_file() or not (root / "firmware").is_dir():
-        raise MCUDeployError(
-            f"mcudeploy's firmware sources are not beside the package ({root}); install it from "
-            "a source checkout with `pip install -e .`"
-        )
-    return root
+    """The directory holding `SConstruct`, `firmware/` and `boards/`: the source checkout the package
+    sits in, else the copy installed with the package."""
+    for root in (_PACKAGE.parent, _PACKAGE / "_data"):
+        if _complete(root):
+            return root
+    raise MCUDeployError(
+        f"mcudeploy's firmware sources are missing: neither {_PACKAGE.parent} (a source checkout) nor "
+        f"{_PACKAGE / '_data'} (an installed wheel) holds SConstruct, firmware/ and boards/; "
+        "reinstall mcudeploy"
+    )
 
 
 def boards_dir() -> Path:

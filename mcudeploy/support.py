@@ -12,19 +12,27 @@ from collections.abc import Callable
 import numpy as np
 
 from mcudeploy import ir
+from mcudeploy.arith import INT32_MAX, quantize_multiplier
+from mcudeploy.arith import params as qp
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import output_size
-from mcudeploy.quantize.params import hard_swish_params
 
 Constraint = Callable[[ir.Op, ir.Graph], str | None]
 
 
+_WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
+
+
 def _activations(op: ir.Op, g: ir.Graph) -> list[ir.Tensor]:
-    return [g.tensor(n) for n in (*op.inputs, *op.outputs) if n and not g.tensor(n).is_constant]
+    """The tensors an operator computes with, but its weights and bias: constant operands of
+    element-wise operators are quantized as activations are."""
+    names = (*op.inputs[:1], *op.outputs) if op.kind in _WEIGHTED else (*op.inputs, *op.outputs)
+    return [g.tensor(n) for n in names if n]
 
 
 def constraint_int8_activations(op: ir.Op, g: ir.Graph) -> str | None:
-    """Activations are int8 (a QUANTIZE may output uint8) with one scale and zero point per tensor."""
+    """Activations are int8 (a QUANTIZE may output uint8) with one scale and zero point per tensor,
+    and so are the constant operands of element-wise operators."""
     for t in _activations(op, g):
         uint8_ok = op.kind == "quantize" and t.name == op.outputs[0]
         if t.dtype != "int8" and not (uint8_ok and t.dtype == "uint8"):
@@ -98,6 +106,20 @@ def _window_check(op: ir.Op, g: ir.Graph, kernel: tuple[int, int]) -> str | None
         return f"output is {list(y.shape[1:3])} high x wide but the window gives {list(expect)}"
     if min(p.top, p.bottom, p.left, p.right) < 0:
         return f"negative padding {p}"
+    return None
+
+
+INT16_MAX = 32767
+
+
+def constraint_int16_geometry(op: ir.Op, g: ir.Graph) -> str | None:
+    """Paddings, and the strides and dilations of convolutions, fit in 16 bits: TFLite keeps them
+    as int16 and would truncate them."""
+    a = op.attrs
+    p = a.padding
+    values = [p.top, p.bottom, p.left, p.right] + ([] if op.kind == "pool2d" else [*a.stride, *a.dilation])
+    if max(values) > INT16_MAX:
+        return f"padding {p}" + ("" if op.kind == "pool2d" else f", stride {a.stride}, dilation {a.dilation}")
     return None
 
 
@@ -175,8 +197,8 @@ def constraint_broadcast(op: ir.Op, g: ir.Graph) -> str | None:
 
 
 def constraint_extremum(op: ir.Op, g: ir.Graph) -> str | None:
-    """Both inputs broadcast to the output (each extent the output's or 1, at most 4-D) and share
-    its scale and zero point."""
+    """Both inputs broadcast to the output (each extent the output's or 1, at most 4-D; the output
+    is their broadcast shape) and share its scale and zero point."""
     a, b, y = (g.tensor(n) for n in (*op.inputs[:2], op.outputs[0]))
     rank = len(y.shape)
     if rank > 4 or any(len(t.shape) > rank for t in (a, b)):
@@ -187,6 +209,9 @@ def constraint_extremum(op: ir.Op, g: ir.Graph) -> str | None:
             return f"input {t.name!r} of shape {list(t.shape)} does not broadcast to {list(y.shape)}"
         if t.quant != y.quant:
             return f"input {t.name!r} is quantized unlike the output"
+    shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+    if shape != tuple(y.shape):
+        return f"shapes {list(a.shape)} and {list(b.shape)} broadcast to {list(shape)}, not {list(y.shape)}"
     return None
 
 
@@ -235,6 +260,100 @@ def constraint_softmax_output(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
+def constraint_softmax_scaling(op: ir.Op, g: ir.Graph) -> str | None:
+    """beta x input scale x 2^26 is above 1: TFLite derives the softmax input multiplier with
+    QuantizeMultiplierGreaterThanOne, which stops the interpreter for anything smaller."""
+    x = g.tensor(op.inputs[0])
+    real = float(op.attrs.beta) * float(x.scale) * (1 << (31 - qp.SOFTMAX_DIFF_INTEGER_BITS))
+    if not real > 1.0:
+        return f"input {x.name!r} has scale {x.scale:.6g} and beta is {op.attrs.beta:.6g}: {real:.6g}"
+    return None
+
+
+def constraint_add_scales(op: ir.Op, g: ir.Graph) -> str | None:
+    """The output multiplier 2 x max(input scales) / (2^20 x output scale) is below 1: TFLite's int8
+    ADD takes it with QuantizeMultiplierSmallerThanOneExp, which stops the interpreter otherwise."""
+    a, b, y = (g.tensor(n) for n in (*op.inputs[:2], op.outputs[0]))
+    real = 2.0 * max(float(a.scale), float(b.scale)) / ((1 << qp.ADD_LEFT_SHIFT) * float(y.scale))
+    if not (real < 1.0 and quantize_multiplier(real)[1] <= 0):
+        return (f"output {y.name!r} has scale {y.scale:.6g}, inputs {a.name!r} {a.scale:.6g} and "
+                f"{b.name!r} {b.scale:.6g}: {real:.6g}")
+    return None
+
+
+def _int8_span(t: ir.Tensor) -> int:
+    """The largest |q - zero point| of an int8 tensor."""
+    return max(127 - t.zero_point, t.zero_point + 128)
+
+
+def _shift(multiplier: int, shift: int) -> int:
+    """The left shift TFLite applies (quantize_multiplier saturates reals of 2^31 and more)."""
+    return 31 if (multiplier, shift) == (INT32_MAX, 30) else shift
+
+
+def _accumulators(op: ir.Op, g: ir.Graph) -> list[tuple[int, int, str]]:
+    """Each value an operator requantizes: the largest it can be, the left shift applied to it
+    before the multiplication, and where it comes from, in words."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    ratio = f"{x.name!r} ({x.scale:.6g}) / {y.name!r} ({y.scale:.6g})"
+    if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+        p, w = qp.conv_params(op, g), g.tensor(op.inputs[1])
+        axis = 3 if op.kind == "depthwise_conv2d" else 0
+        weights = np.abs(np.moveaxis(w.data.astype(np.int64), axis, 0)).reshape(w.shape[axis], -1)
+        bounds = weights.sum(axis=1) * _int8_span(x) + np.abs(p.bias.astype(np.int64))[: w.shape[axis]]
+        shifts = np.broadcast_to(p.shift, bounds.shape)
+        multipliers = np.broadcast_to(p.multiplier, bounds.shape)
+        return [(int(b), _shift(int(m), int(s)), f"output channel {c} of {x.name!r} x {w.name!r} / "
+                 f"{y.name!r}") for c, (b, m, s) in enumerate(zip(bounds, multipliers, shifts, strict=True))]
+    if op.kind == "mul":
+        p, b = qp.mul_params(op, g), g.tensor(op.inputs[1])
+        return [(_int8_span(x) * _int8_span(b), _shift(p.output_multiplier, p.output_shift),
+                 f"{x.name!r} ({x.scale:.6g}) x {b.name!r} ({b.scale:.6g}) / {y.name!r} ({y.scale:.6g})")]
+    if op.kind == "leaky_relu":
+        p = qp.leaky_relu_params(op, g)
+        return [(_int8_span(x), _shift(p.identity_multiplier, p.identity_shift), ratio),
+                (_int8_span(x), _shift(p.alpha_multiplier, p.alpha_shift), f"alpha x {ratio}")]
+    if op.kind == "mean":
+        p = qp.mean_params(op, g)
+        return [(_int8_span(x) * p.count, _shift(p.multiplier, p.shift), f"sum of {p.count} x {ratio}")]
+    p = qp.quantize_params(op, g)
+    return [(_int8_span(x), _shift(p.multiplier, p.shift), ratio)]
+
+
+def constraint_requantization(op: ir.Op, g: ir.Graph) -> str | None:
+    """A multiplier above 1 (an output scale below input scale x weight scale, and the like)
+    shifts the accumulator left before multiplying: the largest accumulator, so shifted, fits in 32
+    bits (beyond, TFLite's result depends on how its C++ was compiled)."""
+    for bound, shift, source in _accumulators(op, g):
+        if shift > 0 and bound > 0 and bound << shift > INT32_MAX:
+            return f"{source}: values up to {bound} shifted left by {shift} bits"
+    return None
+
+
+def constraint_fc_bias_scale(op: ir.Op, g: ir.Graph) -> str | None:
+    """With per-tensor weights and a bias, the bias scale is the input scale x the weight scale,
+    within 2 % of the output scale (TFLite's GetQuantizedConvolutionMultipler refuses otherwise)."""
+    x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
+    if len(op.inputs) < 3 or not op.inputs[2] or w.quant is None or w.quant.per_channel:
+        return None
+    b = g.tensor(op.inputs[2])
+    bias_scale = float(b.quant.scale[0]) if b.quant is not None else 0.0
+    product = float(np.float32(x.scale) * np.float32(w.quant.scale[0]))
+    if not abs(product - bias_scale) / float(y.scale) <= 0.02:
+        return (f"bias {b.name!r} has scale {bias_scale:.6g}, input x weight scale is {product:.6g}, "
+                f"output {y.name!r} scale {y.scale:.6g}")
+    return None
+
+
+def constraint_q4_27_input(op: ir.Op, g: ir.Graph) -> str | None:
+    """The input scale is at least 2^-28 and below 8: TFLite rescales the input to Q4.27 with a
+    left shift of 0 to 30 bits (outside, TFLM's shifts are undefined and it saturates otherwise)."""
+    x = g.tensor(op.inputs[0])
+    if not 2.0**-28 <= float(x.scale) < 8.0:
+        return f"input {x.name!r} has scale {x.scale:.6g}"
+    return None
+
+
 def constraint_reshape(op: ir.Op, g: ir.Graph) -> str | None:
     """Reshape keeps the number of elements and the quantization of a computed tensor."""
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
@@ -279,9 +398,22 @@ def constraint_tanh_output(op: ir.Op, g: ir.Graph) -> str | None:
 
 def constraint_hard_swish_scales(op: ir.Op, g: ir.Graph) -> str | None:
     """The output scale is above 1/128 of the input's (TFLM's int8 HARD_SWISH only scales down)."""
-    if hard_swish_params(op, g).output_exponent > 0:
+    if qp.hard_swish_params(op, g).output_exponent > 0:
         x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
         return f"output scale {y.scale} is below 1/128 of the input scale {x.scale}"
+    return None
+
+
+def constraint_hard_swish_shifts(op: ir.Op, g: ir.Graph) -> str | None:
+    """The input scale / 128 is at least 2^-16 of the output scale and of 3/32768: TFLite divides
+    its 16-bit intermediate values by at most 2^15 (measured: beyond, TFLM's results differ)."""
+    p = qp.hard_swish_params(op, g)
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    for name, multiplier, exponent in (("output", p.output_multiplier, p.output_exponent),
+                                       ("relu-ish", p.reluish_multiplier, p.reluish_exponent)):
+        if multiplier == 0 or exponent < -15:
+            return (f"input {x.name!r} scale {x.scale:.6g}, output {y.name!r} scale {y.scale:.6g}: the "
+                    f"{name} multiplier needs a right shift of {-exponent if multiplier else 'over 31'} bits")
     return None
 
 
@@ -310,24 +442,27 @@ def constraint_mean(op: ir.Op, g: ir.Graph) -> str | None:
 
 COMMON: tuple[Constraint, ...] = (constraint_static_shapes, constraint_int8_activations)
 CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
-    "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry),
-    "depthwise_conv2d": (constraint_nhwc, constraint_weights, constraint_depthwise_geometry),
-    "fully_connected": (constraint_weights, constraint_fc_geometry),
-    "pool2d": (constraint_nhwc, constraint_pool_geometry),
-    "add": (constraint_broadcast,),
-    "mul": (constraint_broadcast,),
+    "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry, constraint_int16_geometry,
+               constraint_requantization),
+    "depthwise_conv2d": (constraint_nhwc, constraint_weights, constraint_depthwise_geometry,
+                         constraint_int16_geometry, constraint_requantization),
+    "fully_connected": (constraint_weights, constraint_fc_geometry, constraint_fc_bias_scale,
+                        constraint_requantization),
+    "pool2d": (constraint_nhwc, constraint_pool_geometry, constraint_int16_geometry),
+    "add": (constraint_broadcast, constraint_add_scales),
+    "mul": (constraint_broadcast, constraint_requantization),
     "extremum": (constraint_extremum,),
     "concat": (constraint_same_quantization,),
     "pad": (constraint_pad,),
-    "softmax": (constraint_softmax_output,),
+    "softmax": (constraint_softmax_output, constraint_softmax_scaling),
     "reshape": (constraint_reshape,),
     "slice": (constraint_slice,),
-    "mean": (constraint_mean,),
-    "logistic": (constraint_same_size, constraint_logistic_output),
-    "tanh": (constraint_same_size, constraint_tanh_output),
-    "leaky_relu": (constraint_same_size,),
-    "hard_swish": (constraint_same_size, constraint_hard_swish_scales),
-    "quantize": (constraint_same_size,),
+    "mean": (constraint_mean, constraint_requantization),
+    "logistic": (constraint_same_size, constraint_logistic_output, constraint_q4_27_input),
+    "tanh": (constraint_same_size, constraint_tanh_output, constraint_q4_27_input),
+    "leaky_relu": (constraint_same_size, constraint_requantization),
+    "hard_swish": (constraint_same_size, constraint_hard_swish_scales, constraint_hard_swish_shifts),
+    "quantize": (constraint_same_size, constraint_requantization),
     "read_variable": (constraint_variable,),
     "assign_variable": (constraint_variable,),
 }
@@ -357,8 +492,18 @@ def check_dataflow(graph: ir.Graph) -> None:
             raise UnsupportedError(f"{graph.name}: model output {name!r} is never computed")
 
 
-def check_graph(graph: ir.Graph) -> None:
-    """Raise UnsupportedError for the first operator that breaks a constraint."""
+def check_graph(graph: ir.Graph, where: str | None = None) -> None:
+    """Raise UnsupportedError for the first operator that breaks a constraint; `where` (the
+    model file) starts the message."""
+    try:
+        _check_operators(graph)
+    except UnsupportedError as exc:
+        if where is None:
+            raise
+        raise UnsupportedError(f"{where}: {exc}") from None
+
+
+def _check_operators(graph: ir.Graph) -> None:
     if not any(op.kind != "reshape" for op in graph.ops):
         raise UnsupportedError(f"{graph.name}: the model computes nothing (no operator but reshapes)")
     check_dataflow(graph)

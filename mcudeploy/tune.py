@@ -19,23 +19,39 @@ A candidate whose layer returns an error status, or whose scratch query asks for
 planned, fails and its image is rebuilt without it; a fault or hang fails every candidate the image
 measures. The fastest bit-exact candidate is kept, the earlier in the table on a tie. A layer none
 of whose candidates is bit-exact stops the tuning with an error naming it.
+
+In every image the layers not measured are lowered as the final firmware will lower them, and a
+layer of the same shape as a measured one takes the same candidate. Still, with link-time
+optimisation a kernel called from one layer only is specialised for that call (inlined, its
+constant arguments propagated), and one shared by several layers is not: a candidate's cost
+depends on the other layers' lowerings (issue 16: `split_multiplier` 605,500 instructions in its
+image, where it alone called the depthwise wrapper; 746,031 in the final firmware, where layer 1's
+wrapper call shares it). So once chosen, the model is built once more with every layer as chosen
+and measured: each entry keeps its chosen candidate's figures there (`in_model`), which are what the
+final firmware measures.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from mcudeploy.boards import Board
-from mcudeploy.build import NNLibrary, build_firmware
+from mcudeploy.build import build_firmware
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.arena import IN_PLACE_KINDS
-from mcudeploy.codegen.candidates import CANDIDATES, Candidate, Table, candidates_for, library_only
-from mcudeploy.codegen.emit import Manifest
+from mcudeploy.codegen.candidates import (
+    CANDIDATES,
+    Candidate,
+    Chooser,
+    Table,
+    candidates_for,
+    library_only,
+)
 from mcudeploy.codegen.lower import Layer, LoweredModel, lower
 from mcudeploy.codegen.tuning import (
     CandidateFigures,
@@ -44,15 +60,19 @@ from mcudeploy.codegen.tuning import (
     entry_key,
     layer_signature,
     library_id,
+    model_tuning,
+    tuning_summary,
 )
+from mcudeploy.device.runners import make_runner
+from mcudeploy.device.session import DeviceLayerError, ScratchRefused, Session, open_session
 from mcudeploy.errors import BoardError, BuildError, DeviceFault, InputError, LinkError
 from mcudeploy.ir import Graph
+from mcudeploy.manifest import Manifest
+from mcudeploy.nnlib import NNLibrary
 from mcudeploy.progress import Progress
-from mcudeploy.protocol import TENSOR, Link
 from mcudeploy.reference import KERNELS, run_graph
-from mcudeploy.runners import make_runner
+from mcudeploy.scratch_probe import scratch_sizes
 from mcudeploy.vectors import Vector, random_vectors
-from mcudeploy.verify import write_inputs
 
 
 @dataclass(frozen=True)
@@ -129,16 +149,21 @@ def tune_graph(graph: Graph, board: Board, library: NNLibrary, tuning: Tuning, w
                   f"{sim.runner.upper()} ({library.name})")
     figures: dict[int, dict[str, CandidateFigures]] = {i: {} for i in targets}
     root = work / "tuning"
+    others = tuning.chooser(board.cpu_class, library)
     try:
         for i in range(images):
             measured = {k: t.options[i].name for k, t in targets.items() if i < len(t.options)}
             with progress.working(f"candidate image {i + 1} of {images}: {len(measured)} layers"):
                 _measure_image(board, library, sim, session, root / f"image{i}", source, table,
-                               measured, figures)
+                               measured, figures, {k: t.key for k, t in targets.items()}, others)
+        entries = [_entry(t, figures[k], board, library, sim,
+                          f"{source}: {t.layer.name} ({t.layer.op.origin})") for k, t in targets.items()]
+        for entry in entries:
+            tuning.add(entry)
+        with progress.working("the model as chosen: the chosen candidates measured in it"):
+            entries = _confirm(board, library, sim, session, root / "chosen", source, table, tuning, targets)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    entries = [_entry(t, figures[k], board, library, sim, f"{source}: {t.layer.name} ({t.layer.op.origin})")
-               for k, t in targets.items()]
     for entry in entries:
         tuning.add(entry)
     return entries
@@ -181,17 +206,20 @@ def stop_points(layers: Sequence[int], until: dict[int, int]) -> list[tuple[int,
 
 def _measure_image(board: Board, library: NNLibrary, sim: Simulator, session: _Session, folder: Path,
                    source: str, table: Table, measured: dict[int, str],
-                   figures: dict[int, dict[str, CandidateFigures]]) -> None:
+                   figures: dict[int, dict[str, CandidateFigures]], keys: dict[int, str],
+                   others: Chooser) -> None:
     """Build and run the image holding `measured` (layer -> candidate name), rebuilding without a
-    candidate that fails with a status; record every candidate's figures."""
+    candidate that fails with a status; record every candidate's figures. A layer of the same shape
+    as a measured one (`keys`: its tuning key) takes the same candidate; any other is lowered as
+    `others` chooses (the tuning file's choice or the default), as the final firmware will be."""
     pending = dict(measured)
     while pending:
         def choose(layer: Layer, options: Sequence[Candidate]) -> Candidate:
-            return next((c for c in options if c.name == pending.get(layer.index)), options[0])
+            by_key = {keys[k]: name for k, name in pending.items()}
+            wanted = pending.get(layer.index) or by_key.get(_key(layer, board, library))
+            return next((c for c in options if c.name == wanted), None) or others(layer, options)
 
-        session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table)
-        elf = build_firmware(board, folder / "model", folder / "build", library,
-                             extra_defines={"MCD_MAX_LAYERS": str(max(1, len(session.manifest.layers)))})
+        elf = _build_image(board, library, session, folder, source, choose, table)
         try:
             results = _run_image(board, sim, session, elf, pending)
         except _LayerFailed as failed:
@@ -212,25 +240,64 @@ def _measure_image(board: Board, library: NNLibrary, sim: Simulator, session: _S
         return
 
 
-def _prepare(link: Link, session: _Session) -> None:
-    """Fresh state and inputs before an INVOKE (earlier runs may have overwritten both)."""
+def _build_image(board: Board, library: NNLibrary, session: _Session, folder: Path, source: str,
+                 choose: Chooser, table: Table) -> Path:
+    """Generate the model with each layer lowered as `choose` says into folder/model (its manifest
+    kept in `session`) and build its firmware; returns the ELF."""
+    scratch = scratch_sizes(library, board, folder / "model-scratch-probe")
+    session.manifest = generate(session.graph, board, library, folder / "model", source, choose, table,
+                                scratch)
+    return build_firmware(board, folder / "model", folder / "build", library,
+                          extra_defines={"MCD_MAX_LAYERS": str(max(1, len(session.manifest.layers)))})
+
+
+def _key(layer: Layer, board: Board, library: NNLibrary) -> str:
+    return entry_key(layer_signature(layer), board.cpu_class, library_id(library))
+
+
+def _confirm(board: Board, library: NNLibrary, sim: Simulator, session: _Session, folder: Path, source: str,
+             table: Table, tuning: Tuning, targets: dict[int, _Target]) -> list[TuningEntry]:
+    """The model with every layer lowered as chosen (the final firmware), measured: each tuned
+    layer's entry with its chosen candidate's figures in it (`in_model`). With link-time
+    optimisation a kernel's cost depends on which other layers call it, so these can differ from
+    the candidate image's figures; they are what the final firmware measures."""
+    choose = tuning.chooser(board.cpu_class, library)
+    elf = _build_image(board, library, session, folder, source, choose, table)
+    chosen = {k: choose(t.layer, t.options).name for k, t in targets.items()}
+    try:
+        results = _run_image(board, sim, session, elf, chosen)
+    except (_LayerFailed, DeviceFault, LinkError) as exc:
+        raise BuildError(f"the model with every layer lowered as measured failed on {board.name}: "
+                         f"{exc}") from None
+    entries = []
+    for k, target in targets.items():
+        ticks, exact, note = results[k]
+        if not exact:
+            raise BuildError(f"layer {k} ({target.layer.op.origin}) lowered as {chosen[k]} is bit-exact in "
+                             f"its candidate image but not in the model as chosen: {note}")
+        entry = tuning.entries[target.key]
+        entries.append(replace(entry, in_model_ticks=ticks,
+                               in_model=round(ticks * sim.per_tick) if sim.per_tick else None))
+    return entries
+
+
+def _run(device: Session, session: _Session, stop: int | None = None) -> None:
+    """The whole model, or layers 0..stop, from fresh state (earlier runs may have changed it)."""
     if session.graph.variables:
-        link.reset()
-    write_inputs(link, session.vector)
+        device.reset()
+    try:
+        if stop is None:
+            device.infer(session.vector)
+        else:
+            device.run_to(stop, session.vector)
+    except DeviceLayerError as exc:
+        raise _LayerFailed(exc.layer, f"returned status {exc.status}") from None
 
 
-def _invoke(link: Link, session: _Session, stop: int | None = None) -> None:
-    _prepare(link, session)
-    done = link.invoke(stop)
-    if done.status != 0:
-        raise _LayerFailed(done.layer, f"returned status {done.status}")
-
-
-def _tensor(link: Link, session: _Session, layer: int, name: str) -> np.ndarray:
-    """The device's value of tensor `name`, stored as layer `layer`'s output (TENSOR space)."""
+def _tensor(device: Session, session: _Session, layer: int, name: str) -> np.ndarray:
+    """The device's value of tensor `name`, stored as layer `layer`'s output."""
     t = session.graph.tensor(name)
-    data = link.read(TENSOR, layer, session.manifest.tensors[layer].size)
-    return np.frombuffer(data, dtype=t.dtype).reshape(t.shape)
+    return np.frombuffer(device.tensor(layer), dtype=t.dtype).reshape(t.shape)
 
 
 def _run_image(board: Board, sim: Simulator, session: _Session, elf: Path,
@@ -238,38 +305,33 @@ def _run_image(board: Board, sim: Simulator, session: _Session, elf: Path,
     """Per measured layer: its ticks, whether it was bit-exact, and why not."""
     manifest, lowered = session.manifest, session.lowered
     results: dict[int, tuple[int, bool, str]] = {}
-    with make_runner(sim.runner, board, elf, icount=True) as port:
-        link = Link(port)
-        info = link.hello()
-        if info.model_hash.hex() != manifest.model_hash:
-            raise LinkError(f"the device runs model {info.model_hash.hex()}, not the candidate image "
-                            f"just built ({manifest.model_hash})")
-        if info.init_status != 0:
-            raise _LayerFailed(-info.init_status - 1, "asks for more scratch than planned")
-        _invoke(link, session)
-        ticks = link.layer_ticks(len(manifest.layers))
-        last = len(manifest.layers) - 1
-        differing = []
-        for stop, group in stop_points(list(measured), session.valid_until):
-            if stop != last:
-                _invoke(link, session, stop)
-            for k in group:
-                output = lowered.layers[k].output
-                exact = np.array_equal(_tensor(link, session, k, output), session.expected[output])
-                results[k] = (ticks[k], exact, "")
-                if not exact:
-                    differing.append(k)
-        for k in differing:
-            results[k] = (ticks[k], *_check_alone(link, session, k))
-        link.exit(0)
+    try:
+        with open_session(make_runner(sim.runner, board, elf, icount=True), manifest) as device:
+            _run(device, session)
+            ticks = device.layer_ticks()
+            last = len(manifest.layers) - 1
+            differing = []
+            for stop, group in stop_points(list(measured), session.valid_until):
+                if stop != last:
+                    _run(device, session, stop)
+                for k in group:
+                    output = lowered.layers[k].output
+                    exact = np.array_equal(_tensor(device, session, k, output), session.expected[output])
+                    results[k] = (ticks[k], exact, "")
+                    if not exact:
+                        differing.append(k)
+            for k in differing:
+                results[k] = (ticks[k], *_check_alone(device, session, k))
+    except ScratchRefused as exc:
+        raise _LayerFailed(exc.layer, "asks for more scratch than planned") from None
     return results
 
 
-def _check_alone(link: Link, session: _Session, k: int) -> tuple[bool, str]:
+def _check_alone(device: Session, session: _Session, k: int) -> tuple[bool, str]:
     """Layer k's output against the reference computed from its own inputs on the device."""
     graph, lowered = session.graph, session.lowered
     layer = lowered.layers[k]
-    _invoke(link, session, k)
+    _run(device, session, k)
     producers = {lowered.storage(x.output): x.index for x in lowered.layers[:k]}
     inputs = []
     for name in (n for n in layer.op.inputs if n):
@@ -277,12 +339,12 @@ def _check_alone(link: Link, session: _Session, k: int) -> tuple[bool, str]:
         if t.is_constant:
             inputs.append(t.data)
         elif (j := producers.get(lowered.storage(name))) is not None:
-            inputs.append(_tensor(link, session, j, name))
+            inputs.append(_tensor(device, session, j, name))
         else:
             inputs.append(session.expected[name])
     out = graph.tensor(layer.output)
     want = KERNELS[layer.op.kind](layer.op, graph, inputs).reshape(out.shape)
-    got = _tensor(link, session, k, layer.output)
+    got = _tensor(device, session, k, layer.output)
     if np.array_equal(got, want):
         return True, ""
     diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
@@ -322,8 +384,8 @@ class TuneOptions:
     library_calls: bool = False
 
 
-def build_tuning(graph: Graph, board: Board, library: NNLibrary, out: Path, work: Path,
-                 options: TuneOptions, progress: Progress, *, source: str) -> Tuning | None:
+def tuning_for(graph: Graph, board: Board, library: NNLibrary, out: Path, work: Path,
+               options: TuneOptions, progress: Progress, *, source: str) -> Tuning | None:
     """The tuning a build of `graph` into `out` (staged in `work`) uses, None for the CPU class's
     defaults: `--tuning FILE`, else out/tuning.json left by an earlier build, with what `--tune`
     measures added (with `--library-calls`, marked to leave the generated kernels out). It is
@@ -346,3 +408,10 @@ def build_tuning(graph: Graph, board: Board, library: NNLibrary, out: Path, work
             tuning.save(options.tuning)
     tuning.save(work / TUNING_FILE)
     return tuning
+
+
+def tuning_report(graph: Graph, library: NNLibrary, cpu_class: str, tuning: Tuning | None) -> dict:
+    """Per layer with several lowerings: the one used and, from a tuning file, every candidate's
+    figures and the gain over the first (the wrapper call)."""
+    rows = model_tuning(graph, library, cpu_class, tuning or Tuning())
+    return {**tuning_summary(rows), "tuning_file": tuning is not None}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mcudeploy.arith import round_half_away
 from mcudeploy.errors import InputError
 from mcudeploy.ir import Graph
-from mcudeploy.quantize.arith import round_half_away
 
 Vector = tuple[np.ndarray, ...]  # one int8 array per model input, in model order
 

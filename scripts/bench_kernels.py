@@ -28,13 +28,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mcudeploy.bench import BenchResult, bench_model
 from mcudeploy.boards import load_board
 from mcudeploy.codegen.candidates import GENERATED
 from mcudeploy.codegen.lower import Layer, lower
+from mcudeploy.model import import_model
 from mcudeploy.packs import nn_library
-from mcudeploy.pipeline import import_model
+from mcudeploy.pipeline import BuildOptions, bench_model
 from mcudeploy.progress import Progress
+from mcudeploy.report.bench_result import BenchResult
 from mcudeploy.tune import TuneOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,8 +103,9 @@ def run(paths: list[Path], boards: list[str], cmsis_nn: str, label: str | None, 
                     tune = TuneOptions(tune=True, tuning=out / f"tuning-{name}.json")
                 else:
                     tune = TuneOptions(library_calls=True)
-                result = bench_model(path, board, folder, Progress(quiet=True), tflm=False,
-                                     cmsis_nn=None if name == "nnref" else cmsis_nn, tune=tune)
+                options = BuildOptions(board=board, cmsis_nn=None if name == "nnref" else cmsis_nn,
+                                       tuning=tune)
+                result = bench_model(path, options, folder, Progress(quiet=True), tflm=False)
                 row[way] = _figures(result, layers)
                 console.print(f"{path.stem} on {board}, {way}: {result.instructions:,} instructions, "
                               f"bit-exact {result.bit_exact}")

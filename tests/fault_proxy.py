@@ -19,7 +19,7 @@ from pathlib import Path
 import serial
 
 from mcudeploy.boards import Board
-from mcudeploy.runners.qemu import QemuRunner
+from mcudeploy.device.runners.qemu import QemuRunner
 
 _POLL_SECONDS = 0.02
 

@@ -7,17 +7,16 @@ compared with the reference without QEMU; the QEMU tests then prove the cross-co
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import subprocess
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from mcudeploy.build import NNLibrary
-from mcudeploy.codegen.emit import Manifest
+from mcudeploy.manifest import Manifest
+from mcudeploy.nnlib import NNLibrary, host_compile
 from mcudeploy.resources import firmware_dir
 
-CFLAGS = ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"]
+CFLAGS = ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror"]
 
 
 class _Buffer(ctypes.Structure):
@@ -28,14 +27,11 @@ class HostModel:
     """A generated model loaded as a host shared library."""
 
     def __init__(self, model_dir: Path, library: NNLibrary, manifest: Manifest) -> None:
-        sources = [model_dir / "model.c", *library.sources]
-        key = hashlib.sha256(b"".join(Path(s).read_bytes() for s in sources)).hexdigest()[:12]
-        so = model_dir / f"model-{key}.so"
-        cmd = ["gcc", *CFLAGS, f"-I{firmware_dir() / 'include'}"]
-        cmd += [f"-I{d}" for d in library.include_dirs]
-        cmd += [str(s) for s in sources] + ["-o", str(so)]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
-        self.dll = ctypes.CDLL(str(so))
+        shared = host_compile(library, extra_sources=[model_dir / "model.c"], cflags=CFLAGS,
+                              include_dirs=[firmware_dir() / "include"], purpose="model")
+        own = model_dir / shared.name  # a copy per model directory: its own static arena
+        shutil.copyfile(shared, own)
+        self.dll = ctypes.CDLL(str(own))
         self.manifest = manifest
         n = len(manifest.layers)
         self.layers = (ctypes.CFUNCTYPE(ctypes.c_int32) * n).in_dll(self.dll, "mcd_layers")

@@ -96,10 +96,11 @@ class GraphBuilder:
         attrs = ir.DepthwiseConv2D(stride, dilation, pad, multiplier, activation)
         return self._op(attrs, (x, w, b), out)
 
-    def fully_connected(self, x: str, c_out: int, activation: ir.Clip = ir.NO_CLIP) -> str:
+    def fully_connected(self, x: str, c_out: int, activation: ir.Clip = ir.NO_CLIP,
+                        per_channel: bool = False) -> str:
         shape = self.tensors[x].shape
         depth, k = shape[-1], len(self.ops)
-        w = self._weights((c_out, depth), 1, 0, f"w{k}")
+        w = self._weights((c_out, depth), c_out if per_channel else 1, 0, f"w{k}")
         b = self._bias(x, w, c_out, f"b{k}")
         rows = int(np.prod(shape[:-1]))
         return self._op(ir.FullyConnected(activation), (x, w, b), (rows, c_out))

@@ -19,8 +19,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from mcudeploy import ir
+from mcudeploy.arith import params as qp
 from mcudeploy.frontends.padding import output_size
-from mcudeploy.quantize import params as qp
 from mcudeploy.reference import run_graph
 
 I32 = np.int32

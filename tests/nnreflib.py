@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcudeploy.build import nnref_library
+from mcudeploy.nnlib import nnref_library
 
 CFLAGS = ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"]
 SHIM = Path(__file__).parent / "firmware" / "nnref_shim.c"
@@ -206,7 +206,7 @@ class NnrefHost:
 
     # ---- elementwise ----
     def add(self, a: np.ndarray, b: np.ndarray, p) -> tuple[int, np.ndarray]:
-        """p: mcudeploy.quantize.params.AddParams."""
+        """p: mcudeploy.arith.params.AddParams."""
         out = np.zeros(a.shape, np.int8)
         status = self.dll.arm_elementwise_add_s8(
             _data(a), _data(b), p.input1_offset, p.input1_multiplier, p.input1_shift,
@@ -215,7 +215,7 @@ class NnrefHost:
         return status, out
 
     def mul(self, a: np.ndarray, b: np.ndarray, p) -> tuple[int, np.ndarray]:
-        """p: mcudeploy.quantize.params.MulParams."""
+        """p: mcudeploy.arith.params.MulParams."""
         out = np.zeros(a.shape, np.int8)
         status = self.dll.arm_elementwise_mul_s8(
             _data(a), _data(b), p.input1_offset, p.input2_offset, _data(out), p.output_offset,
@@ -230,7 +230,7 @@ class NnrefHost:
         return status, out
 
     def softmax(self, x: np.ndarray, p) -> np.ndarray:
-        """p: mcudeploy.quantize.params.SoftmaxParams; rows along the last axis."""
+        """p: mcudeploy.arith.params.SoftmaxParams; rows along the last axis."""
         out = np.zeros(x.shape, np.int8)
         self.dll.arm_softmax_s8(_data(x), x.size // x.shape[-1], x.shape[-1], p.multiplier,
                                 p.left_shift, p.diff_min, _data(out))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mcudeploy.quantize.arith import (
+from mcudeploy.arith import (
     INT32_MAX,
     INT32_MIN,
     quantize_multiplier,

@@ -14,22 +14,23 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from hostlib import HostModel
 
-from mcudeploy.bench import BenchResult, measure_tflm_arena
 from mcudeploy.boards import load_board
-from mcudeploy.build import build_firmware, nnref_library
+from mcudeploy.build import build_firmware
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.errors import BuildError
 from mcudeploy.frontends.tflite import load_tflite, parse_tflite
+from mcudeploy.memory import measure_tflm_arena
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
+from mcudeploy.report.bench_result import BenchResult
 from mcudeploy.resources import boards_dir
 from mcudeploy.support import check_graph
 from mcudeploy.vectors import random_vectors
+from models import MLPERF_TINY, mlperf_tiny_tflite
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from models import MLPERF_TINY, mlperf_tiny_tflite  # noqa: E402
 
 # Multiply-accumulates of the MLPerf Tiny reference architectures, counted layer by layer (e.g.
 # DS-CNN: 25x5x64 outputs of a 10x4 conv, four 3x3 depthwise + 64x64 pointwise blocks, FC 64x12).
@@ -131,7 +132,7 @@ def test_tflm_arena_is_the_smallest_arena_it_can_allocate_in() -> None:
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench.py")
+    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench_results.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

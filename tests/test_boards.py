@@ -230,3 +230,52 @@ def test_boards_command_lists_every_board_with_its_runners(capsys) -> None:
     assert ("uart: stm32-lpuart 0x40008000, 115200 baud  runners: serial (ST-LINK/V2-1 0483:374b, "
             "pyOCD stm32l4r5zitx)") in by_name["nucleo-l4r5zi"]
     assert "memory: FLASH 2M, SRAM 640K" in by_name["nucleo-l4r5zi"]
+
+
+def test_a_region_past_4_gib_is_refused(tmp_path: Path) -> None:
+    ddr = "origin = 0x60000000\nlength = 0x10000000"
+    text = AN547.replace(ddr, "origin = 0xFFFFF000\nlength = 0x10000000")
+    assert board_error(tmp_path, text) == (
+        f"FILE:{line_of(text, 'length = 0x10000000')}: field 'memory[3].length': region DDR at 0xFFFFF000 "
+        "with length 0x10000000 ends at 0x10FFFF000, past the 32-bit address space (0xFFFFFFFF)")
+    path = tmp_path / "mps3-an547.toml"
+    path.write_text(AN547.replace(ddr, "origin = 0xF0000000\nlength = 0x10000000"))
+    assert load_board(path).region("DDR").end == 2**32  # up to the last byte is fine
+
+
+@pytest.mark.parametrize(
+    ("base", "message"),
+    [
+        ("0", "0x00000000 is in the first 4 KiB, where the vector table starts; no peripheral sits there "
+              "(GCC rejects an access below 0x1000 as a null-pointer dereference)"),
+        ("0xFFC", "0x00000FFC is in the first 4 KiB, where the vector table starts; no peripheral sits "
+                  "there (GCC rejects an access below 0x1000 as a null-pointer dereference)"),
+        ("0x49303002", "0x49303002 is not 4-byte aligned: the registers are 32-bit words"),
+        ("0xE000E000", "0xE000E000 is in the Private Peripheral Bus (0xE0000000..0xE00FFFFF), which holds "
+                       "the core's own registers (NVIC, SysTick, SCB)"),
+        ("0x20001000", "0x20001000 is inside memory region DTCM (0x20000000..0x2007FFFF), not a peripheral"),
+    ],
+    ids=["zero", "first 4 KiB", "unaligned", "core's own", "in RAM"],
+)
+def test_impossible_uart_base(base: str, message: str, tmp_path: Path) -> None:
+    """A UART at 0 used to surface only as GCC's -Warray-bounds error in runtime.h."""
+    text = AN547.replace("base = 0x49303000", f"base = {base}")
+    assert board_error(tmp_path, text) == f"FILE:{line_of(text, 'base =')}: field 'uart.base': {message}"
+
+
+def test_impossible_stm32_register_addresses(tmp_path: Path) -> None:
+    text = L4R5.replace("gpio = 0x48001800", "gpio = 0x08001800")
+    assert board_error(tmp_path, text, "nucleo-l4r5zi") == (
+        f"FILE:{line_of(text, 'gpio')}: field 'uart.gpio': 0x08001800 is inside memory region FLASH "
+        "(0x08000000..0x081FFFFF), not a peripheral")
+    text = L4R5.replace("reg = 0x40007004", "reg = 0x40007006")
+    assert board_error(tmp_path, text, "nucleo-l4r5zi") == (
+        f"FILE:{line_of(text, 'enable =')}: field 'uart.enable[1].reg': 0x40007006 is not 4-byte aligned: "
+        "the registers are 32-bit words")
+
+
+def test_a_stack_larger_than_its_region_is_refused(tmp_path: Path) -> None:
+    text = AN547.replace("stack_bytes = 16384", "stack_bytes = 0x100000")
+    assert board_error(tmp_path, text) == (
+        f"FILE:{line_of(text, 'stack_bytes')}: field 'placement.stack_bytes': 1048576 bytes do not fit "
+        "region DTCM (524288 bytes)")

@@ -15,23 +15,24 @@ from nnpack import make_pack
 
 from mcudeploy import ir
 from mcudeploy.boards import load_board
-from mcudeploy.build import NNLibrary, nnref_library
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate, candidates_for, default_chooser
 from mcudeploy.codegen.kernel_sums import kernel_sums
 from mcudeploy.codegen.lower import lower
 from mcudeploy.codegen.tuning import Tuning
+from mcudeploy.nnlib import NNLibrary, nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import random_vectors
 
 
 def candidate_graph(copies: int = 1) -> tuple[ir.Graph, dict[str, int]]:
-    """Depthwise layers with multipliers 1-3, batch 2, dilation, strides and every padding, and
-    grouped convolutions (2 groups, C_in groups, 3 groups with dilation and stride), each layer
-    `copies` times over; and for every layer's output, which copy it is."""
+    """Depthwise layers with multipliers 1-3, batch 2, dilation, strides and every padding, grouped
+    convolutions (2 groups, C_in groups, 3 groups with dilation and stride), and fully connected
+    layers (per-channel, per-tensor), each layer `copies` times over; and for every layer's output,
+    which copy it is."""
     b = GraphBuilder(seed=21)
-    x, y = b.input((2, 9, 7, 6)), b.input((1, 8, 5, 4))
+    x, y, z = b.input((2, 9, 7, 6)), b.input((1, 8, 5, 4)), b.input((3, 20))
     layers = [
         lambda: b.depthwise(x, 1),
         lambda: b.depthwise(x, 2, dilation=(2, 2)),
@@ -42,6 +43,8 @@ def candidate_graph(copies: int = 1) -> tuple[ir.Graph, dict[str, int]]:
         lambda: b.conv(x, 9, groups=3, stride=(2, 2), dilation=(2, 1)),
         lambda: b.depthwise(y, 2, kernel=(1, 3)),
         lambda: b.conv(y, 8, kernel=(1, 1), groups=4),
+        lambda: b.fully_connected(z, 7, per_channel=True),
+        lambda: b.fully_connected(z, 5),
     ]
     outputs, copy_of = [], {}
     for make in layers:
@@ -64,13 +67,16 @@ def test_candidates_apply_as_the_table_says() -> None:
         dw_batch2, dw_mult_batch2, dw_mult_batch2, [], dw_mult_batch2,  # [] : the asymmetric PAD
         ["wrapper", "per_group"], ["wrapper", "as_depthwise", "per_group"], ["wrapper", "per_group"],
         ["wrapper", "split_multiplier", "as_grouped"], ["wrapper", "as_depthwise", "per_group"],
+        ["wrapper", "as_1x1_convolution"], ["wrapper"],
     ]
-    # Without grouped convolution: no wrapper call for a grouped conv, no depthwise as grouped.
+    # Without grouped convolution: no wrapper call for a grouped conv, no depthwise as grouped; and
+    # without arm_fully_connected_per_channel_s8, a per-channel FC only as a 1x1 convolution.
     assert _names(graph, old) == [
         ["wrapper", "per_batch"], ["wrapper", "split_multiplier", "per_batch"],
         ["wrapper", "split_multiplier", "per_batch"], [], ["wrapper", "split_multiplier", "per_batch"],
         ["per_group"], ["as_depthwise", "per_group"], ["per_group"],
         ["wrapper", "split_multiplier"], ["as_depthwise", "per_group"],
+        ["as_1x1_convolution"], ["wrapper"],
     ]
     assert CANDIDATES["conv2d"][0].name == CANDIDATES["depthwise_conv2d"][0].name == "wrapper"
     assert all(c.description for cs in CANDIDATES.values() for c in cs)
@@ -113,7 +119,7 @@ def test_every_candidate_is_bit_exact_on_the_host(board: str, tmp_path: Path) ->
 
 
 def test_every_candidate_is_bit_exact_with_an_old_pack(tmp_path: Path) -> None:
-    library = load_pack(make_pack(tmp_path / "pack", version="5.0.0", old=True))
+    library = load_pack(make_pack(tmp_path / "pack", version="5.0.0", api="5"))
     assert not library.grouped_conv
     _assert_every_candidate_bit_exact(library, tmp_path / "model", "mps3-an547")
 

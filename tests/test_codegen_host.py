@@ -14,10 +14,10 @@ from cases import CASES, build_case
 from hostlib import HostModel
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.frontends.tflite import load_tflite
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import random_vectors
 

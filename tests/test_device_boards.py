@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from cases import CASES, build_cases
-from test_device_runtime import SIZE, echo
+from runtime_firmware import SIZE, echo
 
 from mcudeploy.boards import Board, available_boards, load_board
-from mcudeploy.build import NNLibrary, build_firmware
+from mcudeploy.build import build_firmware
 from mcudeploy.cli import main
-from mcudeploy.protocol import INPUT, OUTPUT, CpuFault, Link
-from mcudeploy.runners.qemu import QemuRunner
+from mcudeploy.device.protocol import INPUT, OUTPUT, CpuFault, Link
+from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.nnlib import NNLibrary
 
 pytestmark = pytest.mark.device
 

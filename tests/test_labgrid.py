@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from mcudeploy.cli import main
+from mcudeploy.device.runners.base import free_port, reap
+from mcudeploy.device.runners.labgrid import PlaceState, choose_places, matching_places
 from mcudeploy.errors import RunnerError
-from mcudeploy.runners.base import free_port, reap
-from mcudeploy.runners.labgrid import PlaceState, choose_places, matching_places
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"

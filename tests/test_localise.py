@@ -12,14 +12,14 @@ import pytest
 from cases import build_case, build_cases
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.cli import main, parser
 from mcudeploy.cli import run as run_command
 from mcudeploy.codegen import generate
-from mcudeploy.localise import format_indices, localise
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.pipeline import RunHooks
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import random_vectors
+from mcudeploy.verify.localise import format_indices, localise
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"

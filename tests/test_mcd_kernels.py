@@ -17,15 +17,15 @@ from hostlib import HostModel
 from modelgen import GraphBuilder
 
 from mcudeploy import ir
+from mcudeploy.arith import requantize
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.candidates import CANDIDATES, candidates_for
 from mcudeploy.codegen.lower import lower
 from mcudeploy.codegen.mcd_kernels import acc_bounds, plan_requant
 from mcudeploy.codegen.tuning import Tuning, TuningEntry, layer_signature, library_id
-from mcudeploy.quantize.arith import requantize
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import random_vectors
 

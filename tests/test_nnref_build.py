@@ -13,9 +13,9 @@ from cases import CASES, build_cases
 from nnref_cases import combine, device_batch
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.tuning import Tuning
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags
 
 ROOT = Path(__file__).resolve().parent.parent

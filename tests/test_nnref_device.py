@@ -16,15 +16,16 @@ from cases import REFERENCE_LAYER_NAMES, reference_layers
 from nnref_cases import combine, describe, device_batch
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import build_firmware, nnref_library
+from mcudeploy.build import build_firmware
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.tuning import Tuning
+from mcudeploy.device.protocol import INPUT, OUTPUT, Link
+from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.device.session import Session, run_vectors
 from mcudeploy.ir import Graph
-from mcudeploy.protocol import INPUT, OUTPUT, Link
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
-from mcudeploy.runners.qemu import QemuRunner
 from mcudeploy.vectors import Vector, random_vectors
-from mcudeploy.verify import run_vectors
 
 pytestmark = pytest.mark.device
 MOVES = Path(__file__).parent / "firmware" / "nnref_moves"
@@ -42,7 +43,7 @@ def run_on_qemu(graph: Graph, vectors: list[Vector], board: Board,
     with QemuRunner(board, elf, icount=True) as port:
         link = Link(port)
         assert link.hello().init_status == 0
-        run = run_vectors(link, manifest, vectors, invoke_timeout=60.0)
+        run = run_vectors(Session(link, manifest, invoke_timeout=60.0), vectors)
         ticks = link.layer_ticks(len(manifest.layers))
         link.exit(0)
     return run.outputs, ticks, [layer.macs for layer in manifest.layers]

@@ -27,9 +27,9 @@ from nnref_cases import (
 )
 from nnreflib import Dims, NnrefHost, build
 
-from mcudeploy.quantize import params as qp
-from mcudeploy.quantize.arith import INT32_MAX, INT32_MIN, rounding_divide_by_pot, srdhm
-from mcudeploy.quantize.arith import requantize as reference_requantize
+from mcudeploy.arith import INT32_MAX, INT32_MIN, rounding_divide_by_pot, srdhm
+from mcudeploy.arith import params as qp
+from mcudeploy.arith import requantize as reference_requantize
 
 # Cases per CMSIS-NN function: 60 x 7 = 420 seeded cases, each run once per test session.
 CASES = 60

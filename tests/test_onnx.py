@@ -13,8 +13,8 @@ from onnxgen import OnnxBuilder
 from mcudeploy.cli import main
 from mcudeploy.errors import InputError, ModelFormatError, UnsupportedError
 from mcudeploy.frontends.onnx import load_onnx
+from mcudeploy.model import ImportOptions, import_model
 from mcudeploy.oracles import Tflm, dequantize, snr_db
-from mcudeploy.pipeline import ImportOptions, import_model
 from mcudeploy.quantize.calibrate import calibrate, load_samples
 from mcudeploy.reference import run_graph
 
@@ -245,3 +245,19 @@ def test_explicit_pool_padding_is_bit_exact_on_the_device(tmp_path: Path) -> Non
     report = json.loads((out / "report.json").read_text())
     assert report["mismatched_vectors"] == 0 and report["vectors"] == 4
     assert report["oracles"] == ["host-reference", "tflm", "onnxruntime-float"]
+
+
+@pytest.mark.parametrize(("count", "measured"), [(24, "the first 16"), (5, "all of them")])
+def test_the_quality_line_tells_the_true_sample_counts(count: int, measured: str, tmp_path: Path,
+                                                      capsys) -> None:
+    """All the samples set the ranges; the quality is measured on the first 16 (they used to be
+    printed as "quantized on 16 calibration samples" whatever was given)."""
+    b = OnnxBuilder(seed=0)
+    path = b.save(_conv_std(b), tmp_path / "m.onnx")
+    cal = b.calibration(tmp_path / "cal.npz", count=count)
+    assert main(["build", str(path), "--calibration", str(cal), "--out", str(tmp_path / "out")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"quantized: ranges from {count} calibration samples, quality measured on {measured}: "
+            "output SNR") in err, err
+    quality = import_model(path, ImportOptions(calibration=cal)).quality
+    assert quality is not None and (quality.calibration_samples, quality.samples) == (count, min(count, 16))

@@ -16,14 +16,15 @@ from nnpack import arm_query_sizes, make_pack, zip_pack
 from nnref_cases import combine, conv_case
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.errors import BuildError, InputError
 from mcudeploy.frontends.tflite import load_tflite
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.reference import run_graph
+from mcudeploy.scratch_probe import scratch_sizes
 from mcudeploy.vectors import random_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def pack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def old_pack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A release without grouped convolution, with scratch queries that ask for scratch."""
-    return make_pack(tmp_path_factory.mktemp("old") / "ARM.CMSIS-NN.5.0.0", "5.0.0", old=True,
+    return make_pack(tmp_path_factory.mktemp("old") / "ARM.CMSIS-NN.5.0.0", "5.0.0", api="5",
                      arm_queries=True)
 
 
@@ -113,15 +114,15 @@ def test_paths_that_are_not_packs_are_input_errors(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.mark.parametrize(("version", "declaration", "grouped"), [
-    ("5.0.0", None, False),
-    ("6.0.0", None, True),
-    ("7.0.0", "const int32_t activation_max", False),
-    ("5.0.0", "const int32_t activation_max, const int32_t row_address_offset", True),
-], ids=["old-version", "new-version", "header-without-groups", "header-with-groups"])
-def test_grouped_convolution_support_is_probed_then_read_from_the_version(
-        tmp_path: Path, version: str, declaration: str | None, grouped: bool) -> None:
-    pack = make_pack(tmp_path / "p", version)
+@pytest.mark.parametrize(("api", "version", "declaration", "grouped"), [
+    ("5", "7.0.0", None, False),
+    ("6", "5.0.0", None, True),
+    ("5", "7.0.0", "const int32_t activation_max", False),
+    ("5", "5.0.0", "const int32_t activation_max, const int32_t row_address_offset", True),
+], ids=["api5-new-version", "api6-old-version", "header-without-groups", "header-with-groups"])
+def test_grouped_convolution_support_is_read_from_the_headers_never_the_version(
+        tmp_path: Path, api: str, version: str, declaration: str | None, grouped: bool) -> None:
+    pack = make_pack(tmp_path / "p", version, api=api)
     if declaration is not None:
         header = pack / "Include" / "arm_nnsupportfunctions.h"
         text = header.read_text().replace(
@@ -183,7 +184,8 @@ def test_pack_without_host_side_queries_is_sized_on_the_device(tmp_path: Path) -
     board = load_board("mps3-an547")
     old_pack, current_pack = load_pack(old), load_pack(current)
     probed = generate(graph, board, old_pack, tmp_path / "model", source="m",
-                      choose=Tuning(library_only=True).chooser("mve", old_pack))
+                      choose=Tuning(library_only=True).chooser("mve", old_pack),
+                      scratch=scratch_sizes(old_pack, board, tmp_path / "model-scratch-probe"))
     assert (tmp_path / "model-scratch-probe" / "probe" / "probe.c").is_file()
     planned = generate(graph, board, current_pack, tmp_path / "planned", source="m",
                        choose=Tuning(library_only=True).chooser("mve", current_pack))
@@ -200,8 +202,10 @@ def test_pack_without_host_side_queries_needs_a_simulator_to_be_sized(tmp_path: 
     graph = build_cases(["conv1x1"])[0]
     message = (r"CMSIS-NN 7\.0\.0 cannot size scratch on the host, and board nucleo-l4r5zi has no QEMU "
                r"machine with semihosting to ask")
+    board, library = load_board("nucleo-l4r5zi"), load_pack(pack)
     with pytest.raises(BuildError, match=message):
-        generate(graph, load_board("nucleo-l4r5zi"), load_pack(pack), tmp_path / "model", source="m")
+        generate(graph, board, library, tmp_path / "model", source="m",
+                 scratch=scratch_sizes(library, board, tmp_path / "model-scratch-probe"))
     assert not (tmp_path / "model").exists()
 
 

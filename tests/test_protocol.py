@@ -14,8 +14,8 @@ import pytest
 from fault_proxy import Counts, Faults, ProxiedQemuRunner
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import NNLibrary, build_firmware
-from mcudeploy.protocol import (
+from mcudeploy.build import build_firmware
+from mcudeploy.device.protocol import (
     INPUT,
     DeviceHang,
     FaultReport,
@@ -27,7 +27,8 @@ from mcudeploy.protocol import (
     encode_frame,
     encode_packet,
 )
-from mcudeploy.runners.qemu import QemuRunner
+from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.nnlib import NNLibrary
 
 BODIES = {
     "empty": b"",

@@ -16,18 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cases import build_case
-from rich.console import Console
 
+from mcudeploy import terminal
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.codegen import generate
-from mcudeploy.localise import localise
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.reference import run_graph
 from mcudeploy.report import RunReport
 from mcudeploy.report.html import render_html
 from mcudeploy.report.text import print_report, render_text
 from mcudeploy.vectors import random_vectors
-from mcudeploy.verify import Mismatch
+from mcudeploy.verify.compare import Mismatch
+from mcudeploy.verify.localise import localise
 
 BANNER = {"pass": (0x1A, 0x7F, 0x37), "fail": (0xCF, 0x22, 0x2E), "error": (0xBC, 0x4C, 0x00)}
 STABLE = ("verdict", "vectors", "mismatched_vectors", "board", "runner", "oracles")
@@ -78,7 +78,7 @@ def test_report_json_keeps_its_stable_names(tmp_path: Path) -> None:
 def test_terminal_colour_only_on_a_terminal(tmp_path: Path) -> None:
     report = _report("fail", tmp_path)
     tty = io.StringIO()
-    print_report(report, Console(file=tty, force_terminal=True, width=120))
+    print_report(report, terminal.console(file=tty, force_terminal=True, width=120))
     assert "\x1b[" in tty.getvalue()
     text = render_text(report)
     assert "\x1b[" not in text

@@ -15,18 +15,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from nnpack import make_pack
 from serial.tools import list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import NNLibrary, build_firmware
+from mcudeploy.build import build_firmware
 from mcudeploy.cli import main
+from mcudeploy.device.runners import make_runner
+from mcudeploy.device.runners.base import reap
+from mcudeploy.device.runners.fvp import FvpRunner
+from mcudeploy.device.runners.qemu import QemuRunner
+from mcudeploy.device.runners.serial import SerialRunner, find_port
 from mcudeploy.errors import BoardError, InputError, RunnerError
-from mcudeploy.runners import make_runner
-from mcudeploy.runners.base import reap
-from mcudeploy.runners.fvp import FvpRunner
-from mcudeploy.runners.qemu import QemuRunner
-from mcudeploy.runners.serial import SerialRunner, find_port
+from mcudeploy.nnlib import NNLibrary
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"
@@ -237,6 +239,23 @@ def test_flash_builds_then_needs_a_probe(tmp_path: Path, capsys) -> None:
     assert ("no debug probe found for board nucleo-f767zi (a ST-LINK/V2-1 on USB); connect the board, "
             "and check its USB permissions (udev rules)") in " ".join(text.split())
     assert (out / "build" / "firmware.elf").is_file()
+
+
+def test_flash_takes_the_library_and_tuning_options_of_build(tmp_path: Path, capsys) -> None:
+    if _probes():
+        pytest.skip("a debug probe is attached to this machine")
+    pack = make_pack(tmp_path / "pack", "6.0.0", api="6")
+    out = tmp_path / "out"
+    status, text = run_cli(["flash", str(BUNDLED), "--board", "nucleo-f767zi", "--cmsis-nn", str(pack),
+                            "--out", str(out), "-q"], capsys)
+    assert status == 3 and "no debug probe found for board nucleo-f767zi" in " ".join(text.split())
+    assert json.loads((out / "model" / "manifest.json").read_text())["library"] == "CMSIS-NN 6.0.0"
+    status, text = run_cli(["flash", str(BUNDLED), "--board", "nucleo-f767zi", "--tuning",
+                            str(tmp_path / "none.json"), "--out", str(tmp_path / "o2"), "-q"], capsys)
+    assert status == 2 and f"{tmp_path}/none.json: no such tuning file (--tune creates one)" in text
+    status, text = run_cli(["flash", str(BUNDLED), "--board", "nucleo-f767zi", "--tune", "--out",
+                            str(tmp_path / "o3"), "-q"], capsys)
+    assert status == 2 and "board nucleo-f767zi has no simulator" in " ".join(text.split())
 
 
 def test_flash_names_the_pack_a_target_needs(tmp_path: Path, capsys) -> None:

@@ -15,15 +15,16 @@ import pytest
 from hostlib import HostModel
 
 from mcudeploy.boards import load_board
-from mcudeploy.build import build_firmware, nnref_library
+from mcudeploy.build import build_firmware
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.tuning import Tuning
+from mcudeploy.device.protocol import Link, Space
+from mcudeploy.device.runners.qemu import QemuRunner
 from mcudeploy.frontends.tflite import load_tflite
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.oracles import Tflm
-from mcudeploy.protocol import Link, Space
 from mcudeploy.reference import run_graph
-from mcudeploy.runners.qemu import QemuRunner
 from mcudeploy.vectors import random_vectors
 
 MODELS = sorted(p for p in (importlib.resources.files("pymicro_wakeword") / "models").iterdir()

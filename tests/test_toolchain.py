@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from mcudeploy.boards import Board, load_board
-from mcudeploy.build import NNLibrary, build_firmware, render_linker_script
+from mcudeploy.build import build_firmware, render_linker_script
 from mcudeploy.errors import BoardError, BuildError
+from mcudeploy.model import import_model
+from mcudeploy.nnlib import NNLibrary
+from mcudeploy.outdir import staged_directory
+from mcudeploy.pipeline import RunHooks, compile_model
+from mcudeploy.progress import Progress
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags
 
 AN547 = load_board("mps3-an547")
@@ -106,7 +112,7 @@ def _oversized_model(tmp_path: Path, arena_bytes: int) -> Path:
 @pytest.mark.parametrize(
     ("arena_bytes", "message"),
     [
-        (600 * 1024, "ld: firmware.elf section `.arena' will not fit in region `DTCM'"),
+        (600 * 1024, "ld: build/firmware.elf section `.arena' will not fit in region `DTCM'"),
         (500 * 1024, "region DTCM overflowed: .arena runs into the 16384-byte stack"),
     ],
     ids=["region", "stack"],
@@ -125,3 +131,23 @@ def test_compiler_error_is_a_build_error_with_the_first_error_line(tmp_path: Pat
     (model / "model.c").write_text("int broken(void) { return undeclared; }\n")
     with pytest.raises(BuildError, match=r"model\.c:1:.*error: 'undeclared' undeclared"):
         build_firmware(AN547, model, tmp_path / "build", NO_LIBRARY)
+
+
+def test_a_failed_build_names_a_log_that_survives_the_staging_directory(tmp_path: Path) -> None:
+    """`mcudeploy build` stages its output and removes it on the error: the log the message names
+    is kept elsewhere (the user cache), with the compiler's whole output."""
+    broken = tmp_path / "broken.c"
+    broken.write_text("int broken(void) { return undeclared; }\n")
+    model = import_model(Path(__file__).parent.parent / "models" / "tiny_cnn.tflite")
+    out = tmp_path / "out"
+    with pytest.raises(BuildError) as failed, staged_directory(out) as work:
+        compile_model(model, AN547, work, Progress(quiet=True), RunHooks(sources=(broken,)))
+    message = str(failed.value)
+    assert re.fullmatch(r"firmware build failed \(log: (\S+)\): \S*broken\.c:1:\d+: error: 'undeclared' "
+                        r"undeclared \(first use in this function\)", message), message
+    log = Path(re.search(r"\(log: (\S+)\)", message).group(1))
+    try:
+        assert log.is_file() and "'undeclared' undeclared" in log.read_text()
+        assert not log.is_relative_to(tmp_path) and list(tmp_path.iterdir()) == [broken]
+    finally:
+        log.unlink(missing_ok=True)

@@ -7,7 +7,6 @@ report.html. Host-side units (signatures, stop points, the tuning file) come fir
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from test_conv_matrix import matrix_model
 
 from mcudeploy import ir
 from mcudeploy.boards import load_board
-from mcudeploy.build import nnref_library
 from mcudeploy.cli import main
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate
 from mcudeploy.codegen.grouped_fallback import constant, replace_constants
@@ -26,14 +24,14 @@ from mcudeploy.codegen.lower import Dims, Layer, lower
 from mcudeploy.codegen.tuning import Tuning, layer_signature, library_id, model_tuning
 from mcudeploy.errors import BoardError
 from mcudeploy.frontends.tflite import load_tflite, parse_tflite
+from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
 from mcudeploy.progress import Progress
 from mcudeploy.tune import simulator, stop_points, tune_graph, valid_until
+from models import mlperf_tiny_tflite
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "tiny_cnn.tflite"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from models import mlperf_tiny_tflite  # noqa: E402
 
 
 def center_tap_only(layer: Layer) -> Layer:
@@ -159,10 +157,10 @@ def test_tuning_the_bundled_model_measures_each_layer_with_candidates(tmp_path: 
     graph = load_tflite(BUNDLED)
     entries = tune_graph(graph, load_board("mps2-an386"), nnref_library(), Tuning(), tmp_path,
                          Progress(quiet=True), source="tiny_cnn.tflite")
+    fc = ("fully_connected", ["wrapper", "as_1x1_convolution", "mcd_dsp"])  # two FC layers of other shapes
     assert [(e.signature.split()[0], [c.name for c in e.candidates]) for e in entries] == [
         ("conv2d", ["wrapper", "mcd_dsp"]), ("depthwise_conv2d", ["wrapper", "as_grouped", "mcd_dsp"]),
-        ("conv2d", ["wrapper", "mcd_dsp"]), ("add", ["wrapper", "mcd_dsp"]),
-        ("fully_connected", ["wrapper", "mcd_dsp"]), ("fully_connected", ["wrapper", "mcd_dsp"])]
+        ("conv2d", ["wrapper", "mcd_dsp"]), ("add", ["wrapper", "mcd_dsp"]), fc, fc]
     for entry in entries:
         assert all(c.bit_exact for c in entry.candidates) and entry.cpu_class == "dsp"
         assert entry.chosen == "mcd_dsp" == min(entry.candidates, key=lambda c: c.ticks).name
@@ -220,7 +218,7 @@ def test_build_tune_writes_the_tuning_file_and_later_builds_reuse_it(tmp_path: P
 def test_tuning_with_a_pack_shaped_library(tmp_path: Path, version: str, old: bool, board: str) -> None:
     """Nothing in the machinery is nnref's: a pack, on a DSP and an MVE board, and an old pack
     whose grouped convolutions have no wrapper call."""
-    pack = make_pack(tmp_path / "pack", version=version, old=old)
+    pack = make_pack(tmp_path / "pack", version=version, api="5" if old else "7")
     model = _model_file(tmp_path, seed=5)
     tuning = tmp_path / "shared.json"
     out = tmp_path / "out"
@@ -261,6 +259,13 @@ def test_bench_tune_shows_each_candidate_and_the_gain(tmp_path: Path, capsys) ->
     assert "* split_multiplier" in text and f"{dw['candidates'][0]['instructions']:,}" in text
     assert f"{t['gain']:,}" in text
     assert result["bit_exact"] and result["startup_instructions"] > 0
+    # The chosen candidates measured in the model as chosen are what the final firmware measures
+    # (to one SysTick tick: the figures are tick counts).
+    per_tick = load_board("mps3-an547").qemu.instructions_per_tick
+    for row in t["layers"]:
+        final = result["layers"][row["index"]]["instructions"]
+        assert abs(row["in_model"] - final) <= per_tick, (row, final)
+        assert f"({row['in_model']:,} in the model)" in text
 
 
 @pytest.mark.device

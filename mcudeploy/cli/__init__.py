@@ -1,19 +1,23 @@
-"""The `mcudeploy` command: one module per subcommand, each with `add_arguments` and `run`."""
+"""The `mcudeploy` command: one module per subcommand, each with `add_arguments` and `run`.
+
+This module imports nothing heavy: the subcommands (and with them numpy, onnxruntime, TFLM) are
+imported by `main` once Ctrl-C and SIGTERM are handled, so that an interrupt during start-up ends in
+one line too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
-from rich.markup import escape
-
 from mcudeploy import __version__
-from mcudeploy.cli import bench, boards, build, flash, run
 from mcudeploy.errors import MCUDeployError
+from mcudeploy.interrupts import Terminated, interruptible
 
-SUBCOMMANDS = {"build": build, "run": run, "flash": flash, "bench": bench, "boards": boards}
+SUBCOMMANDS = ("build", "run", "flash", "bench", "boards")
 
 DESCRIPTION = """\
 Deploy an int8 neural network to a Cortex-M microcontroller through CMSIS-NN and prove that the
@@ -38,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"mcudeploy {__version__}")
     subs = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in SUBCOMMANDS.items():
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"mcudeploy.cli.{name}")
         sub = subs.add_parser(name, help=module.HELP, description=module.__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
@@ -47,17 +52,34 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: parse, dispatch, and turn user errors into one line and an exit status."""
-    args = parser().parse_args(argv)
-    err = Console(stderr=True)
-    try:
-        return int(args.handler(args))
-    except MCUDeployError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]: nothing was written")
-        return 130
+    """Entry point: parse, dispatch, and turn user errors, Ctrl-C and SIGTERM into one line and an
+    exit status (130 for Ctrl-C, 143 for SIGTERM)."""
+    with interruptible() as interrupt:
+        try:
+            args = parser().parse_args(argv)
+            return int(args.handler(args))
+        except BaseException as exc:
+            # After Ctrl-C or SIGTERM, whatever it became (an import's ImportError, a link error
+            # from an emulator that got the terminal's Ctrl-C too) is the interrupt.
+            received = interrupt.signal
+            if received is None and isinstance(exc, KeyboardInterrupt):
+                received = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+            if received is not None:  # plain text: the interrupt may have come amid rich's import
+                word = "terminated" if received == signal.SIGTERM else "interrupted"
+                print(f"{word}: nothing was written", file=sys.stderr)
+                return 128 + received
+            if not isinstance(exc, MCUDeployError):
+                raise
+            _print_error(exc)
+            return exc.exit_code
+
+
+def _print_error(exc: MCUDeployError) -> None:
+    from rich.text import Text
+
+    from mcudeploy import terminal
+
+    terminal.console(stderr=True).print(Text("error:", style="bold red"), str(exc), soft_wrap=True)
 
 
 if __name__ == "__main__":

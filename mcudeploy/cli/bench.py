@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from mcudeploy.bench import BenchResult, bench_model
+from mcudeploy import terminal
 from mcudeploy.cli.options import (
     add_library,
     add_model_and_board,
     add_quantization,
     add_tuning,
-    import_options,
+    build_options,
     out_dir,
-    tune_options,
 )
+from mcudeploy.pipeline import bench_model
 from mcudeploy.progress import Progress
+from mcudeploy.report.bench_result import BenchResult
 
 HELP = "count instructions per layer on QEMU and compare memory with TFLM"
 
@@ -43,18 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = out_dir(args)
-    result = bench_model(args.model, args.board, out, Progress(quiet=args.quiet), seed=args.seed,
-                         tflm=args.tflm, import_options=import_options(args),
-                         cmsis_nn=args.cmsis_nn, tune=tune_options(args))
-    if args.emit_tflite is not None:
-        args.emit_tflite.parent.mkdir(parents=True, exist_ok=True)
-        args.emit_tflite.write_bytes((out / "model.tflite").read_bytes())
-    console = Console()
+    result = bench_model(args.model, build_options(args), out, Progress(quiet=args.quiet), seed=args.seed,
+                         tflm=args.tflm)
+    console = terminal.console()
     console.print(layer_table(result))
     if result.tuning.get("measured_layers"):
         console.print(tuning_table(result))
     console.print(summary_table(result))
-    print(f"bench: {out / 'bench.json'}")
+    console.print(f"bench: {out / 'bench.json'}", soft_wrap=True)
     return 0 if result.bit_exact else 1
 
 
@@ -96,7 +93,8 @@ def tuning_table(r: BenchResult) -> Table:
     """Each measured layer's candidates (* the one kept) and the gain over the first (the wrapper)."""
     t = r.tuning
     table = Table(title=f"lowering candidates, instructions per layer ({t['method']})",
-                  caption="* chosen: the fastest bit-exact candidate")
+                  caption="* chosen: the fastest bit-exact candidate; (in the model): the chosen one "
+                          "with every layer as chosen, as the final firmware runs it")
     for name in ("#", "layer", "candidate", "instructions", "gain"):
         table.add_column(name, justify="left" if name in ("layer", "candidate") else "right",
                          no_wrap=name in ("candidate", "instructions"))
@@ -106,8 +104,10 @@ def tuning_table(r: BenchResult) -> Table:
         names = [("* " if c["name"] == row["lowering"] else "  ") + c["name"] for c in row["candidates"]]
         base = row["candidates"][0]["instructions"]
         gain = f"{row['gain']:,}\n{row['gain'] / base:.1%}" if base else f"{row['gain']:,}"
-        table.add_row(str(row["index"]), row["name"], "\n".join(names),
-                      "\n".join(_instructions(c) for c in row["candidates"]), gain)
+        figures = [_instructions(c) + (f" ({row['in_model']:,} in the model)"
+                                       if c["name"] == row["lowering"] and row.get("in_model") else "")
+                   for c in row["candidates"]]
+        table.add_row(str(row["index"]), row["name"], "\n".join(names), "\n".join(figures), gain)
     total, gain = t["baseline_instructions"], t["gain"]
     share = f"\n{gain / total:.1%} of them\n{gain / r.instructions:.1%} of the model" if total else ""
     table.add_row("", "total", f"{t['measured_layers']} layers:\nfirst candidate\nas chosen",
@@ -119,8 +119,8 @@ def summary_table(r: BenchResult) -> Table:
     table = Table(show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    table.add_row("bit-exact", "yes" if r.bit_exact else "[bold red]NO[/]: the figures are of a "
-                  "miscomputing build")
+    table.add_row("bit-exact", "yes" if r.bit_exact else Text.assemble(
+        ("NO", "bold red"), ": the figures are of a miscomputing build"))
     table.add_row("arena", f"{r.arena_bytes:,} B = {r.arena_bytes / max(r.lower_bound, 1):.2f} x "
                   f"the liveness lower bound ({r.lower_bound:,} B)")
     if r.tflm is not None:

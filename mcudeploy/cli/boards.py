@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
 
+from mcudeploy import terminal
 from mcudeploy.boards import Board, available_boards, load_board
 
 HELP = "list the boards"
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    console = terminal.console()
     columns = ("board", "cpu", "path", "clock", "memory", "uart", "runners")
     rows = [_row(load_board(name)) for name in available_boards()]
     if console.is_terminal:

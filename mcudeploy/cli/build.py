@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-
+from mcudeploy import terminal
 from mcudeploy.cli.options import (
     add_library,
     add_model_and_board,
     add_quantization,
     add_tuning,
-    import_options,
+    build_options,
     out_dir,
-    tune_options,
 )
-from mcudeploy.pipeline import build_only
+from mcudeploy.pipeline import make_firmware
 from mcudeploy.progress import Progress
 
 HELP = "generate the C code and build the firmware"
@@ -34,12 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = out_dir(args)
-    built = build_only(args.model, args.board, out, Progress(quiet=args.quiet),
-                       import_options(args), args.emit_tflite, args.cmsis_nn, tune_options(args))
+    built = make_firmware(args.model, build_options(args), out, Progress(quiet=args.quiet))
     m, s = built.manifest, built.sizes
-    Console().print(
+    terminal.console().print(
         f"built {built.elf} for {built.board.name}: {len(m.layers)} layers, arena {m.arena_bytes} B "
         f"(lower bound {m.lower_bound} B), flash {s['image']} B of which weights {s['weights']} B",
-        highlight=False,
     )
     return 0

@@ -4,8 +4,10 @@ the test vectors over the probe's USB serial port. With `--runner labgrid --plac
 is a place of a labgrid farm instead, flashed through the GDB server the place offers (acquired
 for the flash, and released after it unless you hold it).
 
-Writes DIR/model/ and DIR/build/firmware.elf as `mcudeploy build` does. A float ONNX model needs the
-same --calibration here and in `run`, so that both build the same model.
+Writes DIR/model/ and DIR/build/firmware.elf as `mcudeploy build` does, with the same NN library
+(--cmsis-nn) and lowerings (--tune measures them on the board's simulator, --tuning FILE reuses a
+tuning file). A float ONNX model needs the same --calibration here and in `run`, so that both build
+the same model; `run --runner serial` then checks the firmware on the board against the oracles.
 """
 
 from __future__ import annotations
@@ -13,28 +15,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
+from mcudeploy import terminal
 from mcudeploy.boards import load_board
 from mcudeploy.cli.options import (
     add_labgrid,
+    add_library,
     add_model_and_board,
     add_quantization,
+    add_tuning,
+    build_options,
     check_labgrid,
-    import_options,
     out_dir,
 )
+from mcudeploy.device.runners.flash import flash
+from mcudeploy.device.runners.labgrid import acquired_places, flash_place
 from mcudeploy.errors import BoardError
-from mcudeploy.pipeline import build_only
+from mcudeploy.pipeline import make_firmware
 from mcudeploy.progress import Progress
-from mcudeploy.runners.flash import flash
-from mcudeploy.runners.labgrid import acquired_places, flash_place
 
 HELP = "build the firmware and flash it to a board through its debug probe (pyOCD) or labgrid"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_and_board(parser)
+    add_library(parser)
+    add_tuning(parser)
     add_quantization(parser)
     parser.add_argument("--probe", metavar="ID",
                         help="part of the debug probe's unique ID, when several are connected")
@@ -57,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
                          f"(its runners: {', '.join(board.runners)})")
     progress = Progress(quiet=args.quiet)
     try:
-        built = build_only(args.model, args.board, out_dir(args), progress, import_options(args),
-                           args.emit_tflite)
+        built = make_firmware(args.model, build_options(args), out_dir(args), progress)
         if args.runner == "labgrid":
             with acquired_places(args.coordinator, tuple(args.place), 1, progress.step) as [place]:
                 progress.step(f"flashing {built.elf} to place {place.name} through its GDB server")
@@ -69,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
             where = flash(board, built.elf, probe_id=args.probe, pack=args.pack)
     finally:
         progress.close()
-    Console().print(f"flashed {built.elf} ({built.sizes['image']} B) to {board.name} through "
-                    f"{where}; it is running", highlight=False)
+    terminal.console().print(f"flashed {built.elf} ({built.sizes['image']} B) to {board.name} through "
+                              f"{where}; it is running")
     return 0

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from mcudeploy.errors import InputError
-from mcudeploy.pipeline import ImportOptions
+from mcudeploy.model import ImportOptions
+from mcudeploy.pipeline import BuildOptions
 from mcudeploy.quantize.calibrate import METHODS
 from mcudeploy.tune import TuneOptions
 
@@ -68,7 +69,9 @@ def add_tuning(parser: argparse.ArgumentParser) -> None:
                             "alone")
 
 
-def tune_options(args: argparse.Namespace) -> TuneOptions:
+def _tune_options(args: argparse.Namespace) -> TuneOptions:
+    if not hasattr(args, "tune"):
+        return TuneOptions()
     return TuneOptions(tune=args.tune, tuning=args.tuning, seed=getattr(args, "seed", 0),
                        library_calls=args.library_calls)
 
@@ -88,9 +91,12 @@ def add_quantization(parser: argparse.ArgumentParser) -> None:
                        help="also write the quantized model as an int8 .tflite file")
 
 
-def import_options(args: argparse.Namespace) -> ImportOptions:
-    return ImportOptions(calibration=args.calibration, method=args.calibration_method,
-                         snr_warn_db=args.snr_warn)
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    """The board, import, library and tuning options a subcommand was given (those it has)."""
+    imports = ImportOptions(calibration=args.calibration, method=args.calibration_method,
+                            snr_warn_db=args.snr_warn)
+    return BuildOptions(board=args.board, import_options=imports, cmsis_nn=getattr(args, "cmsis_nn", None),
+                        tuning=_tune_options(args), emit_tflite=args.emit_tflite)
 
 
 def out_dir(args: argparse.Namespace) -> Path:

@@ -14,22 +14,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mcudeploy import terminal
 from mcudeploy.cli.options import (
     add_labgrid,
     add_library,
     add_model_and_board,
     add_quantization,
     add_tuning,
+    build_options,
     check_labgrid,
-    import_options,
     out_dir,
-    tune_options,
 )
-from mcudeploy.errors import InputError
+from mcudeploy.device.runners import RUNNERS
+from mcudeploy.errors import InputError, OracleError
 from mcudeploy.pipeline import RunHooks, RunOptions, run_model
 from mcudeploy.progress import Progress
 from mcudeploy.report.text import print_report
-from mcudeploy.runners import RUNNERS
 
 HELP = "build, run on the device and verify bit-exactness"
 EXIT_STATUS = {"pass": 0, "fail": 1, "error": 3}
@@ -82,18 +82,19 @@ def run(args: argparse.Namespace, hooks: RunHooks | None = None) -> int:
     if args.jobs > 1 and args.runner == "serial":
         raise InputError("--jobs is for emulators: a serial board is one device")
     check_labgrid(args)
-    options = RunOptions(board=args.board, runner=args.runner, vectors=args.vectors,
+    options = RunOptions(build=build_options(args), runner=args.runner, vectors=args.vectors,
                          seed=args.seed, inputs=args.inputs, invoke_timeout=args.timeout,
                          port=args.port, fvp=args.fvp, places=tuple(args.place or ()),
-                         coordinator=args.coordinator, import_options=import_options(args),
-                         min_snr_db=args.min_snr, emit_tflite=args.emit_tflite, jobs=args.jobs,
-                         cmsis_nn=args.cmsis_nn, tuning=tune_options(args))
+                         coordinator=args.coordinator, min_snr_db=args.min_snr, jobs=args.jobs)
     out = out_dir(args)
     progress = Progress(quiet=args.quiet)
     try:
         report = run_model(args.model, options, out, progress, hooks)
     finally:
         progress.close()
-    print_report(report)
-    print(f"report: {out / 'report.json'} (and report.html)")
+    console = terminal.console()
+    print_report(report, console)
+    console.print(f"report: {out / 'report.json'} (and report.html)", soft_wrap=True)
+    if report.error_kind == "oracle":
+        return OracleError.exit_code
     return EXIT_STATUS[report.verdict]

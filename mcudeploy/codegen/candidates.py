@@ -17,15 +17,17 @@ library's wrapper call first:
 | depthwise_conv2d | as_grouped | the library has grouped convolution |
 | depthwise_conv2d | per_batch | batch > 1 |
 | depthwise_conv2d | mcd_dsp, mcd_mve | multiplier 1, no dilation, C a multiple of 4 (mcd_mve: 8) |
-| fully_connected, add | wrapper | always |
+| fully_connected | wrapper | per-tensor, or the library has `arm_fully_connected_per_channel_s8` |
+| fully_connected | as_1x1_convolution | per-channel |
+| add | wrapper | always |
 | add | mcd_dsp, mcd_mve | TFLite's ADD quantization (left shift 20, input multipliers below one) |
 
 mcd_dsp runs on every CPU class (the DSP extension's instructions, or mcdk.h's portable C for
 them), mcd_mve and mcd_mve_x1 (the same with one step per loop iteration) on Helium CPUs only.
-The rewrites are in mcudeploy.codegen.grouped_fallback,
-mcudeploy.codegen.depthwise_rewrites and mcudeploy.codegen.mcd_kernels. Which candidate a build
-uses comes from a tuning file, where `--tune` measured them on the board's simulator with the
-library in use (mcudeploy.tune), else from `DEFAULTS` for the CPU class.
+The rewrites are in mcudeploy.codegen.grouped_fallback, mcudeploy.codegen.depthwise_rewrites,
+mcudeploy.codegen.library_calls (`fc_as_conv`) and mcudeploy.codegen.mcd_kernels. Which candidate
+a build uses comes from a tuning file, where `--tune` measured them on the board's simulator with
+the library in use (mcudeploy.tune), else from `DEFAULTS` for the CPU class.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.depthwise_rewrites import as_grouped, per_batch, split_multiplier
 from mcudeploy.codegen.grouped_fallback import as_depthwise, groups, per_group
+from mcudeploy.codegen.library_calls import PER_CHANNEL_FC, fc_as_conv
 from mcudeploy.codegen.lower import Layer, LoweredModel
 from mcudeploy.codegen.mcd_kernels import (
     add_applies,
@@ -49,6 +51,7 @@ from mcudeploy.codegen.mcd_kernels import (
     depthwise_dsp,
     depthwise_mve,
 )
+from mcudeploy.nnlib import NNLibrary
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,9 @@ CANDIDATES: Table = {
         Candidate("mcd_mve", depthwise_mve, lambda layer, library: depthwise_applies(layer, 8), MVE_CPUS),
     ),
     "fully_connected": (
-        Candidate("wrapper", wrapper, lambda layer, library: True),
+        Candidate("wrapper", wrapper,
+                  lambda layer, library: not layer.values["per_channel"] or library.has(PER_CHANNEL_FC)),
+        Candidate("as_1x1_convolution", fc_as_conv, lambda layer, library: layer.values["per_channel"]),
         Candidate("mcd_dsp", conv_dsp, lambda layer, library: conv_applies(layer), DSP_CPUS),
         Candidate("mcd_mve", conv_mve, lambda layer, library: conv_applies(layer), MVE_CPUS),
         Candidate("mcd_mve_x1", conv_mve_x1, lambda layer, library: conv_applies(layer), MVE_CPUS),

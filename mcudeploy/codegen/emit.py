@@ -1,11 +1,11 @@
 """Render the lowered, planned model as `model.c`/`model.h` (Jinja2, one template per layer kind)
-and describe it in `manifest.json` for the host side of a run."""
+and describe it in `manifest.json` (mcudeploy.manifest) for the host side of a run."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jinja2
@@ -13,9 +13,11 @@ import numpy as np
 
 from mcudeploy import __version__
 from mcudeploy.codegen.arena import ArenaLayout
+from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
 from mcudeploy.codegen.lower import Layer, LoweredModel
 from mcudeploy.ir import Graph
+from mcudeploy.manifest import IoInfo, LayerInfo, Manifest, TensorInfo
 
 _HASH_PLACEHOLDER = "MCD_MODEL_HASH_PLACEHOLDER"
 _QUERY_ARGS = {
@@ -27,76 +29,6 @@ _QUERY_ARGS = {
 }
 
 
-@dataclass(frozen=True)
-class IoInfo:
-    name: str
-    shape: list[int]
-    scale: float
-    zero_point: int
-    offset: int
-    size: int
-    dtype: str = "int8"
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    index: int
-    name: str
-    op: str
-    origin: str
-    kind: str
-    output: str
-    tensor: int
-    macs: int
-    scratch_bytes: int
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    id: int
-    name: str
-    producer: int
-    offset: int
-    size: int
-    shape: list[int]
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What the host needs to know about a generated model, saved as manifest.json."""
-
-    mcudeploy_version: str
-    source: str
-    board: str
-    cpu_class: str
-    library: str
-    model_hash: str
-    arena_bytes: int
-    lower_bound: int
-    planner: str
-    weight_bytes: int
-    inputs: list[IoInfo]
-    outputs: list[IoInfo]
-    layers: list[LayerInfo]
-    tensors: list[TensorInfo]
-    state_bytes: int = 0  # the model's static RAM outside the arena (variables)
-    variables: dict[str, int] = field(default_factory=dict)  # persistent variable -> bytes
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
-
-    @staticmethod
-    def load(path: Path) -> Manifest:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return Manifest(
-            **{k: v for k, v in raw.items() if k not in ("inputs", "outputs", "layers", "tensors")},
-            inputs=[IoInfo(**x) for x in raw["inputs"]],
-            outputs=[IoInfo(**x) for x in raw["outputs"]],
-            layers=[LayerInfo(**x) for x in raw["layers"]],
-            tensors=[TensorInfo(**x) for x in raw["tensors"]],
-        )
-
-
 def _c_array(values: np.ndarray, per_line: int = 16) -> str:
     items = [str(int(v)) for v in np.asarray(values).reshape(-1)]
     lines = (", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line))
@@ -104,18 +36,22 @@ def _c_array(values: np.ndarray, per_line: int = 16) -> str:
 
 
 def template_environment() -> jinja2.Environment:
+    """The environment of every C and linker-script template: `c_array` for constants, `comment`
+    for any text from outside mcudeploy (codegen/ctext.py)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
     env.filters["c_array"] = _c_array
+    env.filters["comment"] = comment_text
     return env
 
 
 @dataclass(frozen=True)
 class _LayerView:
-    """A layer with the addresses the templates need filled in."""
+    """A layer with the addresses the templates need filled in; `in_place`: the tensor whose
+    storage its output reuses."""
 
     layer: Layer
     input_exprs: list[str]
@@ -124,6 +60,7 @@ class _LayerView:
     scratch_bytes: int
     query_call: str
     shapes: str
+    in_place: str | None
     body: str = ""
 
     def __getattr__(self, item: str):
@@ -155,21 +92,24 @@ def _view(layer: Layer, graph: Graph, lowered: LoweredModel, layout: ArenaLayout
         query = f"{layer.scratch.function}({args})"
     shapes = " + ".join(str(list(graph.tensor(n).shape)) for n in layer.inputs)
     shapes += f" -> {list(graph.tensor(layer.output).shape)}"
-    if layer.index in layout.in_place:
-        shapes += f", in place over {layout.in_place[layer.index]}"
     return _LayerView(layer, [expr(n) for n in layer.inputs], expr(layer.output), scratch_expr,
-                      scratch, query, shapes)
+                      scratch, query, shapes, layout.in_place.get(layer.index))
 
 
 def emit_model(
     graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str,
+    check_layer: Callable[[Layer, str], None] | None = None,
 ) -> Manifest:
-    """Write model.c, model.h and manifest.json into `out_dir`; returns the manifest."""
+    """Write model.c, model.h and manifest.json into `out_dir`; returns the manifest. Each layer's
+    rendered C is passed to `check_layer` before anything is written."""
     env = template_environment()
     views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
              for layer in lowered.layers]
     views = [replace(v, body=env.get_template(v.layer.template).render(l=v).strip()) for v in views]
+    for view in views:
+        if check_layer is not None:
+            check_layer(view.layer, view.body)
 
     def io(name: str) -> IoInfo:
         t = graph.tensor(name)

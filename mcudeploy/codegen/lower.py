@@ -2,6 +2,8 @@
 
 Each lowering is a plain function of (op, graph) returning a `Layer`; emission renders the layer's
 template, so nothing here builds C text. RESHAPE lowers to nothing: its output aliases its input.
+Every C name (a layer's `l<index>_<kind>` and its suffixes, a variable's `state<i>`) is made here
+from positions and mcudeploy's own op kinds, never from a name in the model file (codegen/ctext.py).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mcudeploy.arith import params as qp
 from mcudeploy.ir import Graph, Op
-from mcudeploy.quantize import params as qp
 from mcudeploy.reference import KERNELS
 from mcudeploy.support import broadcast_block
 

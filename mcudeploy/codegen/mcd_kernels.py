@@ -4,7 +4,7 @@ Each rewrite turns a plainly lowered layer (convolution, fully connected, depthw
 ADD) into one whose template (`mcd_*.c.j2`, helpers in firmware/include/mcdk.h) computes it in C
 specialised to the layer: channel counts, kernel size, strides and padding are constants, the
 constants sit in flash in the order the inner loop reads them, and the requantization is fused
-into the loop. The arithmetic is TFLite int8's (mcudeploy.quantize.arith), for two instruction
+into the loop. The arithmetic is TFLite int8's (mcudeploy.arith), for two instruction
 sets:
 
 - `dsp`: the DSP extension (Cortex-M4, M7, M33, M55). SMLAD multiplies two pairs of 16-bit values

@@ -3,7 +3,8 @@
 A tuning file (JSON, `DIR/tuning.json` beside a build) holds one entry per measured layer shape,
 keyed by
 - the layer's signature: its kind, input, filter and output dims, stride, dilation, padding and
-  channel multiplier, which is all the instruction count depends on;
+  channel multiplier (a fully connected layer: its dims and whether it is per-channel), which is
+  all the instruction count depends on;
 - the CPU class (plain, dsp, mve);
 - the NN library: its name (with the version, for a pack) and a digest of its sources and headers,
   so that a changed library is measured again;
@@ -14,14 +15,11 @@ instructions, bit-exact or why not) and the one chosen: the fastest bit-exact on
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 
-from mcudeploy.build import NNLibrary
 from mcudeploy.codegen.candidates import (
     CANDIDATES,
     GENERATED,
@@ -35,6 +33,7 @@ from mcudeploy.codegen.candidates import (
 from mcudeploy.codegen.lower import Dims, Layer, lower
 from mcudeploy.errors import InputError
 from mcudeploy.ir import Graph
+from mcudeploy.nnlib import NNLibrary
 
 FORMAT = 1
 
@@ -45,29 +44,24 @@ def _dims(d: Dims) -> str:
 
 def layer_signature(layer: Layer) -> str:
     """What a plainly lowered layer's instruction count depends on, as one line: a convolution's
-    dims, stride, dilation, padding and multiplier; an element-wise layer's block and repeats."""
+    dims, stride, dilation, padding and multiplier; a fully connected layer's dims and whether it is
+    per-channel; an element-wise layer's block and repeats."""
     v = layer.values
     if "block_size" in v:
         strides = ",".join(str(s) for s in v["strides"])
         return f"{layer.op.kind} block {v['block_size']} repeats {v['repeats']} strides {strides}"
-    if "stride" not in v:  # fully connected
-        return f"{layer.op.kind} in {_dims(v['input_dims'])} filter {_dims(v['filter_dims'])}"
+    if layer.op.kind == "fully_connected":
+        return (f"fully_connected in {_dims(v['input_dims'])} filter {_dims(v['filter_dims'])} "
+                f"out {_dims(v['output_dims'])}" + (" per-channel" if v["per_channel"] else ""))
     text = (f"{layer.op.kind} in {_dims(v['input_dims'])} filter {_dims(v['filter_dims'])} "
             f"out {_dims(v['output_dims'])} stride {v['stride'][0]},{v['stride'][1]} "
             f"dilation {v['dilation'][0]},{v['dilation'][1]} padding {v['padding'][0]},{v['padding'][1]}")
     return text + (f" mult {v['ch_mult']}" if "ch_mult" in v else "")
 
 
-@cache
 def library_id(library: NNLibrary) -> str:
     """The library's name and a digest of its sources and headers."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(s) for s in library.sources):
-        digest.update(path.read_bytes())
-    for folder in library.include_dirs:
-        for header in sorted(Path(folder).rglob("*.h")):
-            digest.update(header.read_bytes())
-    return f"{library.name} #{digest.hexdigest()[:12]}"
+    return f"{library.name} #{library.digest[:12]}"
 
 
 def entry_key(signature: str, cpu_class: str, library: str) -> str:
@@ -97,6 +91,10 @@ class TuningEntry:
     candidates: tuple[CandidateFigures, ...]
     method: str
     measured_on: str = ""  # the model and layer it was measured on, for people
+    # The chosen candidate in the model it was measured on with every layer as chosen (the final
+    # firmware): with link-time optimisation a kernel costs more when several layers share it.
+    in_model: int | None = None
+    in_model_ticks: int | None = None
 
     @property
     def key(self) -> str:
@@ -168,6 +166,7 @@ class LayerTuning:
     source: str
     candidates: tuple[CandidateFigures, ...] = ()
     method: str = ""
+    in_model: int | None = None  # the chosen candidate's instructions in the model as chosen
 
     @property
     def baseline(self) -> CandidateFigures | None:
@@ -207,7 +206,8 @@ def model_tuning(graph: Graph, library: NNLibrary, cpu_class: str, tuning: Tunin
             f for c in options if (f := entry.figures(c.name)) is not None)
         rows.append(LayerTuning(layer.index, layer.name, layer.op.origin, choose(layer, options).name,
                                 "default" if entry is None else "tuned", measured,
-                                "" if entry is None else entry.method))
+                                "" if entry is None else entry.method,
+                                None if entry is None else entry.in_model))
     return rows
 
 

@@ -5,7 +5,9 @@ Conv OIHW → OHWI, depthwise (group == C_in) → [1, KH, KW, C_out], Gemm/MatMu
 columns permuted when they read a flattened NCHW tensor. BatchNormalization is folded into the
 convolution before it (or becomes a 1x1 depthwise convolution), ReLU/Clip are fused into their
 producer, a MatMul followed by the addition of a constant vector becomes one fully connected layer.
-Anything else is refused naming the node, its type, the attribute and the reason.
+Anything else is refused naming the node, its type, the attribute and the reason; so are
+constants of the wrong shape or type, and weights that folding makes non-finite (a float32
+overflow).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from onnx import helper
 
 from mcudeploy import ir
 from mcudeploy.errors import UnsupportedError
+from mcudeploy.finite import nonfinite
 from mcudeploy.frontends.layout import Layout
 from mcudeploy.frontends.onnx_graph import OnnxGraph, load_onnx_graph
 from mcudeploy.frontends.padding import same_padding
@@ -40,6 +43,7 @@ class OnnxImport:
     model: onnx.ModelProto
     onnx_inputs: tuple[str, ...]
     onnx_outputs: tuple[str, ...]
+    where: str  # the file, as refusals name it
 
 
 def load_onnx(path: Path, batch: int = 1) -> OnnxImport:
@@ -73,10 +77,33 @@ class _Converter:
         return self.og.constants.get(name) if name else None
 
     def need_const(self, name: str, what: str) -> np.ndarray:
+        """A constant input: floats as float32 (finite), integers as they are."""
         value = self.const(name)
         if value is None:
             raise self.refuse(f"{what} ({name!r}) must be a constant")
-        return value.astype(np.float32) if value.dtype.kind == "f" else value
+        if value.dtype.kind not in "fiub":
+            raise self.refuse(f"{what} ({name!r}) holds {value.dtype} values, not numbers")
+        if value.dtype.kind != "f":
+            return value
+        with np.errstate(over="ignore"):
+            value = value.astype(np.float32)
+        bad = nonfinite(value)
+        if bad is not None:
+            raise self.refuse(f"{what} ({name!r}) holds {bad} in float32")
+        return value
+
+    def need_scalar(self, name: str, what: str) -> float:
+        value = self.need_const(name, what)
+        if value.size != 1:
+            raise self.refuse(f"{what} ({name!r}) of shape {list(value.shape)} must be one number")
+        return float(value.reshape(-1)[0])
+
+    def ir_axis(self, layout: Layout, axis: int, what: str = "axis") -> int:
+        """The IR axis of ONNX axis `axis` of a tensor of `layout`; out of range is refused."""
+        rank = len(layout.onnx_shape)
+        if not -rank <= axis < rank:
+            raise self.refuse(f"attribute {what}={axis} is out of range for a {rank}-D tensor")
+        return layout.axis_to_ir(axis)
 
     def layout(self, name: str) -> Layout:
         name = self.ir_name(name)
@@ -138,16 +165,43 @@ class _Converter:
             if handler is None:
                 raise self.refuse(f"operator type {node.op_type} is not supported "
                                   f"(supported: {', '.join(sorted(HANDLERS))})")
-            handler.convert(self, node, _attributes(node))
+            with np.errstate(over="ignore", invalid="ignore"):  # overflows are refused just below
+                handler.convert(self, node, _attributes(node))
+        self.check_constants()
         outputs = tuple(self.ir_name(n) for n in self.og.outputs)
         for onnx_name, name in zip(self.og.outputs, outputs, strict=True):
-            if name in self.og.inputs:
-                raise UnsupportedError(f"{self.og.where}: output {onnx_name!r} is a model input")
+            self.check_output(onnx_name, name)
         used = {n for op in self.ops for n in op.inputs} | set(outputs) | set(self.og.inputs)
         tensors = {k: v for k, v in self.tensors.items() if k in used}
         graph = ir.Graph(self.name, tensors, tuple(self.ops), tuple(self.og.inputs), outputs)
         layouts = {k: v for k, v in self.layouts.items() if k in tensors}
-        return OnnxImport(graph, layouts, self.og.model, tuple(self.og.inputs), tuple(self.og.outputs))
+        return OnnxImport(graph, layouts, self.og.model, tuple(self.og.inputs), tuple(self.og.outputs),
+                          self.og.where)
+
+    def check_output(self, onnx_name: str, name: str) -> None:
+        """A graph output must be a tensor the imported graph computes."""
+        where = self.og.where
+        if name in self.og.inputs:
+            raise UnsupportedError(f"{where}: output {onnx_name!r} is a model input")
+        if any(name in op.outputs for op in self.ops):
+            return
+        if onnx_name in self.og.constants:
+            raise UnsupportedError(f"{where}: output {onnx_name!r} is a constant: it depends on no input")
+        producer = next((self.og.node_label(node, i) for i, node in enumerate(self.og.nodes)
+                         if onnx_name in node.output), f"output {onnx_name!r}")
+        raise UnsupportedError(f"{where}: {producer}: its output {onnx_name!r} is a graph output that "
+                               "mcudeploy does not compute (only a node's first output is imported)")
+
+    def check_constants(self) -> None:
+        """Weights and biases that folding (BatchNormalization, Gemm's alpha and beta, an added
+        bias) made non-finite are refused, naming the node they came from."""
+        for op in self.ops:
+            for name in op.inputs:
+                t = self.tensors[name]
+                bad = nonfinite(t.data) if t.data is not None else None
+                if bad is not None:
+                    raise UnsupportedError(f"{self.og.where}: {op.origin}: {name!r} holds {bad} once "
+                                           "folded (a float32 overflow)")
 
 
 def _attributes(node: onnx.NodeProto) -> dict:
@@ -178,6 +232,8 @@ def _window(c: _Converter, node: onnx.NodeProto, attrs: dict, spatial: int,
     if auto != "NOTSET":
         raise c.refuse(f"attribute auto_pad={auto} is not supported")
     pads = list(attrs.get("pads", [0] * (2 * spatial)))
+    if len(pads) != 2 * spatial or any(p < 0 for p in pads):
+        raise c.refuse(f"attribute pads={pads} must be {2 * spatial} numbers, none negative")
     if spatial == 1:
         return ir.Padding(left=pads[0], right=pads[1])
     return ir.Padding(top=pads[0], left=pads[1], bottom=pads[2], right=pads[3])
@@ -190,6 +246,9 @@ def _spatial_params(c: _Converter, node: onnx.NodeProto, attrs: dict, x: Layout,
         raise c.refuse(f"a {spatial}-D window on a {len(x.onnx_shape)}-D input is not supported")
     strides = list(attrs.get("strides", [1] * spatial))
     dilations = list(attrs.get("dilations", [1] * spatial))
+    for name, values in (("kernel_shape", kernel), ("strides", strides), ("dilations", dilations)):
+        if len(values) != spatial or any(v < 1 for v in values):
+            raise c.refuse(f"attribute {name}={values} must be {spatial} positive numbers")
     if spatial == 1:
         kernel, strides, dilations = [1, *kernel], [1, *strides], [1, *dilations]
     hw = (x.ir_shape[1], x.ir_shape[2])
@@ -200,6 +259,12 @@ def _conv(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     x = c.layout(node.input[0])
     w = c.need_const(node.input[1], "the weights")
     bias = c.need_const(node.input[2], "the bias") if len(node.input) > 2 and node.input[2] else None
+    if w.ndim not in (3, 4):
+        raise c.refuse(f"weights ({node.input[1]!r}) of shape {list(w.shape)} are not supported "
+                       "(need [C_out, C_in/group, KH, KW] or [C_out, C_in/group, K])")
+    if bias is not None and bias.shape != (w.shape[0],):
+        raise c.refuse(f"the bias ({node.input[2]!r}) has shape {list(bias.shape)}; it must be "
+                       f"[{w.shape[0]}], one value per output channel")
     spatial = w.ndim - 2
     kernel, stride, dilation, hw = _spatial_params(c, node, attrs, x, list(w.shape[2:]))
     padding = _window(c, node, attrs, spatial, hw, kernel, stride, dilation)
@@ -224,11 +289,20 @@ def _conv(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
 def _batch_norm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     if len(node.output) > 1 and any(node.output[1:]):
         raise c.refuse("training-mode BatchNormalization (extra outputs) is not supported")
+    x = c.layout(node.input[0])
+    channels = x.onnx_shape[1] if len(x.onnx_shape) > 1 else 1
     scale, shift, mean, var = (c.need_const(n, what) for n, what in
                                zip(node.input[1:5], ("scale", "B", "mean", "var"), strict=True))
-    factor = (scale / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))).astype(np.float32)
+    for name, value in zip(node.input[1:5], (scale, shift, mean, var), strict=True):
+        if value.shape != (channels,):
+            raise c.refuse(f"parameter {name!r} has shape {list(value.shape)}; it must be [{channels}]")
+    spread = var + float(attrs.get("epsilon", 1e-5))
+    if not (spread > 0).all():
+        channel = int(np.flatnonzero(~(spread > 0))[0])
+        raise c.refuse(f"var ({node.input[4]!r}) + epsilon is {float(spread[channel]):g} at channel "
+                       f"{channel}; it must be positive")
+    factor = (scale / np.sqrt(spread)).astype(np.float32)
     offset = (shift - mean * factor).astype(np.float32)
-    x = c.layout(node.input[0])
     if x.kind not in ("nchw", "ncl"):
         raise c.refuse(f"BatchNormalization of a {len(x.onnx_shape)}-D tensor is not supported")
     found = c.producer(node.input[0])
@@ -276,9 +350,9 @@ def _relu(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
 def _clip(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     low, high = attrs.get("min"), attrs.get("max")
     if len(node.input) > 1 and node.input[1]:
-        low = float(c.need_const(node.input[1], "min"))
+        low = c.need_scalar(node.input[1], "min")
     if len(node.input) > 2 and node.input[2]:
-        high = float(c.need_const(node.input[2], "max"))
+        high = c.need_scalar(node.input[2], "max")
     _fuse_activation(c, node, ir.Clip(None if low is None else float(low),
                                       None if high is None else float(high)))
 
@@ -305,14 +379,29 @@ def _gemm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     if attrs.get("transA", 0):
         raise c.refuse("attribute transA=1 is not supported")
     b = c.need_const(node.input[1], "B")
+    if b.ndim != 2:
+        raise c.refuse(f"B ({node.input[1]!r}) of shape {list(b.shape)} is not a matrix")
     weights = b if attrs.get("transB", 0) else b.T
     weights = weights * float(attrs.get("alpha", 1.0))
     n = weights.shape[0]
     bias = np.zeros(n, np.float32)
     if len(node.input) > 2 and node.input[2]:
-        bias = np.broadcast_to(c.need_const(node.input[2], "C") * float(attrs.get("beta", 1.0)),
-                               (n,)).astype(np.float32)
-    _emit_fc(c, node, weights.astype(np.float32), bias)
+        bias = _gemm_bias(c, node, c.need_const(node.input[2], "C"), n) * float(attrs.get("beta", 1.0))
+    _emit_fc(c, node, weights.astype(np.float32), bias.astype(np.float32))
+
+
+def _gemm_bias(c: _Converter, node: onnx.NodeProto, value: np.ndarray, n: int) -> np.ndarray:
+    """Gemm's C as one value per output: it must broadcast to [M, N] and be the same for every row."""
+    rows = c.og.shapes[node.output[0]][0]
+    try:
+        full = np.broadcast_to(value, (rows, n))
+    except ValueError:
+        raise c.refuse(f"C ({node.input[2]!r}) of shape {list(value.shape)} does not broadcast to the "
+                       f"output's [{rows}, {n}]") from None
+    if (full != full[:1]).any():
+        raise c.refuse(f"C ({node.input[2]!r}) differs from row to row; only a bias per output column "
+                       "is supported")
+    return full[0]
 
 
 def _matmul(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
@@ -392,7 +481,7 @@ def _const_in_layout(c: _Converter, value: np.ndarray, layout: Layout) -> np.nda
 def _elementwise(kind: str) -> Callable[[_Converter, onnx.NodeProto, dict], None]:
     def convert(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
         a, b = node.input[:2]
-        ca, cb = c.const(a), c.const(b)
+        ca, cb = (c.need_const(n, "a constant input") if c.const(n) is not None else None for n in (a, b))
         if ca is not None and cb is not None:
             raise c.refuse("both inputs are constant")
         live = [n for n, v in ((a, ca), (b, cb)) if v is None]
@@ -407,7 +496,7 @@ def _elementwise(kind: str) -> Callable[[_Converter, onnx.NodeProto, dict], None
             if value is None:
                 ins.append(c.ir_name(name))
             else:
-                moved = _const_in_layout(c, value.astype(np.float32), out_layout)
+                moved = _const_in_layout(c, value, out_layout)
                 ins.append(c.new_constant(f"{node.output[0]}_operand", moved))
         attrs_ir = ir.Add(ir.NO_CLIP) if kind == "add" else ir.Mul(ir.NO_CLIP)
         c.emit(attrs_ir, tuple(ins), node.output[0], out_layout)
@@ -447,7 +536,7 @@ def _fold_bias(c: _Converter, node: onnx.NodeProto, a: str, b: str, ca, cb) -> b
         return False
     index, op = found
     layout = c.layout(live)
-    moved = _const_in_layout(c, value.astype(np.float32), layout)
+    moved = _const_in_layout(c, value, layout)
     channels = c.tensors[op.outputs[0]].shape[-1]
     if moved.size not in (1, channels) or (moved.size == channels and moved.shape[-1] != channels):
         return False
@@ -472,7 +561,7 @@ def _reduce_mean(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     if len(node.input) > 1 and node.input[1]:
         axes = c.need_const(node.input[1], "axes").reshape(-1).tolist()
     rank = len(x.onnx_shape)
-    ir_axes = sorted(x.axis_to_ir(int(a)) for a in (axes or []))
+    ir_axes = sorted(c.ir_axis(x, int(a), "axes") for a in (axes or []))
     if x.kind != "nchw" or ir_axes != [1, 2]:
         raise c.refuse(f"ReduceMean over axes {axes} of a {rank}-D tensor is not supported "
                        "(only over H and W of NCHW)")
@@ -496,7 +585,7 @@ def _softmax(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
             raise c.refuse(f"attribute axis={axis} with opset {opset} flattens several axes; "
                            "only one axis of size > 1 works")
         axis = wide[0] if wide else axis
-    if x.axis_to_ir(axis) != len(x.ir_shape) - 1:
+    if c.ir_axis(x, axis) != len(x.ir_shape) - 1:
         raise c.refuse(f"attribute axis={axis} is not the channel/last axis")
     c.emit(ir.Softmax(1.0), (c.ir_name(node.input[0]),), node.output[0],
            Layout(x.kind, c.og.shapes[node.output[0]], x.spatial))
@@ -533,7 +622,7 @@ def _concat(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     layouts = [c.layout(n) for n in node.input]
     if len({lay.kind for lay in layouts}) != 1 or layouts[0].kind == "flat":
         raise c.refuse("inputs of different or flattened layouts cannot be concatenated")
-    axis = layouts[0].axis_to_ir(int(attrs["axis"]))
+    axis = c.ir_axis(layouts[0], int(attrs["axis"]))
     out = Layout(layouts[0].kind, c.og.shapes[node.output[0]])
     c.emit(ir.Concat(axis), tuple(c.ir_name(n) for n in node.input), node.output[0], out)
 
@@ -547,14 +636,17 @@ def _pad(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
         raise c.refuse("the axes input is not supported")
     pads = attrs.get("pads")
     if len(node.input) > 1 and node.input[1]:
-        pads = c.need_const(node.input[1], "pads")
+        pads = c.need_const(node.input[1], "pads").reshape(-1)
     value = attrs.get("value", 0.0)
     if len(node.input) > 2 and node.input[2]:
-        value = float(c.need_const(node.input[2], "constant_value"))
+        value = c.need_scalar(node.input[2], "constant_value")
     if value != 0.0:
         raise c.refuse(f"constant_value={value} is not supported (only 0)")
     x = c.layout(node.input[0])
     rank = len(x.onnx_shape)
+    if pads is None or len(pads) != 2 * rank or any(p < 0 for p in pads):
+        raise c.refuse(f"pads={None if pads is None else [int(p) for p in pads]} must be {2 * rank} "
+                       "numbers, none negative")
     pairs = [(int(pads[i]), int(pads[i + rank])) for i in range(rank)]
     if x.kind == "nchw":
         pairs = [pairs[0], pairs[2], pairs[3], pairs[1]]
@@ -578,14 +670,17 @@ class Handler:
 
 _WINDOW = "2-D or 1-D; pads explicit or auto_pad SAME_UPPER/SAME_LOWER/VALID"
 HANDLERS: dict[str, Handler] = {
-    "Conv": Handler("conv2d / depthwise_conv2d", f"constant weights and bias; group divides both "
+    "Conv": Handler("conv2d / depthwise_conv2d", f"constant weights and bias (one value per output "
+                    f"channel); group divides both "
                     f"channel counts (group == C_in becomes depthwise); {_WINDOW}", _conv),
     "BatchNormalization": Handler("folded", "folded into the convolution before it, else a 1x1 "
-                                  "depthwise convolution; constant parameters; inference mode", _batch_norm),
+                                  "depthwise convolution; constant parameters, one per channel, with "
+                                  "var + epsilon > 0; inference mode", _batch_norm),
     "Relu": Handler("fused", "fused into the convolution, fully connected, pooling, Add or Mul before "
                     "it, whose output nothing else reads", _relu),
     "Clip": Handler("fused", "as Relu; constant min/max", _clip),
-    "Gemm": Handler("fully_connected", "transA = 0; constant B and C", _gemm),
+    "Gemm": Handler("fully_connected", "transA = 0; constant 2-D B; constant C that broadcasts to "
+                    "[M, N] with every row the same", _gemm),
     "MatMul": Handler("fully_connected", "constant 2-D second input; an Add of a constant vector after "
                       "it becomes the bias", _matmul),
     "AveragePool": Handler("pool2d", f"{_WINDOW}; ceil_mode = 0; padding other than SAME or VALID only "

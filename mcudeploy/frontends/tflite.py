@@ -14,8 +14,9 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from mcudeploy import ir
-from mcudeploy.errors import ModelFormatError, UnsupportedError
+from mcudeploy.errors import MCUDeployError, ModelFormatError, UnsupportedError
 from mcudeploy.frontends.padding import same_padding
+from mcudeploy.frontends.tflite_checks import builtin_name, check_model
 
 _DTYPES = {
     fb.TensorType.FLOAT32: "float32", fb.TensorType.INT32: "int32", fb.TensorType.UINT8: "uint8",
@@ -23,13 +24,13 @@ _DTYPES = {
     fb.TensorType.BOOL: "bool", fb.TensorType.RESOURCE: "resource",
 }
 _TYPE_NAMES = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
-_OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 _ACTIVATIONS = {
     fb.ActivationFunctionType.NONE: ir.NO_CLIP,
     fb.ActivationFunctionType.RELU: ir.Clip(0.0, None),
     fb.ActivationFunctionType.RELU6: ir.Clip(0.0, 6.0),
     fb.ActivationFunctionType.RELU_N1_TO_1: ir.Clip(-1.0, 1.0),
 }
+_VARIABLE = "variable:"  # the IR names of resource variables start so
 
 
 @dataclass
@@ -181,8 +182,18 @@ def _strided_slice(op: _Operator) -> ir.Op:
         b, e = _axis_bounds(int(begin[i]), int(end[i]), dim, bool(o.beginMask & (1 << i)),
                             bool(o.endMask & (1 << i)) and not shrink)
         bounds.append((b, b + 1 if shrink else e))
+    extents = [len(range(b, e, int(step))) for (b, e), step in zip(bounds, strides, strict=True)]
+    _check_output_shape(op, 0, [n for i, n in enumerate(extents) if not o.shrinkAxisMask & (1 << i)])
     attrs = ir.Slice(tuple(b for b, _ in bounds), tuple(e for _, e in bounds), tuple(int(x) for x in strides))
     return _make(op, attrs, op.inputs[:1])
+
+
+def _check_output_shape(op: _Operator, position: int, expected: list[int]) -> None:
+    """TFLite requires a slice's output to have the slice's own shape (TFLM refuses others)."""
+    found = list(op.shape(position, output=True))
+    if found != expected:
+        raise ModelFormatError(f"{op.state.where}: {op.origin}: output {position} "
+                               f"({op.outputs[position]}) has shape {found}, the slice gives {expected}")
 
 
 def _split_v(op: _Operator) -> list[ir.Op]:
@@ -212,6 +223,7 @@ def _split(op: _Operator, x: str, sizes: list[int], axis: int) -> list[ir.Op]:
         begin = [0] * len(shape)
         end = list(shape)
         begin[axis], end[axis] = start, start + size
+        _check_output_shape(op, k, [e - b for b, e in zip(begin, end, strict=True)])
         attrs = ir.Slice(tuple(begin), tuple(end), (1,) * len(shape))
         ops.append(ir.Op(f"op{op.index}_{op.type_name.lower()}_{k}", attrs, (x,), (out,), op.origin))
         start += size
@@ -269,9 +281,9 @@ def _variable(op: _Operator, handle: str, like: ir.Tensor) -> str:
 
 
 def _var_handle(op: _Operator) -> list[ir.Op]:
-    shared = op.options.sharedName.decode() if op.options.sharedName else op.outputs[0]
-    container = op.options.container.decode() if op.options.container else ""
-    op.state.handles[op.outputs[0]] = f"variable:{container}/{shared}" if container else f"variable:{shared}"
+    shared = op.options.sharedName.decode("utf-8", "replace") if op.options.sharedName else op.outputs[0]
+    container = op.options.container.decode("utf-8", "replace") if op.options.container else ""
+    op.state.handles[op.outputs[0]] = _VARIABLE + (f"{container}/{shared}" if container else shared)
     return []
 
 
@@ -413,23 +425,22 @@ def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
         model = fb.ModelT.InitFromObj(fb.Model.GetRootAs(data, 0))
     except Exception as exc:  # flatbuffers raises IndexError/struct.error/... on damage
         raise ModelFormatError(f"{where}: corrupt TFLite flatbuffer ({exc!r})") from exc
+    check_model(model, data, where)
     try:
         return _to_graph(model, data, name, where)
+    except MCUDeployError as exc:  # the converters name the operator; the file goes first
+        if str(exc).startswith(where):
+            raise
+        raise type(exc)(f"{where}: {exc}") from None
     except (IndexError, TypeError, ValueError, AttributeError) as exc:
         raise ModelFormatError(f"{where}: inconsistent TFLite model ({exc})") from exc
 
 
 def _type_name(model: fb.ModelT, top: fb.OperatorT) -> str:
-    code = model.operatorCodes[top.opcodeIndex]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    if builtin == fb.BuiltinOperator.CUSTOM:
-        return f"CUSTOM {code.customCode.decode() if code.customCode else '?'}"
-    return _OP_NAMES.get(builtin, f"builtin {builtin}")
+    return builtin_name(model.operatorCodes[top.opcodeIndex])
 
 
 def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
-    if not model.subgraphs:
-        raise ModelFormatError(f"{where}: the model has no subgraph")
     sub = model.subgraphs[0]
     tensors, names = _tensors(model, sub, data, where)
     state = _State(model, data, where, {}, {}, {})
@@ -488,14 +499,16 @@ def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[s
     for k, name in enumerate(inputs):
         users = [op for op in ops if name in op.inputs]
         if tensors[name].dtype == "float32" and len(users) == 1 and users[0].kind == "quantize" \
-                and tensors[users[0].outputs[0]].dtype == "int8":
+                and tensors[users[0].outputs[0]].dtype == "int8" \
+                and tensors[users[0].outputs[0]].shape == tensors[name].shape:
             inputs[k] = users[0].outputs[0]
             float_io[inputs[k]] = name
             ops = [op for op in ops if op is not users[0]]
     for k, name in enumerate(outputs):
         producer = next((op for op in ops if name in op.outputs), None)
         if tensors[name].dtype == "float32" and producer is not None and producer.kind == "quantize" \
-                and tensors[producer.inputs[0]].dtype == "int8" and producer.inputs[0] not in inputs:
+                and tensors[producer.inputs[0]].dtype == "int8" and producer.inputs[0] not in inputs \
+                and tensors[producer.inputs[0]].shape == tensors[name].shape:
             outputs[k] = producer.inputs[0]
             float_io[producer.inputs[0]] = name
             ops = [op for op in ops if op is not producer]
@@ -524,7 +537,7 @@ def _tensors(
     names: list[str] = []
     for index, t in enumerate(sub.tensors or []):
         base = t.name.decode("utf-8", "replace") if t.name else f"tensor{index}"
-        unique = base if base not in tensors else f"{base}#{index}"
+        unique = _unique_name(base, index, tensors)
         names.append(unique)
         dtype = _DTYPES.get(t.type)
         if dtype is None:
@@ -537,6 +550,18 @@ def _tensors(
             data=_buffer(model, t, data, dtype, shape, index, where),
         )
     return tensors, names
+
+
+def _unique_name(base: str, index: int, taken: dict[str, ir.Tensor]) -> str:
+    """Tensor `index`'s name in the IR: its name in the file, unless an earlier tensor has it
+    (then `name#index`, or more `#` while that is taken too) or it starts as the names of resource
+    variables do (`variable:`; then `tensor<index> name`)."""
+    unique = base if base not in taken else f"{base}#{index}"
+    if unique.startswith(_VARIABLE):
+        unique = f"tensor{index} {unique}"
+    while unique in taken:
+        unique += "#"
+    return unique
 
 
 def _quant(q: fb.QuantizationParametersT | None) -> ir.QuantParams | None:
@@ -552,6 +577,9 @@ def _buffer(model: fb.ModelT, t: fb.TensorT, data: bytes, dtype: str, shape: tup
     if t.buffer <= 0 or t.buffer >= len(model.buffers or []):
         return None
     buf = model.buffers[t.buffer]
+    if dtype == "resource" and ((buf.data is not None and len(buf.data) > 0) or buf.offset > 1):
+        raise ModelFormatError(f"{where}: tensor {index} is a RESOURCE handle but holds data "
+                               f"(buffer {t.buffer})")
     if buf.data is not None and len(buf.data) > 0:
         raw = np.asarray(buf.data, dtype=np.uint8).tobytes()
     elif buf.offset > 1:

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from mcudeploy.arith import params as qp
 from mcudeploy.ir import Graph, Op
-from mcudeploy.quantize import params as qp
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.elementwise import add, mul
 from mcudeploy.reference.pooling import mean, pool2d

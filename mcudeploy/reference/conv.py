@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from mcudeploy.arith import requantize
+from mcudeploy.arith.params import ConvParams
 from mcudeploy.ir import Padding
-from mcudeploy.quantize.arith import requantize
-from mcudeploy.quantize.params import ConvParams
 
 
 def _windows(

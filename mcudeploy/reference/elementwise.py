@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcudeploy.quantize.arith import requantize, wrap_int32
-from mcudeploy.quantize.params import AddParams, MulParams
+from mcudeploy.arith import requantize, wrap_int32
+from mcudeploy.arith.params import AddParams, MulParams
 
 
 def add(a: np.ndarray, b: np.ndarray, p: AddParams) -> np.ndarray:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mcudeploy.arith import requantize
+from mcudeploy.arith.params import MeanParams, PoolParams
 from mcudeploy.ir import Pool2D
-from mcudeploy.quantize.arith import requantize
-from mcudeploy.quantize.params import MeanParams, PoolParams
 
 
 def pool2d(x: np.ndarray, attrs: Pool2D, p: PoolParams, out_shape: tuple[int, ...]) -> np.ndarray:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcudeploy.quantize.arith import rounding_divide_by_pot, srdhm, wrap_int32
-from mcudeploy.quantize.fixedpoint import exp_on_negative_values, one_over_one_plus_x
-from mcudeploy.quantize.params import SOFTMAX_DIFF_INTEGER_BITS, SoftmaxParams
+from mcudeploy.arith import rounding_divide_by_pot, srdhm, wrap_int32
+from mcudeploy.arith.fixedpoint import exp_on_negative_values, one_over_one_plus_x
+from mcudeploy.arith.params import SOFTMAX_DIFF_INTEGER_BITS, SoftmaxParams
 
 ACCUM_INTEGER_BITS = 12
 

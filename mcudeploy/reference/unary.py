@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcudeploy.quantize.arith import requantize, rounding_divide_by_pot
-from mcudeploy.quantize.fixedpoint import logistic as fixed_logistic
-from mcudeploy.quantize.fixedpoint import tanh as fixed_tanh
-from mcudeploy.quantize.params import (
+from mcudeploy.arith import requantize, rounding_divide_by_pot
+from mcudeploy.arith.fixedpoint import logistic as fixed_logistic
+from mcudeploy.arith.fixedpoint import tanh as fixed_tanh
+from mcudeploy.arith.params import (
     LOGISTIC_INPUT_INTEGER_BITS,
     HardSwishParams,
     LeakyReluParams,

@@ -1,16 +1,32 @@
 """The run report: one record, written as report.json (for scripts; schema in docs/report.md),
-report.txt and report.html (for people)."""
+report.txt and report.html (for people).
+
+report.json is strict JSON: a number that is not finite (the SNR of outputs equal to their
+reference is infinite) is written as null.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mcudeploy.localise import Localisation
-from mcudeploy.verify import Mismatch
+from mcudeploy.verify.compare import Mismatch
+from mcudeploy.verify.localise import Localisation
 
 SCHEMA_VERSION = 2
+
+
+def strict_json(value: object) -> object:
+    """`value` with every float that is not finite (inf, NaN) replaced by None (JSON null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
 
 
 @dataclass
@@ -43,7 +59,7 @@ class RunReport:
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        return json.dumps(strict_json(asdict(self)), indent=2, allow_nan=False) + "\n"
 
     def write(self, directory: Path) -> None:
         """report.json, report.txt and report.html in `directory`."""

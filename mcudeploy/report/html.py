@@ -8,9 +8,9 @@ from __future__ import annotations
 import jinja2
 from markupsafe import Markup
 
-from mcudeploy.localise import format_indices
 from mcudeploy.report import RunReport
 from mcudeploy.report.svg import bar_chart, heatmap
+from mcudeploy.verify.localise import format_indices
 
 _MEMORY_PARTS = ("code", "weights", "data", "bss", "arena", "stack")
 _MAX_BARS = 200

@@ -8,8 +8,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mcudeploy.localise import format_indices as _indices
+from mcudeploy import terminal
 from mcudeploy.report import RunReport
+from mcudeploy.verify.localise import format_indices as _indices
 
 _VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold dark_orange"}
 
@@ -19,7 +20,7 @@ def _summary(report: RunReport) -> Table:
     table.add_column("what", style="bold")
     table.add_column("value")
     verdict = report.verdict.upper()
-    table.add_row("verdict", f"[{_VERDICT_STYLE[report.verdict]}]{verdict}[/]")
+    table.add_row("verdict", Text(verdict, style=_VERDICT_STYLE[report.verdict]))
     table.add_row("vectors", f"{report.bit_exact_vectors} of {report.vectors} bit-exact")
     table.add_row("oracles", ", ".join(report.oracles))
     table.add_row("runner / library", f"{report.runner} / {report.library}")
@@ -43,7 +44,7 @@ def _summary(report: RunReport) -> Table:
         table.add_row("instructions", f"{report.instructions.get('per_inference')} per inference "
                       f"({report.instructions.get('method')})")
     if report.error:
-        table.add_row("error", Text(report.error, style="red"))
+        table.add_row("error", Text(terminal.printable(report.error), style="red"))
     return table
 
 
@@ -76,19 +77,20 @@ def _mismatches(report: RunReport) -> Table | None:
 
 
 def print_report(report: RunReport, console: Console | None = None) -> None:
-    """Print the summary to the terminal (colour only on a TTY)."""
-    console = console or Console()
+    """Print the summary to the terminal (colour only on a TTY); names print as they are, on a
+    console from mcudeploy.terminal."""
+    console = console or terminal.console()
     console.print(_summary(report))
     for table in (_mismatches(report), _layers(report)):
         if table is not None:
             console.print(table)
     if report.localisation is not None:
         console.print(Text.assemble(("localised: ", "bold"),
-                                    (report.localisation.describe(), "bold yellow")))
+                                    (terminal.printable(report.localisation.describe()), "bold yellow")))
 
 
 def render_text(report: RunReport) -> str:
     """The same summary as plain text, for report.txt."""
     buffer = io.StringIO()
-    print_report(report, Console(file=buffer, width=100, no_color=True, force_terminal=False))
+    print_report(report, terminal.console(file=buffer, width=100, no_color=True, force_terminal=False))
     return buffer.getvalue()

@@ -1,5 +1,5 @@
 /*
- * Which NVIC lines a CMSDK UART raises, found on the emulator itself (tests/test_device_runtime.py
+ * Which NVIC lines a CMSDK UART raises, found on the emulator itself (tests/test_runtime_uart.py
  * checks each QEMU board file's uart.rx_irq against it). Not the runtime: its own vectors, no
  * handlers, interrupts masked throughout, every NVIC line enabled so that any of them can pend.
  *

@@ -9,6 +9,7 @@
 #ifndef ARM_NN_TYPES_H
 #define ARM_NN_TYPES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -24,12 +25,26 @@ typedef enum
     ARM_CMSIS_NN_FAILURE = -3,       /**< Any other failure. */
 } arm_cmsis_nn_status;
 
+/** Activation function of arm_nn_activation_s16 and of the LSTM gates. */
+typedef enum
+{
+    ARM_SIGMOID = 0, /**< Logistic function. */
+    ARM_TANH = 1,    /**< Hyperbolic tangent. */
+} arm_nn_activation_type;
+
 /** A 2-D extent (stride, padding, dilation). */
 typedef struct
 {
     int32_t w; /**< Width. */
     int32_t h; /**< Height. */
 } cmsis_nn_tile;
+
+/** Bias of the int16 convolutions: int32 or int64 values. */
+typedef struct
+{
+    const void *data;         /**< Bias values, or NULL for no bias. */
+    const bool is_int32_bias; /**< true: data is int32_t[C_out]; false: int64_t[C_out]. */
+} cmsis_nn_bias_data;
 
 /** Tensor dimensions, always in NHWC order. */
 typedef struct
@@ -122,6 +137,87 @@ typedef struct
     int32_t num_dims;               /**< Rank of the tensor, 1 to 4. */
     const uint32_t *permutations;   /**< Output axis i is input axis permutations[i]. */
 } cmsis_nn_transpose_params;
+
+/** The two lookup tables of arm_softmax_s16, 513 int16 values each (see arm_softmax_s16). */
+typedef struct
+{
+    const int16_t *exp_lut;        /**< exp(x) for x in [-10, 0]. */
+    const int16_t *one_by_one_lut; /**< 1 / (1 + x) for x in [0, 1]. */
+} cmsis_nn_softmax_lut_s16;
+
+/** Requantization of one tensor (multiplier and shift as in cmsis_nn_per_tensor_quant_params). */
+typedef struct
+{
+    int32_t multiplier; /**< Q31 multiplier. */
+    int32_t shift;      /**< Shift (positive = left). */
+} cmsis_nn_scaling;
+
+/** Sizes of an LSTM (part of Arm's API; not used by the LSTM functions, which read
+ * cmsis_nn_lstm_params). */
+typedef struct
+{
+    int32_t max_time;
+    int32_t num_inputs;
+    int32_t num_batches;
+    int32_t num_outputs;
+} cmsis_nn_lstm_dims;
+
+/** One gate of an LSTM: gate = activation(FC(input) + FC(hidden state)), see
+ * arm_lstm_unidirectional_s8. */
+typedef struct
+{
+    int32_t input_multiplier;          /**< Requantization of the input FC (to the gate's Q3.12). */
+    int32_t input_shift;               /**< Its shift (positive = left). */
+    const void *input_weights;         /**< int8 [hidden_size][input_size]. */
+    const void *input_effective_bias;  /**< [hidden_size]: bias + input_offset * row sums of
+                                            input_weights (int32 for s8, int64 for s16). */
+    int32_t hidden_multiplier;         /**< Requantization of the recurrent FC. */
+    int32_t hidden_shift;              /**< Its shift (positive = left). */
+    const void *hidden_weights;        /**< int8 [hidden_size][hidden_size]. */
+    const void *hidden_effective_bias; /**< [hidden_size]: -output_offset * row sums of
+                                            hidden_weights (int32 for s8, int64 for s16). */
+    const void *bias;                  /**< The gate's own bias (not read by the LSTM functions:
+                                            input_effective_bias includes it). */
+    arm_nn_activation_type activation_type; /**< ARM_SIGMOID, or the cell gate's activation. */
+} cmsis_nn_lstm_gate;
+
+/** An LSTM layer (TFLite UNIDIRECTIONAL_SEQUENCE_LSTM without peephole, projection or layer
+ * normalisation), see arm_lstm_unidirectional_s8. */
+typedef struct
+{
+    int32_t time_major;  /**< Non-zero: input [time][batch][input_size]; 0: [batch][time][...]. */
+    int32_t batch_size;  /**< Batches. */
+    int32_t time_steps;  /**< Time steps per call. */
+    int32_t input_size;  /**< Values of one input step. */
+    int32_t hidden_size; /**< Values of the hidden state (and of one output step). */
+
+    int32_t input_offset; /**< Negated input zero point (0 for s16). */
+
+    int32_t forget_to_cell_multiplier; /**< forget gate * cell state -> cell state. */
+    int32_t forget_to_cell_shift;
+    int32_t input_to_cell_multiplier; /**< input gate * cell gate -> cell state. */
+    int32_t input_to_cell_shift;
+    int32_t cell_clip;        /**< Cell state clamp [-cell_clip, cell_clip]; 0 = no clamp. */
+    int32_t cell_scale_power; /**< Cell state scale = 2^cell_scale_power. */
+
+    int32_t output_multiplier; /**< tanh(cell) * output gate -> hidden state. */
+    int32_t output_shift;
+    int32_t output_offset; /**< Hidden state (output) zero point (0 for s16). */
+
+    cmsis_nn_lstm_gate forget_gate;
+    cmsis_nn_lstm_gate input_gate;
+    cmsis_nn_lstm_gate cell_gate;
+    cmsis_nn_lstm_gate output_gate;
+} cmsis_nn_lstm_params;
+
+/** Caller-owned buffers of the LSTM functions, batch_size * hidden_size int16 values each. */
+typedef struct
+{
+    void *temp1;      /**< Scratch. */
+    void *temp2;      /**< Scratch. */
+    void *cell_state; /**< The cell state: zeroed by arm_lstm_unidirectional_*, carried from step
+                           to step (and from call to call of arm_nn_lstm_step_*). */
+} cmsis_nn_lstm_context;
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,11 @@
 /*
- * nnref: internal helpers (not part of the public API; generated code must not include this).
+ * nnref: internal helpers (not part of the public API; generated code must not include this,
+ * except to call arm_nn_lstm_step_s8/_s16, Arm's internal LSTM step of the same name and
+ * arguments, the only way to keep an LSTM's state from one call to the next).
  *
- * Fixed-point arithmetic of the TFLite int8 reference kernels ("double rounding" requantization)
- * and of the gemmlowp fixed-point routines used by the int8 softmax, written from their
+ * Fixed-point arithmetic of the TFLite int8 reference kernels ("double rounding" requantization),
+ * of their 64-bit twin for the int16 kernels, of the int16 lookup tables, and of the gemmlowp
+ * fixed-point routines used by the int8 softmax, written from their
  * mathematical definitions. All helpers are static inline and free of undefined behaviour for
  * every int32 input: wrapping operations are done on uint32_t. Right shifts of negative values
  * assume the usual arithmetic shift (GCC, Clang, Arm Compiler and MSVC all do this).
@@ -94,6 +97,56 @@ static inline int32_t arm_nn_requantize(int32_t x, int32_t multiplier, int32_t s
     const int32_t right = shift > 0 ? 0 : -shift;
     return arm_nn_divide_by_power_of_two(arm_nn_doubling_high_mult(arm_nn_shl_wrap(x, left), multiplier), right);
 }
+
+/**
+ * MultiplyByQuantizedMultiplier of TFLite for a 64-bit accumulator (the int16 kernels with int64
+ * bias): the Q31 multiplier is first rounded to 16 bits (0x7FFF from 0x7FFF0000 up), then
+ * x * reduced * 2^(shift - 15) is computed with one rounding shift whose ties go up (toward +inf).
+ * shift in [-31, 7]; |x| < 2^47 keeps the product inside int64 (larger x wraps, as on TFLite's
+ * hosts). The result is the low 32 bits.
+ */
+static inline int32_t arm_nn_requantize_s64(int64_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    const int32_t total_shift = 15 - shift;
+    const uint64_t product = (uint64_t)x * (uint64_t)(int64_t)reduced;
+    const int64_t rounded = (int64_t)(product + ((uint64_t)1 << (total_shift - 1)));
+    return (int32_t)(uint32_t)(uint64_t)(rounded >> total_shift);
+}
+
+/** Saturate to int16. */
+static inline int16_t arm_nn_sat_i16(int32_t v)
+{
+    return (int16_t)arm_nn_clamp_i32(v, INT16_MIN, INT16_MAX);
+}
+
+/** Two's complement truncation to int16 (what a C++ static_cast<int16_t> does on TFLite's hosts). */
+static inline int16_t arm_nn_wrap_i16(int32_t v)
+{
+    const uint32_t low = (uint32_t)v & 0xFFFFu;
+    return (int16_t)(low >= 0x8000u ? (int32_t)low - 0x10000 : (int32_t)low);
+}
+
+/**
+ * TFLite's int16 table lookup with linear interpolation (LUTLookup): a 513-entry table over the
+ * int16 range, indexed by the top 9 bits of value; the low 7 bits interpolate to the next entry.
+ */
+static inline int16_t arm_nn_lut_lookup_s16(int16_t value, const int16_t *lut)
+{
+    const int32_t index = 256 + ((int32_t)value >> 7);
+    const int32_t offset = (int32_t)value & 0x7F;
+    const int32_t base = lut[index];
+    const int32_t slope = arm_nn_wrap_i16((int32_t)lut[index + 1] - base);
+    const int32_t delta = (slope * offset + 64) >> 7;
+    return arm_nn_wrap_i16(base + delta);
+}
+
+/**
+ * sigmoid(i / 24) in unsigned 0.16 fixed point for i = 0..255 (255 saturated to 65535): the table
+ * behind TFLite's int16 LOGISTIC and TANH (tanh(x) = 2 * sigmoid(2x) - 1), used by
+ * arm_nn_activation_s16.
+ */
+extern const uint16_t arm_nn_sigmoid_table_s16[256];
 
 /**
  * Valid kernel taps along one axis: taps k in [*k_start, *k_end) satisfy
@@ -318,6 +371,65 @@ arm_cmsis_nn_status arm_nn_extremum_s8(const int8_t *input_1_data,
                                        int8_t *output_data,
                                        const cmsis_nn_dims *output_dims,
                                        int32_t take_max);
+
+/**
+ * One time step of arm_lstm_unidirectional_s8 for every batch (Arm's internal entry point, same
+ * name and arguments): the four gates from data_in and hidden_in, the cell state in
+ * buffers->cell_state updated in place, the new hidden state written to hidden_out.
+ *
+ * @param[in]     data_in       Input of this step: batch b starts at data_in + b * batch_offset *
+ *                              input_size.
+ * @param[in]     hidden_in     Hidden state of the previous step, batch b at hidden_in + b *
+ *                              batch_offset * hidden_size; NULL for a zero hidden state (the
+ *                              recurrent FC is skipped).
+ * @param[out]    hidden_out    New hidden state, same layout as hidden_in; may be hidden_in itself
+ *                              (it is written after every gate has read hidden_in).
+ * @param[in]     params        The layer, see arm_lstm_unidirectional_s8.
+ * @param[in,out] buffers       temp1 and temp2: batch_size * hidden_size int16 scratch each;
+ *                              cell_state: batch_size * hidden_size int16, read and updated.
+ * @param[in]     batch_offset  1 for time-major data; time_steps for batch-major data read in
+ *                              place inside the whole sequence.
+ *
+ * Calling it step by step with a persistent hidden state and cell state carries the LSTM's state
+ * from call to call, as TFLite's variable tensors do.
+ *
+ * @return ARM_CMSIS_NN_SUCCESS.
+ */
+arm_cmsis_nn_status arm_nn_lstm_step_s8(const int8_t *data_in,
+                                        const int8_t *hidden_in,
+                                        int8_t *hidden_out,
+                                        const cmsis_nn_lstm_params *params,
+                                        cmsis_nn_lstm_context *buffers,
+                                        const int32_t batch_offset);
+
+/**
+ * One time step of arm_lstm_unidirectional_s16 (int16 data and hidden state, int64 effective
+ * biases). Arguments and return code as arm_nn_lstm_step_s8.
+ */
+arm_cmsis_nn_status arm_nn_lstm_step_s16(const int16_t *data_in,
+                                         const int16_t *hidden_in,
+                                         int16_t *hidden_out,
+                                         const cmsis_nn_lstm_params *params,
+                                         cmsis_nn_lstm_context *buffers,
+                                         const int32_t batch_offset);
+
+/**
+ * The first half of the LSTM cell state update, shared by both LSTM steps, on batch_size *
+ * hidden_size int16 values: cell = sat16(requantize(forget * cell)) (TFLite's int16 MUL with
+ * forget_to_cell_multiplier/shift).
+ */
+void arm_nn_lstm_forget_cell_s16(const cmsis_nn_lstm_params *params, const int16_t *forget_gate, int16_t *cell_state);
+
+/**
+ * The second half: cell = sat16(cell + sat16(requantize(input * cell_gate))) with
+ * input_to_cell_multiplier/shift, then clamped to [-cell_clip, cell_clip] when cell_clip > 0.
+ * Together with arm_nn_lstm_forget_cell_s16 this is TFLite's update
+ * cell = clip(sat16(mul(forget, cell) + mul(input, cell_gate))).
+ */
+void arm_nn_lstm_add_cell_s16(const cmsis_nn_lstm_params *params,
+                              const int16_t *input_gate,
+                              const int16_t *cell_gate,
+                              int16_t *cell_state);
 
 #ifdef __cplusplus
 }

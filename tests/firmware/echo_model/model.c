@@ -1,5 +1,5 @@
 /*
- * A test model for the runtime, without CMSIS-NN (tests/test_device_runtime.py knows its
+ * A test model for the runtime, without CMSIS-NN (tests/runtime_firmware.py knows its
  * arithmetic). One 300-byte input, two layers, two outputs:
  *   layer 0: t[i] = input[i] + step[i % 16]         step = 1..16, in .weights
  *   layer 1: out0[i] = t[299 - i] ^ mask             mask = 0x5A, in .data

@@ -1,0 +1,27 @@
+/* nnref: arm_elementwise_mul_s16 (documented in arm_nnfunctions.h). */
+#include "arm_nnfunctions.h"
+#include "arm_nnsupportfunctions.h"
+
+arm_cmsis_nn_status arm_elementwise_mul_s16(const int16_t *input_1_vect,
+                                            const int16_t *input_2_vect,
+                                            const int32_t input_1_offset,
+                                            const int32_t input_2_offset,
+                                            int16_t *output,
+                                            const int32_t out_offset,
+                                            const int32_t out_mult,
+                                            const int32_t out_shift,
+                                            const int32_t out_activation_min,
+                                            const int32_t out_activation_max,
+                                            const int32_t block_size)
+{
+    (void)input_1_offset;
+    (void)input_2_offset;
+    (void)out_offset;
+    for (int32_t i = 0; i < block_size; i++)
+    {
+        const int32_t product = (int32_t)input_1_vect[i] * (int32_t)input_2_vect[i];
+        const int32_t out = arm_nn_requantize(product, out_mult, out_shift);
+        output[i] = (int16_t)arm_nn_clamp_i32(out, out_activation_min, out_activation_max);
+    }
+    return ARM_CMSIS_NN_SUCCESS;
+}
