@@ -39,7 +39,8 @@ def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, sour
     Raises PlanError, before writing anything, when the model does not fit the board's memory, and
     UnsupportedError when a layer calls a function the library lacks."""
     lowered = fit_to_library(lower(graph), library)
-    lowered = choose_lowerings(lowered, library, choose or default_chooser(board.cpu_class), table)
+    lowered = choose_lowerings(lowered, library, choose or default_chooser(board.cpu_class), table,
+                               board.cpu_class)
     if scratch is None:
         sizes = {layer.index: scratch_bytes(layer, library, board.cpu_class) for layer in lowered.layers}
     else:
