@@ -3,9 +3,14 @@ user's own firmware, with the build files of CMake, Zephyr and PlatformIO.
 
     NAME.c, NAME.h      the model, byte for byte what `mcudeploy run` verifies (manifest.json
                         and the run's report give NAME.c's SHA-256)
+    mcdk.h, mcdk_mve_portable.h
+                        the primitives of mcudeploy's generated kernels, which NAME.c includes
+                        when a layer is lowered as one (every file of the manifest's `files`)
     nn/                 nnref's headers and the sources NAME.c calls (only for nnref; a CMSIS-NN
                         pack is listed in manifest.json, never copied)
-    CMakeLists.txt      a static library target NAME, for add_subdirectory
+    CMakeLists.txt      a static library target NAME, for add_subdirectory; the NN sources that
+                        mcudeploy compiles with flags of their own (mcudeploy.build.kernel_flags)
+                        get them there and in zephyr/CMakeLists.txt
     zephyr/             module.yml, CMakeLists.txt, Kconfig: a Zephyr module
     library.json        a PlatformIO library
     manifest.json       the model's manifest, plus the NN library's files
@@ -21,10 +26,11 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from mcudeploy import __version__
+from mcudeploy.build import kernel_flags
 from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.codegen.emit import template_environment
 from mcudeploy.manifest import Manifest
@@ -43,13 +49,16 @@ def cmake_text(text: str) -> str:
 @dataclass(frozen=True)
 class NNFiles:
     """The NN library's files a build of NAME.c needs: relative to `root`, which is the folder's
-    nn/ when they are copied (`vendored`), else the pack's directory."""
+    nn/ when they are copied (`vendored`), else the pack's directory; `flags`: the extra compiler
+    flags of some of `sources`, as mcudeploy's firmware compiles them (they change the speed, not
+    the results)."""
 
     name: str
     vendored: bool
     root: str
     sources: tuple[str, ...]
     include_dirs: tuple[str, ...]
+    flags: dict[str, tuple[str, ...]]
 
 
 def nn_files(library: NNLibrary, code: Path) -> NNFiles:
@@ -62,15 +71,16 @@ def nn_files(library: NNLibrary, code: Path) -> NNFiles:
         root = root.parent
     return NNFiles(library.name, vendored, str(root),
                    tuple(p.relative_to(root).as_posix() for p in needed),
-                   tuple(p.relative_to(root).as_posix() for p in folders))
+                   tuple(p.relative_to(root).as_posix() for p in folders),
+                   {p.relative_to(root).as_posix(): kernel_flags(p) for p in needed if kernel_flags(p)})
 
 
 def write_library(folder: Path, generated: Path, manifest: Manifest, library: NNLibrary) -> list[Path]:
-    """Fill `folder` with the library of the model generated in `generated` (emit_model's output);
-    returns the files written, relative to `folder`."""
+    """Fill `folder` with the library of the model generated in `generated` (emit_model's output:
+    the files its manifest lists); returns the files written, relative to `folder`."""
     name = manifest.name
-    for suffix in (".c", ".h"):
-        shutil.copyfile(generated / f"{name}{suffix}", folder / f"{name}{suffix}")
+    for file in manifest.files:
+        shutil.copyfile(generated / file, folder / file)
     nn = nn_files(library, folder / f"{name}.c")
     if nn.vendored:
         for relative in (*nn.sources, *nn.include_dirs):
@@ -80,7 +90,7 @@ def write_library(folder: Path, generated: Path, manifest: Manifest, library: NN
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)
-        nn = NNFiles(nn.name, True, NN_FOLDER, nn.sources, nn.include_dirs)
+        nn = replace(nn, root=NN_FOLDER)
     macro = macro_prefix(name)
     env = template_environment()
     env.filters["cmake"] = cmake_text
@@ -90,6 +100,7 @@ def write_library(folder: Path, generated: Path, manifest: Manifest, library: NN
         "ref": lambda variable: f"${{{variable}}}",
         "version": __version__, "source": manifest.source, "board": manifest.board,
         "cpu_class": manifest.cpu_class, "library": manifest.library,
+        "headers": [f for f in manifest.files if f not in (f"{name}.c", f"{name}.h")],
     }
     (folder / "zephyr").mkdir()
     for template, target in (("CMakeLists.txt.j2", "CMakeLists.txt"), ("README.md.j2", "README.md"),

@@ -46,7 +46,14 @@ from mcudeploy.boards import Board
 from mcudeploy.build import build_firmware, stack_plan
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.arena import IN_PLACE_KINDS
-from mcudeploy.codegen.candidates import CANDIDATES, Candidate, Chooser, Table, candidates_for
+from mcudeploy.codegen.candidates import (
+    CANDIDATES,
+    Candidate,
+    Chooser,
+    Table,
+    candidates_for,
+    library_only,
+)
 from mcudeploy.codegen.lower import Layer, LoweredModel, lower
 from mcudeploy.codegen.tuning import (
     CandidateFigures,
@@ -128,7 +135,7 @@ def tune_graph(graph: Graph, board: Board, library: NNLibrary, tuning: Tuning, w
     lowered = lower(graph)
     targets: dict[int, _Target] = {}
     for layer in lowered.layers:
-        options = candidates_for(layer, library, table)
+        options = candidates_for(layer, library, table, board.cpu_class)
         if len(options) < 2:
             continue
         key = entry_key(layer_signature(layer), board.cpu_class, library_id(library))
@@ -373,29 +380,35 @@ TUNING_FILE = "tuning.json"
 class TuneOptions:
     """`--tune`: measure what the tuning file lacks; `--tuning FILE`: the tuning file to read (and,
     with `tune`, to update) instead of a previous build's DIR/tuning.json; `seed`: of the vector
-    the candidates are checked with."""
+    the candidates are checked with; `--library-calls`: no generated kernel, every layer through the
+    NN library (what `tune` then measures are the library's own candidates)."""
 
     tune: bool = False
     tuning: Path | None = None
     seed: int = 0
+    library_calls: bool = False
 
 
 def tuning_for(graph: Graph, board: Board, library: NNLibrary, out: Path, work: Path,
                options: TuneOptions, progress: Progress, *, source: str) -> Tuning | None:
     """The tuning a build of `graph` into `out` (staged in `work`) uses, None for the CPU class's
     defaults: `--tuning FILE`, else out/tuning.json left by an earlier build, with what `--tune`
-    measures added. It is written to work/tuning.json (and with `--tune`, to FILE)."""
+    measures added (with `--library-calls`, marked to leave the generated kernels out). It is
+    written to work/tuning.json (and with `--tune`, to FILE)."""
     path = options.tuning if options.tuning is not None else out / TUNING_FILE
     if path.is_file():
         tuning = Tuning.load(path)
     elif options.tuning is not None and not options.tune:
         raise InputError(f"{path}: no such tuning file (--tune creates one)")
-    elif options.tune:
+    elif options.tune or options.library_calls:
         tuning = Tuning()
     else:
         return None
+    tuning.library_only = options.library_calls
     if options.tune:
-        tune_graph(graph, board, library, tuning, work, progress, source=source, seed=options.seed)
+        table = library_only() if options.library_calls else CANDIDATES
+        tune_graph(graph, board, library, tuning, work, progress, source=source, seed=options.seed,
+                   table=table)
         if options.tuning is not None:
             tuning.save(options.tuning)
     tuning.save(work / TUNING_FILE)

@@ -212,7 +212,9 @@ def render(results: list[BenchResult], refused: list[tuple[str, str]], notes: li
         "[results.json](results.json), with every layer. Each figure is from one inference of a",
         "seeded random input, checked bit for bit against the host reference and TFLM.",
         "",
-        f"- mcudeploy {__version__}, NN library nnref (mcudeploy's CMSIS-NN API in portable C)",
+        f"- mcudeploy {__version__}, NN library nnref (mcudeploy's CMSIS-NN API in portable C), each "
+        "layer lowered as the CPU's default: the generated kernels where they apply (see "
+        "[KERNELS.md](KERNELS.md))",
         f"- {_tool_version(['arm-none-eabi-gcc', '--version'])}; "
         f"{_tool_version(['qemu-system-arm', '--version'])}",
         f"- boards: {', '.join(boards)} (QEMU)",

@@ -37,6 +37,7 @@ from mcudeploy.codegen import generate
 from mcudeploy.codegen.lower import lower
 from mcudeploy.codegen.scratch import answers_on_host
 from mcudeploy.codegen.walks import ARM_4_0_0, ARM_7_0_0, layer_shift, release_of
+from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
@@ -91,7 +92,7 @@ def test_test_plan_is_bit_exact_through_arms_kernels(arm_pack: Path, board: str,
     model.write_bytes(data)
     out = tmp_path / "out"
     status = main(["run", str(model), "--board", board, "--cmsis-nn", str(arm_pack), "--out", str(out),
-                   "--vectors", "3", "-q"])
+                   "--vectors", "3", "--library-calls", "-q"])
     report = json.loads((out / "report.json").read_text())
     assert status == 0, report.get("mismatches") or report.get("error")
     assert report["library"] == "CMSIS-NN 4.0.0 (grouped convolutions split)"
@@ -110,7 +111,8 @@ def test_scratch_of_a_release_without_host_queries_comes_from_the_device(arm_pac
     board = load_board("mps3-an547")
     assert not answers_on_host(library, board.cpu_class)
     graph, _ = build_cases(["conv3x3_same_relu", "depthwise_m1", "conv_grouped2"], seed=1)
-    manifest = generate(graph, board, library, tmp_path / "model", source="m",
+    calls = Tuning(library_only=True).chooser(board.cpu_class, library)  # Arm's kernels' queries
+    manifest = generate(graph, board, library, tmp_path / "model", source="m", choose=calls,
                         scratch=scratch_sizes(library, board, tmp_path / "model-scratch-probe"))
     probe = (tmp_path / "model-scratch-probe" / "probe" / "probe.c").read_text()
     assert "#define MODEL_SCRATCH_WANTED(layer, wanted, planned) (mcd_probe_report" in probe
@@ -127,7 +129,7 @@ def test_tuning_with_arms_kernels_splits_the_depthwise_multiplier(arm_pack: Path
     model.write_bytes(reference_layers()[1])
     out = tmp_path / "bench"
     assert main(["bench", str(model), "--board", board, "--cmsis-nn", str(arm_pack), "--tune",
-                 "--out", str(out), "-q"]) == 0
+                 "--library-calls", "--out", str(out), "-q"]) == 0
     result = json.loads((out / "bench.json").read_text())
     assert result["bit_exact"] is True
     [tuned] = result["tuning"]["layers"]

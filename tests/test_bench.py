@@ -163,7 +163,7 @@ def test_bench_counts_every_layer_and_the_elf_arena_is_the_planned_one(tmp_path:
     layers = result["layers"]
     assert [layer["macs"] for layer in layers] == [layer["macs"] for layer in manifest["layers"]]
     assert abs(sum(layer["instructions"] for layer in layers) - result["instructions"]) <= 32 * len(layers)
-    assert result["instructions"] > 100_000 and result["macs"] == 16_576
+    assert result["instructions"] > 20_000 and result["macs"] == 16_576
     flash = result["flash"]
     assert flash["weights"] + flash["model_code"] + flash["runtime"] == flash["total"]
     assert flash["code"] == flash["total"] - flash["weights"] <= 8 * 1024  # the size goal

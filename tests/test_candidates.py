@@ -19,6 +19,7 @@ from mcudeploy.codegen import generate
 from mcudeploy.codegen.candidates import CANDIDATES, Candidate, candidates_for, default_chooser
 from mcudeploy.codegen.kernel_sums import kernel_sums
 from mcudeploy.codegen.lower import lower
+from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import NNLibrary, nnref_library
 from mcudeploy.packs import load_pack
@@ -150,7 +151,8 @@ def test_fully_connected_kernel_sums_are_precomputed_into_flash_on_mve(tmp_path:
     want = layer.values["input_offset"] * w.sum(axis=1) + bias
     np.testing.assert_array_equal(kernel_sums(layer, library, 7), want)
     for board, sums in (("mps3-an547", True), ("mps2-an386", False)):
-        manifest = generate(graph, load_board(board), library, tmp_path / board, source="fc")
+        calls = Tuning(library_only=True).chooser(load_board(board).cpu_class, library)
+        manifest = generate(graph, load_board(board), library, tmp_path / board, source="fc", choose=calls)
         text = code_path(tmp_path / board).read_text()
         assert ("static const int32_t l0_fully_connected_kernel_sums[7] MODEL_WEIGHTS" in text) is sums
         assert "arm_vector_sum_s8" not in text

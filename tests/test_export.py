@@ -1,6 +1,7 @@
 """`mcudeploy export`: the library's name, the folder's files (what CMake, Zephyr and PlatformIO
-read is there and names real files that compile), the API on the host, the NAME.c that `run`
-verifies being the one exported, and .hex/.bin from `build`. A user's own firmware with two exported
+read is there and names real files that compile; the generated kernels' headers; the NN sources'
+own flags in both CMake files), the API on the host, the NAME.c that `run` verifies being the one
+exported, and .hex/.bin from `build`. A user's own firmware with two exported
 models runs on QEMU in tests/test_user_project.py. Zephyr and PlatformIO cannot run here (no
 network for their SDKs and platforms): their files are checked for structure as each tool reads
 them."""
@@ -32,6 +33,7 @@ from mcudeploy.export_tflite import graph_to_tflite
 from mcudeploy.frontends.tflite import load_tflite, parse_tflite
 from mcudeploy.nnlib import host_compile, nnref_library
 from mcudeploy.reference import run_graph
+from mcudeploy.resources import firmware_dir
 from mcudeploy.tflm_process import TflmProcess
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
 
@@ -116,8 +118,14 @@ def test_the_folder_holds_the_library_and_the_nn_sources_it_calls(folder: Path) 
     assert nn["vendored"] and nn["root"] == "nn" and nn["include_dirs"] == ["Include"]
     copied = sorted(p.relative_to(folder / "nn").as_posix() for p in (folder / "nn").rglob("*.c"))
     assert copied == sorted(nn["sources"])
-    assert "Source/ConvolutionFunctions/arm_convolve_wrapper_s8.c" in copied
+    assert "Source/PoolingFunctions/arm_max_pool_s8.c" in copied
     assert len(copied) < 20  # only what the model calls, of nnref's 60 files
+    # The layers lowered as generated kernels: their headers beside cnn.c, as mcudeploy has them.
+    assert '#include "mcdk.h"' in code.decode() and "lowered as mcd_dsp" in code.decode()
+    for header in ("mcdk.h", "mcdk_mve_portable.h"):
+        shipped = (folder / header).read_bytes()
+        assert shipped == (firmware_dir() / "include" / header).read_bytes()
+        assert manifest["files"][header] == hashlib.sha256(shipped).hexdigest()
     header = (folder / "cnn.h").read_text()
     for line in ("#define CNN_INPUT_COUNT 1", "#define CNN_OUTPUT_COUNT 1", "#define CNN_INPUT0_BYTES 144",
                  "#define CNN_INPUT0_SCALE 0.011339101f", "#define CNN_INPUT0_ZERO_POINT (-71)",
@@ -167,16 +175,18 @@ def test_zephyr_module_is_what_zephyr_reads(folder: Path) -> None:
     _compiles(folder, sources, [Path(p) for p in paths if Path(p).is_dir()])
 
 
-def test_two_zephyr_modules_compile_each_nn_source_once(folder: Path, tmp_path: Path) -> None:
+def test_two_zephyr_modules_compile_each_nn_source_once(tmp_path: Path) -> None:
     """Zephyr links its libraries whole (--whole-archive), so an NN function compiled by two modules
     would be defined twice. Both modules' zephyr/CMakeLists.txt, run by CMake as Zephyr includes
-    them, compile each model's code and every NN source either model calls, once."""
+    them, compile each model's code and every NN source either model calls, once. (Both through the
+    library's calls, --library-calls: with the generated kernels they share no NN source.)"""
     cmake = required_tool("cmake", "cmake")
     _, mean_tflite = build_case("float_io_mean")
-    model, other = tmp_path / "mean.tflite", tmp_path / "mean_net"
+    model, folder, other = tmp_path / "mean.tflite", tmp_path / "cnn", tmp_path / "mean_net"
     model.write_bytes(mean_tflite)
-    assert main(["export", str(model), "--board", "mps2-an386", "--out", str(other), "--name", "mean_net",
-                 "-q"]) == 0
+    for source, out, name in ((CNN, folder, "cnn"), (model, other, "mean_net")):
+        assert main(["export", str(source), "--board", "mps2-an386", "--out", str(out), "--name", name,
+                     "--library-calls", "-q"]) == 0
     script = tmp_path / "zephyr.cmake"
     script.write_text(ZEPHYR_STUBS + "set(CONFIG_MCUDEPLOY_CNN y)\nset(CONFIG_MCUDEPLOY_MEAN_NET y)\n"
                       f'include("{folder}/zephyr/CMakeLists.txt")\ninclude("{other}/zephyr/CMakeLists.txt")\n')
@@ -190,6 +200,7 @@ def test_two_zephyr_modules_compile_each_nn_source_once(folder: Path, tmp_path: 
     called = {f: set(json.loads((f / "manifest.json").read_text())["nn_library"]["sources"])
               for f in (folder, other)}
     assert called[other] - called[folder], "the second model calls no NN source the first does not"
+    assert called[other] & called[folder], "the models share no NN source"
     nn = [p for p in compiled if p.suffix == ".c" and p.name not in ("cnn.c", "mean_net.c")]
     assert sorted(p.as_posix().split("/nn/", 1)[1] for p in nn) == sorted(called[folder] | called[other])
 
@@ -224,8 +235,9 @@ def test_a_pack_is_listed_not_copied(tmp_path: Path, capsys) -> None:
                  "-q"]) == 0
     assert not (out / "nn").exists()
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert written == ["CMakeLists.txt", "README.md", "library.json", "manifest.json", "tiny_cnn.c",
-                       "tiny_cnn.h", "zephyr/CMakeLists.txt", "zephyr/Kconfig", "zephyr/module.yml"]
+    assert written == ["CMakeLists.txt", "README.md", "library.json", "manifest.json", "mcdk.h",
+                       "mcdk_mve_portable.h", "tiny_cnn.c", "tiny_cnn.h", "zephyr/CMakeLists.txt",
+                       "zephyr/Kconfig", "zephyr/module.yml"]
     assert f": {len(written)} files, arena 1440 B" in capsys.readouterr().out
     nn = json.loads((out / "manifest.json").read_text())["nn_library"]
     assert not nn["vendored"] and Path(nn["root"]) == pack.resolve()
@@ -233,6 +245,39 @@ def test_a_pack_is_listed_not_copied(tmp_path: Path, capsys) -> None:
     cmake = (out / "CMakeLists.txt").read_text()
     assert f'set(TINY_CNN_NN_ROOT "{pack.resolve()}" CACHE PATH' in cmake
     assert cmake.count('"${TINY_CNN_NN_ROOT}/Source/') == len(nn["sources"])
+
+
+def test_library_calls_ship_no_kernel_headers_and_the_nn_sources_flags_reach_cmake(tmp_path: Path) -> None:
+    """With --library-calls no layer uses a generated kernel: no mcdk header is written or included.
+    The depthwise NN sources mcudeploy compiles -fno-inline-functions-called-once (build.KERNEL_FLAGS)
+    get the flag in both CMake files; CMake, building the library for the host, passes it to those
+    sources' compiler command lines and to no other."""
+    cmake = required_tool("cmake", "cmake")
+    out = tmp_path / "lib"
+    assert main(["export", str(CNN), "--board", "mps2-an386", "--out", str(out), "--name", "cnn",
+                 "--library-calls", "-q"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == ["cnn.c", "cnn.h"] and not list(out.glob("mcdk*"))
+    assert "mcdk" not in (out / "cnn.c").read_text()
+    flags = manifest["nn_library"]["flags"]
+    assert flags and all("depthwise" in source for source in flags)
+    assert all(f == ["-fno-inline-functions-called-once"] for f in flags.values())
+    assert set(flags) < set(manifest["nn_library"]["sources"])
+    for cmake_file in (out / "CMakeLists.txt", out / "zephyr" / "CMakeLists.txt"):
+        text = cmake_file.read_text()
+        for source in flags:
+            line = (f'set_property(SOURCE "${{CNN_NN_ROOT}}/{source}" APPEND PROPERTY COMPILE_OPTIONS '
+                    '"-fno-inline-functions-called-once")')
+            assert line in text, (cmake_file, source)
+    build = tmp_path / "build"
+    for command in ([cmake, "-S", str(out), "-B", str(build), "-G", "Unix Makefiles"],
+                    [cmake, "--build", str(build), "-j2", "--", "VERBOSE=1"]):
+        result = subprocess.run(command, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+    compiles = [line for line in result.stdout.splitlines()
+                if " -c " in line and line.rstrip().endswith(".c")]
+    flagged = {line.rsplit("/nn/", 1)[-1] for line in compiles if "-fno-inline-functions-called-once" in line}
+    assert len(compiles) == len(manifest["nn_library"]["sources"]) + 1 and flagged == set(flags)
 
 
 # ---- the API on the host --------------------------------------------------------------------------

@@ -27,9 +27,10 @@ from mcudeploy.device.protocol import DeviceHang, Link
 from mcudeploy.device.session import Session, run_vectors
 from mcudeploy.errors import LinkError
 from mcudeploy.model import import_model
-from mcudeploy.pipeline import RunHooks, RunOptions, compile_model, run_model
+from mcudeploy.pipeline import BuildOptions, RunHooks, RunOptions, compile_model, run_model
 from mcudeploy.progress import Progress
 from mcudeploy.reference import run_graph
+from mcudeploy.tune import TuneOptions
 from mcudeploy.vectors import random_vectors
 
 pytestmark = pytest.mark.device
@@ -149,8 +150,9 @@ def test_runs_through_a_damaged_line_end_in_the_true_verdict(seed: int, tmp_path
     for hooks, correct in ((RunHooks(), "pass"), (PLANTED, "fail")):
         faulty = RunHooks(hooks.sources, hooks.defines, proxied(ONE_PERCENT, seed).runner)
         started = time.monotonic()
-        report = run_model(BUNDLED, RunOptions(vectors=12, seed=0), tmp_path / correct,
-                           Progress(quiet=True), faulty)
+        # through the library's calls: the bug is planted in its depthwise call
+        options = RunOptions(BuildOptions(tuning=TuneOptions(library_calls=True)), vectors=12, seed=0)
+        report = run_model(BUNDLED, options, tmp_path / correct, Progress(quiet=True), faulty)
         assert time.monotonic() - started < 120
         assert report.verdict in (correct, "error"), report.error
         if report.verdict == "error":

@@ -39,8 +39,9 @@ def _model(tmp_path: Path) -> Path:
 
 
 def _run(model: Path, pack: Path, board: str, out: Path) -> tuple[int, dict, str]:
+    """`run` with every layer through the library's calls (the generated kernels call none)."""
     status = main(["run", str(model), "--board", board, "--cmsis-nn", str(pack), "--out", str(out),
-                   "--vectors", "3", "-q"])
+                   "--vectors", "3", "--library-calls", "-q"])
     return status, json.loads((out / "report.json").read_text()), code_path(out / "model").read_text()
 
 
@@ -65,6 +66,23 @@ def test_each_api_generation_is_bit_exact_on_qemu(tmp_path: Path, api: str, boar
         assert "lowered as as_1x1_convolution */" in text
         assert "arm_fully_connected_per_channel_s8(" not in text
     assert ("_kernel_sums[" in text) is (board == "mps3-an547" and api != "4")
+
+
+@pytest.mark.device
+def test_the_generated_kernels_with_the_oldest_generation_are_bit_exact_on_qemu(tmp_path: Path) -> None:
+    """By default the generated kernels take the convolutions, fully connected layers and ADD; the
+    library's calls that remain are fitted to it all the same (MAXIMUM/MINIMUM as loops), and its
+    scratch, which it cannot size on the host, is asked of the device beside the kernels' own."""
+    pack = make_pack(tmp_path / "pack", "4.0.0", api="4")
+    status = main(["run", str(_model(tmp_path)), "--board", "mps3-an547", "--cmsis-nn", str(pack), "--out",
+                   str(tmp_path / "out"), "--vectors", "3", "-q"])
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    text = code_path(tmp_path / "out" / "model").read_text()
+    assert status == 0 and report["verdict"] == "pass", report.get("mismatches") or report.get("error")
+    assert report["bit_exact_vectors"] == 3
+    assert text.count("lowered as loop */") == 3 and "arm_maximum_s8(" not in text
+    assert "lowered as mcd_mve */" in text and "arm_fully_connected_per_channel_s8(" not in text
+    assert (tmp_path / "out" / "model-scratch-probe" / "probe" / "probe.c").is_file()
 
 
 @pytest.mark.device
@@ -126,7 +144,8 @@ def test_a_source_the_description_omits_fails_the_build_naming_the_function(tmp_
     pdsc.write_text(pdsc.read_text().replace(omitted, ""))
     out = tmp_path / "out"
     model = ROOT / "models" / "tiny_cnn.tflite"
-    assert main(["build", str(model), "--cmsis-nn", str(pack), "--out", str(out), "-q"]) == 2
+    assert main(["build", str(model), "--cmsis-nn", str(pack), "--out", str(out), "--library-calls",
+                 "-q"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert ("undefined reference to `arm_nn_fully_connected_core_s8' (CMSIS-NN 7.0.0 declares "
             "arm_nn_fully_connected_core_s8() but none of the sources its description lists "

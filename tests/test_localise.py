@@ -30,7 +30,10 @@ PLANTED = RunHooks(
 
 
 def planted_run(out: Path, capsys, *extra: str) -> tuple[int, dict, str]:
-    args = parser().parse_args(["run", str(BUNDLED), "--out", str(out), "--vectors", "12", *extra])
+    # --library-calls: the bug is planted in the library's depthwise call, which a generated kernel
+    # would replace
+    args = parser().parse_args(["run", str(BUNDLED), "--out", str(out), "--vectors", "12", "--library-calls",
+                                *extra])
     status = run_command.run(args, PLANTED)
     return status, json.loads((out / "report.json").read_text()), capsys.readouterr().out
 

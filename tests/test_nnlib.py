@@ -18,6 +18,7 @@ from mcudeploy.boards import load_board
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.kernel_sums import host_vector_sum, kernel_sums
 from mcudeploy.codegen.lower import lower
+from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.errors import BuildError
 from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import HostBuildError, host_compile, nnref_library
@@ -64,7 +65,8 @@ def test_only_the_sources_a_model_needs_are_compiled(generations: dict[str, Path
                             capture_output=True, text=True, check=False)
     assert result.returncode != 0 and "float16_t" in result.stderr
     graph = build_cases(["conv3x3_same_relu", "pool_add_fc_softmax"])[0]
-    generate(graph, board, library, tmp_path / "model", source="m")
+    generate(graph, board, library, tmp_path / "model", source="m",
+             choose=Tuning(library_only=True).chooser(board.cpu_class, library))  # the library's calls
     needed = library.sources_for_files([code_path(tmp_path / "model")])
     assert not floats & set(needed)
     assert {p.name for p in needed} >= {"arm_convolve_wrapper_s8.c", "arm_avgpool_s8.c", "arm_softmax_s8.c",
@@ -146,6 +148,7 @@ def test_kernel_sums_the_library_gets_wrong_or_an_unknown_form_are_refused(tmp_p
 def test_scratch_queries_are_checked_against_the_headers_before_any_call(tmp_path: Path) -> None:
     graph = build_cases(["conv3x3_same_relu"])[0]
     board = load_board("mps3-an547")
+    calls = Tuning(library_only=True).chooser(board.cpu_class, nnref_library())  # the library's calls
     reordered = make_pack(tmp_path / "reordered")
     types = reordered / "Include/arm_nn_types.h"
     text = types.read_text()
@@ -159,7 +162,7 @@ def test_scratch_queries_are_checked_against_the_headers_before_any_call(tmp_pat
                                          r"input_offset, int32_t output_offset, cmsis_nn_tile padding, "
                                          r"cmsis_nn_tile stride, .*\} as mcudeploy passes it for its scratch "
                                          r"queries \(mve\)"):
-        generate(graph, board, load_pack(reordered), tmp_path / "m1", source="m")
+        generate(graph, board, load_pack(reordered), tmp_path / "m1", source="m", choose=calls)
     other = make_pack(tmp_path / "other")
     header = other / "Include/arm_nnfunctions.h"
     header.write_text(header.read_text().replace(
@@ -169,7 +172,7 @@ def test_scratch_queries_are_checked_against_the_headers_before_any_call(tmp_pat
                                          r"output_dims, int ch_src\): mcudeploy would call it with "
                                          r"\(int32_t, int32_t\) for its scratch queries \(mve\), so it is "
                                          r"not called"):
-        generate(graph, board, load_pack(other), tmp_path / "m2", source="m")
+        generate(graph, board, load_pack(other), tmp_path / "m2", source="m", choose=calls)
     assert not (tmp_path / "m1").exists() and not (tmp_path / "m2").exists()
 
 

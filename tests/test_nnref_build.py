@@ -14,6 +14,7 @@ from nnref_cases import combine, device_batch
 
 from mcudeploy.boards import load_board
 from mcudeploy.codegen import generate
+from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags
@@ -83,14 +84,18 @@ def test_every_function_is_documented_once_in_the_header() -> None:
 
 def test_every_function_generated_code_calls_is_in_nnref(tmp_path: Path) -> None:
     """The calls in model.c generated for every layer variant of the test plan and of the nnref
-    device batch, for each CPU class, are all nnref functions."""
+    device batch, for each CPU class, with the default lowerings and with library calls only, are
+    all nnref functions."""
     graphs = [build_cases(sorted(CASES), seed=3)[0], combine(device_batch())[0]]
     called: set[str] = set()
+    library = nnref_library()
     for board in ("mps3-an547", "mps2-an386", "mps2-an385"):
-        for i, graph in enumerate(graphs):
-            out = tmp_path / f"{board}-{i}"
-            generate(graph, load_board(board), nnref_library(), out, source=graph.name)
-            called |= set(re.findall(r"\b(arm_\w+)\(", code_path(out).read_text()))
+        for calls in (False, True):
+            choose = Tuning(library_only=calls).chooser(load_board(board).cpu_class, library)
+            for i, graph in enumerate(graphs):
+                out = tmp_path / f"{board}-{i}-{calls}"
+                generate(graph, load_board(board), library, out, source=graph.name, choose=choose)
+                called |= set(re.findall(r"\b(arm_\w+)\(", code_path(out).read_text()))
     missing = (called | DATA_MOVEMENT) - set(_declared())
     assert not missing, f"generated code may call {sorted(missing)}, which nnref lacks"
     # arm_vector_sum_s8 is called on the host (mcudeploy.codegen.kernel_sums), not in model.c.

@@ -18,6 +18,7 @@ from nnref_cases import combine, describe, device_batch
 from mcudeploy.boards import Board, load_board
 from mcudeploy.build import build_firmware
 from mcudeploy.codegen import generate
+from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.device.protocol import INPUT, OUTPUT, Link
 from mcudeploy.device.runners.qemu import QemuRunner
 from mcudeploy.device.session import Session, run_vectors
@@ -35,7 +36,8 @@ def run_on_qemu(graph: Graph, vectors: list[Vector], board: Board,
                 work: Path) -> tuple[list[list[np.ndarray]], tuple[int, ...], list[int]]:
     """Outputs of every vector, the per-layer ticks of the last one, and each layer's MACs."""
     library = nnref_library()
-    manifest = generate(graph, board, library, work / "model", source=graph.name)
+    nnref_only = Tuning(library_only=True).chooser(board.cpu_class, library)  # no generated kernel
+    manifest = generate(graph, board, library, work / "model", source=graph.name, choose=nnref_only)
     elf = build_firmware(board, work / "model", work / "build", library,
                          extra_defines={"MCD_MAX_LAYERS": str(len(manifest.layers))})
     with QemuRunner(board, elf, icount=True) as port:

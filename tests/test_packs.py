@@ -18,6 +18,7 @@ from nnref_cases import combine, conv_case
 from mcudeploy.boards import load_board
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
+from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.errors import BuildError, InputError
 from mcudeploy.frontends.tflite import load_tflite
 from mcudeploy.manifest import code_path
@@ -154,7 +155,8 @@ def test_scratch_comes_from_the_packs_own_queries_for_the_cpu_class(tmp_path: Pa
     board = load_board(board_name)
     library = load_pack(make_pack(tmp_path / "pack", arm_queries=True))
     graph = build_cases(["conv3x3_same_relu", "depthwise_m2_stride2", "pool_add_fc_softmax"])[0]
-    manifest = generate(graph, board, library, tmp_path / "model", source=graph.name)
+    calls = Tuning(library_only=True).chooser(board.cpu_class, library)  # the library's own queries
+    manifest = generate(graph, board, library, tmp_path / "model", source=graph.name, choose=calls)
     conv, depthwise, avgpool = manifest.layers[:3]
     cls = board.cpu_class
     assert (conv.kind, depthwise.kind, avgpool.kind) == ("conv2d", "depthwise_conv2d", "pool2d")
@@ -181,11 +183,13 @@ def test_pack_without_host_side_queries_is_sized_on_the_device(tmp_path: Path) -
                                        "return conv_size_mve("))
     graph = build_cases(["conv3x3_same_relu", "depthwise_m1", "pool_add_fc_softmax"])[0]
     board = load_board("mps3-an547")
-    library = load_pack(old)
-    probed = generate(graph, board, library, tmp_path / "model", source="m",
-                      scratch=scratch_sizes(library, board, tmp_path / "model-scratch-probe"))
+    old_pack, current_pack = load_pack(old), load_pack(current)
+    probed = generate(graph, board, old_pack, tmp_path / "model", source="m",
+                      choose=Tuning(library_only=True).chooser("mve", old_pack),
+                      scratch=scratch_sizes(old_pack, board, tmp_path / "model-scratch-probe"))
     assert (tmp_path / "model-scratch-probe" / "probe" / "probe.c").is_file()
-    planned = generate(graph, board, load_pack(current), tmp_path / "planned", source="m")
+    planned = generate(graph, board, current_pack, tmp_path / "planned", source="m",
+                       choose=Tuning(library_only=True).chooser("mve", current_pack))
     sizes = [layer.scratch_bytes for layer in probed.layers]
     assert sizes == [layer.scratch_bytes for layer in planned.layers]
     conv = next(layer for layer in probed.layers if layer.kind == "conv2d")
@@ -296,7 +300,8 @@ def test_run_grouped_convolutions_with_an_old_pack(old_pack_dir: Path, tmp_path:
 @pytest.mark.device
 def test_under_planned_scratch_stops_the_run_naming_the_layer(tmp_path: Path) -> None:
     pack = make_pack(tmp_path / "pack", under_planned=True)
-    status, report = _run([str(BUNDLED), "--cmsis-nn", str(pack)], tmp_path / "out")
+    # --library-calls: the convolution goes through the pack's call (not a generated kernel)
+    status, report = _run([str(BUNDLED), "--cmsis-nn", str(pack), "--library-calls"], tmp_path / "out")
     assert status == 3 and report["verdict"] == "error"
     assert report["vectors"] == 0
     assert report["error"].startswith("layer 0 (op0_conv_2d, operator 0 (CONV_2D)) needs more scratch "

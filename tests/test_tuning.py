@@ -152,33 +152,43 @@ def test_broken_candidates_are_rejected_and_the_fastest_bit_exact_kept(tmp_path:
 
 
 @pytest.mark.device
-def test_tuning_the_bundled_model_measures_its_depthwise_and_fully_connected_layers(tmp_path: Path) -> None:
-    """Only layers with several candidates are measured; convolutions, pooling, softmax run as
-    they are."""
+def test_tuning_the_bundled_model_measures_each_layer_with_candidates(tmp_path: Path) -> None:
+    """Only layers with several candidates are measured (pooling and softmax run as they are); on
+    the M4 the generated DSP kernels compete with every convolution, FC and ADD, and win."""
     graph = load_tflite(BUNDLED)
     entries = tune_graph(graph, load_board("mps2-an386"), nnref_library(), Tuning(), tmp_path,
                          Progress(quiet=True), source="tiny_cnn.tflite")
-    fc = ("fully_connected", ["wrapper", "as_1x1_convolution"])
+    fc = ("fully_connected", ["wrapper", "as_1x1_convolution", "mcd_dsp"])  # two FC layers of other shapes
     assert [(e.signature.split()[0], [c.name for c in e.candidates]) for e in entries] == [
-        ("depthwise_conv2d", ["wrapper", "as_grouped"]), fc, fc]  # two FC layers of other shapes
-    assert all(c.bit_exact for e in entries for c in e.candidates) and entries[0].cpu_class == "dsp"
-    assert entries[0].measured_on == "tiny_cnn.tflite: l2_depthwise_conv2d (operator 2 (DEPTHWISE_CONV_2D))"
+        ("conv2d", ["wrapper", "mcd_dsp"]), ("depthwise_conv2d", ["wrapper", "as_grouped", "mcd_dsp"]),
+        ("conv2d", ["wrapper", "mcd_dsp"]), ("add", ["wrapper", "mcd_dsp"]), fc, fc]
+    for entry in entries:
+        assert all(c.bit_exact for c in entry.candidates) and entry.cpu_class == "dsp"
+        assert entry.chosen == "mcd_dsp" == min(entry.candidates, key=lambda c: c.ticks).name
+    assert entries[1].measured_on == "tiny_cnn.tflite: l2_depthwise_conv2d (operator 2 (DEPTHWISE_CONV_2D))"
 
 
 @pytest.mark.device
-def test_tuning_ds_cnn_measures_its_four_depthwise_layers_once(tmp_path: Path) -> None:
-    """A bench model: four depthwise layers of one shape, measured once; every candidate
-    bit-exact, the wrapper kept (nnref's grouped path is slower for multiplier 1)."""
+def test_tuning_ds_cnn_measures_each_layer_shape_once(tmp_path: Path) -> None:
+    """A bench model on the M55: four depthwise and four pointwise layers, each shape measured
+    once; every candidate bit-exact; the generated Helium kernels chosen (nnref's grouped path,
+    as_grouped, is slower than its wrapper for multiplier 1)."""
     graph = parse_tflite(mlperf_tiny_tflite("ds_cnn_kws"), "ds_cnn_kws")
     tuning = Tuning()
     board, library = load_board("mps3-an547"), nnref_library()
-    entry, fc = tune_graph(graph, board, library, tuning, tmp_path, Progress(quiet=True), source="ds_cnn")
-    assert all(c.bit_exact for c in entry.candidates) and entry.chosen == "wrapper"
-    assert fc.signature.startswith("fully_connected") and all(c.bit_exact for c in fc.candidates)
+    entries = tune_graph(graph, board, library, tuning, tmp_path, Progress(quiet=True), source="ds_cnn")
+    kinds = ["conv2d", "depthwise_conv2d", "conv2d", "fully_connected"]
+    assert [e.signature.split()[0] for e in entries] == kinds
+    for entry in entries:
+        assert all(c.bit_exact for c in entry.candidates)
+        assert entry.chosen == min(entry.candidates, key=lambda c: c.ticks).name
+        figures = {c.name: c.instructions for c in entry.candidates}
+        assert figures["mcd_mve"] < figures["wrapper"]
+    assert entries[1].figures("as_grouped").instructions > entries[1].figures("wrapper").instructions
     rows = model_tuning(graph, library, board.cpu_class, tuning)
-    assert [(r.index, r.lowering, r.source, r.gain) for r in rows[:4]] == [(i, "wrapper", "tuned", 0)
-                                                                             for i in (1, 3, 5, 7)]
-    assert rows[4].name.endswith("fully_connected") and rows[4].lowering == fc.chosen
+    assert [(r.index, r.lowering[:7], r.source) for r in rows] == [
+        (i, "mcd_mve", "tuned") for i in range(9)] + [(10, entries[3].chosen[:7], "tuned")]
+    assert all(r.gain > 0 for r in rows[:9])
 
 
 @pytest.mark.device
@@ -277,24 +287,29 @@ def test_run_report_shows_the_lowerings_of_a_tuning_file(tmp_path: Path) -> None
 def test_every_candidate_of_the_conv_matrix_runs_bit_exact_on_qemu(tmp_path: Path, batch: int,
                                                                    dims: int) -> None:
     """The matrix's 1-D model at batch 3 and its 2-D model: every grouping, multiplier, stride,
-    dilation and padding, each of the 108 layers with several candidates tuned on the device."""
+    dilation and padding, each of the 144 layers with several candidates tuned on the device: 108
+    grouped and depthwise layers, and 36 ungrouped convolutions where the generated kernels
+    (mcd_dsp, mcd_mve) compete with the wrapper call."""
     model, calibration, _ = matrix_model(tmp_path, batch, dims)
     out = tmp_path / "out"
     assert main(["build", str(model), "--calibration", str(calibration), "--tune", "--out", str(out),
                  "-q"]) == 0
     entries = json.loads((out / "tuning.json").read_text())["entries"]
-    assert len(entries) == 108
+    assert len(entries) == 144
     measured = {c["name"] for e in entries for c in e["candidates"]}
-    expected = {"wrapper", "per_group", "split_multiplier", "as_grouped", *(["per_batch"] * (batch > 1))}
+    expected = {"wrapper", "per_group", "split_multiplier", "as_grouped", "mcd_dsp", "mcd_mve",
+                "mcd_mve_x1", *(["per_batch"] * (batch > 1))}
     assert measured == expected
+    generated = [e for e in entries if any(c["name"] == "mcd_mve" for c in e["candidates"])]
+    assert len(generated) == 36 and all(e["chosen"].startswith("mcd_") for e in generated)
     for e in entries:
         bad = [c for c in e["candidates"] if not c["bit_exact"]]
         assert not bad, (e["signature"], bad)
         fastest = min(e["candidates"], key=lambda c: c["ticks"])
         assert next(c for c in e["candidates"] if c["name"] == e["chosen"])["ticks"] == fastest["ticks"]
     text = code_path(out / "model").read_text()
-    assert sum(text.count(f"lowered as {name} */") for name in expected) >= 108
+    assert sum(text.count(f"lowered as {name} */") for name in expected) >= 144
     wins = {e["chosen"] for e in entries}
     assert "split_multiplier" in wins
     counts = {name: sum(e["chosen"] == name for e in entries) for name in sorted(wins)}
-    print(f"batch {batch}, {dims}-D: 108 layers tuned on QEMU, all candidates bit-exact; chosen: {counts}")
+    print(f"batch {batch}, {dims}-D: 144 layers tuned on QEMU, all candidates bit-exact; chosen: {counts}")

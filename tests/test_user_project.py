@@ -2,7 +2,8 @@
 CubeMX-style linker script that knows nothing of the models, CMake with a toolchain file, the
 libraries added with add_subdirectory as `mcudeploy export` wrote them. On QEMU for the M4 and the
 M55, both models' outputs for fixed inputs are bit-exact with TFLM and the host reference, the
-float model's through its float helpers; the arenas are in .bss, never loaded from flash.
+float model's through its float helpers, with the default lowering (the generated kernels, their
+headers shipped in the folders); the arenas are in .bss, never loaded from flash.
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ def _symbols(image: ELFFile, test) -> list:
 def _placement(elf: Path, arena_sizes: list[int]) -> dict[str, int]:
     """Every model's arena (the static `arena_storage` of NAME.c, told apart by its size) is in
     .bss, a section without contents in the file, and no loaded segment holds a byte of it; every
-    constant array (`..._weights`) is in .rodata, in FLASH. Returns the firmware's flash (loaded
-    bytes) and RAM (allocated bytes in RAM, at 0x20000000 on both boards)."""
+    constant array (`..._weights`, a generated kernel's `..._constants`) is in .rodata, in FLASH.
+    Returns the firmware's flash (loaded bytes) and RAM (allocated bytes in RAM, at 0x20000000 on
+    both boards)."""
     with open(elf, "rb") as f:
         image = ELFFile(f)
         arenas = _symbols(image, lambda name: name == "arena_storage")
@@ -113,7 +115,7 @@ def _placement(elf: Path, arena_sizes: list[int]) -> dict[str, int]:
             for seg in loads:
                 loaded = range(seg["p_vaddr"], seg["p_vaddr"] + seg["p_filesz"])
                 assert end <= loaded.start or start >= loaded.stop, f"arena {start:#x} is loaded"
-        weights = _symbols(image, lambda name: name.endswith("_weights"))
+        weights = _symbols(image, lambda name: name.endswith(("_weights", "_constants")))
         assert weights and {image.get_section(s["st_shndx"]).name for s in weights} == {".rodata"}
         assert image.get_section_by_name(".rodata")["sh_addr"] < RAM
         return {"flash": sum(seg["p_filesz"] for seg in loads),
@@ -132,6 +134,10 @@ def test_two_exported_models_in_a_users_firmware(board_name: str, tmp_path: Path
     for name, model in (("cnn", CNN), ("mean_net", mean_path)):
         assert main(["export", str(model), "--board", board_name, "--out", str(folders[name]),
                      "--name", name, "-q"]) == 0
+    # The default lowering: cnn's convolutions, depthwise, ADD and fully connected layers are
+    # generated kernels, their headers shipped beside cnn.c.
+    assert "lowered as mcd_" in (folders["cnn"] / "cnn.c").read_text()
+    assert (folders["cnn"] / "mcdk.h").is_file()
 
     elf = _build(cmake, board_name, folders["cnn"], folders["mean_net"], tmp_path / "build")
     command = QemuRunner(load_board(board_name), elf).command("null")

@@ -2,9 +2,9 @@
 memory beside the liveness lower bound and TFLM's arena for the same file.
 
 Prints a per-layer table (MACs, instructions, instructions per MAC; with a tuning file, or where a
-layer is not lowered as the wrapper call, the lowering of each layer that has several) and the
-totals; with --tune or a tuning file, a table of every measured candidate per layer and the gain
-over the wrapper call. Writes DIR/bench.json beside the build (and DIR/tuning.json), and
+layer is not lowered as the wrapper call, the lowering of each layer that has several instead of
+its origin) and the totals; with --tune or a tuning file, a table of every measured candidate per
+layer and the gain over the wrapper call. Writes DIR/bench.json beside the build (and DIR/tuning.json), and
 DIR/model.tflite (the int8 file TFLM ran). Exit status: 0, or 1 if the measured inference was not
 bit-exact with the host reference and TFLM, 2 for an error in the input, 3 when the device failed.
 """
@@ -60,22 +60,25 @@ def _per_mac(value: float | None) -> str:
 
 
 def layer_table(r: BenchResult) -> Table:
+    """Per layer: MACs, instructions, per MAC, share; and where it came from in the model, or, when
+    a tuning file is in use or a layer is not lowered as the library's wrapper call, how each layer
+    is lowered instead (its origin is in bench.json)."""
     table = Table(title=f"mcudeploy bench: {r.model} on {r.board} ({r.cpu}, {r.library})")
     rows = r.tuning.get("layers", [])
     shown = r.tuning.get("tuning_file") or any(row["lowering"] != "wrapper" for row in rows)
-    lowering = {row["index"]: f"{row['lowering']} ({row['source']})" for row in rows} if shown else {}
-    columns = ("#", "layer", "op", *(("lowering",) if lowering else ()), "MACs", "instructions",
-               "instr/MAC", "share")
-    for name in columns:
-        table.add_column(name, justify="left" if name in ("layer", "op", "lowering") else "right",
+    lowering = {row["index"]: row["lowering"] + (" (tuned)" if row["source"] == "tuned" else "")
+                for row in rows}
+    third = "lowering" if shown else "op"
+    for name in ("#", "layer", third, "MACs", "instructions", "instr/MAC", "share"):
+        table.add_column(name, justify="left" if name in ("layer", third) else "right",
                          no_wrap=name == "lowering")
     for layer in r.layers:
         share = layer.instructions / r.instructions if r.instructions else 0.0
-        table.add_row(str(layer.index), layer.name, layer.origin,
-                      *((lowering.get(layer.index, ""),) if lowering else ()), f"{layer.macs:,}",
-                      f"{layer.instructions:,}", _per_mac(layer.instructions_per_mac), f"{share:.1%}")
-    table.add_row("", "total", "", *(("",) if lowering else ()), f"{r.macs:,}", f"{r.instructions:,}",
-                  _per_mac(r.instructions_per_mac), "", style="bold")
+        table.add_row(str(layer.index), layer.name, lowering.get(layer.index, "") if shown else layer.origin,
+                      f"{layer.macs:,}", f"{layer.instructions:,}", _per_mac(layer.instructions_per_mac),
+                      f"{share:.1%}")
+    table.add_row("", "total", "", f"{r.macs:,}", f"{r.instructions:,}", _per_mac(r.instructions_per_mac),
+                  "", style="bold")
     return table
 
 

@@ -69,12 +69,17 @@ def add_tuning(parser: argparse.ArgumentParser) -> None:
                        help="lower layers as measured in this tuning file (with --tune: measure what "
                             "it lacks and add it there) instead of the DIR/tuning.json of an "
                             "earlier build")
+    group.add_argument("--library-calls", action="store_true",
+                       help="every layer through the NN library's calls, none through the kernels "
+                            "mcudeploy generates (mcd_dsp, mcd_mve): to measure or use the library "
+                            "alone")
 
 
 def _tune_options(args: argparse.Namespace) -> TuneOptions:
     if not hasattr(args, "tune"):
         return TuneOptions()
-    return TuneOptions(tune=args.tune, tuning=args.tuning, seed=getattr(args, "seed", 0))
+    return TuneOptions(tune=args.tune, tuning=args.tuning, seed=getattr(args, "seed", 0),
+                       library_calls=args.library_calls)
 
 
 def add_quantization(parser: argparse.ArgumentParser) -> None:

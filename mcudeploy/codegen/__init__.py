@@ -45,7 +45,8 @@ def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, sour
     Raises PlanError, before writing anything, when the model does not fit the board's memory, and
     UnsupportedError when a layer calls a function the library lacks."""
     lowered = fit_to_library(lower(graph), library)
-    lowered = choose_lowerings(lowered, library, choose or default_chooser(board.cpu_class), table)
+    lowered = choose_lowerings(lowered, library, choose or default_chooser(board.cpu_class), table,
+                               board.cpu_class)
     if scratch is None:  # the library's queries on the host size any layer, a stage's bands too
         band_scratch = partial(scratch_bytes, library=library, cpu_class=board.cpu_class)
         sizes = {layer.index: band_scratch(layer) for layer in lowered.layers}

@@ -1,7 +1,9 @@
 """Render the lowered, planned model as a C library, `NAME.c`/`NAME.h` (Jinja2: model.c.j2 and its
 parts, one template per layer kind; the API is model.h.j2), with `mcd_harness.c`, the verification
 firmware's binding of that API (harness.c.j2), and describe it in `manifest.json`
-(mcudeploy.manifest) for the host side of a run."""
+(mcudeploy.manifest) for the host side of a run. When a layer is computed by a generated kernel,
+the headers its code includes (mcd_kernels.HEADERS) are copied beside NAME.c: the library is the
+files the manifest lists."""
 
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
 from mcudeploy.codegen.lower import Layer, LoweredModel
+from mcudeploy.codegen.mcd_kernels import HEADERS, is_generated
 from mcudeploy.codegen.stages import STAGE_TEMPLATE
 from mcudeploy.ir import Graph
 from mcudeploy.manifest import IoInfo, LayerInfo, Manifest, TensorInfo
+from mcudeploy.resources import firmware_dir
 
 _HASH_PLACEHOLDER = "MCD_MODEL_HASH_PLACEHOLDER"
 HARNESS_FILE = "mcd_harness.c"
@@ -36,6 +40,7 @@ _QUERY_ARGS = {
     "dw_conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
     "fc": "&{n}_filter_dims",
     "avgpool": "{ow}, {c}",
+    "fixed": "",  # a generated kernel's own scratch (mcd_kernels.FixedScratch)
 }
 # Depthwise layers keep their wrapper call's arguments as a struct (templates/_conv_call.j2) when the
 # model has CALL_STRUCTS_FROM or more of them: with fewer, the compiler inlines the library's function
@@ -179,9 +184,10 @@ def emit_model(
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str, name: str = "model",
     check_layer: Callable[[Layer, str], None] | None = None,
 ) -> Manifest:
-    """Write NAME.c, NAME.h, mcd_harness.c and manifest.json into `out_dir`, NAME being the
-    library's name (a C identifier, mcudeploy.codegen.cname); returns the manifest. Each layer's
-    rendered C is passed to `check_layer` before anything is written."""
+    """Write NAME.c, NAME.h (and the generated kernels' headers if a layer uses one), mcd_harness.c
+    and manifest.json into `out_dir`, NAME being the library's name (a C identifier,
+    mcudeploy.codegen.cname); returns the manifest. Each layer's rendered C is passed to
+    `check_layer` before anything is written."""
     env = template_environment()
     views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
              for layer in lowered.layers]
@@ -215,13 +221,15 @@ def emit_model(
     constants = [c for layer in lowered.layers for c in layer.constants]
     weight_bytes = sum(c.nbytes for c in constants)
     inputs, outputs = [io(n) for n in graph.inputs], [io(n) for n in graph.outputs]
+    headers = {h: (firmware_dir() / "include" / h).read_text(encoding="utf-8")
+               for h in (HEADERS if any(is_generated(layer) for layer in lowered.layers) else ())}
     context = {
         "name": name, "macro": macro_prefix(name), "library": library,
         "cpu_check": _OTHER_CPU_CLASS[cpu_class],
         "version": __version__, "source": source, "board": board, "cpu_class": cpu_class,
         "layers": views, "constants": constants, "arena_bytes": layout.plan.arena_bytes,
         "lower_bound": layout.plan.lower_bound, "planner": layout.plan.algorithm,
-        "weight_bytes": weight_bytes,
+        "weight_bytes": weight_bytes, "kernel_headers": bool(headers),
         "inputs": inputs, "outputs": outputs,
         "tensors": tensors, "model_hash": _HASH_PLACEHOLDER, "variables": variables,
         "tensor_places": [_tensor_place(lowered, layout, layer.output) for layer in lowered.layers],
@@ -242,11 +250,14 @@ def emit_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.c").write_text(text, encoding="utf-8")
     (out_dir / f"{name}.h").write_text(header, encoding="utf-8")
+    for header, header_text in headers.items():
+        (out_dir / header).write_text(header_text, encoding="utf-8")
     (out_dir / HARNESS_FILE).write_text(env.get_template("harness.c.j2").render(**context), "utf-8")
     manifest = Manifest(
         mcudeploy_version=__version__, source=source, board=board, cpu_class=cpu_class, name=name,
         files={f"{name}.c": hashlib.sha256(text.encode()).hexdigest(),
-               f"{name}.h": hashlib.sha256(header.encode()).hexdigest()},
+               f"{name}.h": hashlib.sha256(header.encode()).hexdigest(),
+               **{h: hashlib.sha256(t.encode()).hexdigest() for h, t in headers.items()}},
         library=library, model_hash=digest.hex(), arena_bytes=layout.plan.arena_bytes,
         lower_bound=layout.plan.lower_bound, planner=layout.plan.algorithm,
         weight_bytes=weight_bytes, inputs=inputs, outputs=outputs,

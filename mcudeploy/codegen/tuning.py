@@ -22,11 +22,13 @@ from pathlib import Path
 
 from mcudeploy.codegen.candidates import (
     CANDIDATES,
+    GENERATED,
     Candidate,
     Chooser,
     Table,
     candidates_for,
     default_chooser,
+    library_only,
 )
 from mcudeploy.codegen.lower import Dims, Layer, lower
 from mcudeploy.errors import InputError
@@ -41,8 +43,13 @@ def _dims(d: Dims) -> str:
 
 
 def layer_signature(layer: Layer) -> str:
-    """What a plainly lowered layer's instruction count depends on, as one line."""
+    """What a plainly lowered layer's instruction count depends on, as one line: a convolution's
+    dims, stride, dilation, padding and multiplier; a fully connected layer's dims and whether it is
+    per-channel; an element-wise layer's block and repeats."""
     v = layer.values
+    if "block_size" in v:
+        strides = ",".join(str(s) for s in v["strides"])
+        return f"{layer.op.kind} block {v['block_size']} repeats {v['repeats']} strides {strides}"
     if layer.op.kind == "fully_connected":
         return (f"fully_connected in {_dims(v['input_dims'])} filter {_dims(v['filter_dims'])} "
                 f"out {_dims(v['output_dims'])}" + (" per-channel" if v["per_channel"] else ""))
@@ -99,9 +106,11 @@ class TuningEntry:
 
 @dataclass
 class Tuning:
-    """The entries of a tuning file (or of none yet)."""
+    """The entries of a tuning file (or of none yet); with `library_only` (`--library-calls`, not
+    kept in the file) every layer goes through the NN library, its generated kernels left out."""
 
     entries: dict[str, TuningEntry] = field(default_factory=dict)
+    library_only: bool = False
 
     @staticmethod
     def load(path: Path) -> Tuning:
@@ -136,6 +145,8 @@ class Tuning:
         default = default_chooser(cpu_class)
 
         def choose(layer: Layer, options: Sequence[Candidate]) -> Candidate:
+            if self.library_only:
+                options = [c for c in options if c.name not in GENERATED] or options
             entry = self.lookup(layer, cpu_class, library)
             chosen = next((c for c in options if entry is not None and c.name == entry.chosen), None)
             return chosen or default(layer, options)
@@ -184,8 +195,10 @@ def model_tuning(graph: Graph, library: NNLibrary, cpu_class: str, tuning: Tunin
     figures behind it."""
     rows = []
     choose = tuning.chooser(cpu_class, library)
+    if tuning.library_only:
+        table = library_only(table)
     for layer in lower(graph).layers:
-        options = candidates_for(layer, library, table)
+        options = candidates_for(layer, library, table, cpu_class)
         if len(options) < 2:
             continue
         entry = tuning.lookup(layer, cpu_class, library)
