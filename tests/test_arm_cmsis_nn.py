@@ -36,8 +36,8 @@ from mcudeploy.cli import main
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.lower import lower
 from mcudeploy.codegen.scratch import answers_on_host
-from mcudeploy.codegen.walks import ARM_4_0_0, ARM_7_0_0, layer_shift, release_of
 from mcudeploy.codegen.tuning import Tuning
+from mcudeploy.codegen.walks import ARM_4_0_0, ARM_7_0_0, layer_shift, release_of
 from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import nnref_library
 from mcudeploy.packs import load_pack
