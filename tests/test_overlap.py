@@ -17,6 +17,7 @@ from memory_models import mobilenet_head
 from mcudeploy.boards import load_board
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate, memory
+from mcudeploy.codegen.candidates import library_only
 from mcudeploy.codegen.lower import lower
 from mcudeploy.codegen.walks import NNREF, layer_shift, release_of
 from mcudeploy.manifest import code_path
@@ -58,7 +59,7 @@ def test_overlaps_alone_are_bit_exact_on_the_host(tmp_path: Path, monkeypatch) -
     graph, _ = mobilenet_head(size=32)
     board, library = load_board("mps3-an547"), nnref_library()
     monkeypatch.setattr(memory, "MAX_STAGES", 0)
-    manifest = generate(graph, board, library, tmp_path / "ok", source="head")
+    manifest = generate(graph, board, library, tmp_path / "ok", source="head", table=library_only())
     assert manifest.arena_bytes < manifest.lower_bound
     assert host_outputs_match(graph, tmp_path / "ok", manifest, library)
 
@@ -69,7 +70,8 @@ def test_an_overlap_beyond_the_walk_is_caught(tmp_path: Path, monkeypatch) -> No
     graph, _ = mobilenet_head(size=32)
     monkeypatch.setattr(memory, "MAX_STAGES", 0)
     monkeypatch.setattr(memory, "layer_shift", lambda layer, library, cpu: 0)
-    manifest = generate(graph, load_board("mps3-an547"), nnref_library(), tmp_path, source="head")
+    manifest = generate(graph, load_board("mps3-an547"), nnref_library(), tmp_path, source="head",
+                        table=library_only())
     assert not host_outputs_match(graph, tmp_path, manifest, nnref_library())
 
 
@@ -80,10 +82,13 @@ def test_stages_and_overlaps_are_bit_exact_on_qemu(board: str, tmp_path: Path) -
     model = tmp_path / "head.tflite"
     model.write_bytes(data)
     out = tmp_path / "out"
-    status = main(["run", str(model), "--board", board, "--out", str(out), "--vectors", "3", "-q"])
+    status = main(["run", str(model), "--board", board, "--out", str(out), "--vectors", "3",
+                   "--library-calls", "-q"])
     report = json.loads((out / "report.json").read_text())
     assert status == 0, report.get("mismatches") or report.get("error")
     assert report["oracles"] == ["host-reference", "tflm"] and report["mismatched_vectors"] == 0
+    # No layer's address is taken (a switch runs them): the call graph bounds the stack.
+    assert report["firmware"]["stack_use"]["bound"] is not None, report["firmware"]["stack_use"]
     manifest = json.loads((out / "model" / "manifest.json").read_text())
     assert manifest["arena_bytes"] <= 0.6 * manifest["lower_bound"]
     assert "lowered as stage of layers" in code_path(out / "model").read_text()
@@ -95,13 +100,15 @@ def test_depthwise_layers_keep_their_call_as_data_from_three(tmp_path: Path, mon
     themselves, where the compiler specialises it to their constant dims."""
     graph, _ = mobilenet_head(size=16, pool=False)  # 5 convolutions, 4 depthwise
     monkeypatch.setattr(memory, "MAX_STAGES", 0)
-    generate(graph, load_board("mps2-an386"), nnref_library(), tmp_path / "head", source="head")
+    generate(graph, load_board("mps2-an386"), nnref_library(), tmp_path / "head", source="head",
+             table=library_only())
     text = (tmp_path / "head" / "model.c").read_text()
     assert text.count("return mcd_depthwise(&l") == 4 and text.count("arm_depthwise_conv_wrapper_s8(") == 0
     assert "volatile const mcd_depthwise_kernel = arm_depthwise_conv_wrapper_s8;" in text
     assert text.count("return arm_convolve_wrapper_s8(") == 5 and "mcd_conv(" not in text
     graph, _ = mobilenet_head(size=16, pool=False, blocks=2)  # 2 depthwise
-    generate(graph, load_board("mps2-an386"), nnref_library(), tmp_path / "short", source="short")
+    generate(graph, load_board("mps2-an386"), nnref_library(), tmp_path / "short", source="short",
+             table=library_only())
     text = (tmp_path / "short" / "model.c").read_text()
     assert "mcd_depthwise(" not in text and text.count("return arm_depthwise_conv_wrapper_s8(") == 2
 
@@ -113,7 +120,8 @@ def test_the_exported_api_runs_overlaps_and_stages_in_any_arena(tmp_path: Path) 
     NAME_tensor() of a layer inside the stage has no storage (NULL, 0 bytes)."""
     graph, _ = mobilenet_head(size=48)
     library = nnref_library()
-    manifest = generate(graph, load_board("mps3-an547"), library, tmp_path, source="head", name="head")
+    manifest = generate(graph, load_board("mps3-an547"), library, tmp_path, source="head", name="head",
+                        table=library_only())
     text = code_path(tmp_path).read_text()
     assert "lowered as stage of layers" in text and "B below its input" in text and "mcd_depthwise(&" in text
     assert f"#define HEAD_ARENA_BYTES {manifest.arena_bytes}\n" in (tmp_path / "head.h").read_text()
