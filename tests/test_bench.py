@@ -18,6 +18,7 @@ from mcudeploy.boards import load_board
 from mcudeploy.build import build_firmware
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
+from mcudeploy.codegen.candidates import library_only
 from mcudeploy.errors import BuildError
 from mcudeploy.frontends.tflite import load_tflite, parse_tflite
 from mcudeploy.manifest import code_path
@@ -50,9 +51,11 @@ def test_mlperf_tiny_models_are_reproducible_and_deployable(name: str, tmp_path:
     assert data == mlperf_tiny_tflite(name, seed=0) != mlperf_tiny_tflite(name, seed=1)
     graph = parse_tflite(data, name)
     check_graph(graph)
-    manifest = generate(graph, load_board("mps3-an547"), nnref_library(), tmp_path, source=name)
+    manifest = generate(graph, load_board("mps3-an547"), nnref_library(), tmp_path, source=name,
+                        table=library_only())
     assert sum(layer.macs for layer in manifest.layers) == MACS[name]
-    # Issue 19's goals below the tensor-granularity bound (overlaps and streamed stages, nnref).
+    # Issue 19's goals below the tensor-granularity bound (overlaps and streamed stages, nnref's
+    # calls: --library-calls; the generated kernels trade some of it for speed, README "Benchmarks").
     assert manifest.arena_bytes <= BELOW_BOUND.get(name, 1.0) * manifest.lower_bound
 
 
