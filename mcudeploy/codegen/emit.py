@@ -36,6 +36,7 @@ _QUERY_ARGS = {
     "dw_conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
     "fc": "&{n}_filter_dims",
     "avgpool": "{ow}, {c}",
+    "none": "",
 }
 # Depthwise layers keep their wrapper call's arguments as a struct (templates/_conv_call.j2) when the
 # model has CALL_STRUCTS_FROM or more of them: with fewer, the compiler inlines the library's function

@@ -394,6 +394,60 @@ def _reshape(op: _Operator) -> ir.Op:
     return _make(op, ir.Reshape(), op.inputs[:1])
 
 
+# UNIDIRECTIONAL_SEQUENCE_LSTM's inputs by position (TFLite's lstm_shared.h).
+_LSTM_INPUT_WEIGHTS = (1, 2, 3, 4)  # input, forget, cell, output gates
+_LSTM_RECURRENT_WEIGHTS = (5, 6, 7, 8)
+_LSTM_PEEPHOLES = (9, 10, 11)
+_LSTM_BIASES = (12, 13, 14, 15)
+_LSTM_PROJECTION = (16, 17)
+_LSTM_HIDDEN_STATE, _LSTM_CELL_STATE = 18, 19
+_LSTM_LAYER_NORM = (20, 21, 22, 23)
+
+
+def _lstm(op: _Operator) -> ir.Op:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM with four gates, tanh, no peephole, projection or layer
+    normalisation; its hidden and cell state tensors give their quantization to the IR op."""
+    ins = op.inputs + ("",) * (24 - len(op.inputs))
+    o = op.options
+    forms = (("coupled input and forget gates (CIFG: no input gate weights)",
+              not (ins[1] and ins[5] and ins[12])),
+             ("peephole connections", any(ins[i] for i in _LSTM_PEEPHOLES)),
+             ("a projection layer", any(ins[i] for i in _LSTM_PROJECTION)),
+             ("layer normalisation", any(ins[i] for i in _LSTM_LAYER_NORM)),
+             ("diagonal recurrent weights", bool(getattr(o, "diagonalRecurrentTensors", False))),
+             ("asymmetrically quantized inputs (a hybrid float LSTM)", bool(o.asymmetricQuantizeInputs)))
+    for what, present in forms:
+        if present:
+            raise UnsupportedError(f"{op.origin}: an LSTM with {what} is not supported (mcudeploy deploys "
+                                   "the integer LSTM with four gates, as Keras' LSTM layer converts)")
+    if o.fusedActivationFunction != fb.ActivationFunctionType.TANH:
+        raise UnsupportedError(f"{op.origin}: an LSTM whose cell activation is not tanh (fused activation "
+                               f"{o.fusedActivationFunction}) is not supported")
+    needed = (*_LSTM_INPUT_WEIGHTS, *_LSTM_RECURRENT_WEIGHTS, *_LSTM_BIASES, _LSTM_HIDDEN_STATE,
+              _LSTM_CELL_STATE)
+    missing = [i for i in needed if not ins[i]]
+    if missing:
+        raise ModelFormatError(f"{op.origin}: LSTM input(s) {missing} are missing")
+    x, y = op.graph_tensors[ins[0]], op.graph_tensors[op.outputs[0]]
+    hidden, cell = op.graph_tensors[ins[_LSTM_HIDDEN_STATE]], op.graph_tensors[ins[_LSTM_CELL_STATE]]
+    if len(x.shape) != 3 or len(y.shape) != 3:
+        raise ModelFormatError(f"{op.origin}: the LSTM's input {list(x.shape)} and output {list(y.shape)} "
+                               "must have 3 dimensions")
+    for state in (hidden, cell):
+        if state.is_constant:
+            raise UnsupportedError(f"{op.origin}: the LSTM's state tensor {state.name!r} is a constant; "
+                                   "mcudeploy deploys state that starts at zero (variable tensors)")
+    if hidden.quant != y.quant or hidden.dtype != y.dtype:
+        raise UnsupportedError(f"{op.origin}: the LSTM's hidden state {hidden.name!r} and its output "
+                               f"{y.name!r} differ in type or quantization")
+    if cell.quant is None or len(cell.quant.scale) != 1 or cell.dtype != "int16":
+        raise UnsupportedError(f"{op.origin}: the LSTM's cell state {cell.name!r} is not int16 quantized "
+                               "per tensor")
+    attrs = ir.Lstm(bool(o.timeMajor), float(o.cellClip), cell.quant.scale[0])
+    return _make(op, attrs, tuple(ins[i] for i in (0, *_LSTM_INPUT_WEIGHTS, *_LSTM_RECURRENT_WEIGHTS,
+                                                    *_LSTM_BIASES)))
+
+
 def _make(op: _Operator, attrs: ir.Attrs, inputs: tuple[str, ...]) -> ir.Op:
     name = f"op{op.index}_{op.type_name.lower()}"
     return ir.Op(name, attrs, inputs, op.outputs[:1], op.origin)
@@ -445,6 +499,7 @@ CONVERTERS: dict[str, Converter] = {
     "READ_VARIABLE": Converter(ir.ReadVariable, (None,), _read_variable),
     "ASSIGN_VARIABLE": Converter(ir.AssignVariable, (None, None), _assign_variable),
     "CALL_ONCE": Converter(ir.AssignVariable, (), _call_once),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": Converter(ir.Lstm, (3,), _lstm),
 }
 """TFLite builtin operators mcudeploy imports, by schema name."""
 

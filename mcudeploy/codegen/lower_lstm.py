@@ -1,0 +1,65 @@
+"""The integer LSTM (IR `lstm`, TFLite UNIDIRECTIONAL_SEQUENCE_LSTM with int8 activations) → one
+call of CMSIS-NN's `arm_lstm_unidirectional_s8` with its `cmsis_nn_lstm_params`.
+
+Every number is computed on the host by TFLite's rules, as the host reference's are
+(mcudeploy.reference.lstm.op_params): each gate's two effective scales as Q31 multipliers and
+shifts to Q3.12, the three products' (to the cell and the hidden state), the cell clip and the
+cell scale's power of two. Arm's API takes each gate's kernel sums folded into the bias ("effective
+biases", what `arm_vector_sum_s8` computes in TFLM's CMSIS-NN port): bias - input zero point x
+row sum of the input weights, and - hidden zero point x row sum of the recurrent weights; they are
+computed here and placed in flash. The call's three int16 buffers (two gates' values and the cell
+state, batch x hidden each) are its scratch in the arena.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mcudeploy.arith import wrap_int32
+from mcudeploy.codegen.lower import Const, Dims, FixedScratch, Layer
+from mcudeploy.ir import Graph, Op
+from mcudeploy.reference.lstm import op_params
+
+STRUCT_GATES = ("forget", "input", "cell", "output")  # cmsis_nn_lstm_params' order
+ACTIVATIONS = {"sigmoid": "ARM_SIGMOID", "tanh": "ARM_TANH"}
+BUFFERS = 3  # temp1, temp2, cell_state
+
+
+def effective_bias(weights: np.ndarray, zero_point: int, bias: np.ndarray | None) -> np.ndarray:
+    """bias - zero_point x each row's sum, in int32 (arm_vector_sum_s8 with lhs_offset -zero_point)."""
+    total = -zero_point * weights.astype(np.int64).sum(axis=1)
+    if bias is not None:
+        total = total + bias.astype(np.int64)
+    return wrap_int32(total).astype(np.int32)
+
+
+def lower_lstm(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    p = op_params(op, g)
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    steps, batch = (x.shape[0], x.shape[1]) if p.time_major else (x.shape[1], x.shape[0])
+    hidden, inputs = p.hidden_size, x.shape[2]
+    consts: list[Const] = []
+    gates = []
+    for name in STRUCT_GATES:
+        gate = p.gates[name]
+        base = f"{prefix}_{name}"
+        consts += [Const(f"{base}_input_weights", "int8_t", gate.input_weights.reshape(-1)),
+                   Const(f"{base}_input_bias", "int32_t",
+                         effective_bias(gate.input_weights, p.input_zero_point, gate.bias)),
+                   Const(f"{base}_hidden_weights", "int8_t", gate.hidden_weights.reshape(-1)),
+                   Const(f"{base}_hidden_bias", "int32_t",
+                         effective_bias(gate.hidden_weights, p.hidden_zero_point, None))]
+        gates.append({"name": name, "symbol": base, "input_multiplier": gate.input_multiplier,
+                      "input_shift": gate.input_shift, "hidden_multiplier": gate.hidden_multiplier,
+                      "hidden_shift": gate.hidden_shift, "activation": ACTIVATIONS[gate.activation]})
+    buffer_bytes = batch * hidden * 2
+    values = {
+        "time_major": int(p.time_major), "batch": batch, "steps": steps, "input_size": inputs,
+        "hidden_size": hidden, "input_offset": -p.input_zero_point, "output_offset": p.hidden_zero_point,
+        "forget_to_cell": p.forget_to_cell, "input_to_cell": p.input_to_cell, "output": p.hidden,
+        "cell_clip": p.cell_clip, "cell_scale_power": p.cell_scale_power, "gates": gates,
+        "buffer_bytes": buffer_bytes, "input_dims": Dims.nhwc(x.shape), "output_dims": Dims.nhwc(y.shape),
+    }
+    macs = steps * batch * 4 * hidden * (inputs + hidden)
+    return Layer(index, prefix, op, "lstm.c.j2", op.inputs[:1], op.outputs[0], values, tuple(consts),
+                 FixedScratch(f"{prefix}_get_buffer_size", "none", size=BUFFERS * buffer_bytes), macs=macs)
