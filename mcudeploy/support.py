@@ -549,6 +549,7 @@ CONSTRAINTS_S16: dict[str, tuple[Constraint, ...]] = {
     "softmax": (constraint_int16_softmax,),
     "reshape": (constraint_reshape,),
     "quantize": (constraint_same_size, constraint_int16_requantization),
+    "lstm": LSTM_RULES,
 }
 """The rules of operators on int16 activations (16x8); kinds not listed have no 16x8 form."""
 

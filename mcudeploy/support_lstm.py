@@ -1,8 +1,8 @@
-"""The rules of the integer LSTM (TFLite UNIDIRECTIONAL_SEQUENCE_LSTM, int8 activations, int16
-gates and cell state, int32 biases): named constraints as in mcudeploy.support, whose docstrings
-are the rules a user reads. The forms TFLite has and mcudeploy does not deploy (peephole,
-projection, layer normalisation, CIFG) are refused at import, naming the operator
-(mcudeploy.frontends.tflite)."""
+"""The rules of the integer LSTM (TFLite UNIDIRECTIONAL_SEQUENCE_LSTM: int8 activations and int32
+biases, or 16x8: int16 activations and int64 biases; int16 gates and cell state): named
+constraints as in mcudeploy.support, whose docstrings are the rules a user reads. The forms TFLite
+has and mcudeploy does not deploy (peephole, projection, layer normalisation, CIFG) are refused at
+import, naming the operator (mcudeploy.frontends.tflite)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 from mcudeploy import ir
 from mcudeploy.arith import INT32_MAX
 from mcudeploy.reference.lstm import GATES, checked_log2, op_params
+from mcudeploy.support_s16 import S64_ACC_LIMIT, S64_MAX_SHIFT
 
 # The tanh of the cell state scales it by 3 * 2^(p + 12) (p: log2 of the cell scale) in 32 bits.
 CELL_POWER_RANGE = (-40, 2)
@@ -25,15 +26,16 @@ def constraint_lstm_shapes(op: ir.Op, g: ir.Graph) -> str | None:
     """LSTM: the sequence is [batch, time, inputs] ([time, batch, inputs] when time major) and the
     output [batch, time, hidden] in the same order; each gate has constant int8 input weights
     [hidden, inputs] and recurrent weights [hidden, hidden], quantized per tensor with zero point 0,
-    and a constant int32 bias [hidden]."""
+    and a constant int32 bias [hidden] (int64 in a 16x8 LSTM)."""
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
     if len(x.shape) != 3 or len(y.shape) != 3 or x.shape[:2] != y.shape[:2]:
         return f"input {list(x.shape)}, output {list(y.shape)}"
     inputs, hidden = x.shape[2], y.shape[2]
+    bias_type = "int64" if x.dtype == "int16" else "int32"
     for position, name in enumerate(op.inputs[1:], start=1):
         t = g.tensor(name)
         shape, dtype = ((hidden, inputs), "int8") if position <= 4 else \
-            ((hidden, hidden), "int8") if position <= 8 else ((hidden,), "int32")
+            ((hidden, hidden), "int8") if position <= 8 else ((hidden,), bias_type)
         if not t.is_constant or t.dtype != dtype or t.shape != shape:
             return f"{name!r} is {t.dtype} {list(t.shape)}{'' if t.is_constant else ' (not constant)'}, " \
                    f"expected a constant {dtype} {list(shape)}"
@@ -59,7 +61,8 @@ def constraint_lstm_cell_scale(op: ir.Op, g: ir.Graph) -> str | None:
 
 def constraint_lstm_requantization(op: ir.Op, g: ir.Graph) -> str | None:
     """LSTM: each gate's sums requantized to Q3.12 fit in 32 bits when a multiplier above 1 shifts
-    them left, and the products requantized to the cell and hidden state (gate x cell, gate x gate,
+    them left (16x8: they are below 2^47 and the shift at most 7, TFLite's 64-bit requantization),
+    and the products requantized to the cell and hidden state (gate x cell, gate x gate,
     tanh x gate) have multipliers below 1."""
     p = op_params(op, g)
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
@@ -72,7 +75,9 @@ def constraint_lstm_requantization(op: ir.Op, g: ir.Graph) -> str | None:
             if bias is not None:
                 bound = bound + np.abs(bias.astype(np.int64))
             largest = int(bound.max())
-            if largest > INT32_MAX or (shift > 0 and largest << shift > INT32_MAX):
+            if p.int16 and (largest >= S64_ACC_LIMIT or shift > S64_MAX_SHIFT):
+                return f"{name} gate, {what} weights: sums up to {largest}, shift {shift}"
+            if not p.int16 and (largest > INT32_MAX or (shift > 0 and largest << shift > INT32_MAX)):
                 return (f"{name} gate, {what} weights: sums up to {largest} shifted left by "
                         f"{max(shift, 0)} bits")
     for (multiplier, shift), what in ((p.forget_to_cell, "forget gate x cell state"),

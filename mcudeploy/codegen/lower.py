@@ -374,7 +374,7 @@ def lower(graph: Graph) -> LoweredModel:
             continue
         index = len(layers)
         prefix = f"l{index}_{op.kind}"
-        lowering = lowering_s16(op, graph) or (lower_lstm if op.kind == "lstm" else LOWERINGS[op.kind])
+        lowering = lower_lstm if op.kind == "lstm" else lowering_s16(op, graph) or LOWERINGS[op.kind]
         layers.append(lowering(op, graph, index, prefix))
     variables = {name: f"state{i}" for i, name in enumerate(graph.variables)}
     sizes = {name: graph.tensor(name).nbytes for name in graph.variables}
