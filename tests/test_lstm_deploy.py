@@ -10,6 +10,7 @@ state in variable tensors from invoke to invoke, is reset before each."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -171,8 +172,9 @@ def test_recurrent_weights_of_the_wrong_shape_are_refused() -> None:
         check_graph(bad)
 
 
-def _run(model: Path, out: Path, board: str, vectors: int) -> dict:
-    status = main(["run", str(model), "--board", board, "--out", str(out), "--vectors", str(vectors), "-q"])
+def _run(model: Path, out: Path, board: str, vectors: int, *options: str) -> dict:
+    status = main(["run", str(model), "--board", board, "--out", str(out), "--vectors", str(vectors), "-q",
+                   *options])
     report = json.loads((out / "report.json").read_text())
     assert status == 0, report.get("mismatches") or report.get("error")
     assert report["verdict"] == "pass" and report["bit_exact_vectors"] == vectors
@@ -196,3 +198,16 @@ def test_sequences_batches_time_major_and_16x8_run_bit_exact_on_qemu(path: Path,
     model_c = code_path(tmp_path / "out" / "model").read_text()
     function = "arm_lstm_unidirectional_s16(" if "16x8" in path.stem else "arm_lstm_unidirectional_s8("
     assert function in model_c
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("path", [KEYWORD, TESTS / "data" / "s16" / "lstm_16x8_b2.tflite"],
+                         ids=lambda p: p.stem)
+def test_arm_cmsis_nn_release_runs_the_lstm_bit_exact(path: Path, tmp_path: Path) -> None:
+    """The same models linked with Arm's CMSIS-NN (a release brought in locally, 6.0.0 or later:
+    its tree or .pack in MCD_ARM_CMSIS_NN), bit-exact with TFLM: nnref's and Arm's LSTM mean the
+    same thing."""
+    release = os.environ.get("MCD_ARM_CMSIS_NN")
+    if not release:
+        pytest.skip("Arm's CMSIS-NN is not downloadable here: set MCD_ARM_CMSIS_NN to a release to run this")
+    _run(path, tmp_path / "out", "mps3-an547", 4, "--cmsis-nn", release)
