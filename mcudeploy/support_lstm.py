@@ -47,15 +47,16 @@ def constraint_lstm_shapes(op: ir.Op, g: ir.Graph) -> str | None:
 
 def constraint_lstm_cell_scale(op: ir.Op, g: ir.Graph) -> str | None:
     """LSTM: the cell state's scale is a power of two 2^p (TFLite's CheckedLog2), p from -40 to 2,
-    and the cell clip, if any, is positive."""
+    and the cell clip is 0 (none) or at least the cell scale (a smaller one quantizes to 0, for
+    which TFLM holds the cell state at 0 and Arm's API, where 0 means no clip, does not)."""
     a = op.attrs
     if not (np.isfinite(a.cell_scale) and a.cell_scale > 0):
         return f"cell scale {a.cell_scale}"
     power = checked_log2(a.cell_scale)
     if abs(np.log2(a.cell_scale) - power) > 1e-3 or not CELL_POWER_RANGE[0] <= power <= CELL_POWER_RANGE[1]:
         return f"cell scale {a.cell_scale:.6g}"
-    if not (np.isfinite(a.cell_clip) and a.cell_clip >= 0):
-        return f"cell clip {a.cell_clip}"
+    if not (np.isfinite(a.cell_clip) and (a.cell_clip == 0 or op_params(op, g).cell_clip > 0)):
+        return f"cell clip {a.cell_clip:.6g}, cell scale {a.cell_scale:.6g}"
     return None
 
 

@@ -147,7 +147,18 @@ def test_a_cell_scale_that_is_not_a_power_of_two_is_refused() -> None:
     assert str(info.value) == (
         "k.tflite: operator 0 (UNIDIRECTIONAL_SEQUENCE_LSTM) (op0_unidirectional_sequence_lstm): not "
         "supported: LSTM: the cell state's scale is a power of two 2^p (TFLite's CheckedLog2), p from -40 "
-        "to 2, and the cell clip, if any, is positive. Here: cell scale 0.0001.")
+        "to 2, and the cell clip is 0 (none) or at least the cell scale (a smaller one quantizes to 0, for "
+        "which TFLM holds the cell state at 0 and Arm's API, where 0 means no clip, does not). Here: cell "
+        "scale 0.0001.")
+
+
+def test_a_cell_clip_below_one_step_of_the_cell_scale_is_refused() -> None:
+    """TFLM clips the cell state to +-0 when the clip quantizes to 0; Arm's API reads 0 as no clip."""
+    graph = _with_lstm_attrs(load_tflite(KEYWORD), cell_clip=1e-12)
+    with pytest.raises(UnsupportedError, match=r"the cell clip is 0 \(none\) or at least the cell scale .* "
+                                               r"Here: cell clip 1e-12, cell scale 0\.00012207\.$"):
+        check_graph(graph)
+    check_graph(_with_lstm_attrs(load_tflite(KEYWORD), cell_clip=0.0))  # no clip at all is deployed
 
 
 def test_an_lstm_beside_resource_variables_is_refused() -> None:
