@@ -103,6 +103,14 @@ def _hidden_state_rescaled(model: fb.ModelT, op: fb.OperatorT) -> None:
     q.scale = [float(q.scale[0]) * 2]
 
 
+def _other_options(model: fb.ModelT, op: fb.OperatorT) -> None:
+    op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.IfOptions, fb.IfOptionsT()
+
+
+def _nan_cell_clip(model: fb.ModelT, op: fb.OperatorT) -> None:
+    op.builtinOptions.cellClip = float("nan")
+
+
 ORIGIN = "operator 0 (UNIDIRECTIONAL_SEQUENCE_LSTM)"
 SUPPORTED = "(mcudeploy deploys the integer LSTM with four gates, as Keras' LSTM layer converts)"
 REFUSALS = {
@@ -116,6 +124,9 @@ REFUSALS = {
              f"weights) is not supported {SUPPORTED}"),
     "relu_cell": (_relu_cell, f"{ORIGIN}: an LSTM whose cell activation is not tanh (fused activation 1) is "
                   "not supported"),
+    "other_options": (_other_options,
+                      f"{ORIGIN} carries IfOptions; it takes UnidirectionalSequenceLSTMOptions"),
+    "nan_cell_clip": (_nan_cell_clip, f"{ORIGIN}: option cellClip is nan; it must be finite"),
     "hidden_state_scale": (_hidden_state_rescaled,
                            f"{ORIGIN}: the LSTM's hidden state 'tfl.pseudo_qconst' and its output "
                            "'tfl.unidirectional_sequence_lstm' differ in type or quantization"),
