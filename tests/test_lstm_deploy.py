@@ -103,6 +103,11 @@ def _hidden_state_rescaled(model: fb.ModelT, op: fb.OperatorT) -> None:
     q.scale = [float(q.scale[0]) * 2]
 
 
+def _state_from_input(model: fb.ModelT, op: fb.OperatorT) -> None:
+    model.subgraphs[0].tensors[op.inputs[HIDDEN_STATE]].isVariable = False
+    model.subgraphs[0].inputs = np.array([op.inputs[0], op.inputs[HIDDEN_STATE]])
+
+
 def _other_options(model: fb.ModelT, op: fb.OperatorT) -> None:
     op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.IfOptions, fb.IfOptionsT()
 
@@ -124,6 +129,9 @@ REFUSALS = {
              f"weights) is not supported {SUPPORTED}"),
     "relu_cell": (_relu_cell, f"{ORIGIN}: an LSTM whose cell activation is not tanh (fused activation 1) is "
                   "not supported"),
+    "state_from_input": (_state_from_input, f"{ORIGIN}: the LSTM's state tensor 'tfl.pseudo_qconst' is not a "
+                         "variable tensor; mcudeploy deploys an LSTM whose state starts at zero at each "
+                         "inference, not one whose state comes from the graph"),
     "other_options": (_other_options,
                       f"{ORIGIN} carries IfOptions; it takes UnidirectionalSequenceLSTMOptions"),
     "nan_cell_clip": (_nan_cell_clip, f"{ORIGIN}: option cellClip is nan; it must be finite"),

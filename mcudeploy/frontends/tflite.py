@@ -433,10 +433,13 @@ def _lstm(op: _Operator) -> ir.Op:
     if len(x.shape) != 3 or len(y.shape) != 3:
         raise ModelFormatError(f"{op.origin}: the LSTM's input {list(x.shape)} and output {list(y.shape)} "
                                "must have 3 dimensions")
+    sub = op.state.model.subgraphs[0]
+    names = tensor_names(sub)
     for state in (hidden, cell):
-        if state.is_constant:
-            raise UnsupportedError(f"{op.origin}: the LSTM's state tensor {state.name!r} is a constant; "
-                                   "mcudeploy deploys state that starts at zero (variable tensors)")
+        if state.is_constant or not sub.tensors[names.index(state.name)].isVariable:
+            raise UnsupportedError(f"{op.origin}: the LSTM's state tensor {state.name!r} is not a variable "
+                                   "tensor; mcudeploy deploys an LSTM whose state starts at zero at each "
+                                   "inference, not one whose state comes from the graph")
     if hidden.quant != y.quant or hidden.dtype != y.dtype:
         raise UnsupportedError(f"{op.origin}: the LSTM's hidden state {hidden.name!r} and its output "
                                f"{y.name!r} differ in type or quantization")
