@@ -285,12 +285,14 @@ class Lstm:
     then the input weights `[H, I]`, the recurrent weights `[H, H]` and the biases `[H]` of the
     input, forget, cell and output gates, in that order. The hidden state has the output's
     quantization; the cell state, int16, has scale `cell_scale`. Each inference starts from the
-    zero state."""
+    zero state, or, with `keeps_state`, from the state the last one left: then two more inputs,
+    the hidden and cell state `[B, H]`, are persistent variables (Graph.variables) it updates."""
 
     KIND: ClassVar[str] = "lstm"
     time_major: bool
     cell_clip: float  # in real units; 0 for none
     cell_scale: float
+    keeps_state: bool = False
 
 
 Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax

@@ -49,6 +49,7 @@ class ImportOptions:
     snr_warn_db: float = 20.0
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape NAME=1,3,48,192
     precision: str | None = None  # int8 (default), int16 or auto: mcudeploy.quantize.precision
+    lstm_state: str = "reset"  # an LSTM starts each inference from the zero state, or "keep"s it
 
 
 def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
@@ -74,7 +75,7 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
         if options.calibration is not None:
             raise InputError(f"{path}: an int8 TFLite file keeps its own quantization; "
                              "--calibration is for float models (ONNX, float TFLite)")
-        graph = parse_tflite(data, path.name, str(path))
+        graph = parse_tflite(data, path.name, str(path), keep_lstm_state=options.lstm_state == "keep")
         check_graph(graph, str(path))
         return Model(path, graph, data)
     if suffix == ".onnx":

@@ -32,7 +32,7 @@ def constraint_lstm_shapes(op: ir.Op, g: ir.Graph) -> str | None:
         return f"input {list(x.shape)}, output {list(y.shape)}"
     inputs, hidden = x.shape[2], y.shape[2]
     bias_type = "int64" if x.dtype == "int16" else "int32"
-    for position, name in enumerate(op.inputs[1:], start=1):
+    for position, name in enumerate(op.inputs[1:13], start=1):
         t = g.tensor(name)
         shape, dtype = ((hidden, inputs), "int8") if position <= 4 else \
             ((hidden, hidden), "int8") if position <= 8 else ((hidden,), bias_type)
@@ -90,13 +90,30 @@ def constraint_lstm_requantization(op: ir.Op, g: ir.Graph) -> str | None:
 
 
 def constraint_lstm_alone(op: ir.Op, g: ir.Graph) -> str | None:
-    """LSTM: the model has no resource variables (the LSTM starts each inference from the zero
-    state, as Keras computes it, while TFLite would keep its state: TFLM is reset before each
-    inference, which would also reset the variables)."""
-    if g.variables:
+    """LSTM: one that starts each inference from the zero state (as Keras computes it, while
+    TFLite would keep its state: TFLM is reset before each inference, which would also reset
+    variables) is in a model without resource variables."""
+    if not op.attrs.keeps_state and g.variables:
         return f"the model has resource variables ({', '.join(repr(v) for v in list(g.variables)[:3])})"
     return None
 
 
+def constraint_lstm_state(op: ir.Op, g: ir.Graph) -> str | None:
+    """LSTM: one that keeps its state from inference to inference (--lstm-state keep) has batch 1
+    or is time major (Arm's step reads the state of a batch-major batch with the sequence's
+    stride), and its state variables are [batch, hidden] (the cell state int16)."""
+    if not op.attrs.keeps_state:
+        return None
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    batch = x.shape[1] if op.attrs.time_major else x.shape[0]
+    if batch != 1 and not op.attrs.time_major:
+        return f"batch-major input {list(x.shape)} of batch {batch}"
+    hidden, cell = g.tensor(op.inputs[13]), g.tensor(op.inputs[14])
+    if hidden.shape != (batch, y.shape[2]) or cell.shape != hidden.shape or cell.dtype != "int16" \
+            or hidden.dtype != y.dtype:
+        return f"state {hidden.dtype} {list(hidden.shape)} and {cell.dtype} {list(cell.shape)}"
+    return None
+
+
 LSTM_RULES = (constraint_lstm_shapes, constraint_lstm_cell_scale, constraint_lstm_requantization,
-              constraint_lstm_alone)
+              constraint_lstm_alone, constraint_lstm_state)

@@ -94,6 +94,10 @@ def add_quantization(parser: argparse.ArgumentParser) -> None:
                        help="int8 layers (default); 16x8 (int16 activations) for every layer that has "
                             "that form; or auto: int8, moving the layers below --snr-warn to 16x8 one "
                             "at a time, worst first, until the output SNR reaches it")
+    group.add_argument("--lstm-state", choices=("reset", "keep"), default="reset",
+                       help="an int8 TFLite file's LSTM starts each inference from the zero state, as "
+                            "Keras computes it (reset, the default), or keeps the state the last one left, "
+                            "as TFLite's variable tensors do (keep: a streaming model)")
     group.add_argument("--emit-tflite", type=Path, metavar="FILE",
                        help="also write the quantized model as an int8 .tflite file")
     group.add_argument("--input-shape", action="append", type=input_shape, metavar="NAME=D0,D1,...",
@@ -123,7 +127,7 @@ def import_options(args: argparse.Namespace) -> ImportOptions:
         raise InputError(f"--input-shape names {', '.join(map(repr, repeated))} more than once")
     return ImportOptions(calibration=args.calibration, method=args.calibration_method,
                          snr_warn_db=args.snr_warn, input_shapes=shapes,
-                         precision=args.precision)
+                         precision=args.precision, lstm_state=args.lstm_state)
 
 
 def build_options(args: argparse.Namespace) -> BuildOptions:

@@ -31,6 +31,7 @@ _OTHER_CPU_CLASS = {
     "dsp": "!defined(__ARM_FEATURE_DSP) || defined(__ARM_FEATURE_MVE)",
     "plain": "defined(__ARM_FEATURE_DSP) || defined(__ARM_FEATURE_MVE)",
 }
+_VARIABLE_CTYPES = {"uint8": "uint8_t", "int16": "int16_t"}  # else int8_t
 _QUERY_ARGS = {
     "conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
     "dw_conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
@@ -210,7 +211,7 @@ def emit_model(
     ]
     variables = [
         {"symbol": symbol, "initial": graph.variables[name].reshape(-1),
-         "ctype": "uint8_t" if graph.tensor(name).dtype == "uint8" else "int8_t", "name": name}
+         "ctype": _VARIABLE_CTYPES.get(graph.tensor(name).dtype, "int8_t"), "name": name}
         for name, symbol in lowered.variables.items()
     ]
     constants = [c for layer in lowered.layers for c in layer.constants]

@@ -11,6 +11,11 @@ row sum of the input weights, and - hidden zero point x row sum of the recurrent
 the bias itself and zeros, the zero points being 0; Arm's `_s16` reads both arrays); they are
 computed here and placed in flash. The call's three int16 buffers (two gates' values and the cell
 state, batch x hidden each) are its scratch in the arena.
+
+An LSTM that keeps its state (`keeps_state`) is a loop over the time steps of Arm's step function,
+`arm_nn_lstm_step_s8`/`_s16` (declared in `arm_nnsupportfunctions.h`): the hidden state and the
+cell state are the model's persistent variables, each step reads and rewrites the hidden state in
+place and copies it to the step's output; only the two gate buffers are scratch.
 """
 
 from __future__ import annotations
@@ -58,14 +63,23 @@ def lower_lstm(op: Op, g: Graph, index: int, prefix: str) -> Layer:
                       "input_shift": gate.input_shift, "hidden_multiplier": gate.hidden_multiplier,
                       "hidden_shift": gate.hidden_shift, "activation": ACTIVATIONS[gate.activation]})
     buffer_bytes = batch * hidden * 2
+    keeps_state = op.attrs.keeps_state
+    element = 2 if p.int16 else 1
+    step_rows = batch if p.time_major else 1  # rows of one time step, side by side in memory
     values = {
         "time_major": int(p.time_major), "batch": batch, "steps": steps, "input_size": inputs,
         "hidden_size": hidden, "input_offset": -p.input_zero_point, "output_offset": p.hidden_zero_point,
         "forget_to_cell": p.forget_to_cell, "input_to_cell": p.input_to_cell, "output": p.hidden,
         "cell_clip": p.cell_clip, "cell_scale_power": p.cell_scale_power, "gates": gates,
         "buffer_bytes": buffer_bytes, "s16": p.int16, "input_dims": Dims.nhwc(x.shape),
-        "output_dims": Dims.nhwc(y.shape),
+        "output_dims": Dims.nhwc(y.shape), "keeps_state": keeps_state,
+        # the step function's strides: one step of the input and output, and the batch offset
+        "step_in": step_rows * inputs, "step_out": step_rows * hidden,
+        "step_out_bytes": step_rows * hidden * element,
+        "batch_offset": 1 if p.time_major else steps,
     }
     macs = steps * batch * 4 * hidden * (inputs + hidden)
-    return Layer(index, prefix, op, "lstm.c.j2", op.inputs[:1], op.outputs[0], values, tuple(consts),
-                 FixedScratch(f"{prefix}_get_buffer_size", "none", size=BUFFERS * buffer_bytes), macs=macs)
+    buffers = BUFFERS - 1 if keeps_state else BUFFERS  # a kept cell state is a variable
+    inputs_used = (op.inputs[0], *op.inputs[13:15]) if keeps_state else op.inputs[:1]
+    return Layer(index, prefix, op, "lstm.c.j2", inputs_used, op.outputs[0], values, tuple(consts),
+                 FixedScratch(f"{prefix}_get_buffer_size", "none", size=buffers * buffer_bytes), macs=macs)

@@ -46,6 +46,7 @@ class _State:
     handles: dict[str, str]
     initial: dict[str, np.ndarray]
     variables: dict[str, ir.Tensor]
+    keep_lstm_state: bool = False
 
 
 @dataclass(frozen=True)
@@ -446,9 +447,17 @@ def _lstm(op: _Operator) -> ir.Op:
     if cell.quant is None or len(cell.quant.scale) != 1 or cell.dtype != "int16":
         raise UnsupportedError(f"{op.origin}: the LSTM's cell state {cell.name!r} is not int16 quantized "
                                "per tensor")
-    attrs = ir.Lstm(bool(o.timeMajor), float(o.cellClip), cell.quant.scale[0])
-    return _make(op, attrs, tuple(ins[i] for i in (0, *_LSTM_INPUT_WEIGHTS, *_LSTM_RECURRENT_WEIGHTS,
-                                                    *_LSTM_BIASES)))
+    attrs = ir.Lstm(bool(o.timeMajor), float(o.cellClip), cell.quant.scale[0], op.state.keep_lstm_state)
+    inputs = tuple(ins[i] for i in (0, *_LSTM_INPUT_WEIGHTS, *_LSTM_RECURRENT_WEIGHTS, *_LSTM_BIASES))
+    if not attrs.keeps_state:
+        return _make(op, attrs, inputs)
+    variables = []
+    for state, initial in ((hidden, hidden.zero_point), (cell, 0)):  # TFLM's reset of its variables
+        name = _VARIABLE + state.name
+        op.state.variables[name] = ir.Tensor(name, state.shape, state.dtype, state.quant)
+        op.state.initial[name] = np.full(state.shape, initial, state.dtype)
+        variables.append(name)
+    return _make(op, attrs, (*inputs, *variables))
 
 
 def _make(op: _Operator, attrs: ir.Attrs, inputs: tuple[str, ...]) -> ir.Op:
@@ -557,11 +566,13 @@ def read_model(data: bytes, where: str) -> fb.ModelT:
     return model
 
 
-def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
-    """Parse TFLite flatbuffer bytes; `where` names the file in error messages."""
+def parse_tflite(data: bytes, name: str, where: str = "model", keep_lstm_state: bool = False) -> ir.Graph:
+    """Parse TFLite flatbuffer bytes; `where` names the file in error messages. With
+    `keep_lstm_state` an LSTM keeps its state from one inference to the next (TFLite's variable
+    tensors), else it starts from the zero state at each."""
     model = read_model(data, where)
     try:
-        return _to_graph(model, data, name, where)
+        return _to_graph(model, data, name, where, keep_lstm_state)
     except MCUDeployError as exc:  # the converters name the operator; the file goes first
         if str(exc).startswith(where):
             raise
@@ -574,10 +585,10 @@ def _type_name(model: fb.ModelT, top: fb.OperatorT) -> str:
     return builtin_name(model.operatorCodes[top.opcodeIndex])
 
 
-def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
+def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str, keep_lstm_state: bool) -> ir.Graph:
     sub = model.subgraphs[0]
     tensors, names = _tensors(model, sub, data, where)
-    state = _State(model, data, where, {}, {}, {})
+    state = _State(model, data, where, {}, {}, {}, keep_lstm_state)
     ops: list[ir.Op] = []
     called = set()
     folded: list[str] = []

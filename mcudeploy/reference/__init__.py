@@ -11,7 +11,7 @@ from mcudeploy.arith import params as qp
 from mcudeploy.ir import Graph, Op
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.elementwise import add, mul
-from mcudeploy.reference.lstm import lstm, op_params
+from mcudeploy.reference.lstm import run_op
 from mcudeploy.reference.pooling import mean, pool2d
 from mcudeploy.reference.s16_graph import s16_kernel
 from mcudeploy.reference.softmax import softmax
@@ -116,11 +116,6 @@ def _softmax(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return softmax(ins[0], qp.softmax_params(op, g))
 
 
-def _lstm(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
-    """The whole sequence from the zero state (mcudeploy.reference.lstm)."""
-    return lstm(ins[0], op_params(op, g))[0]
-
-
 def _reshape(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return ins[0].copy()
 
@@ -149,7 +144,7 @@ KERNELS: dict[str, Kernel] = {
     "quantize": _quantize,
     "read_variable": _copy,
     "assign_variable": _copy,
-    "lstm": _lstm,
+    "lstm": run_op,  # mcudeploy.reference.lstm: updates the state variables it is given
 }
 
 

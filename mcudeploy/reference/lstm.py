@@ -124,6 +124,18 @@ def op_params(op: Op, g: Graph) -> LstmParams:
                        cell_scale=a.cell_scale, cell_clip=a.cell_clip, weights=weights, biases=biases)
 
 
+def run_op(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    """The IR's `lstm` on its input values: the whole sequence from the zero state, or with
+    `keeps_state` from the state in its two variable inputs, which it updates in place."""
+    p = op_params(op, g)
+    if not op.attrs.keeps_state:
+        return lstm(ins[0], p)[0]
+    out, (hidden, cell) = lstm(ins[0], p, (ins[13], ins[14]))
+    ins[13][...] = hidden
+    ins[14][...] = cell
+    return out
+
+
 def _sat16(x: np.ndarray) -> np.ndarray:
     return np.clip(x, INT16_MIN, INT16_MAX)
 

@@ -11,7 +11,7 @@ import numpy as np
 from mcudeploy.arith import params_s16 as p16
 from mcudeploy.ir import Graph, Op
 from mcudeploy.reference import s16
-from mcudeploy.reference.lstm import lstm, op_params
+from mcudeploy.reference.lstm import run_op
 
 Kernel = Callable[[Op, Graph, list[np.ndarray]], np.ndarray]
 
@@ -68,11 +68,6 @@ def _softmax(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return s16.softmax(ins[0], multiplier, shift, *softmax_tables())
 
 
-def _lstm(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
-    """The 16x8 LSTM: mcudeploy.reference.lstm, as for int8, from the zero state."""
-    return lstm(ins[0], op_params(op, g))[0]
-
-
 KERNELS_S16: dict[str, Kernel] = {
     "conv2d": _conv2d,
     "depthwise_conv2d": _depthwise,
@@ -81,7 +76,7 @@ KERNELS_S16: dict[str, Kernel] = {
     "add": _add,
     "mul": _mul,
     "softmax": _softmax,
-    "lstm": _lstm,
+    "lstm": run_op,  # mcudeploy.reference.lstm, as for int8
 }
 """The 16x8 kernel of each IR operator that has one (mcudeploy.arith.params_s16.S16_KINDS)."""
 
