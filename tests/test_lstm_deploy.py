@@ -5,7 +5,9 @@ lowered to arm_lstm_unidirectional_s8/_s16 and run on QEMU bit-exact with both; 
 mcudeploy does not deploy refused at conversion, naming the operator and why.
 
 Each inference starts from the zero state (Keras' stateful=False): TFLM, which keeps an LSTM's
-state in variable tensors from invoke to invoke, is reset before each."""
+state in variable tensors from invoke to invoke, is reset before each. With `--lstm-state keep`
+the state carries from inference to inference (persistent variables on the device, Arm's step
+function), as TFLM's variable tensors carry it."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from mcudeploy.cli import main
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.tflite import load_tflite
 from mcudeploy.manifest import code_path
-from mcudeploy.model import import_model
+from mcudeploy.model import ImportOptions, import_model
 from mcudeploy.oracles import Tflm
 from mcudeploy.support import check_graph
 from mcudeploy.vectors import random_vectors
@@ -73,6 +75,38 @@ def test_each_inference_starts_from_the_zero_state() -> None:
         outputs = [oracle.invoke(list(v))[0] for v in (first, second, first)]
     np.testing.assert_array_equal(outputs[0], outputs[2])
     assert not np.array_equal(outputs[0], outputs[1])
+
+
+KEEP = ImportOptions(lstm_state="keep")
+
+
+@pytest.mark.parametrize("path", [KEYWORD, *(p for p in ONE_LAYER if "time_major" in p.stem)],
+                         ids=lambda p: p.stem)
+def test_kept_state_matches_tflm_carrying_its_variables(path: Path) -> None:
+    """The reference carries the state through the graph's variables as TFLM (not reset) carries
+    its variable tensors; the outputs after the first differ from those of a fresh state."""
+    kept, fresh = import_model(path, KEEP), import_model(path)
+    assert len(kept.graph.variables) == 2 and not fresh.graph.variables
+    hidden, cell = (kept.graph.tensor(v) for v in kept.graph.variables)
+    assert (hidden.dtype, cell.dtype) == (kept.graph.tensor(kept.graph.ops[0].outputs[0]).dtype, "int16")
+    vectors = random_vectors(kept.graph, 4, seed=9)
+    carried, reset = expected_outputs(kept, vectors), expected_outputs(fresh, vectors)
+    for i, (ours, tflm) in enumerate(zip(carried["host-reference"], carried["tflm"], strict=True)):
+        np.testing.assert_array_equal(ours[0], tflm[0], err_msg=f"{path.stem} vector {i}")
+    np.testing.assert_array_equal(carried["tflm"][0][0], reset["tflm"][0][0])  # both start from zero
+    changed = [i for i in range(1, 4) if not np.array_equal(carried["tflm"][i][0], reset["tflm"][i][0])]
+    assert len(changed) >= 2, f"{path.stem}: the state changed only vectors {changed}"
+
+
+def test_a_batch_major_batch_cannot_keep_its_state() -> None:
+    with pytest.raises(UnsupportedError) as info:
+        import_model(TESTS / "data" / "s16" / "lstm_int8_b2.tflite", KEEP)
+    assert str(info.value).endswith(
+        "operator 0 (UNIDIRECTIONAL_SEQUENCE_LSTM) (op0_unidirectional_sequence_lstm): not supported: LSTM: "
+        "one that keeps its state from inference to inference (--lstm-state keep) has batch 1 or is time "
+        "major (Arm's step reads the state of a batch-major batch with the sequence's stride), and its "
+        "state variables are [batch, hidden] (the cell state int16). Here: batch-major input [2, 4, 5] of "
+        "batch 2.")
 
 
 def _mutated(path: Path, change: Callable[[fb.ModelT, fb.OperatorT], None]) -> bytes:
@@ -186,7 +220,8 @@ def test_an_lstm_beside_resource_variables_is_refused() -> None:
     stateful = replace(graph, variables={"variable:0": np.zeros(x.shape, np.int8)},
                        tensors={**graph.tensors, "variable:0": replace(x, name="variable:0")})
     with pytest.raises(UnsupportedError, match=r"op0_unidirectional_sequence_lstm\): not supported: LSTM: "
-                                               r"the model has no resource variables .* Here: the model has "
+                                               r"one that starts each inference from the zero state .* is "
+                                               r"in a model without resource variables\. Here: the model has "
                                                r"resource variables \('variable:0'\)\.$"):
         check_graph(stateful)
 
@@ -241,3 +276,17 @@ def test_arm_cmsis_nn_release_runs_the_lstm_bit_exact(path: Path, tmp_path: Path
     if not release:
         pytest.skip("Arm's CMSIS-NN is not downloadable here: set MCD_ARM_CMSIS_NN to a release to run this")
     _run(path, tmp_path / "out", "mps3-an547", 4, "--cmsis-nn", release)
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("path", [KEYWORD, TESTS / "data" / "s16" / "lstm_16x8_time_major_b2.tflite"],
+                         ids=lambda p: p.stem)
+def test_kept_state_runs_bit_exact_on_qemu(path: Path, tmp_path: Path) -> None:
+    """Six inferences in a row, the state carried by the device and by TFLM."""
+    report = _run(path, tmp_path / "out", "mps3-an547", 6, "--lstm-state", "keep")
+    model_c = code_path(tmp_path / "out" / "model").read_text()
+    step = "arm_nn_lstm_step_s16(" if "16x8" in path.stem else "arm_nn_lstm_step_s8("
+    assert step in model_c and "arm_lstm_unidirectional" not in model_c
+    manifest = json.loads((tmp_path / "out" / "model" / "manifest.json").read_text())
+    assert len(manifest["variables"]) == 2
+    assert report["verdict"] == "pass"
