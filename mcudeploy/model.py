@@ -65,6 +65,8 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
             raise ModelFormatError(f"{path}: cannot read: {exc.strerror}") from exc
         imp = load_float_tflite(data, path.name, str(path))
         if imp is not None:
+            if options.lstm_state != "reset":
+                raise InputError(f"{path}: --lstm-state is for an integer TFLite file's LSTM")
             if options.calibration is None:
                 raise InputError(f"{path}: a float TFLite model needs --calibration data (.npy, .npz or a "
                                  "folder of them, in the file's layout, NHWC) to be quantized")
@@ -76,8 +78,12 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
             raise InputError(f"{path}: an int8 TFLite file keeps its own quantization; "
                              "--calibration is for float models (ONNX, float TFLite)")
         graph = parse_tflite(data, path.name, str(path), keep_lstm_state=options.lstm_state == "keep")
+        if options.lstm_state == "keep" and not any(op.kind == "lstm" for op in graph.ops):
+            raise InputError(f"{path}: --lstm-state keep is for a model with an LSTM; this one has none")
         check_graph(graph, str(path))
         return Model(path, graph, data)
+    if options.lstm_state != "reset":
+        raise InputError(f"{path}: --lstm-state is for an integer TFLite file's LSTM")
     if suffix == ".onnx":
         if options.calibration is None:
             raise InputError(f"{path}: a float ONNX model needs --calibration data (.npy, .npz or a "

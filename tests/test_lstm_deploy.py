@@ -98,6 +98,20 @@ def test_kept_state_matches_tflm_carrying_its_variables(path: Path) -> None:
     assert len(changed) >= 2, f"{path.stem}: the state changed only vectors {changed}"
 
 
+def test_keep_is_refused_where_it_means_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = TESTS.parent / "models" / "tiny_cnn.tflite"
+    code = main(["build", str(model), "--lstm-state", "keep", "--out", str(tmp_path / "out"), "-q"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (f"error: {model}: --lstm-state keep is for a model with an "
+                                               "LSTM; this one has none")
+    float_model = TESTS / "data" / "keras" / "small_cnn.float32.tflite"
+    code = main(["build", str(float_model), "--lstm-state", "keep", "--out", str(tmp_path / "out"), "-q"])
+    assert code == 2
+    expected = f"error: {float_model}: --lstm-state is for an integer TFLite file's LSTM"
+    assert capsys.readouterr().err.strip() == expected
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_batch_major_batch_cannot_keep_its_state() -> None:
     with pytest.raises(UnsupportedError) as info:
         import_model(TESTS / "data" / "s16" / "lstm_int8_b2.tflite", KEEP)

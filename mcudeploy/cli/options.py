@@ -78,7 +78,13 @@ def _tune_options(args: argparse.Namespace) -> TuneOptions:
 
 
 def add_quantization(parser: argparse.ArgumentParser) -> None:
-    """Options for float models (ONNX, float TFLite), which mcudeploy quantizes to int8."""
+    """Options for float models (ONNX, float TFLite), which mcudeploy quantizes to int8, and for
+    an integer TFLite file's LSTM."""
+    lstm = parser.add_argument_group("LSTM (integer TFLite files, see README, LSTM)")
+    lstm.add_argument("--lstm-state", choices=("reset", "keep"), default="reset",
+                      help="an LSTM starts each inference from the zero state, as Keras computes it "
+                           "(reset, the default), or keeps the state the last one left, as TFLite's "
+                           "variable tensors do (keep: a streaming model)")
     group = parser.add_argument_group("quantization (float ONNX and TFLite models)")
     group.add_argument("--calibration", type=Path, metavar="DATA",
                        help="calibration inputs in the model file's layout (NCHW for ONNX, NHWC for "
@@ -94,10 +100,6 @@ def add_quantization(parser: argparse.ArgumentParser) -> None:
                        help="int8 layers (default); 16x8 (int16 activations) for every layer that has "
                             "that form; or auto: int8, moving the layers below --snr-warn to 16x8 one "
                             "at a time, worst first, until the output SNR reaches it")
-    group.add_argument("--lstm-state", choices=("reset", "keep"), default="reset",
-                       help="an int8 TFLite file's LSTM starts each inference from the zero state, as "
-                            "Keras computes it (reset, the default), or keeps the state the last one left, "
-                            "as TFLite's variable tensors do (keep: a streaming model)")
     group.add_argument("--emit-tflite", type=Path, metavar="FILE",
                        help="also write the quantized model as an int8 .tflite file")
     group.add_argument("--input-shape", action="append", type=input_shape, metavar="NAME=D0,D1,...",
