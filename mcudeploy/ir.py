@@ -278,9 +278,26 @@ class Reshape:
     KIND: ClassVar[str] = "reshape"
 
 
+@dataclass(frozen=True)
+class Lstm:
+    """A unidirectional LSTM over a whole sequence `[B, T, I]` (`[T, B, I]` when time major), every
+    step's hidden state out (TFLite UNIDIRECTIONAL_SEQUENCE_LSTM, integer): inputs are the sequence,
+    then the input weights `[H, I]`, the recurrent weights `[H, H]` and the biases `[H]` of the
+    input, forget, cell and output gates, in that order. The hidden state has the output's
+    quantization; the cell state, int16, has scale `cell_scale`. Each inference starts from the
+    zero state, or, with `keeps_state`, from the state the last one left: then two more inputs,
+    the hidden and cell state `[B, H]`, are persistent variables (Graph.variables) it updates."""
+
+    KIND: ClassVar[str] = "lstm"
+    time_major: bool
+    cell_clip: float  # in real units; 0 for none
+    cell_scale: float
+    keeps_state: bool = False
+
+
 Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax
          | Reshape | Slice | Mean | Logistic | Tanh | HardSwish | LeakyRelu | Extremum | Quantize
-         | ReadVariable | AssignVariable | Relu | PRelu | Transpose)
+         | ReadVariable | AssignVariable | Relu | PRelu | Transpose | Lstm)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class ImportOptions:
     snr_warn_db: float = 20.0
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --input-shape NAME=1,3,48,192
     precision: str | None = None  # int8 (default), int16 or auto: mcudeploy.quantize.precision
+    lstm_state: str = "reset"  # an LSTM starts each inference from the zero state, or "keep"s it
 
 
 def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
@@ -64,6 +65,8 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
             raise ModelFormatError(f"{path}: cannot read: {exc.strerror}") from exc
         imp = load_float_tflite(data, path.name, str(path))
         if imp is not None:
+            if options.lstm_state != "reset":
+                raise InputError(f"{path}: --lstm-state is for an integer TFLite file's LSTM")
             if options.calibration is None:
                 raise InputError(f"{path}: a float TFLite model needs --calibration data (.npy, .npz or a "
                                  "folder of them, in the file's layout, NHWC) to be quantized")
@@ -74,9 +77,13 @@ def import_model(path: Path, options: ImportOptions = ImportOptions()) -> Model:
         if options.calibration is not None:
             raise InputError(f"{path}: an int8 TFLite file keeps its own quantization; "
                              "--calibration is for float models (ONNX, float TFLite)")
-        graph = parse_tflite(data, path.name, str(path))
+        graph = parse_tflite(data, path.name, str(path), keep_lstm_state=options.lstm_state == "keep")
+        if options.lstm_state == "keep" and not any(op.kind == "lstm" for op in graph.ops):
+            raise InputError(f"{path}: --lstm-state keep is for a model with an LSTM; this one has none")
         check_graph(graph, str(path))
         return Model(path, graph, data)
+    if options.lstm_state != "reset":
+        raise InputError(f"{path}: --lstm-state is for an integer TFLite file's LSTM")
     if suffix == ".onnx":
         if options.calibration is None:
             raise InputError(f"{path}: a float ONNX model needs --calibration data (.npy, .npz or a "

@@ -38,6 +38,11 @@ class Tflm:
             raise
         self._in_types = [d["dtype"] for d in inputs]
         self._out_types = [d["dtype"] for d in outputs]
+        # TFLite's LSTM keeps its hidden and cell state in variable tensors from invoke to invoke;
+        # mcudeploy deploys it as Keras computes it (stateful=False), each inference from the zero
+        # state, unless told to keep it (ir.Lstm.keeps_state): then TFLM is reset before each
+        # (support refuses such an LSTM beside resource variables).
+        self._reset_each = any(op.kind == "lstm" and not op.attrs.keeps_state for op in graph.ops)
 
     def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run once on int8 inputs; returns the int8 outputs in model order. A file with float I/O
@@ -54,6 +59,8 @@ class Tflm:
             elif self.graph.inputs[index] in self.graph.uint8_io:
                 value = (value.astype(np.int16) + 128).astype(np.uint8)
             values.append(value)
+        if self._reset_each:
+            self._interpreter.reset()
         found = self._interpreter.invoke(values, len(self.graph.outputs))
         outputs = []
         for index, name in enumerate(self.graph.outputs):

@@ -16,6 +16,7 @@ from mcudeploy.arith import INT32_MAX, quantize_multiplier
 from mcudeploy.arith import params as qp
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import output_size
+from mcudeploy.support_lstm import LSTM_RULES
 from mcudeploy.support_s16 import (
     constraint_int16_activations,
     constraint_int16_add_scales,
@@ -28,7 +29,7 @@ from mcudeploy.support_s16 import (
 Constraint = Callable[[ir.Op, ir.Graph], str | None]
 
 
-_WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
+_WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected", "lstm")
 
 
 def _activations(op: ir.Op, g: ir.Graph) -> list[ir.Tensor]:
@@ -529,6 +530,7 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "transpose": (constraint_transpose,),
     "read_variable": (constraint_variable,),
     "assign_variable": (constraint_variable,),
+    "lstm": LSTM_RULES,
 }
 
 
@@ -547,6 +549,7 @@ CONSTRAINTS_S16: dict[str, tuple[Constraint, ...]] = {
     "softmax": (constraint_int16_softmax,),
     "reshape": (constraint_reshape,),
     "quantize": (constraint_same_size, constraint_int16_requantization),
+    "lstm": LSTM_RULES,
 }
 """The rules of operators on int16 activations (16x8); kinds not listed have no 16x8 form."""
 

@@ -24,7 +24,7 @@ def uses_int16(op: ir.Op, g: ir.Graph) -> bool:
 
 
 def _activations(op: ir.Op, g: ir.Graph) -> list[ir.Tensor]:
-    weighted = op.kind in ("conv2d", "depthwise_conv2d", "fully_connected")
+    weighted = op.kind in ("conv2d", "depthwise_conv2d", "fully_connected", "lstm")
     names = (*op.inputs[:1], *op.outputs) if weighted else (*op.inputs, *op.outputs)
     return [g.tensor(n) for n in names if n]
 

@@ -83,7 +83,13 @@ def _tune_options(args: argparse.Namespace) -> TuneOptions:
 
 
 def add_quantization(parser: argparse.ArgumentParser) -> None:
-    """Options for float models (ONNX, float TFLite), which mcudeploy quantizes to int8."""
+    """Options for float models (ONNX, float TFLite), which mcudeploy quantizes to int8, and for
+    an integer TFLite file's LSTM."""
+    lstm = parser.add_argument_group("LSTM (integer TFLite files, see README, LSTM)")
+    lstm.add_argument("--lstm-state", choices=("reset", "keep"), default="reset",
+                      help="an LSTM starts each inference from the zero state, as Keras computes it "
+                           "(reset, the default), or keeps the state the last one left, as TFLite's "
+                           "variable tensors do (keep: a streaming model)")
     group = parser.add_argument_group("quantization (float ONNX and TFLite models)")
     group.add_argument("--calibration", type=Path, metavar="DATA",
                        help="calibration inputs in the model file's layout (NCHW for ONNX, NHWC for "
@@ -128,7 +134,7 @@ def import_options(args: argparse.Namespace) -> ImportOptions:
         raise InputError(f"--input-shape names {', '.join(map(repr, repeated))} more than once")
     return ImportOptions(calibration=args.calibration, method=args.calibration_method,
                          snr_warn_db=args.snr_warn, input_shapes=shapes,
-                         precision=args.precision)
+                         precision=args.precision, lstm_state=args.lstm_state)
 
 
 def build_options(args: argparse.Namespace) -> BuildOptions:

@@ -35,12 +35,13 @@ _OTHER_CPU_CLASS = {
     "dsp": "!defined(__ARM_FEATURE_DSP) || defined(__ARM_FEATURE_MVE)",
     "plain": "defined(__ARM_FEATURE_DSP) || defined(__ARM_FEATURE_MVE)",
 }
+_VARIABLE_CTYPES = {"uint8": "uint8_t", "int16": "int16_t"}  # else int8_t
 _QUERY_ARGS = {
     "conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
     "dw_conv": "&{n}_params, &{n}_input_dims, &{n}_filter_dims, &{n}_output_dims",
     "fc": "&{n}_filter_dims",
     "avgpool": "{ow}, {c}",
-    "fixed": "",  # a generated kernel's own scratch (mcd_kernels.FixedScratch)
+    "fixed": "",  # scratch of a size fixed on the host (lower.FixedScratch: generated kernels, LSTM)
 }
 # Depthwise layers keep their wrapper call's arguments as a struct (templates/_conv_call.j2) when the
 # model has CALL_STRUCTS_FROM or more of them: with fewer, the compiler inlines the library's function
@@ -215,7 +216,7 @@ def emit_model(
     ]
     variables = [
         {"symbol": symbol, "initial": graph.variables[name].reshape(-1),
-         "ctype": "uint8_t" if graph.tensor(name).dtype == "uint8" else "int8_t", "name": name}
+         "ctype": _VARIABLE_CTYPES.get(graph.tensor(name).dtype, "int8_t"), "name": name}
         for name, symbol in lowered.variables.items()
     ]
     constants = [c for layer in lowered.layers for c in layer.constants]

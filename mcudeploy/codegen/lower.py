@@ -58,6 +58,15 @@ class ScratchQuery:
     args: str  # "conv" | "dw_conv" | "fc" | "avgpool"
 
 
+@dataclass(frozen=True)
+class FixedScratch(ScratchQuery):
+    """Scratch of a size known on the host, for a call the library has no query for (a generated
+    kernel's buffers, the LSTM's int16 buffers): `function` is the layer's own query, which its
+    template emits."""
+
+    size: int = 0
+
+
 @dataclass(frozen=True, eq=False)
 class Layer:
     """One call to emit: its template, the values the template needs and the tensors it touches."""
@@ -355,7 +364,8 @@ def _read_can_alias(graph: Graph, position: int) -> bool:
 def lower(graph: Graph) -> LoweredModel:
     """One Layer per computing operator; reshapes and safe variable reads become aliases. 16x8
     operators, and QUANTIZE to or from int16, are lowered by mcudeploy.codegen.lower_s16."""
-    from mcudeploy.codegen.lower_s16 import lowering_s16  # it builds on this module's Layer
+    from mcudeploy.codegen.lower_lstm import lower_lstm  # they build on this module's Layer
+    from mcudeploy.codegen.lower_s16 import lowering_s16
 
     layers: list[Layer] = []
     aliases: dict[str, str] = {}
@@ -365,7 +375,7 @@ def lower(graph: Graph) -> LoweredModel:
             continue
         index = len(layers)
         prefix = f"l{index}_{op.kind}"
-        lowering = lowering_s16(op, graph) or LOWERINGS[op.kind]
+        lowering = lower_lstm if op.kind == "lstm" else lowering_s16(op, graph) or LOWERINGS[op.kind]
         layers.append(lowering(op, graph, index, prefix))
     variables = {name: f"state{i}" for i, name in enumerate(graph.variables)}
     sizes = {name: graph.tensor(name).nbytes for name in graph.variables}

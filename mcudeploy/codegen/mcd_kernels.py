@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mcudeploy.codegen.grouped_fallback import align4, constant, groups
-from mcudeploy.codegen.lower import Const, Dims, Layer, ScratchQuery
+from mcudeploy.codegen.lower import Const, Dims, FixedScratch, Layer
 
 INT32_MAX = 2**31 - 1
 # The headers of firmware/include that the code of a generated kernel includes (mcdk.h includes
@@ -44,15 +44,8 @@ def is_generated(layer: Layer) -> bool:
 
 
 @dataclass(frozen=True)
-class FixedScratch(ScratchQuery):
-    """Scratch of a generated kernel: a size fixed at generation time, which no library is asked
-    for. `function` is the layer's own query (emitted by its template), called at start-up."""
-
-    fixed_bytes: int = 0
-
-
 def _scratch(layer: Layer, size: int) -> FixedScratch:
-    return FixedScratch(f"{layer.name}_get_buffer_size", "fixed", fixed_bytes=size)
+    return FixedScratch(f"{layer.name}_get_buffer_size", "fixed", size=size)
 
 
 def acc_bounds(w: np.ndarray, bias: np.ndarray, low: int = -128, high: int = 127) -> np.ndarray:

@@ -21,8 +21,7 @@ from __future__ import annotations
 import ctypes
 
 from mcudeploy.codegen.grouped_fallback import CompositeScratch, align4
-from mcudeploy.codegen.lower import Dims, Layer
-from mcudeploy.codegen.mcd_kernels import FixedScratch
+from mcudeploy.codegen.lower import Dims, FixedScratch, Layer
 from mcudeploy.errors import BuildError
 from mcudeploy.nnlib import (
     CActivation,
@@ -106,7 +105,7 @@ def scratch_bytes(layer: Layer, library: NNLibrary, cpu_class: str) -> int:
     if query is None:
         return 0
     if isinstance(query, FixedScratch):
-        return query.fixed_bytes
+        return query.size
     base = query.library_function if isinstance(query, CompositeScratch) else query.function
     name = base + SUFFIX[cpu_class]
     fn = getattr(host_queries(library, cpu_class, base in _S16_FUNCTIONS), name)

@@ -46,6 +46,7 @@ class _State:
     handles: dict[str, str]
     initial: dict[str, np.ndarray]
     variables: dict[str, ir.Tensor]
+    keep_lstm_state: bool = False
 
 
 @dataclass(frozen=True)
@@ -394,6 +395,71 @@ def _reshape(op: _Operator) -> ir.Op:
     return _make(op, ir.Reshape(), op.inputs[:1])
 
 
+# UNIDIRECTIONAL_SEQUENCE_LSTM's inputs by position (TFLite's lstm_shared.h).
+_LSTM_INPUT_WEIGHTS = (1, 2, 3, 4)  # input, forget, cell, output gates
+_LSTM_RECURRENT_WEIGHTS = (5, 6, 7, 8)
+_LSTM_PEEPHOLES = (9, 10, 11)
+_LSTM_BIASES = (12, 13, 14, 15)
+_LSTM_PROJECTION = (16, 17)
+_LSTM_HIDDEN_STATE, _LSTM_CELL_STATE = 18, 19
+_LSTM_LAYER_NORM = (20, 21, 22, 23)
+
+
+def _lstm(op: _Operator) -> ir.Op:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM with four gates, tanh, no peephole, projection or layer
+    normalisation; its hidden and cell state tensors give their quantization to the IR op."""
+    ins = op.inputs + ("",) * (24 - len(op.inputs))
+    o = op.options
+    forms = (("coupled input and forget gates (CIFG: no input gate weights)",
+              not (ins[1] and ins[5] and ins[12])),
+             ("peephole connections", any(ins[i] for i in _LSTM_PEEPHOLES)),
+             ("a projection layer", any(ins[i] for i in _LSTM_PROJECTION)),
+             ("layer normalisation", any(ins[i] for i in _LSTM_LAYER_NORM)),
+             ("diagonal recurrent weights", bool(getattr(o, "diagonalRecurrentTensors", False))),
+             ("asymmetrically quantized inputs (a hybrid float LSTM)", bool(o.asymmetricQuantizeInputs)))
+    for what, present in forms:
+        if present:
+            raise UnsupportedError(f"{op.origin}: an LSTM with {what} is not supported (mcudeploy deploys "
+                                   "the integer LSTM with four gates, as Keras' LSTM layer converts)")
+    if o.fusedActivationFunction != fb.ActivationFunctionType.TANH:
+        raise UnsupportedError(f"{op.origin}: an LSTM whose cell activation is not tanh (fused activation "
+                               f"{o.fusedActivationFunction}) is not supported")
+    needed = (*_LSTM_INPUT_WEIGHTS, *_LSTM_RECURRENT_WEIGHTS, *_LSTM_BIASES, _LSTM_HIDDEN_STATE,
+              _LSTM_CELL_STATE)
+    missing = [i for i in needed if not ins[i]]
+    if missing:
+        raise ModelFormatError(f"{op.origin}: LSTM input(s) {missing} are missing")
+    x, y = op.graph_tensors[ins[0]], op.graph_tensors[op.outputs[0]]
+    hidden, cell = op.graph_tensors[ins[_LSTM_HIDDEN_STATE]], op.graph_tensors[ins[_LSTM_CELL_STATE]]
+    if len(x.shape) != 3 or len(y.shape) != 3:
+        raise ModelFormatError(f"{op.origin}: the LSTM's input {list(x.shape)} and output {list(y.shape)} "
+                               "must have 3 dimensions")
+    sub = op.state.model.subgraphs[0]
+    names = tensor_names(sub)
+    for state in (hidden, cell):
+        if state.is_constant or not sub.tensors[names.index(state.name)].isVariable:
+            raise UnsupportedError(f"{op.origin}: the LSTM's state tensor {state.name!r} is not a variable "
+                                   "tensor; mcudeploy deploys an LSTM whose state starts at zero at each "
+                                   "inference, not one whose state comes from the graph")
+    if hidden.quant != y.quant or hidden.dtype != y.dtype:
+        raise UnsupportedError(f"{op.origin}: the LSTM's hidden state {hidden.name!r} and its output "
+                               f"{y.name!r} differ in type or quantization")
+    if cell.quant is None or len(cell.quant.scale) != 1 or cell.dtype != "int16":
+        raise UnsupportedError(f"{op.origin}: the LSTM's cell state {cell.name!r} is not int16 quantized "
+                               "per tensor")
+    attrs = ir.Lstm(bool(o.timeMajor), float(o.cellClip), cell.quant.scale[0], op.state.keep_lstm_state)
+    inputs = tuple(ins[i] for i in (0, *_LSTM_INPUT_WEIGHTS, *_LSTM_RECURRENT_WEIGHTS, *_LSTM_BIASES))
+    if not attrs.keeps_state:
+        return _make(op, attrs, inputs)
+    variables = []
+    for state, initial in ((hidden, hidden.zero_point), (cell, 0)):  # TFLM's reset of its variables
+        name = _VARIABLE + state.name
+        op.state.variables[name] = ir.Tensor(name, state.shape, state.dtype, state.quant)
+        op.state.initial[name] = np.full(state.shape, initial, state.dtype)
+        variables.append(name)
+    return _make(op, attrs, (*inputs, *variables))
+
+
 def _make(op: _Operator, attrs: ir.Attrs, inputs: tuple[str, ...]) -> ir.Op:
     name = f"op{op.index}_{op.type_name.lower()}"
     return ir.Op(name, attrs, inputs, op.outputs[:1], op.origin)
@@ -445,6 +511,7 @@ CONVERTERS: dict[str, Converter] = {
     "READ_VARIABLE": Converter(ir.ReadVariable, (None,), _read_variable),
     "ASSIGN_VARIABLE": Converter(ir.AssignVariable, (None, None), _assign_variable),
     "CALL_ONCE": Converter(ir.AssignVariable, (), _call_once),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": Converter(ir.Lstm, (3,), _lstm),
 }
 """TFLite builtin operators mcudeploy imports, by schema name."""
 
@@ -499,11 +566,13 @@ def read_model(data: bytes, where: str) -> fb.ModelT:
     return model
 
 
-def parse_tflite(data: bytes, name: str, where: str = "model") -> ir.Graph:
-    """Parse TFLite flatbuffer bytes; `where` names the file in error messages."""
+def parse_tflite(data: bytes, name: str, where: str = "model", keep_lstm_state: bool = False) -> ir.Graph:
+    """Parse TFLite flatbuffer bytes; `where` names the file in error messages. With
+    `keep_lstm_state` an LSTM keeps its state from one inference to the next (TFLite's variable
+    tensors), else it starts from the zero state at each."""
     model = read_model(data, where)
     try:
-        return _to_graph(model, data, name, where)
+        return _to_graph(model, data, name, where, keep_lstm_state)
     except MCUDeployError as exc:  # the converters name the operator; the file goes first
         if str(exc).startswith(where):
             raise
@@ -516,10 +585,10 @@ def _type_name(model: fb.ModelT, top: fb.OperatorT) -> str:
     return builtin_name(model.operatorCodes[top.opcodeIndex])
 
 
-def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str) -> ir.Graph:
+def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str, keep_lstm_state: bool) -> ir.Graph:
     sub = model.subgraphs[0]
     tensors, names = _tensors(model, sub, data, where)
-    state = _State(model, data, where, {}, {}, {})
+    state = _State(model, data, where, {}, {}, {}, keep_lstm_state)
     ops: list[ir.Op] = []
     called = set()
     folded: list[str] = []

@@ -45,6 +45,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "SPLIT_V": ("SplitVOptions",),
     "SPLIT": ("SplitOptions",),
     "MEAN": ("ReducerOptions",),
+    "REDUCE_MAX": ("ReducerOptions",),
     "LOGISTIC": ("NONE",),
     "TANH": ("NONE",),
     "HARD_SWISH": ("HardSwishOptions", "NONE"),
@@ -57,6 +58,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "READ_VARIABLE": ("ReadVariableOptions", "NONE"),
     "ASSIGN_VARIABLE": ("AssignVariableOptions", "NONE"),
     "CALL_ONCE": ("CallOnceOptions",),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("UnidirectionalSequenceLSTMOptions",),
 }
 """The builtin options table each imported operator may carry (NONE: none at all)."""
 
@@ -199,9 +201,9 @@ _ENUMS = {"padding": fb.Padding, "fusedActivationFunction": fb.ActivationFunctio
 
 
 def _check_option_values(options: object, what: str) -> None:
-    """Float options (softmax beta, leaky ReLU alpha) are finite; enumerations (padding, fused
-    activation) hold one of their values."""
-    for field in ("beta", "alpha"):
+    """Float options (softmax beta, leaky ReLU alpha, an LSTM's clips) are finite; enumerations
+    (padding, fused activation) hold one of their values."""
+    for field in ("beta", "alpha", "cellClip", "projClip"):
         value = getattr(options, field, None)
         if value is not None and not np.isfinite(value):
             raise ModelFormatError(f"{what}: option {field} is {value}; it must be finite")

@@ -11,6 +11,7 @@ from mcudeploy.arith import params as qp
 from mcudeploy.ir import Graph, Op
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.elementwise import add, mul
+from mcudeploy.reference.lstm import run_op
 from mcudeploy.reference.pooling import mean, pool2d
 from mcudeploy.reference.s16_graph import s16_kernel
 from mcudeploy.reference.softmax import softmax
@@ -143,6 +144,7 @@ KERNELS: dict[str, Kernel] = {
     "quantize": _quantize,
     "read_variable": _copy,
     "assign_variable": _copy,
+    "lstm": run_op,  # mcudeploy.reference.lstm: updates the state variables it is given
 }
 
 

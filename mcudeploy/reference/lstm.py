@@ -1,7 +1,8 @@
 """TFLite's integer UNIDIRECTIONAL_SEQUENCE_LSTM, bit for bit as TFLite-Micro's lstm_eval computes
 it: int8 activations with int16 gates and cell state ("8x8->16", int32 biases) or int16
 activations ("16x8->16", int64 biases); no peephole, projection or layer normalisation (TFLM
-supports none of them). Not wired into the graph runner yet.
+supports none of them). The graph runner computes the IR's `lstm` operator with `op_params` and
+`lstm`, from the zero state at each inference.
 
 One step, for each batch row (the rows are independent):
   gate  = act(sat16(clamp16(rq(W_in (x - zp_x) + b)) + clamp16(rq(W_hid (h - zp_h)))))
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcudeploy.arith import quantize_multiplier, requantize, wrap_int32
+from mcudeploy.ir import Graph, Op
 from mcudeploy.reference.s16 import INT16_MAX, INT16_MIN, activation, requantize_s64
 
 GATE_INPUT_SCALE = 2.0**-12  # the gates' FC outputs, Q3.12
@@ -105,6 +107,33 @@ def lstm_params(*, int16: bool, time_major: bool, input_scale: float, input_zero
         hidden=_mul_multiplier(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, hidden_scale),
         cell_clip=int(min(max(clip, -32768.0), 32767.0)) if cell_clip > 0 else 0,
         cell_scale_power=checked_log2(cell_scale), gates=gates)
+
+
+def op_params(op: Op, g: Graph) -> LstmParams:
+    """The parameters of the IR's `lstm` operator (inputs: sequence, then the input weights, the
+    recurrent weights and the biases of the input, forget, cell and output gates)."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    order = ("input", "forget", "cell", "output")
+    tensors = [g.tensor(n) for n in op.inputs[1:13]]
+    weights = {gate: (tensors[i].data, tensors[i].quant.scale[0], tensors[4 + i].data,
+                      tensors[4 + i].quant.scale[0]) for i, gate in enumerate(order)}
+    biases = {gate: tensors[8 + i].data for i, gate in enumerate(order)}
+    a = op.attrs
+    return lstm_params(int16=x.dtype == "int16", time_major=a.time_major, input_scale=x.scale,
+                       input_zero_point=x.zero_point, hidden_scale=y.scale, hidden_zero_point=y.zero_point,
+                       cell_scale=a.cell_scale, cell_clip=a.cell_clip, weights=weights, biases=biases)
+
+
+def run_op(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    """The IR's `lstm` on its input values: the whole sequence from the zero state, or with
+    `keeps_state` from the state in its two variable inputs, which it updates in place."""
+    p = op_params(op, g)
+    if not op.attrs.keeps_state:
+        return lstm(ins[0], p)[0]
+    out, (hidden, cell) = lstm(ins[0], p, (ins[13], ins[14]))
+    ins[13][...] = hidden
+    ins[14][...] = cell
+    return out
 
 
 def _sat16(x: np.ndarray) -> np.ndarray:

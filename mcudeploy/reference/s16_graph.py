@@ -11,6 +11,7 @@ import numpy as np
 from mcudeploy.arith import params_s16 as p16
 from mcudeploy.ir import Graph, Op
 from mcudeploy.reference import s16
+from mcudeploy.reference.lstm import run_op
 
 Kernel = Callable[[Op, Graph, list[np.ndarray]], np.ndarray]
 
@@ -75,6 +76,7 @@ KERNELS_S16: dict[str, Kernel] = {
     "add": _add,
     "mul": _mul,
     "softmax": _softmax,
+    "lstm": run_op,  # mcudeploy.reference.lstm, as for int8
 }
 """The 16x8 kernel of each IR operator that has one (mcudeploy.arith.params_s16.S16_KINDS)."""
 
