@@ -43,7 +43,6 @@ def is_generated(layer: Layer) -> bool:
     return layer.template.startswith("mcd_")
 
 
-@dataclass(frozen=True)
 def _scratch(layer: Layer, size: int) -> FixedScratch:
     return FixedScratch(f"{layer.name}_get_buffer_size", "fixed", size=size)
 
