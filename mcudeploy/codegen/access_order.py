@@ -15,7 +15,12 @@ input's bytes that nothing will read again. How little is a property of the kern
   many bytes below the input's start, or lower. For every group g, the last byte g writes must lie
   below the lowest input byte that group g (g + 1 with `reads_first`) or any later group reads.
 
-Which walk each library's kernels have is in mcudeploy.codegen.walks, read from their code.
+- A kernel that keeps a ring of input rows (`ring_shift`) walks the output a row at a time:
+  before each output row it copies, whole, the input rows its windows reach that it has not
+  copied yet, then computes the row from its copies only.
+
+Which walk each library's kernels (and mcudeploy's generated ones) have is in
+mcudeploy.codegen.walks, read from their code.
 """
 
 from __future__ import annotations
@@ -96,3 +101,21 @@ def band_shift(writes_end: list[int], reads_low: list[int]) -> int:
     later = np.minimum.accumulate(np.asarray([NO_READ, *reads_low[::-1]]))[::-1]
     gaps = np.asarray(writes_end) - later[1:]
     return int(max(0, np.max(gaps, initial=0)))
+
+
+def ring_shift(w: Window) -> int:
+    """The shift for a kernel with a ring of input rows (see the module), batch 1, undilated: before
+    output row oy it copies input rows from the next not yet copied (or the window's first,
+    iy0 = oy * stride - pad_top, if that is further) to min(iy0 + KH - 1, H - 1), then writes the
+    row's outputs."""
+    i, o = w.input, w.output
+    row_bytes, next_row = i.w * i.c, 0
+    writes_end, reads_low = [], []
+    for oy in range(o.h):
+        iy0 = oy * w.stride[0] - w.padding[0]
+        last = min(iy0 + w.kernel[0] - 1, i.h - 1)
+        next_row = max(next_row, iy0)
+        reads_low.append(next_row * row_bytes if next_row <= last else NO_READ)
+        next_row = max(next_row, last + 1)
+        writes_end.append((oy + 1) * o.w * o.c)
+    return band_shift(writes_end, reads_low)
