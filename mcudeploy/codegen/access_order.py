@@ -98,13 +98,24 @@ def overlap_shift(w: Window, walk: Walk) -> int:
 def band_shift(writes_end: list[int], reads_low: list[int]) -> int:
     """The same rule for a schedule of steps: step i writes output bytes below `writes_end[i]` after
     all its input reads, and steps after it read input bytes from `reads_low[j]` (j > i) up."""
+    return max(0, band_gap(writes_end, reads_low))
+
+
+def band_gap(writes_end: list[int], reads_low: list[int]) -> int:
+    """`band_shift` before it is bounded below by 0: negative when the output could even start
+    above the input (-NO_READ when no step reads after another writes)."""
     later = np.minimum.accumulate(np.asarray([NO_READ, *reads_low[::-1]]))[::-1]
     gaps = np.asarray(writes_end) - later[1:]
-    return int(max(0, np.max(gaps, initial=0)))
+    return int(np.max(gaps, initial=-NO_READ))
 
 
 def ring_shift(w: Window) -> int:
-    """The shift for a kernel with a ring of input rows (see the module), batch 1, undilated: before
+    """`ring_gap`, at least 0 (the output starts at or below the input)."""
+    return max(0, ring_gap(w))
+
+
+def ring_gap(w: Window) -> int:
+    """The least shift for a kernel with a ring of input rows (see the module), batch 1, undilated: before
     output row oy it copies input rows from the next not yet copied (or the window's first,
     iy0 = oy * stride - pad_top, if that is further) to min(iy0 + KH - 1, H - 1), then writes the
     row's outputs."""
@@ -118,4 +129,4 @@ def ring_shift(w: Window) -> int:
         reads_low.append(next_row * row_bytes if next_row <= last else NO_READ)
         next_row = max(next_row, last + 1)
         writes_end.append((oy + 1) * o.w * o.c)
-    return band_shift(writes_end, reads_low)
+    return band_gap(writes_end, reads_low)

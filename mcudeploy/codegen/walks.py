@@ -327,7 +327,8 @@ def _file_digest(path: Path) -> str:
 def generated_kernel(template: str) -> GeneratedKernel | None:
     """The generated kernel of `template`, when every file it was read from is unchanged."""
     kernel = GENERATED.get(template)
-    if kernel is None or any(_file_digest(generated_file(name)) != digest for name, digest in kernel.digests.items()):
+    if kernel is None or any(_file_digest(generated_file(name)) != digest
+                             for name, digest in kernel.digests.items()):
         return None
     return kernel
 
@@ -336,13 +337,11 @@ def layer_shift(layer: Layer, library: NNLibrary, cpu_class: str) -> int | None:
     """How many bytes below its input `layer`'s output may start, proved from the code of the
     library's kernel or of the generated kernel it is lowered as; None when the library, the kernel
     or the layer (batch > 1) is not covered."""
-    if layer.values["input_dims"].n != 1:
-        return None
     if layer.template in GENERATED:
         kernel = generated_kernel(layer.template)
-        return None if kernel is None else kernel.shift(layer)
+        return None if kernel is None or layer.values["input_dims"].n != 1 else kernel.shift(layer)
     kind = OVERLAP_TEMPLATES.get(layer.template)
-    if kind is None:
+    if kind is None or layer.values["input_dims"].n != 1:
         return None
     release = release_of(library)
     if release is None:
