@@ -9,11 +9,15 @@ input's bytes that nothing will read again. How little is a property of the kern
   at a time in raster order (batch, row, column), all output channels of a pixel together; a group
   reads only the input pixels of its windows and writes only its own output pixels; groups run one
   after the other. `reads_first`: each group copies all its input (im2col) before it writes.
+  Otherwise reads and writes of a group may interleave, except that the last `last_bytes` bytes of
+  its output are written after its last read (a kernel that reads a pixel again for each block of
+  output channels writes the last block after the last read).
   A kernel that reads the input again after writing part of the output in another order (output
   channels outermost, say) has no walk: its output may not overlap its input at all.
 - `overlap_shift` turns a walk and a layer's geometry into bytes: the output may be placed that
   many bytes below the input's start, or lower. For every group g, the last byte g writes must lie
-  below the lowest input byte that group g (g + 1 with `reads_first`) or any later group reads.
+  below the lowest input byte that group g (g + 1 with `reads_first`) or any later group reads;
+  with `last_bytes`, the bytes before them below group g's, and all below group g + 1's.
 
 - A kernel that keeps a ring of input rows (`ring_shift`) walks the output a row at a time:
   before each output row it copies, whole, the input rows its windows reach that it has not
@@ -40,6 +44,7 @@ class Walk:
 
     group: int
     reads_first: bool
+    last_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,10 +94,12 @@ def overlap_shift(w: Window, walk: Walk) -> int:
     ends = np.minimum(starts + walk.group, pixels)
     # The lowest byte read from each pixel on: suffix minima.
     later = np.minimum.accumulate(low[::-1])[::-1]
-    first_reader = ends if walk.reads_first else starts
-    future = np.append(later, NO_READ)[first_reader]
+    future = np.append(later, NO_READ)
     written_end = ends * w.output.c
-    return int(max(0, np.max(written_end - future, initial=0)))
+    gaps = written_end - future[ends]
+    if not walk.reads_first:
+        gaps = np.maximum(gaps, written_end - walk.last_bytes - future[starts])
+    return int(max(0, np.max(gaps, initial=0)))
 
 
 def band_shift(writes_end: list[int], reads_low: list[int]) -> int:
@@ -103,7 +110,7 @@ def band_shift(writes_end: list[int], reads_low: list[int]) -> int:
 
 def band_gap(writes_end: list[int], reads_low: list[int]) -> int:
     """`band_shift` before it is bounded below by 0: negative when the output could even start
-    above the input (-NO_READ when no step reads after another writes)."""
+    above the input (near -NO_READ when no step reads after another writes)."""
     later = np.minimum.accumulate(np.asarray([NO_READ, *reads_low[::-1]]))[::-1]
     gaps = np.asarray(writes_end) - later[1:]
     return int(np.max(gaps, initial=-NO_READ))

@@ -261,13 +261,20 @@ OVERLAP_TEMPLATES = {"conv2d.c.j2": "conv", "depthwise_conv2d.c.j2": "depthwise"
 #   output channel of both written from the scratch and the constants: Walk(2, reads_first).
 # - mcd_conv_mve: pixel by pixel. With im2col, the window is copied into the scratch before any
 #   output of the pixel: Walk(1, reads_first). Direct (1x1 read in place), each block of 4 output
-#   channels reads the pixel again after the blocks before it were written: Walk(1).
+#   channels reads the pixel again after the blocks before it were written, and the last block
+#   (4 channels, or the rest of C_out, stored predicated) after the pixel's last read:
+#   Walk(1, last_bytes=C_out - 4 * (blocks - 1)).
 # - mcd_depthwise_dsp and mcd_depthwise_mve (undilated): a ring of input rows in the scratch;
 #   before each output row, the rows not yet copied (whole rows) up to the last its windows reach,
 #   then the row's outputs from the ring only: access_order.ring_shift.
 def _generated_conv(layer: Layer) -> int:
     v = layer.values
-    walk = Walk(2, reads_first=True) if v["isa"] == "dsp" else Walk(1, reads_first=not v["direct"])
+    if v["isa"] == "dsp":
+        walk = Walk(2, reads_first=True)
+    elif v["direct"]:
+        walk = Walk(1, reads_first=False, last_bytes=v["cout"] - (v["cout_pad"] - 4))
+    else:
+        walk = Walk(1, reads_first=True)
     return overlap_shift(Window.of(layer), walk)
 
 
