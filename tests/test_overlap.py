@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hostlib import CFLAGS, HostModel
-from memory_models import generated_kernel_shapes, mobilenet_head
+from memory_models import generated_kernel_shapes, mobilenet_head, same_size_chain
 
 from mcudeploy.boards import load_board
 from mcudeploy.cli import main
@@ -273,3 +273,26 @@ def test_each_generated_kernel_is_exact_at_its_shift_and_not_a_byte_beyond(tmp_p
             assert caught, (name, least)
             beyond.add(layer.template)
     assert beyond == set(kinds)
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_generated_kernels_overlapped_are_bit_exact_on_qemu(board: str, tmp_path: Path) -> None:
+    """The default lowering (generated kernels) of a chain whose peak is at same-size layers: its
+    convolutions and its depthwise layer write over their inputs (model.c says by how much), the
+    arena below the tensor bound, and every output bit for bit the host reference's and TFLM's."""
+    _, data = same_size_chain()
+    model = tmp_path / "same.tflite"
+    model.write_bytes(data)
+    out = tmp_path / "out"
+    status = main(["run", str(model), "--board", board, "--out", str(out), "--vectors", "3", "-q"])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["oracles"] == ["host-reference", "tflm"] and report["mismatched_vectors"] == 0
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    assert manifest["arena_bytes"] <= 0.6 * manifest["lower_bound"]
+    lowering = "mcd_dsp" if board == "mps2-an386" else "mcd_mve"
+    overlapped = {line.split("(operator ")[1].split(")")[0].split("(")[1]
+                  for line in code_path(out / "model").read_text().splitlines()
+                  if "B below its input" in line and f"lowered as {lowering} */" in line}
+    assert overlapped == {"CONV_2D", "DEPTHWISE_CONV_2D"}
