@@ -1,6 +1,7 @@
 """The memory lowerings end to end with nnref (mcudeploy.codegen.memory, walks): overlaps are taken
-only where nnref's code was read, the generated C is bit-exact with them on the host and on QEMU
-(with TFLM as the second oracle), and a table claiming more overlap than the code allows is caught."""
+only where nnref's code (or a generated kernel's template) was read, the generated C is bit-exact
+with them on the host and on QEMU (with TFLM as the second oracle), and a table claiming more
+overlap than the code allows is caught, for the generated kernels to the byte."""
 
 from __future__ import annotations
 
