@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hostlib import CFLAGS, HostModel
 from memory_models import generated_kernel_shapes, mobilenet_head, same_size_chain
+from test_mcd_kernels import kernel_graph
 
 from mcudeploy.boards import load_board
 from mcudeploy.cli import main
@@ -186,12 +187,12 @@ def test_a_changed_generated_kernel_gets_no_overlap(tmp_path: Path, monkeypatch)
         assert (layer_shift(layer, library, "dsp") is None) == (layer.template == changed.name)
 
 
-def chosen(graph, board: str):
-    """The model's layers as generate lowers them for `board` by default."""
+def chosen(graph, board: str, choose=None):
+    """The model's layers as generate lowers them for `board` (by default, or as `choose` picks)."""
     library = nnref_library()
     cpu_class = load_board(board).cpu_class
-    return choose_lowerings(fit_to_library(lower(graph), library), library, default_chooser(cpu_class),
-                            CANDIDATES, cpu_class)
+    return choose_lowerings(fit_to_library(lower(graph), library), library,
+                            choose or default_chooser(cpu_class), CANDIDATES, cpu_class)
 
 
 class KernelHarness:
@@ -245,35 +246,63 @@ def test_each_generated_kernel_is_exact_at_its_shift_and_not_a_byte_beyond(tmp_p
     is 0 for these layers; their least (ring_gap, negative: the output may even start above the
     input) is exact too, and one byte beyond it is caught the same way."""
     graph, _ = generated_kernel_shapes()
-    library, cpu_class = nnref_library(), load_board(board).cpu_class
-    manifest = generate(graph, load_board(board), library, tmp_path, source="shapes")
-    text = code_path(tmp_path).read_text()
-    layers = [layer for layer in chosen(graph, board).layers
-              if layer.template in GENERATED and layer.values["input_dims"].n == 1]
-    assert {layer.template for layer in layers} == set(kinds)
-    names = [re.search(rf"static int32_t (l{layer.index}_\w+)_kernel\(", text).group(1) for layer in layers]
-    harness = KernelHarness(tmp_path, manifest, names)
-    rng = np.random.default_rng(3)
     beyond = set()
+    for layer, least, caught in run_generated_layers(graph, board, tmp_path, None, check_beyond=True):
+        assert least == 0 or caught, (layer.name, least)
+        if least != 0:
+            beyond.add(layer.template)
+    assert beyond == set(kinds)
+
+
+@pytest.mark.parametrize(("board", "name", "layers"), [  # test_mcd_kernels' counts, but the 3 ADDs
+    ("mps2-an386", "mcd_dsp", 24), ("mps3-an547", "mcd_mve", 23), ("mps3-an547", "mcd_mve_x1", 17)])
+def test_every_generated_layer_shape_is_exact_at_its_shift(tmp_path: Path, board: str, name: str,
+                                                           layers: int) -> None:
+    """The same at the proved shift (and the ring's least) for every convolution and depthwise shape
+    the generated kernels' tests take (test_mcd_kernels.kernel_graph: dilation, asymmetric padding,
+    odd channels, 10x4 windows, per-channel fully connected): the same bytes as separate buffers."""
+    graph, _ = kernel_graph()
+    assert len(run_generated_layers(graph, board, tmp_path, choose_named(name), check_beyond=False)) == layers
+
+
+def choose_named(name: str):
+    def choose(layer, options):
+        return next((c for c in options if c.name == name), options[0])
+    return choose
+
+
+def run_generated_layers(graph, board: str, out: Path, choose, check_beyond: bool) -> list:
+    """Each generated batch-1 layer of `graph` lowered for `board` run alone on the host (random
+    inputs, full-range and small: outputs that do not saturate), its output at its proved shift and
+    at its least (the ring's `ring_gap`; the shift for convolutions), both asserted the same bytes as
+    with separate buffers. Returns (layer, least, whether one byte beyond the least changed an output)."""
+    library, cpu_class = nnref_library(), load_board(board).cpu_class
+    manifest = generate(graph, load_board(board), library, out, source=graph.name, choose=choose)
+    text = code_path(out).read_text()
+    layers = [layer for layer in chosen(graph, board, choose).layers
+              if layer.template in GENERATED and layer.values["input_dims"].n == 1]
+    names = [re.search(rf"static int32_t (l{layer.index}_\w+)_kernel\(", text).group(1) for layer in layers]
+    harness = KernelHarness(out, manifest, names)
+    rng = np.random.default_rng(3)
+    found = []
     for layer, name in zip(layers, names, strict=True):
         v = layer.values
         in_size, out_size = (v[d].n * v[d].h * v[d].w * v[d].c for d in ("input_dims", "output_dims"))
         shift = layer_shift(layer, library, cpu_class)
         assert shift is not None, name
         least = ring_gap(Window.of(layer)) if "depthwise" in layer.template else shift
+        least = max(least, -out_size - in_size)  # no row copied after a write: any shift
         caught = False
-        for trial in range(16):  # full-range inputs, and small ones (outputs that do not saturate)
+        for trial in range(16 if check_beyond else 4):
             bound = 128 if trial % 2 else 24
             data = rng.integers(-bound, bound, in_size, dtype=np.int8)
             alone = harness.run(name, data, out_size, None)
             assert np.array_equal(harness.run(name, data, out_size, shift), alone), (name, shift)
             assert np.array_equal(harness.run(name, data, out_size, least), alone), (name, least)
-            if least != 0:
+            if check_beyond and least != 0:
                 caught |= not np.array_equal(harness.run(name, data, out_size, least - 1), alone)
-        if least != 0:
-            assert caught, (name, least)
-            beyond.add(layer.template)
-    assert beyond == set(kinds)
+        found.append((layer, least, caught))
+    return found
 
 
 @pytest.mark.device
