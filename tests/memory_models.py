@@ -69,3 +69,20 @@ def _chain(b: GraphBuilder, rng: np.random.Generator) -> str:
         if b.tensors[x].shape[1] < 2:
             break
     return b.fully_connected(x, 3)
+
+
+def generated_kernel_shapes(seed: int = 0) -> tuple[ir.Graph, bytes]:
+    """One layer per path of the generated kernels, one after the other on 8 channels, with no
+    activation (a changed input byte shows in the outputs): 3x3 convolutions (im2col) same-size
+    and strided, 1x1 convolutions in place (direct) and strided, depthwise 3x3 same-size and strided,
+    a depthwise 1x3 padded two columns each side (output rows wider than the input's: the ring's
+    shift is above 0), and a fully connected layer on one row."""
+    b = GraphBuilder(seed=seed)
+    x = b.conv(b.input((1, 10, 6, 8)), 8)
+    x = b.conv(x, 16, kernel=(1, 1))
+    x = b.conv(x, 8, kernel=(1, 1), stride=(2, 1))
+    x = b.depthwise(x)
+    x = b.depthwise(x, kernel=(1, 3), padding=ir.Padding(0, 0, 2, 2))
+    x = b.depthwise(x, stride=(2, 2))
+    x = b.conv(x, 8, stride=(2, 2))
+    return b.build([b.fully_connected(x, 5)], name="kernel_shapes")

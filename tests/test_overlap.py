@@ -1,25 +1,31 @@
 """The memory lowerings end to end with nnref (mcudeploy.codegen.memory, walks): overlaps are taken
-only where nnref's code was read, the generated C is bit-exact with them on the host and on QEMU
-(with TFLM as the second oracle), and a table claiming more overlap than the code allows is caught."""
+only where nnref's code (or a generated kernel's template) was read, the generated C is bit-exact
+with them on the host and on QEMU (with TFLM as the second oracle), and a table claiming more
+overlap than the code allows is caught, for the generated kernels to the byte."""
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hostlib import HostModel
-from memory_models import mobilenet_head
+from hostlib import CFLAGS, HostModel
+from memory_models import generated_kernel_shapes, mobilenet_head, same_size_chain
+from test_mcd_kernels import kernel_graph
 
 from mcudeploy.boards import load_board
 from mcudeploy.cli import main
-from mcudeploy.codegen import generate, memory
-from mcudeploy.codegen.candidates import library_only
+from mcudeploy.codegen import generate, memory, walks
+from mcudeploy.codegen.access_order import Window, ring_gap
+from mcudeploy.codegen.candidates import CANDIDATES, choose_lowerings, default_chooser, library_only
+from mcudeploy.codegen.library_calls import fit_to_library
 from mcudeploy.codegen.lower import lower
-from mcudeploy.codegen.walks import NNREF, layer_shift, release_of
+from mcudeploy.codegen.walks import GENERATED, NNREF, generated_kernel, layer_shift, release_of
 from mcudeploy.manifest import code_path
 from mcudeploy.nnlib import NNLibrary, host_compile, nnref_library
 from mcudeploy.reference import run_graph
@@ -152,3 +158,171 @@ def test_the_exported_api_runs_overlaps_and_stages_in_any_arena(tmp_path: Path) 
             else:
                 assert place is None and size.value == 0
         assert len(stored) < len(manifest.layers)
+
+
+# ---------------------------------------------------------------- generated kernels (mcd_*)
+
+
+def test_the_generated_kernels_are_the_code_whose_order_was_read() -> None:
+    """Each generated kernel's template, _mcd.j2 and mcdk's headers are byte for byte the files
+    walks.GENERATED was read from. If this fails, one changed: read the kernel's new access order,
+    then update its digests."""
+    assert all(generated_kernel(template) is not None for template in GENERATED)
+
+
+def test_a_changed_generated_kernel_gets_no_overlap(tmp_path: Path, monkeypatch) -> None:
+    graph, _ = generated_kernel_shapes()
+    library = nnref_library()
+    lowered = chosen(graph, "mps2-an386")
+    # batch 1 (not the fully connected layer, on 4 rows: its kernel's batch of pixels is not walked)
+    layers = [layer for layer in lowered.layers
+              if layer.template in GENERATED and layer.values["input_dims"].n == 1]
+    assert {layer.template for layer in layers} == {"mcd_conv_dsp.c.j2", "mcd_depthwise_dsp.c.j2"}
+    assert all(layer_shift(layer, library, "dsp") is not None for layer in layers)
+    changed = tmp_path / "mcd_depthwise_dsp.c.j2"
+    changed.write_text(walks.generated_file(changed.name).read_text() + "{# changed #}\n")
+    real = walks.generated_file
+    monkeypatch.setattr(walks, "generated_file", lambda name: changed if name == changed.name else real(name))
+    for layer in layers:
+        assert (layer_shift(layer, library, "dsp") is None) == (layer.template == changed.name)
+
+
+def chosen(graph, board: str, choose=None):
+    """The model's layers as generate lowers them for `board` (by default, or as `choose` picks)."""
+    library = nnref_library()
+    cpu_class = load_board(board).cpu_class
+    return choose_lowerings(fit_to_library(lower(graph), library), library,
+                            choose or default_chooser(cpu_class), CANDIDATES, cpu_class)
+
+
+class KernelHarness:
+    """The generated kernels of a model's NAME.c called one at a time on the host at any addresses
+    (a C file that includes NAME.c and exposes each `lN_..._kernel`)."""
+
+    def __init__(self, out: Path, manifest, names: list[str]) -> None:
+        harness = out / "kernel_harness.c"
+        code = (out / manifest.code_file).read_bytes()
+        # host_compile's cache knows this file's text only: it names the code it includes
+        include = f'/* {hashlib.sha256(code).hexdigest()} */\n#include "{manifest.code_file}"\n'
+        harness.write_text(include + "".join(
+            f"int32_t run_{name}(const int8_t *in, int8_t *out, void *scratch)\n"
+            f"{{\n    return {name}_kernel(in, out, scratch, {name}_constants);\n}}\n" for name in names))
+        shared = host_compile(nnref_library(), extra_sources=[harness], cflags=CFLAGS, purpose="harness")
+        own = out / f"harness-{shared.name}"
+        shutil.copyfile(shared, own)
+        self.dll = ctypes.CDLL(str(own))
+
+    def run(self, name: str, data: np.ndarray, out_size: int, shift: int | None) -> np.ndarray:
+        """Kernel `name` on `data`: the output in a buffer of its own (`shift` None), or starting
+        `shift` bytes below the input in one buffer."""
+        margin = 64
+        memory = np.zeros(margin + max(data.size, out_size) + abs(shift or 0) + out_size + margin, np.int8)
+        scratch = np.zeros(1 << 16, np.int8)
+        if shift is None:
+            source, target = margin, margin + data.size + margin // 2
+        else:
+            target = margin + max(-shift, 0)
+            source = target + shift
+        memory[source:source + data.size] = data
+        base = memory.ctypes.data
+        kernel = getattr(self.dll, f"run_{name}")
+        status = kernel(ctypes.c_void_p(base + source), ctypes.c_void_p(base + target),
+                        ctypes.c_void_p(scratch.ctypes.data))
+        assert status == 0
+        return memory[target:target + out_size].copy()
+
+
+KINDS = {"mps2-an386": ("mcd_conv_dsp.c.j2", "mcd_depthwise_dsp.c.j2"),
+         "mps3-an547": ("mcd_conv_mve.c.j2", "mcd_depthwise_mve.c.j2")}
+
+
+@pytest.mark.parametrize(("board", "kinds"), KINDS.items())
+def test_each_generated_kernel_is_exact_at_its_shift_and_not_a_byte_beyond(tmp_path: Path, board: str,
+                                                                          kinds: tuple[str, ...]) -> None:
+    """Every generated layer of the model run alone on the host, its output starting exactly the
+    proved shift below its input (no alignment rounding): the same bytes as with separate buffers.
+    One byte further (the output starting shift - 1 below the input), a read finds an output byte:
+    the outputs differ, for every convolution whose shift is above 0. The depthwise kernels' shift
+    is 0 for these layers; their least (ring_gap, negative: the output may even start above the
+    input) is exact too, and one byte beyond it is caught the same way."""
+    graph, _ = generated_kernel_shapes()
+    beyond = set()
+    for layer, least, caught in run_generated_layers(graph, board, tmp_path, None, check_beyond=True):
+        assert least == 0 or caught, (layer.name, least)
+        if least != 0:
+            beyond.add(layer.template)
+    assert beyond == set(kinds)
+
+
+@pytest.mark.parametrize(("board", "name", "layers"), [  # test_mcd_kernels' counts, but the 3 ADDs
+    ("mps2-an386", "mcd_dsp", 24), ("mps3-an547", "mcd_mve", 23), ("mps3-an547", "mcd_mve_x1", 17)])
+def test_every_generated_layer_shape_is_exact_at_its_shift(tmp_path: Path, board: str, name: str,
+                                                           layers: int) -> None:
+    """The same at the proved shift (and the ring's least) for every convolution and depthwise shape
+    the generated kernels' tests take (test_mcd_kernels.kernel_graph: dilation, asymmetric padding,
+    odd channels, 10x4 windows, per-channel fully connected): the same bytes as separate buffers."""
+    graph, _ = kernel_graph()
+    assert len(run_generated_layers(graph, board, tmp_path, choose_named(name), check_beyond=False)) == layers
+
+
+def choose_named(name: str):
+    def choose(layer, options):
+        return next((c for c in options if c.name == name), options[0])
+    return choose
+
+
+def run_generated_layers(graph, board: str, out: Path, choose, check_beyond: bool) -> list:
+    """Each generated batch-1 layer of `graph` lowered for `board` run alone on the host (random
+    inputs, full-range and small: outputs that do not saturate), its output at its proved shift and
+    at its least (the ring's `ring_gap`; the shift for convolutions), both asserted the same bytes as
+    with separate buffers. Returns (layer, least, whether one byte beyond the least changed an output)."""
+    library, cpu_class = nnref_library(), load_board(board).cpu_class
+    manifest = generate(graph, load_board(board), library, out, source=graph.name, choose=choose)
+    text = code_path(out).read_text()
+    layers = [layer for layer in chosen(graph, board, choose).layers
+              if layer.template in GENERATED and layer.values["input_dims"].n == 1]
+    names = [re.search(rf"static int32_t (l{layer.index}_\w+)_kernel\(", text).group(1) for layer in layers]
+    harness = KernelHarness(out, manifest, names)
+    rng = np.random.default_rng(3)
+    found = []
+    for layer, name in zip(layers, names, strict=True):
+        v = layer.values
+        in_size, out_size = (v[d].n * v[d].h * v[d].w * v[d].c for d in ("input_dims", "output_dims"))
+        shift = layer_shift(layer, library, cpu_class)
+        assert shift is not None, name
+        least = ring_gap(Window.of(layer)) if "depthwise" in layer.template else shift
+        least = max(least, -out_size - in_size)  # no row copied after a write: any shift
+        caught = False
+        for trial in range(16 if check_beyond else 4):
+            bound = 128 if trial % 2 else 24
+            data = rng.integers(-bound, bound, in_size, dtype=np.int8)
+            alone = harness.run(name, data, out_size, None)
+            assert np.array_equal(harness.run(name, data, out_size, shift), alone), (name, shift)
+            assert np.array_equal(harness.run(name, data, out_size, least), alone), (name, least)
+            if check_beyond and least != 0:
+                caught |= not np.array_equal(harness.run(name, data, out_size, least - 1), alone)
+        found.append((layer, least, caught))
+    return found
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_generated_kernels_overlapped_are_bit_exact_on_qemu(board: str, tmp_path: Path) -> None:
+    """The default lowering (generated kernels) of a chain whose peak is at same-size layers: its
+    convolutions and its depthwise layer write over their inputs (model.c says by how much), the
+    arena below the tensor bound, and every output bit for bit the host reference's and TFLM's."""
+    _, data = same_size_chain()
+    model = tmp_path / "same.tflite"
+    model.write_bytes(data)
+    out = tmp_path / "out"
+    status = main(["run", str(model), "--board", board, "--out", str(out), "--vectors", "3", "-q"])
+    report = json.loads((out / "report.json").read_text())
+    assert status == 0, report.get("mismatches") or report.get("error")
+    assert report["oracles"] == ["host-reference", "tflm"] and report["mismatched_vectors"] == 0
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    assert manifest["arena_bytes"] <= 0.6 * manifest["lower_bound"]
+    lowering = "mcd_dsp" if board == "mps2-an386" else "mcd_mve"
+    overlapped = {line.split("(operator ")[1].split(")")[0].split("(")[1]
+                  for line in code_path(out / "model").read_text().splitlines()
+                  if "B below its input" in line and f"lowered as {lowering} */" in line}
+    assert overlapped == {"CONV_2D", "DEPTHWISE_CONV_2D"}

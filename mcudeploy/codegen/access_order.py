@@ -9,13 +9,22 @@ input's bytes that nothing will read again. How little is a property of the kern
   at a time in raster order (batch, row, column), all output channels of a pixel together; a group
   reads only the input pixels of its windows and writes only its own output pixels; groups run one
   after the other. `reads_first`: each group copies all its input (im2col) before it writes.
+  Otherwise reads and writes of a group may interleave, except that the last `last_bytes` bytes of
+  its output are written after its last read (a kernel that reads a pixel again for each block of
+  output channels writes the last block after the last read).
   A kernel that reads the input again after writing part of the output in another order (output
   channels outermost, say) has no walk: its output may not overlap its input at all.
 - `overlap_shift` turns a walk and a layer's geometry into bytes: the output may be placed that
   many bytes below the input's start, or lower. For every group g, the last byte g writes must lie
-  below the lowest input byte that group g (g + 1 with `reads_first`) or any later group reads.
+  below the lowest input byte that group g (g + 1 with `reads_first`) or any later group reads;
+  with `last_bytes`, the bytes before them below group g's, and all below group g + 1's.
 
-Which walk each library's kernels have is in mcudeploy.codegen.walks, read from their code.
+- A kernel that keeps a ring of input rows (`ring_shift`) walks the output a row at a time:
+  before each output row it copies, whole, the input rows its windows reach that it has not
+  copied yet, then computes the row from its copies only.
+
+Which walk each library's kernels (and mcudeploy's generated ones) have is in
+mcudeploy.codegen.walks, read from their code.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ class Walk:
 
     group: int
     reads_first: bool
+    last_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,15 +94,46 @@ def overlap_shift(w: Window, walk: Walk) -> int:
     ends = np.minimum(starts + walk.group, pixels)
     # The lowest byte read from each pixel on: suffix minima.
     later = np.minimum.accumulate(low[::-1])[::-1]
-    first_reader = ends if walk.reads_first else starts
-    future = np.append(later, NO_READ)[first_reader]
+    future = np.append(later, NO_READ)
     written_end = ends * w.output.c
-    return int(max(0, np.max(written_end - future, initial=0)))
+    gaps = written_end - future[ends]
+    if not walk.reads_first:
+        gaps = np.maximum(gaps, written_end - walk.last_bytes - future[starts])
+    return int(max(0, np.max(gaps, initial=0)))
 
 
 def band_shift(writes_end: list[int], reads_low: list[int]) -> int:
     """The same rule for a schedule of steps: step i writes output bytes below `writes_end[i]` after
     all its input reads, and steps after it read input bytes from `reads_low[j]` (j > i) up."""
+    return max(0, band_gap(writes_end, reads_low))
+
+
+def band_gap(writes_end: list[int], reads_low: list[int]) -> int:
+    """`band_shift` before it is bounded below by 0: negative when the output could even start
+    above the input (near -NO_READ when no step reads after another writes)."""
     later = np.minimum.accumulate(np.asarray([NO_READ, *reads_low[::-1]]))[::-1]
     gaps = np.asarray(writes_end) - later[1:]
-    return int(max(0, np.max(gaps, initial=0)))
+    return int(np.max(gaps, initial=-NO_READ))
+
+
+def ring_shift(w: Window) -> int:
+    """`ring_gap`, at least 0 (the output starts at or below the input)."""
+    return max(0, ring_gap(w))
+
+
+def ring_gap(w: Window) -> int:
+    """The least shift for a kernel with a ring of input rows (see the module), batch 1, undilated: before
+    output row oy it copies input rows from the next not yet copied (or the window's first,
+    iy0 = oy * stride - pad_top, if that is further) to min(iy0 + KH - 1, H - 1), then writes the
+    row's outputs."""
+    i, o = w.input, w.output
+    row_bytes, next_row = i.w * i.c, 0
+    writes_end, reads_low = [], []
+    for oy in range(o.h):
+        iy0 = oy * w.stride[0] - w.padding[0]
+        last = min(iy0 + w.kernel[0] - 1, i.h - 1)
+        next_row = max(next_row, iy0)
+        reads_low.append(next_row * row_bytes if next_row <= last else NO_READ)
+        next_row = max(next_row, last + 1)
+        writes_end.append((oy + 1) * o.w * o.c)
+    return band_gap(writes_end, reads_low)

@@ -3,8 +3,8 @@
 Two lowerings go below the tensor-granularity bound, both bit-exact (the same kernels sum the same
 products in the same order):
 - overlaps: a layer's output starts a proved number of bytes below an input that dies there
-  (mcudeploy.codegen.access_order, from each library's code: mcudeploy.codegen.walks; free at
-  run time);
+  (mcudeploy.codegen.access_order, from each library's code and the generated kernels' templates:
+  mcudeploy.codegen.walks; free at run time);
 - streamed stages: a chain of convolutions computed a few rows at a time, whose inner maps are
   never whole (mcudeploy.codegen.stages; one kernel call per band, and rows moved).
 

@@ -10,6 +10,8 @@ overlapped layers on QEMU bit-exact with the host reference and TFLM, through nn
 kernels.
 
 The releases read: nnref, Arm's CMSIS-NN 4.0.0 (and the bakenn wheel's copy of it) and 7.0.0.
+mcudeploy's generated kernels (mcd_kernels; `GENERATED`) are read the same way: a layer lowered as
+one takes its overlap when its template, _mcd.j2 and mcdk's headers are the versions read.
 Their headers' inline helpers the kernels use (arm_memcpy_s8, arm_nn_read_s8x4, ...) copy or read
 the bytes they are given; the kernels take no `restrict` pointers to their input and output
 (7.0.0's OPTIONAL_RESTRICT_KEYWORD is empty unless defined, and mcudeploy does not define it).
@@ -17,14 +19,17 @@ the bytes they are given; the kernels take no `restrict` pointers to their input
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mcudeploy.codegen.access_order import Walk, Window, overlap_shift
+from mcudeploy.codegen.access_order import Walk, Window, overlap_shift, ring_shift
 from mcudeploy.codegen.lower import Dims, Layer
+from mcudeploy.codegen.mcd_kernels import HEADERS
 from mcudeploy.nnlib import NNLibrary, per_content
+from mcudeploy.resources import firmware_dir
 
 Dispatch = Callable[[Layer, str], Walk | None]
 
@@ -246,9 +251,102 @@ def release_of(library: NNLibrary) -> Release | None:
 OVERLAP_TEMPLATES = {"conv2d.c.j2": "conv", "depthwise_conv2d.c.j2": "depthwise"}
 
 
+# mcudeploy's generated kernels, read from their templates (mcudeploy/codegen/templates) with
+# _mcd.j2's im2col (reads only the window's pixels inside the input, memset for the padding) and
+# copy (size bytes, the tail predicated); mcdk.h's helpers compute on the words given them, and
+# MCDK_STEP is a compiler barrier. No pointer is `restrict`. The shift takes the layer's own
+# generated values (a fully connected layer as its 1x1 convolution: one pixel per row).
+# - mcd_conv_dsp: two output pixels at a time (the last alone when the count is odd): both pixels'
+#   inputs (im2col, or the pixels themselves for a direct 1x1) widened into the scratch, then every
+#   output channel of both written from the scratch and the constants: Walk(2, reads_first).
+# - mcd_conv_mve: pixel by pixel. With im2col, the window is copied into the scratch before any
+#   output of the pixel: Walk(1, reads_first). Direct (1x1 read in place), each block of 4 output
+#   channels reads the pixel again after the blocks before it were written, and the last block
+#   (4 channels, or the rest of C_out, stored predicated) after the pixel's last read:
+#   Walk(1, last_bytes=C_out - 4 * (blocks - 1)).
+# - mcd_depthwise_dsp and mcd_depthwise_mve (undilated): a ring of input rows in the scratch;
+#   before each output row, the rows not yet copied (whole rows) up to the last its windows reach,
+#   then the row's outputs from the ring only: access_order.ring_shift.
+def _generated_conv(layer: Layer) -> int:
+    v = layer.values
+    if v["isa"] == "dsp":
+        walk = Walk(2, reads_first=True)
+    elif v["direct"]:
+        walk = Walk(1, reads_first=False, last_bytes=v["cout"] - (v["cout_pad"] - 4))
+    else:
+        walk = Walk(1, reads_first=True)
+    return overlap_shift(Window.of(layer), walk)
+
+
+def _generated_depthwise(layer: Layer) -> int | None:
+    if tuple(layer.values["dilation"]) != (1, 1):
+        return None
+    return ring_shift(Window.of(layer))
+
+
+@dataclass(frozen=True)
+class GeneratedKernel:
+    """A generated kernel: the SHA-256 of each file read for its order (its template, _mcd.j2 and
+    mcdk's headers), and its shift for a layer lowered as it."""
+
+    digests: dict[str, str]
+    shift: Callable[[Layer], int | None]
+
+
+_SHARED = {
+    "_mcd.j2": "bf277c9d8a2a8c0e07c5a448214757941728fe7a016d07872a8f5c18452b5387",
+    "mcdk.h": "bde743a1c7ab693c955884c653c01bfb2fb38cc237d30d98664dd1f19e4d4396",
+    "mcdk_mve_portable.h": "8c1010224e1b310d2701a5c5e2941626b40d11707a79c790216b1319211faa6d",
+}
+GENERATED: dict[str, GeneratedKernel] = {
+    "mcd_conv_dsp.c.j2": GeneratedKernel(
+        {**_SHARED, "mcd_conv_dsp.c.j2":
+         "4c68ec695a953914384702fd1683b2a1ce180e050159c995a115bca6da2ccb03"},
+        _generated_conv),
+    "mcd_conv_mve.c.j2": GeneratedKernel(
+        {**_SHARED, "mcd_conv_mve.c.j2":
+         "76b3f7ca13e6717a45a5daca9965070dec2d0917064dafb5deb39afbbf0e11b8"},
+        _generated_conv),
+    "mcd_depthwise_dsp.c.j2": GeneratedKernel(
+        {**_SHARED, "mcd_depthwise_dsp.c.j2":
+         "6d94f938f3885f39863a86801a8ea41e845b87a81f421e2664a439ff5285bb76"},
+        _generated_depthwise),
+    "mcd_depthwise_mve.c.j2": GeneratedKernel(
+        {**_SHARED, "mcd_depthwise_mve.c.j2":
+         "5de0f6f4f25bf07ea05e54b54f35b9ad65be6782b2f8961a32898d862acc8f2e"},
+        _generated_depthwise),
+}
+
+
+def generated_file(name: str) -> Path:
+    """Where a file a generated kernel is made of lives: mcdk's headers in firmware/include, the
+    templates in mcudeploy/codegen/templates."""
+    if name in HEADERS:
+        return firmware_dir() / "include" / name
+    return Path(__file__).parent / "templates" / name
+
+
+@functools.cache
+def _file_digest(path: Path) -> str:
+    return _sha256(path)
+
+
+def generated_kernel(template: str) -> GeneratedKernel | None:
+    """The generated kernel of `template`, when every file it was read from is unchanged."""
+    kernel = GENERATED.get(template)
+    if kernel is None or any(_file_digest(generated_file(name)) != digest
+                             for name, digest in kernel.digests.items()):
+        return None
+    return kernel
+
+
 def layer_shift(layer: Layer, library: NNLibrary, cpu_class: str) -> int | None:
-    """How many bytes below its input `layer`'s output may start, proved from the library's code;
-    None when the library, the kernel or the layer (batch > 1) is not covered."""
+    """How many bytes below its input `layer`'s output may start, proved from the code of the
+    library's kernel or of the generated kernel it is lowered as; None when the library, the kernel
+    or the layer (batch > 1) is not covered."""
+    if layer.template in GENERATED:
+        kernel = generated_kernel(layer.template)
+        return None if kernel is None or layer.values["input_dims"].n != 1 else kernel.shift(layer)
     kind = OVERLAP_TEMPLATES.get(layer.template)
     if kind is None or layer.values["input_dims"].n != 1:
         return None
