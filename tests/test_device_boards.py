@@ -95,7 +95,7 @@ def test_bundled_model_and_the_plan_are_bit_exact(name: str, tmp_path: Path, cap
     report = _run(BUNDLED, name, tmp_path / "bundled", vectors=10)
     assert (report["board"], report["verdict"], report["bit_exact_vectors"]) == (name, "pass", 10)
     assert report["oracles"] == ["host-reference", "tflm"]
-    assert report["instructions"]["per_inference"] > 100_000
+    assert report["instructions"]["per_inference"] > 20_000  # counted: 16.6 k MACs take more
     _, data = build_cases(sorted(CASES), seed=5)
     matrix = tmp_path / "matrix.tflite"
     matrix.write_bytes(data)
