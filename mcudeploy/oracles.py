@@ -17,12 +17,14 @@ from mcudeploy.quantize.float_models import FloatModel, Runner, Sample
 from mcudeploy.tflm_process import TflmProcess
 
 MIN_ARENA_BYTES = 16 * 1024 * 1024
+HANDLE_BYTES = 4  # a resource tensor holds a variable's handle; the variable is a tensor of its own
 
 
 def preserved_arena_bytes(graph: Graph) -> int:
     """An arena in which TFLM can keep every tensor of `graph` (kPreserveAllTensors gives each its
     own bytes): twice their sum, plus 1 MiB for its own structures, and at least 16 MiB."""
-    total = sum(int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
+    total = sum(int(np.prod(t.shape, dtype=np.int64))
+                * (HANDLE_BYTES if t.dtype == "resource" else np.dtype(t.dtype).itemsize)
                 for t in graph.tensors.values())
     return max(MIN_ARENA_BYTES, 2 * total + (1 << 20))
 
