@@ -167,18 +167,37 @@ class MemoryRegion(_Strict):
         return self
 
 
+PLACED_BY_SIZE = ("weights", "arena")  # the parts a board may give several regions for
+
+
 class Placement(_Strict):
-    """Which region holds each part of the firmware image. `stack_bytes` is the largest stack a
-    firmware may have: the build sizes the stack from the call graph of its code, up to this, and
-    takes this when the call graph gives no bound (mcudeploy.stack)."""
+    """Which region holds each part of the firmware image. The weights and the arena may name
+    several regions, in order of preference: each model takes the first that fits it
+    (mcudeploy.codegen.fit.choose_placement). `stack_bytes` is the largest stack a firmware may
+    have: the build sizes the stack from the call graph of its code, up to this, and takes this
+    when the call graph gives no bound (mcudeploy.stack)."""
 
     vectors: str
     code: str
-    weights: str
+    weights: str | list[str]
     data: str
-    arena: str
+    arena: str | list[str]
     stack: str
     stack_bytes: int = Field(ge=1024, multiple_of=8)
+
+    def choices(self, part: str) -> list[str]:
+        """The regions `part` may go to, in order of preference."""
+        value = getattr(self, part)
+        return [value] if isinstance(value, str) else list(value)
+
+    def resolved(self, **regions: str) -> Placement:
+        """This placement with one region for each part placed by size: the ones given, else the
+        first choice."""
+        picked = {part: regions.get(part, self.choices(part)[0]) for part in PLACED_BY_SIZE}
+        for part, region in picked.items():
+            if region not in self.choices(part):
+                raise ValueError(f"{part} cannot go to region {region!r} (choices: {self.choices(part)})")
+        return self.model_copy(update=picked)
 
 
 class Qemu(_Strict):
@@ -241,10 +260,17 @@ class Board(_Strict):
             if names.index(name) != j:
                 raise FieldError(("memory", j, "name"), f"a second region named {name!r}")
         for part in ("vectors", "code", "weights", "data", "arena", "stack"):
-            region = getattr(self.placement, part)
-            if region not in names:
-                raise FieldError(("placement", part), f"region {region!r} is not in memory "
-                                                    f"(regions: {', '.join(sorted(names))})")
+            value = getattr(self.placement, part)
+            listed = isinstance(value, list)
+            if not value:
+                raise FieldError(("placement", part), "lists no region")
+            for j, region in enumerate(self.placement.choices(part)):
+                if region not in names:
+                    raise FieldError(("placement", part, *([j] if listed else [])),
+                                     f"region {region!r} is not in memory "
+                                     f"(regions: {', '.join(sorted(names))})")
+                if region in self.placement.choices(part)[:j]:
+                    raise FieldError(("placement", part, j), f"region {region!r} is listed twice")
         for runner in ("qemu", "fvp"):
             if runner in self.runners and getattr(self, runner) is None:
                 raise FieldError(("runners",), f"runners lists {runner!r} but there is no [{runner}] table")
@@ -275,6 +301,10 @@ class Board(_Strict):
 
     def region(self, name: str) -> MemoryRegion:
         return next(r for r in self.memory if r.name == name)
+
+    def placed(self, **regions: str) -> Board:
+        """This board with one region for the weights and one for the arena (Placement.resolved)."""
+        return self.model_copy(update={"placement": self.placement.resolved(**regions)})
 
 
 def feature_problem(board: Board) -> tuple[tuple[str], str] | None:

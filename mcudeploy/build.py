@@ -64,8 +64,10 @@ def kernel_flags(source: Path) -> tuple[str, ...]:
 
 
 def render_linker_script(board: Board, stack_bytes: int | None = None) -> str:
-    """The GNU ld script placing vectors, code, weights, stack, data and arena as the board says,
+    """The GNU ld script placing vectors, code, weights, stack, data and arena as the board says
+    (the first of its choices for the weights and the arena unless `board` is Board.placed),
     with a stack of `stack_bytes` (default: the board's maximum, `placement.stack_bytes`)."""
+    board = board.placed()
     size = board.placement.stack_bytes if stack_bytes is None else stack_bytes
     if size % 8 or not 0 <= size <= board.placement.stack_bytes:
         raise BuildError(f"board {board.name}: a stack of {size} bytes is not a multiple of 8 within "
@@ -101,6 +103,13 @@ def board_defines(board: Board) -> dict[str, str]:
     }
 
 
+def model_placement(model_dir: Path) -> dict[str, str]:
+    """For a generated model (its manifest.json in `model_dir`): the regions code generation chose
+    for its weights and arena (mcudeploy.codegen.fit.choose_placement); else none."""
+    manifest = Path(model_dir) / "manifest.json"
+    return Manifest.load(manifest).placement if manifest.is_file() else {}
+
+
 def placement_defines(model_dir: Path) -> dict[str, str]:
     """For a generated model (its manifest.json in `model_dir`): the section macros that put its
     arena in .arena and its constants in .weights (C strings, escaped for SCons's shell)."""
@@ -134,6 +143,7 @@ def build_firmware(
     if not any(model_dir.glob("*.c")):
         raise BuildError(f"no C sources in the model directory {model_dir}")
     build_dir.mkdir(parents=True, exist_ok=True)
+    board = board.placed(**model_placement(model_dir))
     linker_script = build_dir / "linker.ld"
     callgraph_dir = build_dir / "callgraph"
     runtime = firmware_dir() / "runtime"

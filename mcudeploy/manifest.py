@@ -66,6 +66,7 @@ class Manifest:
     variables: dict[str, int] = field(default_factory=dict)  # persistent variable -> bytes
     name: str = "model"  # the C library's name: NAME.c, NAME.h, NAME_invoke
     files: dict[str, str] = field(default_factory=dict)  # NAME.c, NAME.h -> SHA-256 (hex)
+    placement: dict[str, str] = field(default_factory=dict)  # weights, arena -> the board's region
 
     @property
     def code_file(self) -> str:

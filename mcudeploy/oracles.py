@@ -16,11 +16,22 @@ from mcudeploy.quantize.calibrate import load_samples
 from mcudeploy.quantize.float_models import FloatModel, Runner, Sample
 from mcudeploy.tflm_process import TflmProcess
 
-DEFAULT_ARENA_BYTES = 16 * 1024 * 1024
+MIN_ARENA_BYTES = 16 * 1024 * 1024
+HANDLE_BYTES = 4  # a resource tensor holds a variable's handle; the variable is a tensor of its own
+
+
+def preserved_arena_bytes(graph: Graph) -> int:
+    """An arena in which TFLM can keep every tensor of `graph` (kPreserveAllTensors gives each its
+    own bytes): twice their sum, plus 1 MiB for its own structures, and at least 16 MiB."""
+    total = sum(int(np.prod(t.shape, dtype=np.int64))
+                * (HANDLE_BYTES if t.dtype == "resource" else np.dtype(t.dtype).itemsize)
+                for t in graph.tensors.values())
+    return max(MIN_ARENA_BYTES, 2 * total + (1 << 20))
 
 
 class Tflm:
-    """A TFLM interpreter over one .tflite model (subgraph 0), keeping every tensor for inspection.
+    """A TFLM interpreter over one .tflite model (subgraph 0), keeping every tensor for inspection
+    (in an arena sized from the graph unless `arena_bytes` is given).
 
     It runs in a worker process (`mcudeploy.tflm_process`): when TFLM crashes, aborts or refuses
     the file, the call raises `OracleError` and mcudeploy goes on. Close it (or use it as a context
@@ -28,9 +39,9 @@ class Tflm:
 
     name = "tflm"
 
-    def __init__(self, model: bytes, graph: Graph, arena_bytes: int = DEFAULT_ARENA_BYTES) -> None:
+    def __init__(self, model: bytes, graph: Graph, arena_bytes: int | None = None) -> None:
         self.graph = graph
-        self._interpreter = TflmProcess(model, arena_bytes)
+        self._interpreter = TflmProcess(model, arena_bytes or preserved_arena_bytes(graph))
         try:
             inputs, outputs = self._interpreter.details(len(graph.inputs), len(graph.outputs))
         except BaseException:

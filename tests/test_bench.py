@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,8 @@ def _small_board(tmp_path: Path, region: str, length: int) -> Path:
 
 def test_model_too_big_for_a_region_is_refused_before_building(tmp_path: Path, capsys) -> None:
     board = _small_board(tmp_path, "DTCM", 0x1000)
+    text = board.read_text()  # the arena in DTCM only (the board's other choices: tests/test_placement.py)
+    board.write_text(re.sub(r"\narena = .*\n", '\narena = "DTCM"\n', text))
     out = tmp_path / "out"
     status = main(["build", str(BUNDLED), "--board", str(board), "--out", str(out)])
     text = capsys.readouterr().err

@@ -149,10 +149,25 @@ def test_overlapping_memory_regions(tmp_path: Path) -> None:
 
 
 def test_placement_in_an_unknown_region(tmp_path: Path) -> None:
-    text = AN547.replace('arena = "DTCM"', 'arena = "TCM"')
+    text = AN547.replace('data = "DTCM"', 'data = "TCM"')
     assert board_error(tmp_path, text) == (
-        f"FILE:{line_of(text, 'arena')}: field 'placement.arena': region 'TCM' is not in memory "
+        f"FILE:{line_of(text, 'data')}: field 'placement.data': region 'TCM' is not in memory "
         "(regions: DDR, DTCM, ITCM, SRAM)")
+
+
+def test_placement_choices_name_known_regions_once(tmp_path: Path) -> None:
+    # The weights and the arena may list regions, in order of preference (mcudeploy.codegen.fit).
+    assert load_board("mps3-an547").placement.choices("arena") == ["DTCM", "SRAM"]
+    text = AN547.replace('arena = ["DTCM", "SRAM"]', 'arena = ["DTCM", "TCM", "DDR"]')
+    assert board_error(tmp_path, text) == (
+        f"FILE:{line_of(text, 'arena')}: field 'placement.arena[1]': region 'TCM' is not in memory "
+        "(regions: DDR, DTCM, ITCM, SRAM)")
+    text = AN547.replace('weights = "SRAM"', 'weights = ["SRAM", "DDR", "SRAM"]')
+    assert board_error(tmp_path, text) == (
+        f"FILE:{line_of(text, 'weights')}: field 'placement.weights[2]': region 'SRAM' is listed twice")
+    text = AN547.replace('weights = "SRAM"', "weights = []")
+    assert board_error(tmp_path, text) == (
+        f"FILE:{line_of(text, 'weights')}: field 'placement.weights': lists no region")
 
 
 def test_duplicate_region_name(tmp_path: Path) -> None:

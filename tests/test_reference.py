@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cases import CASES, build_case
+from modelgen import GraphBuilder
 
+from mcudeploy.errors import OracleError
 from mcudeploy.frontends.tflite import load_tflite
-from mcudeploy.oracles import Tflm
+from mcudeploy.oracles import MIN_ARENA_BYTES, Tflm, preserved_arena_bytes
 from mcudeploy.reference import run_graph
 from mcudeploy.vectors import load_vectors, random_vectors
 
@@ -106,3 +108,22 @@ def test_mean_matches_tflm_for_random_shapes_and_scales(seed: int) -> None:
         b.tensors[outputs[0]] = ir.Tensor(outputs[0], b.tensors[outputs[0]].shape, "int8", b.tensors[x].quant)
     graph, data = b.build(outputs)
     assert_every_tensor_matches(graph, data, random_vectors(graph, 6, seed=seed))
+
+
+def test_tflm_keeps_every_tensor_of_a_model_beyond_16_mib() -> None:
+    # Five 4 MiB tensors: TFLM keeping all of them (kPreserveAllTensors) needs more than the 16 MiB
+    # the oracle used to give it, and refused the file (face_detection_back, 17.7 MB).
+    b = GraphBuilder(seed=3)
+    x, y = b.input((1, 1024, 1024, 4)), b.input((1, 1024, 1024, 4))
+    for _ in range(3):
+        x = b.add(x, y)
+    graph, data = b.build([x], name="big")
+    assert preserved_arena_bytes(graph) == 2 * 5 * 4 * 1024 * 1024 + (1 << 20)
+    with pytest.raises(OracleError, match=r"TFLM failed to allocate tensors .*Failed to resize buffer"):
+        Tflm(data, graph, arena_bytes=MIN_ARENA_BYTES)
+    (vector,) = random_vectors(graph, 1, seed=2)
+    with Tflm(data, graph) as oracle:
+        (theirs,) = oracle.invoke(list(vector))
+    ours = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))[graph.outputs[0]]
+    np.testing.assert_array_equal(ours, theirs)
+    assert len(np.unique(ours)) > 8

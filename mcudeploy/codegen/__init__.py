@@ -16,7 +16,7 @@ from pathlib import Path
 from mcudeploy.boards import Board
 from mcudeploy.codegen.candidates import CANDIDATES, Chooser, Table, choose_lowerings, default_chooser
 from mcudeploy.codegen.emit import emit_model
-from mcudeploy.codegen.fit import check_fit
+from mcudeploy.codegen.fit import choose_placement
 from mcudeploy.codegen.kernel_sums import precompute_kernel_sums
 from mcudeploy.codegen.library_calls import check_calls, fit_to_library
 from mcudeploy.codegen.lower import LoweredModel, lower
@@ -42,7 +42,9 @@ def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, sour
     each layer's scratch (default: the library's queries compiled for the host). `below_bound`:
     the memory lowerings that go below the tensor bound (mcudeploy.codegen.memory); without them
     every tensor is whole and intact until its last reader has run (what tuning images read).
-    Raises PlanError, before writing anything, when the model does not fit the board's memory, and
+    The weights and the arena go to the first regions of the board's choices that hold them
+    (manifest.json's `placement`, which the build reads). Raises PlanError, before writing
+    anything, when the model does not fit the board's memory, and
     UnsupportedError when a layer calls a function the library lacks."""
     lowered = fit_to_library(lower(graph), library)
     lowered = choose_lowerings(lowered, library, choose or default_chooser(board.cpu_class), table,
@@ -55,9 +57,9 @@ def generate(graph: Graph, board: Board, library: NNLibrary, out_dir: Path, sour
     lowered, sizes = precompute_kernel_sums(lowered, sizes, library)
     memory = plan_memory(graph, lowered, sizes, library, board.cpu_class, band_scratch, below_bound)
     lowered, sizes, layout = memory.lowered, memory.scratch, memory.layout
-    check_fit(board, lowered, layout)
+    placement = choose_placement(board, lowered, layout)
     return emit_model(
-        graph, lowered, layout, sizes, out_dir, source=source, board=board.name,
+        graph, lowered, layout, sizes, out_dir, source=source, board=board.name, placement=placement,
         cpu_class=board.cpu_class, library=library.name, name=name,
         check_layer=lambda layer, body: check_calls(layer, body, library),
     )

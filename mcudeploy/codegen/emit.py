@@ -183,7 +183,7 @@ def _int_type(dtype: str) -> dict[str, int]:
 def emit_model(
     graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str, name: str = "model",
-    check_layer: Callable[[Layer, str], None] | None = None,
+    placement: dict[str, str] | None = None, check_layer: Callable[[Layer, str], None] | None = None,
 ) -> Manifest:
     """Write NAME.c, NAME.h (and the generated kernels' headers if a layer uses one), mcd_harness.c
     and manifest.json into `out_dir`, NAME being the library's name (a C identifier,
@@ -269,6 +269,7 @@ def emit_model(
         ],
         tensors=[t for t, kept in zip(tensors, stored, strict=True) if kept],
         state_bytes=state_bytes(lowered), variables=dict(lowered.variable_bytes),
+        placement=dict(placement or {}),
     )
     manifest.save(out_dir / "manifest.json")
     return manifest

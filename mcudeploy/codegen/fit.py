@@ -1,6 +1,7 @@
 """Does the planned model fit the board? Checked before anything is emitted or built.
 
-Each part of the image goes to the memory region the board's placement names. The parts the plan
+Each part of the image goes to the memory region the board's placement names; the weights and the
+arena to the first of the regions it lists that holds them (choose_placement). The parts the plan
 knows exactly (weights, arena, the model's persistent state) are added to budgets for what only the
 linker knows (the code of the runtime, the NN library and the layer calls; the runtime's static
 data; the stack, which the build sizes from the call graph of the code, mcudeploy.stack). A region
@@ -40,7 +41,8 @@ def state_bytes(lowered: LoweredModel) -> int:
 
 def region_demands(board: Board, lowered: LoweredModel,
                    layout: ArenaLayout) -> dict[str, list[tuple[str, int]]]:
-    """For each region, the parts placed in it: (description, bytes)."""
+    """For each region, the parts placed in it: (description, bytes). The board's placement names
+    one region per part (Board.placed)."""
     p = board.placement
     layers = len(lowered.layers)
     parts = [
@@ -56,15 +58,30 @@ def region_demands(board: Board, lowered: LoweredModel,
     return demands
 
 
-def check_fit(board: Board, lowered: LoweredModel, layout: ArenaLayout) -> None:
-    """Raise PlanError naming the first region the model overflows, and by how many bytes."""
+def overflow(board: Board, lowered: LoweredModel, layout: ArenaLayout) -> str | None:
+    """Why the model does not fit the board as its placement places it (one region per part): the
+    first region it overflows and by how many bytes; None when it fits."""
     for name, parts in region_demands(board, lowered, layout).items():
         region = board.region(name)
         need = sum(size for _, size in parts)
         if need > region.length:
             listed = " + ".join(f"{what} {size:,}" for what, size in parts)
-            raise PlanError(
-                f"the model does not fit board {board.name}: region {name} holds "
-                f"{region.length:,} bytes but needs {need:,} ({listed}): {need - region.length:,} "
-                f"bytes over"
-            )
+            return (f"region {name} holds {region.length:,} bytes but needs {need:,} ({listed}): "
+                    f"{need - region.length:,} bytes over")
+    return None
+
+
+def choose_placement(board: Board, lowered: LoweredModel, layout: ArenaLayout) -> dict[str, str]:
+    """The regions of the weights and the arena: the first of the board's choices that fits, the
+    arena's preference first (activations are read and written most). Raises PlanError naming
+    the region the model overflows, in the last placement tried when the board allows several."""
+    tries = [{"arena": arena, "weights": weights} for arena in board.placement.choices("arena")
+             for weights in board.placement.choices("weights")]
+    for regions in tries:
+        problem = overflow(board.placed(**regions), lowered, layout)
+        if problem is None:
+            return regions
+    if len(tries) > 1:
+        problem = (f"in none of the {len(tries)} placements it allows; with the arena in {regions['arena']} "
+                   f"and the weights in {regions['weights']}, {problem}")
+    raise PlanError(f"the model does not fit board {board.name}: {problem}")
