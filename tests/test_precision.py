@@ -94,3 +94,22 @@ def test_precision_is_refused_for_a_tflite_file() -> None:
     with pytest.raises(InputError, match=r"conv_1x1\.tflite: an int8 TFLite file keeps its own quantization; "
                                          r"--precision is for float models \(ONNX, float TFLite\)"):
         import_model(DATA / "conv_1x1.tflite", ImportOptions(precision="int16"))
+
+
+def test_int16_through_a_reshape_is_bit_exact_with_tflm(tmp_path: Path) -> None:
+    """A RESHAPE (ONNX Flatten) after a 16x8 convolution computes in int16 too, as its input does:
+    the host reference and TFLM agree on the written file."""
+    b = OnnxBuilder(seed=6)
+    x = b.input((1, 3, 6, 6))
+    h = b.node("Relu", [b.conv(x, 3, 4, pads=[1, 1, 1, 1])])
+    h = b.gemm(b.node("Flatten", [h], axis=1), 4 * 6 * 6, 5)
+    model = b.save([h], tmp_path / "flat.onnx")
+    model = import_model(model, ImportOptions(calibration=b.calibration(tmp_path / "flat.npz"),
+                                              precision="int16"))
+    graph = model.graph
+    reshape = next(op for op in graph.ops if op.kind == "reshape")
+    assert graph.tensor(reshape.inputs[0]).dtype == graph.tensor(reshape.outputs[0]).dtype == "int16"
+    with Tflm(model.tflite, graph) as tflm:
+        for vector in random_vectors(graph, 3, seed=2):
+            expected = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))[graph.outputs[0]]
+            np.testing.assert_array_equal(tflm.invoke(vector)[0], expected)

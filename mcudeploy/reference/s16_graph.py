@@ -68,6 +68,11 @@ def _softmax(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return s16.softmax(ins[0], multiplier, shift, *softmax_tables())
 
 
+def _reshape(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    """A RESHAPE of an int16 tensor (one that follows a 16x8 layer): the same values, its shape."""
+    return ins[0].reshape(g.tensor(op.outputs[0]).shape)
+
+
 KERNELS_S16: dict[str, Kernel] = {
     "conv2d": _conv2d,
     "depthwise_conv2d": _depthwise,
@@ -76,6 +81,7 @@ KERNELS_S16: dict[str, Kernel] = {
     "add": _add,
     "mul": _mul,
     "softmax": _softmax,
+    "reshape": _reshape,
     "lstm": run_op,  # mcudeploy.reference.lstm, as for int8
 }
 """The 16x8 kernel of each IR operator that has one (mcudeploy.arith.params_s16.S16_KINDS)."""
