@@ -261,11 +261,12 @@ def test_bench_tune_shows_each_candidate_and_the_gain(tmp_path: Path, capsys) ->
     assert f"{t['gain']:,}" in text
     assert result["bit_exact"] and result["startup_instructions"] > 0
     # The chosen candidates measured in the model as chosen are what the final firmware measures
-    # (to one SysTick tick: the figures are tick counts).
+    # (to the ticks' resolution: each figure is a difference of two SysTick readings, so each is
+    # within one tick of the truth and two figures of the same code differ by less than two ticks).
     per_tick = load_board("mps3-an547").qemu.instructions_per_tick
     for row in t["layers"]:
         final = result["layers"][row["index"]]["instructions"]
-        assert abs(row["in_model"] - final) <= per_tick, (row, final)
+        assert abs(row["in_model"] - final) < 2 * per_tick, (row, final)
         assert f"({row['in_model']:,} in the model)" in text
 
 
