@@ -122,6 +122,23 @@ class CallGraph:
         kind = frame.group(2)
         self.functions[title] = _Function(name, int(frame.group(1)), kind == "dynamic")
 
+    def add_folded(self, aliases: dict[str, set[str]]) -> None:
+        """Give each called function without a node of its own the node of the functions at its
+        address: GCC's identical code folding (`-fipa-icf`) keeps one body for several identical
+        functions (the generated kernels of layers of one shape) and writes a node for that body
+        only. The folded name gets the largest frame and every call of those (one body: the same)."""
+        called = {t for calls in self.calls.values() for t in calls if t != _INDIRECT}
+        for title in sorted(called - set(self.functions)):
+            prefix, sep, symbol = title.rpartition(":")
+            titles = [f"{prefix}{sep}{other}" for other in sorted(aliases.get(symbol, ()))
+                      if f"{prefix}{sep}{other}" in self.functions]
+            bodies = [self.functions[t] for t in titles]
+            if not bodies or any(b.frame is None for b in bodies):
+                continue
+            self.functions[title] = _Function(symbol, max(b.frame or 0 for b in bodies),
+                                              any(b.dynamic for b in bodies))
+            self.calls[title] = [c for t in titles for c in self.calls.get(t, ())]
+
     def titles_of(self, symbol: str) -> list[str]:
         """The functions an ELF symbol may be (a file-local name can exist in several files)."""
         return [t for t in self.functions if t == symbol or t.rpartition(":")[2] == symbol]
@@ -181,7 +198,11 @@ def plan_stack(board: Board, callgraph_files: list[Path], elf: Path) -> StackPla
     if addresses is None:
         return StackPlan(maximum, maximum, fault=fault, note="the image keeps no relocations (--emit-relocs)")
     handlers, stored = addresses
-    indirect = [t for name in sorted(stored) for t in graph.titles_of(name)]
+    aliases = folded_functions(elf)
+    graph.add_folded(aliases)
+    indirect = [t for name in sorted(stored)
+                for t in graph.titles_of(name) or [t for alias in sorted(aliases.get(name, ()))
+                                                   for t in graph.titles_of(alias)]]
     depths = _Depths(graph, indirect)
     try:
         thread, path = depths.of(THREAD_ENTRY)
@@ -197,6 +218,17 @@ def plan_stack(board: Board, callgraph_files: list[Path], elf: Path) -> StackPla
         note = f"capped at the board's stack_bytes {maximum:,} B"
         size = maximum
     return StackPlan(size, maximum, bound, thread, interrupt, fault, path, note)
+
+
+def folded_functions(elf: Path) -> dict[str, set[str]]:
+    """For each function symbol, the other function symbols at its address (identical functions
+    GCC folded into one body)."""
+    with open(elf, "rb") as f:
+        at: dict[int, set[str]] = {}
+        for symbol in ELFFile(f).get_section_by_name(".symtab").iter_symbols():
+            if symbol["st_info"]["type"] == "STT_FUNC" and symbol["st_value"]:
+                at.setdefault(symbol["st_value"], set()).add(symbol.name)
+    return {name: names - {name} for names in at.values() if len(names) > 1 for name in names}
 
 
 def code_addresses(elf: Path) -> tuple[list[str], set[str]] | None:

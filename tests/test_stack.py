@@ -14,6 +14,7 @@ from runtime_firmware import BOARD, SIZE, device, echo
 
 from mcudeploy.boards import load_board
 from mcudeploy.build import firmware_sizes, stack_plan
+from mcudeploy.cli import main
 from mcudeploy.device.protocol import INPUT, OUTPUT
 from mcudeploy.stack import (
     GUARD_BYTES,
@@ -22,7 +23,9 @@ from mcudeploy.stack import (
     check_within_bound,
     code_addresses,
     exception_frame,
+    folded_functions,
 )
+from models import mlperf_tiny_tflite
 
 pytestmark = pytest.mark.device
 
@@ -83,3 +86,18 @@ def test_recursion_leaves_no_bound_and_the_boards_maximum(fault_elf: Path) -> No
         link.hello()
         use = link.stack()
     assert use.size == 16384 and 0 < use.used < 1024
+
+
+def test_layers_folded_into_one_body_are_bounded(tmp_path: Path) -> None:
+    """DS-CNN's four depthwise layers of one shape get one generated kernel body, which GCC's
+    identical code folding keeps under all four names with one call graph node: each name is
+    bounded by that node (before, the stack fell back to the board's 16 KiB)."""
+    model = tmp_path / "ds_cnn.tflite"
+    model.write_bytes(mlperf_tiny_tflite("ds_cnn_kws"))
+    out = tmp_path / "out"
+    assert main(["build", str(model), "--board", "mps2-an386", "--out", str(out), "-q"]) == 0
+    elf = out / "build" / "firmware.elf"
+    folded = folded_functions(elf)
+    assert folded["l3_depthwise_conv2d_kernel"] >= {"l1_depthwise_conv2d_kernel"}
+    plan = stack_plan(elf)
+    assert plan.bound is not None and plan.bytes < 1024, plan
