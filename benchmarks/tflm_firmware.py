@@ -237,7 +237,8 @@ const size_t harness_input_bytes[HARNESS_INPUTS] = {{{", ".join(str(len(x)) for 
 
 def linker_script(board: Board) -> str:
     """The harness's GNU ld script: the board's regions and placement, a STACK_BYTES stack at the
-    top of the stack region."""
+    top of the stack region; the weights and the arena in the board's first choice of region."""
+    board = board.placed()
     p = board.placement
     region = board.region(p.stack)
     top = min(region.end, 2**32) & ~7
