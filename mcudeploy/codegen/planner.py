@@ -35,6 +35,10 @@ from dataclasses import dataclass
 
 REPAIR_ROUNDS = 64
 
+# For each buffer: the buffers it may not share bytes with, and the ranges of offsets (relative to
+# where each of those is placed) it must avoid.
+Conflicts = dict[str, list[tuple[str, list[tuple[int, int]]]]]
+
 
 @dataclass(frozen=True)
 class Part:
@@ -107,31 +111,41 @@ def lower_bound(buffers: list[Buffer], alignment: int) -> int:
     return max((sum(_alive_bytes(ps, s) for ps in pieces) for s in steps), default=0)
 
 
-def _forbidden(buf: Buffer, other: Buffer, other_offset: int, alignment: int) -> list[tuple[int, int]]:
-    """Open ranges of offsets where `buf` would overlap a live byte of `other`, placed."""
-    ranges = []
-    for a in buf.pieces(alignment):
-        for b in other.pieces(alignment):
-            if a.first <= b.last and b.first <= a.last:
-                start = other_offset + b.offset
-                ranges.append((start - a.offset - a.size, start + b.size - a.offset))
-    return ranges
+def _forbidden(mine: Sequence[Part], theirs: Sequence[Part]) -> list[tuple[int, int]]:
+    """Open ranges of offsets, relative to where the other buffer is placed, where a buffer of parts
+    `mine` would overlap a live byte of the other buffer's parts `theirs`."""
+    return [(b.offset - a.offset - a.size, b.offset + b.size - a.offset)
+            for a in mine for b in theirs if a.first <= b.last and b.first <= a.last]
 
 
-def _place(order: Sequence[Buffer], alignment: int) -> dict[str, int]:
+def _conflicts(buffers: Sequence[Buffer], alignment: int) -> Conflicts:
+    """Which buffers conflict, and where (see `Conflicts`); computed once per plan."""
+    pieces = {b.name: b.pieces(alignment) for b in buffers}
+    found: Conflicts = {b.name: [] for b in buffers}
+    for buf in buffers:
+        for other in buffers:
+            if other is not buf and other.size > 0 and buf.overlaps(other):
+                ranges = _forbidden(pieces[buf.name], pieces[other.name])
+                if ranges:
+                    found[buf.name].append((other.name, ranges))
+    return found
+
+
+def _place(order: Sequence[Buffer], conflicts: Conflicts, alignment: int) -> dict[str, int]:
     """First fit in the given order: each buffer at the lowest offset its placed conflicts leave."""
-    placed: list[tuple[Buffer, int]] = []
+    offsets: dict[str, int] = {}
     for buf in order:
-        forbidden = sorted(r for other, off in placed if other.overlaps(buf) and other.size > 0
-                           for r in _forbidden(buf, other, off, alignment))
+        forbidden = sorted((offsets[other] + low, offsets[other] + high)
+                           for other, ranges in conflicts[buf.name] if other in offsets
+                           for low, high in ranges)
         offset = 0
         for low, high in forbidden:
             if offset <= low:
                 break
             if offset < high:
                 offset = align(high, alignment)
-        placed.append((buf, offset))
-    return {b.name: off for b, off in placed}
+        offsets[buf.name] = offset
+    return offsets
 
 
 def _arena(buffers: Sequence[Buffer], offsets: dict[str, int], alignment: int) -> int:
@@ -142,9 +156,11 @@ def plan_greedy(buffers: list[Buffer], alignment: int = 4) -> Plan:
     """Greedy by size, then repaired towards the lower bound (see the module's docstring)."""
     bound = lower_bound(buffers, alignment)
     order = sorted(buffers, key=lambda b: (-b.size, b.first, b.name))
-    best = _place(order, alignment)
+    conflicts = _conflicts(buffers, alignment)
+    best = _place(order, conflicts, alignment)
     best_arena = _arena(buffers, best, alignment)
     offsets, arena = best, best_arena
+    seen = {tuple(b.name for b in order)}
     for _ in range(REPAIR_ROUNDS):
         if best_arena <= bound:
             break
@@ -154,7 +170,11 @@ def plan_greedy(buffers: list[Buffer], alignment: int = 4) -> Plan:
             break
         top = order[rank]
         order = [top] + [b for b in order if b is not top]
-        offsets = _place(order, alignment)
+        key = tuple(b.name for b in order)
+        if key in seen:  # the rounds would repeat: no arena not seen already
+            break
+        seen.add(key)
+        offsets = _place(order, conflicts, alignment)
         arena = _arena(buffers, offsets, alignment)
         if arena < best_arena:
             best, best_arena = offsets, arena
