@@ -1,0 +1,127 @@
+"""ONNX LSTM → the IR's `lstm` (TFLite's UNIDIRECTIONAL_SEQUENCE_LSTM, time major), float.
+
+ONNX stacks the gates of W `[1, 4H, I]`, R `[1, 4H, H]` and B `[1, 8H]` (Wb then Rb) in the order
+i, o, f, c; the IR takes the input weights, the recurrent weights and the biases of the input,
+forget, cell and output gates, each gate's two biases summed. X `[T, B, I]` (layout 0) is time
+major; the IR's output `[T, B, H]` is reshaped to Y `[T, 1, B, H]`, and Y_h, the last step, is a
+slice of it. The state starts at zero (no initial_h/initial_c, or all-zero constants: what
+tf2onnx's Shape/Expand sub-graph folds to once the batch is static); the quantizer gives the cell
+state its scale (mcudeploy.quantize.lstm_float).
+
+Refused by name: a direction other than forward, clip, peepholes (P), input_forget, layout 1,
+activations other than Sigmoid/Tanh/Tanh, a sequence_lens shorter than the sequence, a non-zero
+or computed initial state, a used Y_c (the integer LSTM does not output its cell state). GRU is
+refused too: neither CMSIS-NN nor TFLM has a GRU kernel, so there is no oracle to be bit-exact with.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+from mcudeploy import ir
+from mcudeploy.frontends.layout import Layout
+
+if TYPE_CHECKING:
+    from mcudeploy.frontends.onnx import _Converter
+
+ONNX_GATES = ("input", "output", "forget", "cell")  # the order of W, R and B's blocks
+IR_GATES = ("input", "forget", "cell", "output")  # the IR's (TFLite's) order
+DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
+GRU_REFUSAL = ("operator type GRU is not supported: neither CMSIS-NN nor TFLite-Micro has a GRU "
+               "kernel, so no oracle could check it bit for bit (an LSTM is supported)")
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _check_attributes(c: _Converter, attrs: dict) -> None:
+    direction = _text(attrs.get("direction", "forward"))
+    if direction != "forward":
+        raise c.refuse(f"attribute direction={direction} is not supported (mcudeploy deploys a forward "
+                       "LSTM, TFLite's UNIDIRECTIONAL_SEQUENCE_LSTM)")
+    if "clip" in attrs:
+        raise c.refuse(f"attribute clip={attrs['clip']:g} (a clip of the gates' inputs) is not supported: "
+                       "TFLite's integer LSTM has no such clip")
+    if int(attrs.get("input_forget", 0)):
+        raise c.refuse("attribute input_forget=1 (coupled input and forget gates) is not supported")
+    if int(attrs.get("layout", 0)) != 0:
+        raise c.refuse(f"attribute layout={attrs['layout']} is not supported (only 0: X is [seq, batch, "
+                       "input])")
+    activations = tuple(_text(a) for a in attrs.get("activations", DEFAULT_ACTIVATIONS))
+    if activations != DEFAULT_ACTIVATIONS or "activation_alpha" in attrs or "activation_beta" in attrs:
+        raise c.refuse(f"activations {list(activations)} are not supported (only Sigmoid, Tanh, Tanh, "
+                       "without alpha or beta)")
+
+
+def _weights(c: _Converter, node: onnx.NodeProto, hidden: int, inputs: int) -> tuple[np.ndarray, ...]:
+    """W [4H, I], R [4H, H] and the summed bias [4H], in ONNX's gate order."""
+    w = c.need_const(node.input[1], "W")
+    r = c.need_const(node.input[2], "R")
+    if w.shape != (1, 4 * hidden, inputs) or r.shape != (1, 4 * hidden, hidden):
+        raise c.refuse(f"W {list(w.shape)} and R {list(r.shape)} must be [1, {4 * hidden}, {inputs}] and "
+                       f"[1, {4 * hidden}, {hidden}] (one direction, hidden_size {hidden})")
+    bias = np.zeros(4 * hidden, np.float32)
+    if len(node.input) > 3 and node.input[3]:
+        b = c.need_const(node.input[3], "B")
+        if b.shape != (1, 8 * hidden):
+            raise c.refuse(f"B ({node.input[3]!r}) of shape {list(b.shape)} must be [1, {8 * hidden}]")
+        bias = (b[0, : 4 * hidden] + b[0, 4 * hidden :]).astype(np.float32)
+    return w[0].astype(np.float32), r[0].astype(np.float32), bias
+
+
+def _check_optional_inputs(c: _Converter, node: onnx.NodeProto, steps: int) -> None:
+    """sequence_lens covers the whole sequence; the initial state is zero; no peepholes."""
+    given = list(node.input) + [""] * (8 - len(node.input))
+    if given[7]:
+        raise c.refuse(f"peephole weights P ({given[7]!r}) are not supported (TFLite-Micro's integer LSTM "
+                       "has none)")
+    if given[4]:
+        lengths = c.need_const(given[4], "sequence_lens")
+        if not (lengths == steps).all():
+            raise c.refuse(f"sequence_lens {lengths.reshape(-1).tolist()} must be the whole sequence "
+                           f"({steps} steps) for every batch row")
+    for position, what in ((5, "initial_h"), (6, "initial_c")):
+        if not given[position]:
+            continue
+        value = c.const(given[position])
+        if value is None:
+            raise c.refuse(f"{what} ({given[position]!r}) is computed or a model input: mcudeploy deploys an "
+                           "LSTM whose state starts at zero (a constant zero initial state is accepted)")
+        if np.any(value != 0):
+            raise c.refuse(f"{what} ({given[position]!r}) is not zero: mcudeploy deploys an LSTM whose "
+                           "state starts at zero")
+
+
+def convert_lstm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    """ONNX LSTM → IR lstm (time major), its Y as a reshape and its Y_h as a slice of the last step."""
+    _check_attributes(c, attrs)
+    x = c.layout(node.input[0])
+    if x.kind != "plain" or len(x.onnx_shape) != 3:
+        raise c.refuse(f"X ({node.input[0]!r}) of shape {list(x.onnx_shape)} must be a 3-D [seq, batch, "
+                       "input] tensor")
+    steps, batch, inputs = x.onnx_shape
+    r_shape = c.og.shapes.get(node.input[2]) or tuple(c.need_const(node.input[2], "R").shape)
+    hidden = int(attrs.get("hidden_size", r_shape[-1]))
+    _check_optional_inputs(c, node, steps)
+    outputs = list(node.output) + [""] * (3 - len(node.output))
+    if outputs[2] and c.uses[outputs[2]]:
+        raise c.refuse(f"its output Y_c ({outputs[2]!r}) is used: the integer LSTM does not output its cell "
+                       "state (Y and Y_h are supported)")
+    w, r, bias = _weights(c, node, hidden, inputs)
+    block = {gate: slice(i * hidden, (i + 1) * hidden) for i, gate in enumerate(ONNX_GATES)}
+    base = outputs[0] or outputs[1] or node.name or "lstm"
+    names = [c.new_constant(f"{base}_{gate}_input_weights", w[block[gate]]) for gate in IR_GATES]
+    names += [c.new_constant(f"{base}_{gate}_recurrent_weights", r[block[gate]]) for gate in IR_GATES]
+    names += [c.new_constant(f"{base}_{gate}_bias", bias[block[gate]]) for gate in IR_GATES]
+    sequence = c.intermediate(f"{base}_sequence", (steps, batch, hidden))
+    attrs_ir = ir.Lstm(time_major=True, cell_clip=0.0, cell_scale=float("nan"))
+    c.emit(attrs_ir, (c.ir_name(node.input[0]), *names), sequence, Layout("plain", (steps, batch, hidden)))
+    if outputs[0] and c.uses[outputs[0]]:
+        c.emit(ir.Reshape(), (sequence,), outputs[0], Layout("plain", c.og.shapes[outputs[0]]))
+    if outputs[1] and c.uses[outputs[1]]:
+        last = ir.Slice((steps - 1, 0, 0), (steps, batch, hidden), (1, 1, 1))
+        c.emit(last, (sequence,), outputs[1], Layout("plain", c.og.shapes[outputs[1]]))
