@@ -16,6 +16,7 @@ refused too: neither CMSIS-NN nor TFLM has a GRU kernel, so there is no oracle t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 ONNX_GATES = ("input", "output", "forget", "cell")  # the order of W, R and B's blocks
 IR_GATES = ("input", "forget", "cell", "output")  # the IR's (TFLite's) order
 DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
+MAX_CONCAT_INPUTS = 10  # TFLM's CONCATENATION takes at most 10 inputs (kMaxInputNum)
 GRU_REFUSAL = ("operator type GRU is not supported: neither CMSIS-NN nor TFLite-Micro has a GRU "
                "kernel, so no oracle could check it bit for bit (an LSTM is supported)")
 
@@ -38,11 +40,14 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _check_attributes(c: _Converter, attrs: dict) -> None:
+DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}
+
+
+def _check_attributes(c: _Converter, attrs: dict) -> str:
+    """The direction, once the attributes are checked."""
     direction = _text(attrs.get("direction", "forward"))
-    if direction != "forward":
-        raise c.refuse(f"attribute direction={direction} is not supported (mcudeploy deploys a forward "
-                       "LSTM, TFLite's UNIDIRECTIONAL_SEQUENCE_LSTM)")
+    if direction not in DIRECTIONS:
+        raise c.refuse(f"attribute direction={direction} is not an LSTM direction")
     if "clip" in attrs:
         raise c.refuse(f"attribute clip={attrs['clip']:g} (a clip of the gates' inputs) is not supported: "
                        "TFLite's integer LSTM has no such clip")
@@ -52,25 +57,29 @@ def _check_attributes(c: _Converter, attrs: dict) -> None:
         raise c.refuse(f"attribute layout={attrs['layout']} is not supported (only 0: X is [seq, batch, "
                        "input])")
     activations = tuple(_text(a) for a in attrs.get("activations", DEFAULT_ACTIVATIONS))
-    if activations != DEFAULT_ACTIVATIONS or "activation_alpha" in attrs or "activation_beta" in attrs:
+    if activations not in (DEFAULT_ACTIVATIONS, DEFAULT_ACTIVATIONS * 2) or "activation_alpha" in attrs \
+            or "activation_beta" in attrs:
         raise c.refuse(f"activations {list(activations)} are not supported (only Sigmoid, Tanh, Tanh, "
                        "without alpha or beta)")
+    return direction
 
 
-def _weights(c: _Converter, node: onnx.NodeProto, hidden: int, inputs: int) -> tuple[np.ndarray, ...]:
-    """W [4H, I], R [4H, H] and the summed bias [4H], in ONNX's gate order."""
+def _weights(c: _Converter, node: onnx.NodeProto, hidden: int, inputs: int, directions: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W [D, 4H, I], R [D, 4H, H] and the summed bias [D, 4H], in ONNX's gate order."""
     w = c.need_const(node.input[1], "W")
     r = c.need_const(node.input[2], "R")
-    if w.shape != (1, 4 * hidden, inputs) or r.shape != (1, 4 * hidden, hidden):
-        raise c.refuse(f"W {list(w.shape)} and R {list(r.shape)} must be [1, {4 * hidden}, {inputs}] and "
-                       f"[1, {4 * hidden}, {hidden}] (one direction, hidden_size {hidden})")
-    bias = np.zeros(4 * hidden, np.float32)
+    d = directions
+    if w.shape != (d, 4 * hidden, inputs) or r.shape != (d, 4 * hidden, hidden):
+        raise c.refuse(f"W {list(w.shape)} and R {list(r.shape)} must be [{d}, {4 * hidden}, {inputs}] and "
+                       f"[{d}, {4 * hidden}, {hidden}] ({d} direction(s), hidden_size {hidden})")
+    bias = np.zeros((d, 4 * hidden), np.float32)
     if len(node.input) > 3 and node.input[3]:
         b = c.need_const(node.input[3], "B")
-        if b.shape != (1, 8 * hidden):
-            raise c.refuse(f"B ({node.input[3]!r}) of shape {list(b.shape)} must be [1, {8 * hidden}]")
-        bias = (b[0, : 4 * hidden] + b[0, 4 * hidden :]).astype(np.float32)
-    return w[0].astype(np.float32), r[0].astype(np.float32), bias
+        if b.shape != (d, 8 * hidden):
+            raise c.refuse(f"B ({node.input[3]!r}) of shape {list(b.shape)} must be [{d}, {8 * hidden}]")
+        bias = (b[:, : 4 * hidden] + b[:, 4 * hidden :]).astype(np.float32)
+    return w.astype(np.float32), r.astype(np.float32), bias
 
 
 def _check_optional_inputs(c: _Converter, node: onnx.NodeProto, steps: int) -> None:
@@ -96,9 +105,61 @@ def _check_optional_inputs(c: _Converter, node: onnx.NodeProto, steps: int) -> N
                            "state starts at zero")
 
 
+def _emit(c: _Converter, attrs: ir.Attrs, inputs: tuple[str, ...], output: str, shape: tuple[int, ...],
+          suffix: str) -> None:
+    """An operator the node becomes besides its LSTMs, named apart from them (--precision moves
+    operators by name)."""
+    op = c.emit(attrs, inputs, output, Layout("plain", shape))
+    c.ops[-1] = replace(op, name=f"{op.name}_{suffix}")
+
+
+def _step(c: _Converter, source: str, shape: tuple[int, ...], t: int, base: str) -> str:
+    """Step t [1, B, C] of a time-major sequence [T, B, C]."""
+    step = (1, *shape[1:])
+    part = c.intermediate(f"{base}_step{t}", step)
+    _emit(c, ir.Slice((t, 0, 0), (t + 1, *shape[1:]), (1, 1, 1)), (source,), part, step, f"step{t}")
+    return part
+
+
+def _reversed(c: _Converter, source: str, shape: tuple[int, ...], base: str) -> str:
+    """A time-major sequence [T, B, C] in reverse order: each step sliced, concatenated backwards."""
+    if shape[0] == 1:
+        return source
+    parts = [_step(c, source, shape, t, base) for t in reversed(range(shape[0]))]
+    while len(parts) > MAX_CONCAT_INPUTS:  # concatenated in groups first
+        groups = [parts[i : i + MAX_CONCAT_INPUTS] for i in range(0, len(parts), MAX_CONCAT_INPUTS)]
+        parts = []
+        for group in groups:
+            group_shape = (len(group), *shape[1:])
+            part = c.intermediate(f"{base}_steps", group_shape)
+            _emit(c, ir.Concat(0), tuple(group), part, group_shape, "reverse_group")
+            parts.append(part)
+    out = c.intermediate(f"{base}_reversed", shape)
+    _emit(c, ir.Concat(0), tuple(parts), out, shape, "reverse")
+    return out
+
+
+def _one_direction(c: _Converter, x: str, weights: tuple[np.ndarray, ...], hidden: int, base: str,
+                   shape: tuple[int, int, int], suffix: str) -> str:
+    """One IR lstm over `x` [T, B, I]: its output sequence [T, B, H]."""
+    w, r, bias = weights
+    block = {gate: slice(i * hidden, (i + 1) * hidden) for i, gate in enumerate(ONNX_GATES)}
+    names = [c.new_constant(f"{base}_{gate}_input_weights", w[block[gate]]) for gate in IR_GATES]
+    names += [c.new_constant(f"{base}_{gate}_recurrent_weights", r[block[gate]]) for gate in IR_GATES]
+    names += [c.new_constant(f"{base}_{gate}_bias", bias[block[gate]]) for gate in IR_GATES]
+    sequence = c.intermediate(f"{base}_sequence", (shape[0], shape[1], hidden))
+    attrs_ir = ir.Lstm(time_major=True, cell_clip=0.0, cell_scale=float("nan"))
+    op = c.emit(attrs_ir, (x, *names), sequence, Layout("plain", (shape[0], shape[1], hidden)))
+    if suffix:
+        c.ops[-1] = replace(op, name=f"{op.name}_{suffix}")
+    return sequence
+
+
 def convert_lstm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
-    """ONNX LSTM → IR lstm (time major), its Y as a reshape and its Y_h as a slice of the last step."""
-    _check_attributes(c, attrs)
+    """ONNX LSTM → IR lstm (time major), one per direction, a reverse direction between two
+    reversals of the sequence (slices and a concatenation); Y is their outputs reshaped (and
+    concatenated), Y_h their last steps."""
+    direction = _check_attributes(c, attrs)
     x = c.layout(node.input[0])
     if x.kind != "plain" or len(x.onnx_shape) != 3:
         raise c.refuse(f"X ({node.input[0]!r}) of shape {list(x.onnx_shape)} must be a 3-D [seq, batch, "
@@ -111,17 +172,37 @@ def convert_lstm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     if outputs[2] and c.uses[outputs[2]]:
         raise c.refuse(f"its output Y_c ({outputs[2]!r}) is used: the integer LSTM does not output its cell "
                        "state (Y and Y_h are supported)")
-    w, r, bias = _weights(c, node, hidden, inputs)
-    block = {gate: slice(i * hidden, (i + 1) * hidden) for i, gate in enumerate(ONNX_GATES)}
+    directions = DIRECTIONS[direction]
+    w, r, bias = _weights(c, node, hidden, inputs, directions)
     base = outputs[0] or outputs[1] or node.name or "lstm"
-    names = [c.new_constant(f"{base}_{gate}_input_weights", w[block[gate]]) for gate in IR_GATES]
-    names += [c.new_constant(f"{base}_{gate}_recurrent_weights", r[block[gate]]) for gate in IR_GATES]
-    names += [c.new_constant(f"{base}_{gate}_bias", bias[block[gate]]) for gate in IR_GATES]
-    sequence = c.intermediate(f"{base}_sequence", (steps, batch, hidden))
-    attrs_ir = ir.Lstm(time_major=True, cell_clip=0.0, cell_scale=float("nan"))
-    c.emit(attrs_ir, (c.ir_name(node.input[0]), *names), sequence, Layout("plain", (steps, batch, hidden)))
+    source = c.ir_name(node.input[0])
+    out_shape = (steps, batch, hidden)
+    sequences, lasts = [], []  # each direction's output in time order, and its last step
+    for d in range(directions):
+        backward = direction == "reverse" or d == 1
+        name = f"{base}_backward" if d == 1 else base
+        seq_in = _reversed(c, source, x.onnx_shape, f"{name}_input") if backward else source
+        sequence = _one_direction(c, seq_in, (w[d], r[d], bias[d]), hidden, name, x.onnx_shape,
+                                  "backward" if d == 1 else "")
+        lasts.append((sequence, steps - 1))
+        sequences.append(_reversed(c, sequence, out_shape, name) if backward else sequence)
     if outputs[0] and c.uses[outputs[0]]:
-        c.emit(ir.Reshape(), (sequence,), outputs[0], Layout("plain", c.og.shapes[outputs[0]]))
+        y_shape = c.og.shapes[outputs[0]]
+        if directions == 1:
+            _emit(c, ir.Reshape(), (sequences[0],), outputs[0], y_shape, "y")
+        else:
+            views = []
+            for d, sequence in enumerate(sequences):
+                view = c.intermediate(f"{base}_direction{d}", (steps, 1, batch, hidden))
+                _emit(c, ir.Reshape(), (sequence,), view, (steps, 1, batch, hidden), f"direction{d}")
+                views.append(view)
+            _emit(c, ir.Concat(1), tuple(views), outputs[0], y_shape, "y")
     if outputs[1] and c.uses[outputs[1]]:
-        last = ir.Slice((steps - 1, 0, 0), (steps, batch, hidden), (1, 1, 1))
-        c.emit(last, (sequence,), outputs[1], Layout("plain", c.og.shapes[outputs[1]]))
+        h_shape = c.og.shapes[outputs[1]]
+        if directions == 1:
+            last = ir.Slice((steps - 1, 0, 0), out_shape, (1, 1, 1))
+            _emit(c, last, (lasts[0][0],), outputs[1], h_shape, "last_step")
+        else:
+            parts = tuple(_step(c, sequence, out_shape, t, f"{base}_last{d}")
+                          for d, (sequence, t) in enumerate(lasts))
+            _emit(c, ir.Concat(0), parts, outputs[1], h_shape, "y_h")

@@ -59,15 +59,27 @@ def lstm_names(g: ir.Graph) -> list[str]:
     return [name for op in g.ops if op.kind == "lstm" for name in (op.outputs[0], cell_state_name(op))]
 
 
+def _move(op: ir.Op, g: ir.Graph, ins: list[np.ndarray]) -> np.ndarray:
+    """A slice, concatenation or reshape of float values."""
+    if op.kind == "slice":
+        a = op.attrs
+        return ins[0][tuple(slice(b, e, s) for b, e, s in zip(a.begin, a.end, a.strides, strict=True))]
+    if op.kind == "concat":
+        return np.concatenate(ins, axis=op.attrs.axis)
+    return ins[0].reshape(g.tensor(op.outputs[0]).shape)
+
+
 def lstm_values(g: ir.Graph, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The output sequence and cell states of each float LSTM whose input is in `values` (in graph
-    order, so that an LSTM reading another's output finds it)."""
+    """The output sequence and cell states of each float LSTM, in graph order, from `values` (the
+    float model's tensors) and what it computes itself: the LSTMs' outputs and the slices,
+    concatenations and reshapes the import adds around them (a reversed sequence)."""
     found: dict[str, np.ndarray] = {}
     for op in g.ops:
-        if op.kind != "lstm":
+        ins = [values.get(n, found.get(n)) for n in op.inputs[:1 if op.kind == "lstm" else None]]
+        if any(v is None for v in ins) or (op.kind != "lstm" and op.outputs[0] in values):
             continue
-        x = values.get(op.inputs[0], found.get(op.inputs[0]))
-        if x is None:
-            continue
-        found[op.outputs[0]], found[cell_state_name(op)] = float_lstm(op, g, x)
+        if op.kind == "lstm":
+            found[op.outputs[0]], found[cell_state_name(op)] = float_lstm(op, g, ins[0])
+        elif op.kind in ("slice", "concat", "reshape"):
+            found[op.outputs[0]] = _move(op, g, ins)
     return found
