@@ -177,16 +177,16 @@ def convert_lstm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     base = outputs[0] or outputs[1] or node.name or "lstm"
     source = c.ir_name(node.input[0])
     out_shape = (steps, batch, hidden)
-    sequences, lasts = [], []  # each direction's output in time order, and its last step
+    computed = []  # each direction's output in the order it computes the steps
     for d in range(directions):
         backward = direction == "reverse" or d == 1
         name = f"{base}_backward" if d == 1 else base
         seq_in = _reversed(c, source, x.onnx_shape, f"{name}_input") if backward else source
-        sequence = _one_direction(c, seq_in, (w[d], r[d], bias[d]), hidden, name, x.onnx_shape,
-                                  "backward" if d == 1 else "")
-        lasts.append((sequence, steps - 1))
-        sequences.append(_reversed(c, sequence, out_shape, name) if backward else sequence)
+        computed.append((_one_direction(c, seq_in, (w[d], r[d], bias[d]), hidden, name, x.onnx_shape,
+                                        "backward" if d == 1 else ""), backward, name))
     if outputs[0] and c.uses[outputs[0]]:
+        sequences = [_reversed(c, seq, out_shape, name) if backward else seq
+                     for seq, backward, name in computed]
         y_shape = c.og.shapes[outputs[0]]
         if directions == 1:
             _emit(c, ir.Reshape(), (sequences[0],), outputs[0], y_shape, "y")
@@ -201,8 +201,8 @@ def convert_lstm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
         h_shape = c.og.shapes[outputs[1]]
         if directions == 1:
             last = ir.Slice((steps - 1, 0, 0), out_shape, (1, 1, 1))
-            _emit(c, last, (lasts[0][0],), outputs[1], h_shape, "last_step")
+            _emit(c, last, (computed[0][0],), outputs[1], h_shape, "last_step")
         else:
-            parts = tuple(_step(c, sequence, out_shape, t, f"{base}_last{d}")
-                          for d, (sequence, t) in enumerate(lasts))
+            parts = tuple(_step(c, seq, out_shape, steps - 1, f"{base}_last{d}")
+                          for d, (seq, _, _) in enumerate(computed))
             _emit(c, ir.Concat(0), parts, outputs[1], h_shape, "y_h")
