@@ -916,10 +916,10 @@ HANDLERS: dict[str, Handler] = {
     "Sub": Handler("add", "Add of the second input times -1", _unrewritten("only on float tensors")),
     "Neg": Handler("mul", "Mul by -1", _unrewritten("only on float tensors")),
     "Pow": Handler("mul", "exponent 2: Mul(x, x)", _unrewritten("only with the constant exponent 2")),
-    "LSTM": Handler("lstm", "direction forward; X [seq, batch, input] (layout 0); constant W, R, B; "
-                    "no clip, peepholes or input_forget; activations Sigmoid, Tanh, Tanh; sequence_lens "
-                    "the whole sequence; initial_h/initial_c absent or constant zeros; Y_c unused",
-                    convert_lstm),
+    "LSTM": Handler("lstm", "X [seq, batch, input] (layout 0); constant W, R, B; no clip, peepholes or "
+                    "input_forget; activations Sigmoid, Tanh, Tanh; sequence_lens the whole sequence; "
+                    "initial_h/initial_c absent or constant zeros; Y_c unused; reverse and bidirectional "
+                    "as forward LSTMs between reversals of the sequence (slice, concat)", convert_lstm),
     "Identity": Handler("removed", "", _identity),
     "Dropout": Handler("removed", "inference mode", _identity),
 }

@@ -1,17 +1,20 @@
 """ONNX LSTM → the IR's `lstm` (TFLite's UNIDIRECTIONAL_SEQUENCE_LSTM, time major), float.
 
-ONNX stacks the gates of W `[1, 4H, I]`, R `[1, 4H, H]` and B `[1, 8H]` (Wb then Rb) in the order
+ONNX stacks the gates of W `[D, 4H, I]`, R `[D, 4H, H]` and B `[D, 8H]` (Wb then Rb) in the order
 i, o, f, c; the IR takes the input weights, the recurrent weights and the biases of the input,
 forget, cell and output gates, each gate's two biases summed. X `[T, B, I]` (layout 0) is time
 major; the IR's output `[T, B, H]` is reshaped to Y `[T, 1, B, H]`, and Y_h, the last step, is a
-slice of it. The state starts at zero (no initial_h/initial_c, or all-zero constants: what
-tf2onnx's Shape/Expand sub-graph folds to once the batch is static); the quantizer gives the cell
-state its scale (mcudeploy.quantize.lstm_float).
+slice of it. A reverse direction is a forward LSTM over the reversed sequence, its output reversed
+back (each step sliced, concatenated in reverse order); bidirectional is both, Y their outputs
+concatenated on the direction axis. The state starts at zero (no initial_h/initial_c, or all-zero
+constants: what tf2onnx's Shape/Expand sub-graph folds to once the batch is static); the quantizer
+gives the cell state its scale (mcudeploy.quantize.lstm_float).
 
-Refused by name: a direction other than forward, clip, peepholes (P), input_forget, layout 1,
-activations other than Sigmoid/Tanh/Tanh, a sequence_lens shorter than the sequence, a non-zero
-or computed initial state, a used Y_c (the integer LSTM does not output its cell state). GRU is
-refused too: neither CMSIS-NN nor TFLM has a GRU kernel, so there is no oracle to be bit-exact with.
+Refused by name: clip, peepholes (P), input_forget, layout 1, activations other than
+Sigmoid/Tanh/Tanh, a sequence_lens shorter than the sequence, a non-zero or computed initial state
+(a stateful export's state inputs), a used Y_c (the integer LSTM does not output its cell state).
+GRU is refused too: neither CMSIS-NN nor TFLM has a GRU kernel, so there is no oracle to be
+bit-exact with.
 """
 
 from __future__ import annotations
