@@ -39,11 +39,11 @@ GRU_REFUSAL = ("operator type GRU is not supported: neither CMSIS-NN nor TFLite-
                "kernel, so no oracle could check it bit for bit (an LSTM is supported)")
 
 
+DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}  # direction -> LSTMs
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}
 
 
 def _check_attributes(c: _Converter, attrs: dict) -> str:
@@ -163,6 +163,8 @@ def convert_lstm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     reversals of the sequence (slices and a concatenation); Y is their outputs reshaped (and
     concatenated), Y_h their last steps."""
     direction = _check_attributes(c, attrs)
+    if len(node.input) < 3 or not all(node.input[:3]):
+        raise c.refuse("X, W and R are required inputs")
     x = c.layout(node.input[0])
     if x.kind != "plain" or len(x.onnx_shape) != 3:
         raise c.refuse(f"X ({node.input[0]!r}) of shape {list(x.onnx_shape)} must be a 3-D [seq, batch, "
