@@ -1,6 +1,10 @@
 """Calibration: run the float model (onnxruntime for ONNX, TFLM's float kernels for a float TFLite
 file; mcudeploy.quantize.float_models) on the user's data and measure every activation.
 
+An LSTM's output sequence and its cell state at every step, which the float model does not
+expose, are computed on the host from the LSTM's input (mcudeploy.quantize.lstm_float) and measured
+the same way.
+
 `min-max` takes each tensor's extremes; `percentile` clips the rare outliers (0.01 % at each end),
 which users ask for when a few large activations waste int8 resolution.
 

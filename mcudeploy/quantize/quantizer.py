@@ -10,6 +10,10 @@
   pad outputs and their inputs; all inputs and the output of a concatenation, a maximum or a minimum) get the
   union of their ranges;
   softmax and logistic outputs are fixed at scale 1/256, zero point -128, tanh outputs at 1/128, 0.
+- an LSTM as TensorFlow's converter quantizes it: weights per tensor, symmetric, int8; each gate's
+  bias (int32, int64 in 16x8) at the input scale times its input weights' scale; the hidden state
+  shares the output's quantization; the cell state is int16 at the power-of-two scale covering its
+  calibrated range (mcudeploy.quantize.lstm_float.cell_scale).
 
 16x8 layers (`int16_ops`, chosen by mcudeploy.quantize.precision, which also inserts the QUANTIZE
 between int8 and int16 tensors) follow TFLite's 16x8 scheme: int16 activations symmetric, scale
