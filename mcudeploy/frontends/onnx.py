@@ -27,6 +27,7 @@ from mcudeploy.errors import UnsupportedError
 from mcudeploy.finite import nonfinite
 from mcudeploy.frontends.layout import Layout, candidates, onnx_positions
 from mcudeploy.frontends.onnx_graph import OnnxGraph, load_onnx_graph
+from mcudeploy.frontends.onnx_lstm import GRU_REFUSAL, convert_lstm
 from mcudeploy.frontends.onnx_moves import (
     MAX_TRANSPOSE_RANK,
     MOVES,
@@ -270,6 +271,8 @@ class _Converter:
 
 
 def _unknown_type(node: onnx.NodeProto) -> str:
+    if node.op_type == "GRU" and node.domain in ("", "ai.onnx"):
+        return GRU_REFUSAL
     domain = f"{node.domain}." if node.domain not in ("", "ai.onnx") else ""
     return f"operator type {domain}{node.op_type} is not supported"
 
@@ -913,6 +916,10 @@ HANDLERS: dict[str, Handler] = {
     "Sub": Handler("add", "Add of the second input times -1", _unrewritten("only on float tensors")),
     "Neg": Handler("mul", "Mul by -1", _unrewritten("only on float tensors")),
     "Pow": Handler("mul", "exponent 2: Mul(x, x)", _unrewritten("only with the constant exponent 2")),
+    "LSTM": Handler("lstm", "X [seq, batch, input] (layout 0); constant W, R, B; no clip, peepholes or "
+                    "input_forget; activations Sigmoid, Tanh, Tanh; sequence_lens the whole sequence; "
+                    "initial_h/initial_c absent or constant zeros; Y_c unused; reverse and bidirectional "
+                    "as forward LSTMs between reversals of the sequence (slice, concat)", convert_lstm),
     "Identity": Handler("removed", "", _identity),
     "Dropout": Handler("removed", "inference mode", _identity),
 }

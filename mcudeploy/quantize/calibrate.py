@@ -1,6 +1,10 @@
 """Calibration: run the float model (onnxruntime for ONNX, TFLM's float kernels for a float TFLite
 file; mcudeploy.quantize.float_models) on the user's data and measure every activation.
 
+An LSTM's output sequence and its cell state at every step, which the float model does not
+expose, are computed on the host from the LSTM's input (mcudeploy.quantize.lstm_float) and measured
+the same way.
+
 `min-max` takes each tensor's extremes; `percentile` clips the rare outliers (0.01 % at each end),
 which users ask for when a few large activations waste int8 resolution.
 
@@ -21,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mcudeploy.errors import InputError
+from mcudeploy.errors import InputError, UnsupportedError
 from mcudeploy.finite import nonfinite
 from mcudeploy.quantize.float_models import FloatModel, Sample
+from mcudeploy.quantize.lstm_float import lstm_names, lstm_values
 
 METHODS = ("minmax", "percentile")
 PERCENTILE = 99.99
@@ -127,16 +132,20 @@ def calibrate(model: FloatModel, samples: list[Sample], method: str = "minmax",
     `source` names where the samples came from in refusals."""
     if method not in METHODS:
         raise InputError(f"unknown calibration method {method!r} (choose from {', '.join(METHODS)})")
-    names = model.measured()
+    measured = model.measured()
+    derived = [n for n in lstm_names(model.graph) if n not in measured]  # mcudeploy.quantize.lstm_float
+    names = measured + derived
     low = dict.fromkeys(names, np.inf)
     high = dict.fromkeys(names, -np.inf)
     collected: dict[str, list[np.ndarray]] = {n: [] for n in names}
     kept = []
     rng = np.random.default_rng(0)
-    runner = model.runner(names)
+    runner = model.runner(measured)
     try:
         for i, sample in enumerate(samples):
             values = runner.run(sample)
+            if derived:
+                values.update({n: v for n, v in lstm_values(model.graph, values).items() if n in derived})
             if i < keep:
                 kept.append(values)
             for name, value in values.items():
@@ -155,6 +164,10 @@ def calibrate(model: FloatModel, samples: list[Sample], method: str = "minmax",
                     collected[name].append(kept_values)
     finally:
         runner.close()
+    unmeasured = [n for n in derived if low[n] == np.inf]
+    if unmeasured:
+        raise UnsupportedError(f"{model.where}: the LSTM computing {unmeasured[0]!r} reads a tensor the "
+                               "float model does not compute as it is: its ranges cannot be calibrated")
     if method == "percentile":
         for name, parts in collected.items():
             values = np.concatenate(parts)

@@ -10,6 +10,10 @@
   pad outputs and their inputs; all inputs and the output of a concatenation, a maximum or a minimum) get the
   union of their ranges;
   softmax and logistic outputs are fixed at scale 1/256, zero point -128, tanh outputs at 1/128, 0.
+- an LSTM as TensorFlow's converter quantizes it: weights per tensor, symmetric, int8; each gate's
+  bias (int32, int64 in 16x8) at the input scale times its input weights' scale; the hidden state
+  shares the output's quantization; the cell state is int16 at the power-of-two scale covering its
+  calibrated range (mcudeploy.quantize.lstm_float.cell_scale).
 
 16x8 layers (`int16_ops`, chosen by mcudeploy.quantize.precision, which also inserts the QUANTIZE
 between int8 and int16 tensors) follow TFLite's 16x8 scheme: int16 activations symmetric, scale
@@ -34,6 +38,7 @@ from mcudeploy.arith import INT32_MAX, round_half_away
 from mcudeploy.arith.params import LOGISTIC_INPUT_INTEGER_BITS, SOFTMAX_DIFF_INTEGER_BITS
 from mcudeploy.arith.params_s16 import is_s16
 from mcudeploy.errors import UnsupportedError
+from mcudeploy.quantize.lstm_float import cell_scale, cell_state_name
 
 Range = tuple[float, float]
 SOFTMAX_QUANT = ir.QuantParams((1.0 / 256.0,), (-128,))  # TFLite's for softmax and logistic outputs
@@ -162,8 +167,13 @@ def quantize_graph(graph: ir.Graph, ranges: dict[str, Range], where: str = "",
     tensors = dict(graph.tensors)
     for name, q in quant.items():
         tensors[name] = replace(tensors[name], dtype=dtypes.get(name, "int8"), quant=q)
-    for op in graph.ops:
-        if op.kind in _WEIGHT_AXIS and tensors[op.inputs[0]].dtype == "int16":
+    ops = list(graph.ops)
+    for index, op in enumerate(graph.ops):
+        if op.kind == "lstm":
+            tensors.update(_lstm_layer(op, graph, tensors[op.inputs[0]], where))
+            low, high = ranges[cell_state_name(op)]
+            ops[index] = replace(op, attrs=replace(op.attrs, cell_scale=cell_scale(low, high)))
+        elif op.kind in _WEIGHT_AXIS and tensors[op.inputs[0]].dtype == "int16":
             tensors.update(_layer_s16(op, graph, tensors[op.inputs[0]]))
         elif op.kind in ("add", "mul") and tensors[op.outputs[0]].dtype == "int16":
             for name in op.inputs:
@@ -195,7 +205,7 @@ def quantize_graph(graph: ir.Graph, ranges: dict[str, Range], where: str = "",
                         activation_quant(float(t.data.min()), float(t.data.max()))
                     data = np.clip(round_half_away(t.data / q.scale[0]) + q.zero_point[0], -128, 127)
                     tensors[name] = replace(t, dtype="int8", quant=q, data=data.astype(np.int8))
-    quantized = replace(graph, tensors=tensors)
+    quantized = replace(graph, tensors=tensors, ops=tuple(ops))
     _check_rescales(quantized, ranges, where)
     return quantized
 
@@ -211,6 +221,30 @@ def _layer_s16(op: ir.Op, graph: ir.Graph, x: ir.Tensor) -> dict[str, ir.Tensor]
     return {w.name: replace(w, dtype="int8", data=data, quant=weights),
             b.name: replace(b, dtype="int64", data=bias, quant=ir.QuantParams(
                 tuple(float(s) for s in bias_scales), (0,) * len(scales), 0))}
+
+
+def _lstm_layer(op: ir.Op, graph: ir.Graph, x: ir.Tensor, where: str) -> dict[str, ir.Tensor]:
+    """An LSTM's weights (int8, per tensor, symmetric) and biases (int32, or int64 for 16x8, at the
+    input scale times the gate's input weight scale), as TFLite's converter quantizes them."""
+    weights, biases = op.inputs[1:9], op.inputs[9:13]
+    out: dict[str, ir.Tensor] = {}
+    for name in weights:
+        w = graph.tensor(name)
+        data, (scale,) = quantize_weights(w.data.reshape(1, -1), 0)
+        out[name] = replace(w, dtype="int8", data=data.reshape(w.shape), quant=ir.QuantParams((scale,), (0,)))
+    for gate, name in enumerate(biases):
+        b = graph.tensor(name)
+        bias_scale = float(np.float32(x.scale) * np.float32(out[weights[gate]].quant.scale[0]))
+        q = round_half_away(b.data.astype(np.float64) / bias_scale)
+        if x.dtype == "int16":
+            data = q.astype(np.int64)
+        elif not (np.abs(q) <= INT32_MAX).all():
+            raise UnsupportedError(f"{where}: {op.origin}: the bias {name!r} does not fit int32 at the scale "
+                                   f"of input {x.name!r} ({x.scale:g}) times its weight scale")
+        else:
+            data = q.astype(np.int32)
+        out[name] = replace(b, dtype=str(data.dtype), data=data, quant=ir.QuantParams((bias_scale,), (0,)))
+    return out
 
 
 def _rescales(op: ir.Op, graph: ir.Graph) -> list[tuple[float, str]]:
