@@ -46,6 +46,7 @@ _DIRECTIVES = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.M)
 _INCLUDES = re.compile(r"^[ \t]*#[ \t]*include\b[^\n]*", re.M)
 _C_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+\.c)"', re.M)
 _IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
+_QUOTED_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.M)
 # A definition at column 0: a function (head, name, parameters, then its body) or an initialised
 # variable (head, name, optional extents, then `=`).
 _FUNCTION = re.compile(r"^([A-Za-z_][^;{}()=]*?)\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*\{", re.M)
@@ -320,6 +321,26 @@ class _SymbolIndex:
         return tuple(sorted(files))
 
 
+def _quoted_includes(sources: Iterable[Path], folders: Iterable[Path]) -> list[Path]:
+    """Every file the sources `#include "..."`, transitively, found beside the including file or in
+    `folders` as the compiler looks: the host build's cache key covers them (an included .c or .inc
+    file, a header beside a source), not only the folders' headers."""
+    search = [Path(f).resolve() for f in folders]
+    found: dict[Path, None] = {}
+    pending = [Path(s).resolve() for s in sources]
+    while pending:
+        including = pending.pop()
+        for name in _QUOTED_INCLUDE.findall(including.read_text(encoding="utf-8", errors="replace")):
+            for folder in (including.parent, *search):
+                candidate = (folder / name).resolve()
+                if candidate.is_file():
+                    if candidate not in found:
+                        found[candidate] = None
+                        pending.append(candidate)
+                    break
+    return sorted(found)
+
+
 def host_compile(library: NNLibrary, functions: Iterable[str] = (), *,
                  extra_sources: Iterable[Path] = (), cflags: Iterable[str] = HOST_CFLAGS,
                  include_dirs: Iterable[Path] = (), purpose: str = "") -> Path:
@@ -338,6 +359,8 @@ def host_compile(library: NNLibrary, functions: Iterable[str] = (), *,
     for folder in folders:
         for header in sorted(Path(folder).rglob("*.h")):
             key.update(header.read_bytes())
+    for included in _quoted_includes(sources, folders):
+        key.update(str(included).encode() + b"\0" + included.read_bytes())
     target = cache_dir() / "host" / f"nnlib-{key.hexdigest()[:20]}.so"
     if target.is_file():
         return target

@@ -5,6 +5,7 @@ it is made (scratch queries, kernel sums)."""
 
 from __future__ import annotations
 
+import ctypes
 import subprocess
 from pathlib import Path
 
@@ -180,3 +181,15 @@ def test_nnref_is_fully_declared() -> None:
     library = nnref_library()
     assert library.grouped_conv and library.has("arm_fully_connected_per_channel_s8")
     assert len(library.prototype("arm_vector_sum_s8").names) == 7
+
+
+def test_the_host_build_is_rebuilt_when_a_file_a_source_includes_changes(tmp_path: Path) -> None:
+    """The cache key covers what a source includes by name (here a .c file beside it, which is in no
+    include folder), so a changed included file is never served from an earlier build."""
+    (tmp_path / "body.c").write_text("int answer(void) { return 41; }\n")
+    wrapper = tmp_path / "wrapper.c"
+    wrapper.write_text('#include "body.c"\n')
+    first = ctypes.CDLL(str(host_compile(nnref_library(), extra_sources=[wrapper], purpose="test")))
+    (tmp_path / "body.c").write_text("int answer(void) { return 42; }\n")
+    second = ctypes.CDLL(str(host_compile(nnref_library(), extra_sources=[wrapper], purpose="test")))
+    assert (first.answer(), second.answer()) == (41, 42)
