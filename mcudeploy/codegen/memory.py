@@ -120,6 +120,7 @@ def plan_memory(graph: Graph, lowered: LoweredModel, scratch: dict[int, int], li
     budget = None if policy.max_slowdown is None else policy.max_slowdown / 100 * model_cost
     bound = best.layout.plan.lower_bound  # of the model's whole tensors, without stages
     stages: dict[int, int] = {}
+    banded: frozenset[str] = frozenset()  # the templates stages call on bands
     decisions: list[StageDecision] = []
     spent = 0
     for _ in range(MAX_STAGES):
@@ -128,7 +129,6 @@ def plan_memory(graph: Graph, lowered: LoweredModel, scratch: dict[int, int], li
         for i, j in chains(graph, best.lowered):
             if not i <= peak <= j + 1:
                 continue
-            layers = list(best.lowered.layers[i:j + 1])
             for band in BANDS:
                 made = stage(best.lowered, i, j, band, band_scratch)
                 if made is not None:
@@ -136,7 +136,8 @@ def plan_memory(graph: Graph, lowered: LoweredModel, scratch: dict[int, int], li
                     scratch2 = {**best.scratch, **{k: 0 for k in range(i, j)}, j: stage_bytes}
                     shifts2 = overlap_shifts(lowered2, library, cpu_class, {**stages, j: shift})
                     trials.append(_Trial(overlap_bound(graph, lowered2, scratch2, shifts2),
-                                         stage_instructions(layers, band, release_name, cpu_class),
+                                         stage_instructions(best.lowered, i, j, band, release_name,
+                                                            cpu_class, banded),
                                          i, j, band, MemoryPlan(lowered2, scratch2, shifts2, best.layout),
                                          shift))
         if not trials:
@@ -162,6 +163,7 @@ def plan_memory(graph: Graph, lowered: LoweredModel, scratch: dict[int, int], li
         decisions.append(_decision(chosen, planned, best, model_cost, True, reason))
         spent += chosen.extra
         stages[chosen.last] = chosen.shift
+        banded |= {layer.template for layer in best.lowered.layers[chosen.first:chosen.last + 1]}
         layout = planned.layout
         best = replace(planned, layout=replace(layout, plan=replace(layout.plan, lower_bound=bound)))
     return replace(best, stages=tuple(decisions))

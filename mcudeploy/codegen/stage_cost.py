@@ -1,20 +1,27 @@
 """What a streamed stage costs in instructions, estimated on the host from its layers' shapes.
 
 A stage computes every row once (mcudeploy.codegen.stages), so its extra work is not recomputed
-halos but what calling a kernel on each band instead of once costs:
+halos but what calling the library's kernel on each band instead of once costs:
 - each extra call: the stage loop's row arithmetic, the call structs, the wrapper's dispatch and
-  the kernel's set-up (`CALL`); a kernel that recomputes each output channel's filter sum (times
-  the input offset) on every call does that again (`SUM_PER_BYTE` per filter byte: Arm's
+  the kernel's set-up (`call`); a kernel that recomputes each output channel's filter sum (times
+  the input offset) on every call does it again (`sum_per_byte` per filter byte: Arm's
   `arm_nn_mat_mult_nt_t_s8` on the DSP and plain paths, behind `arm_convolve_1x1_s8_fast`);
-- the pixels a call leaves outside the kernel's groups (it computes `group` pixels together; the
-  rest go one by one, slower: `LEFTOVER_PER_MAC` per multiply-accumulate), beyond those the whole
-  call leaves;
-- the rows moved down in the windows (`MOVE_PER_BYTE`).
-The model's own instructions are estimated from its multiply-accumulates (`PER_MAC`, by lowering,
-library and CPU class) and a fixed cost per layer, so that a stage's cost is a share of the
-inference. The constants were fitted to instructions counted on QEMU (docs/memory.md gives the
-agreement); a library whose code was not read (mcudeploy.codegen.walks) is costed as the worst
-read, Arm's DSP path.
+- the output pixels a call leaves outside the kernel's groups (it computes `group` pixels together,
+  the rest one by one: `leftover_per_mac` per multiply-accumulate of such a pixel), beyond those the
+  whole call leaves;
+- the rows moved down in the windows (`move_per_byte`: a byte loop);
+- once per kernel kind (convolution, depthwise) a stage calls: the kernel is then called with
+  dimensions only known at run time, and the link-time optimisation no longer specialises it for
+  the model's constant ones, so every layer of that kind runs slower (`despecialised`, a share of
+  their instructions; measured on nnref, about 1.3%).
+The model's own instructions are estimated per layer from its multiply-accumulates by kind
+(pointwise, depthwise, other convolutions, the rest) and, for convolutions, its output bytes
+(`Rates`), so that a stage's cost is a share of the inference.
+
+Every constant was fitted to instructions counted on QEMU, one inference, with the layers whole and
+with stages forced (DS-CNN and MobileNetV1-0.25, Arm's CMSIS-NN 7.0.0 on the M4 and the M55, nnref
+on the M4); docs/memory.md gives the agreement. A library whose code was not read
+(mcudeploy.codegen.walks) is costed as Arm's, with the filter sums recomputed on every call.
 """
 
 from __future__ import annotations
@@ -24,15 +31,50 @@ from dataclasses import dataclass
 from mcudeploy.codegen.lower import Layer, LoweredModel
 from mcudeploy.codegen.stages import KINDS, Member, schedule
 
-CALL = 400  # instructions per extra kernel call
-SUM_PER_BYTE = 2.5  # recomputing filter sums, per filter byte
-LEFTOVER_PER_MAC = 0.5  # a pixel computed alone instead of in a group, per multiply-accumulate
-MOVE_PER_BYTE = 0.5  # a window's rows moved down
-PER_LAYER = 300  # a layer's call, for the model's own instructions
-# instructions per multiply-accumulate of a whole layer: (library release, CPU class) -> rate
-PER_MAC = {("nnref", "plain"): 11.0, ("nnref", "dsp"): 11.0, ("nnref", "mve"): 10.0,
-           ("arm", "plain"): 6.0, ("arm", "dsp"): 2.8, ("arm", "mve"): 0.7,
-           ("generated", "plain"): 2.0, ("generated", "dsp"): 1.5, ("generated", "mve"): 0.45}
+
+@dataclass(frozen=True)
+class CallCosts:
+    """Instructions a stage adds (see the module)."""
+
+    call: float
+    sum_per_byte: float
+    leftover_per_mac: float
+    move_per_byte: float
+    despecialised: float
+
+
+@dataclass(frozen=True)
+class Rates:
+    """A whole layer's instructions: per multiply-accumulate of a pointwise convolution, a
+    depthwise one, another convolution, anything else; per output byte of a convolution."""
+
+    pointwise: float
+    depthwise: float
+    conv: float
+    other: float
+    conv_output: float
+
+
+PER_LAYER = 300  # a layer's call, around its kernel
+ARM_DSP = CallCosts(call=440, sum_per_byte=3.5, leftover_per_mac=0.58, move_per_byte=4.5, despecialised=0.002)
+ARM_MVE = CallCosts(call=340, sum_per_byte=0.0, leftover_per_mac=0.46, move_per_byte=3.0, despecialised=0.0)
+NNREF = CallCosts(call=530, sum_per_byte=0.0, leftover_per_mac=0.0, move_per_byte=4.5, despecialised=0.013)
+COSTS = {("nnref", "mve"): NNREF, ("nnref", "dsp"): NNREF, ("nnref", "plain"): NNREF,
+         ("arm", "mve"): ARM_MVE, ("arm", "dsp"): ARM_DSP, ("arm", "plain"): ARM_DSP}
+# fitted per layer on the three benchmark models (nnref's M55 rates for its MVE path); the generated
+# kernels (mcd_*) are costed as Arm's on the same CPU class, and the plain path as the DSP one
+RATES = {("nnref", "dsp"): Rates(6.0, 15.9, 6.9, 6.8, 172), ("nnref", "mve"): Rates(3.6, 15.1, 5.3, 4.8, 209),
+         ("arm", "dsp"): Rates(1.2, 8.2, 1.8, 2.8, 59), ("arm", "mve"): Rates(0.03, 3.4, 0.21, 0.77, 24)}
+
+
+def library_kind(release: str | None) -> str:
+    """"nnref" for nnref, "arm" for any other library (a release of mcudeploy.codegen.walks by
+    its name, or None: not read)."""
+    return "nnref" if release == "nnref" else "arm"
+
+
+def _cpu(cpu_class: str) -> str:
+    return "mve" if cpu_class == "mve" else "dsp"
 
 
 @dataclass(frozen=True)
@@ -45,51 +87,58 @@ class KernelTraits:
 
 
 def kernel_traits(layer: Layer, release: str | None, cpu_class: str) -> KernelTraits:
-    """The traits of the kernel `release` ("nnref", "arm", None: not read) runs for `layer`."""
+    """The traits of the kernel that `release`'s wrapper runs for `layer` (walks.py's dispatch)."""
     if release == "nnref":
         return KernelTraits(1, False)  # pixel by pixel, nothing precomputed per call
     mve = cpu_class == "mve"
-    v = layer.values
-    f = v["filter_dims"]
     if KINDS[layer.template] == "depthwise":
         return KernelTraits(4 if mve else 1, False)
+    v = layer.values
+    f = v["filter_dims"]
     pointwise = (f.h, f.w) == (1, 1) and tuple(v["padding"]) == (0, 0)
     if pointwise and tuple(v["stride"]) == (1, 1):  # arm_convolve_1x1_s8_fast
         return KernelTraits(4, False) if mve else KernelTraits(2, True)
-    return KernelTraits(4 if mve else 2, False)  # im2col of 4 or 2 pixels; sums in the offsets
+    return KernelTraits(4 if mve else 2, release is None)  # im2col of 4 or 2 pixels
 
 
-def release_kind(name: str | None) -> str | None:
-    """"nnref", "arm" or None for a release of mcudeploy.codegen.walks (by its name)."""
-    if name is None:
-        return None
-    return "nnref" if name == "nnref" else "arm"
-
-
-def stage_instructions(layers: list[Layer], band: int, release: str | None, cpu_class: str) -> int:
-    """The instructions `layers` (a chain) take more as one stage of `band` rows than called whole."""
-    members = [Member.of(layer) for layer in layers]
-    plan = schedule(members, band)
-    extra = plan.moved_bytes * MOVE_PER_BYTE
-    for k, member in enumerate(members):
-        layer = member.layer
-        traits = kernel_traits(layer, release, cpu_class)
-        y = layer.values["output_dims"]
-        calls = [c for calls in plan.bands for c in calls if c.k == k]
-        per_call = CALL + (layer.values["filter_dims"].n * layer.values["filter_dims"].h
-                           * layer.values["filter_dims"].w * layer.values["filter_dims"].c * SUM_PER_BYTE
-                           if traits.sums_per_call else 0)
-        extra += (len(calls) - 1) * per_call
-        leftover = sum((c.end - c.first) * y.w % traits.group for c in calls) - y.h * y.w % traits.group
-        extra += leftover * layer.macs / max(1, y.h * y.w) * LEFTOVER_PER_MAC
-    return round(extra)
+def layer_instructions(layer: Layer, release: str | None, cpu_class: str) -> float:
+    """A whole layer's instructions, estimated (see `Rates`)."""
+    library = "arm" if layer.template.startswith("mcd_") else library_kind(release)
+    rates = RATES[(library, _cpu(cpu_class))]
+    if layer.template not in KINDS:
+        return PER_LAYER + layer.macs * rates.other
+    v = layer.values
+    f, y = v["filter_dims"], v["output_dims"]
+    if KINDS[layer.template] == "depthwise":
+        return PER_LAYER + layer.macs * rates.depthwise
+    rate = rates.pointwise if (f.h, f.w) == (1, 1) else rates.conv
+    return PER_LAYER + layer.macs * rate + y.h * y.w * y.c * rates.conv_output
 
 
 def model_instructions(lowered: LoweredModel, release: str | None, cpu_class: str) -> int:
-    """The model's instructions per inference, estimated from its multiply-accumulates."""
-    library = release_kind(release) or "arm"
-    total = 0.0
-    for layer in lowered.layers:
-        kind = "generated" if layer.template.startswith("mcd_") else library
-        total += PER_LAYER + layer.macs * PER_MAC.get((kind, cpu_class), PER_MAC[(kind, "dsp")])
-    return round(total)
+    """The model's instructions per inference, estimated."""
+    return round(sum(layer_instructions(layer, release, cpu_class) for layer in lowered.layers))
+
+
+def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, release: str | None,
+                       cpu_class: str, banded: frozenset[str] = frozenset()) -> int:
+    """The instructions layers first..last of `lowered` (a chain) add as one stage of `band` rows;
+    `banded`: the templates earlier stages already call on bands (their despecialisation is paid)."""
+    costs = COSTS[(library_kind(release), _cpu(cpu_class))]
+    layers = lowered.layers[first:last + 1]
+    members = [Member.of(layer) for layer in layers]
+    plan = schedule(members, band)
+    extra = plan.moved_bytes * costs.move_per_byte
+    for k, member in enumerate(members):
+        layer = member.layer
+        traits = kernel_traits(layer, release, cpu_class)
+        f, y = layer.values["filter_dims"], layer.values["output_dims"]
+        calls = [c for calls in plan.bands for c in calls if c.k == k]
+        sums = f.n * f.h * f.w * f.c * costs.sum_per_byte if traits.sums_per_call else 0
+        extra += (len(calls) - 1) * (costs.call + sums)
+        leftover = sum((c.end - c.first) * y.w % traits.group for c in calls) - y.h * y.w % traits.group
+        extra += leftover * layer.macs / max(1, y.h * y.w) * costs.leftover_per_mac
+    kinds = {layer.template for layer in layers} - banded
+    extra += costs.despecialised * sum(layer_instructions(layer, release, cpu_class)
+                                       for layer in lowered.layers if layer.template in kinds)
+    return round(extra)
