@@ -13,14 +13,15 @@ halos but what calling the library's kernel on each band instead of once costs:
 - once per kernel kind (convolution, depthwise) a stage calls: the kernel is then called with
   dimensions only known at run time, and the link-time optimisation no longer specialises it for
   the model's constant ones, so every layer of that kind runs slower (`despecialised`, a share of
-  their instructions; measured on nnref, about 1.3%).
+  their instructions; measured with nnref on the M4, about 1.3%, not on the M55).
 The model's own instructions are estimated per layer from its multiply-accumulates by kind
 (pointwise, depthwise, other convolutions, the rest) and, for convolutions, its output bytes
 (`Rates`), so that a stage's cost is a share of the inference.
 
 Every constant was fitted to instructions counted on QEMU, one inference, with the layers whole and
-with stages forced (DS-CNN and MobileNetV1-0.25, Arm's CMSIS-NN 7.0.0 on the M4 and the M55, nnref
-on the M4); docs/memory.md gives the agreement. A library whose code was not read
+with stages forced (DS-CNN and MobileNetV1-0.25, Arm's CMSIS-NN 7.0.0 and nnref, on the M4 and the
+M55); docs/memory.md gives the agreement. The plain path (no DSP extension) is costed as the DSP
+one, not measured. A library whose code was not read
 (mcudeploy.codegen.walks) is costed as Arm's, with the filter sums recomputed on every call.
 """
 
@@ -56,11 +57,13 @@ class Rates:
 
 
 PER_LAYER = 300  # a layer's call, around its kernel
-ARM_DSP = CallCosts(call=440, sum_per_byte=3.5, leftover_per_mac=0.58, move_per_byte=4.5, despecialised=0.002)
-ARM_MVE = CallCosts(call=340, sum_per_byte=0.0, leftover_per_mac=0.46, move_per_byte=3.0, despecialised=0.0)
-NNREF = CallCosts(call=530, sum_per_byte=0.0, leftover_per_mac=0.0, move_per_byte=4.5, despecialised=0.013)
-COSTS = {("nnref", "mve"): NNREF, ("nnref", "dsp"): NNREF, ("nnref", "plain"): NNREF,
-         ("arm", "mve"): ARM_MVE, ("arm", "dsp"): ARM_DSP, ("arm", "plain"): ARM_DSP}
+# call, sum_per_byte, leftover_per_mac, move_per_byte, despecialised
+ARM_DSP = CallCosts(440, 3.5, 0.58, 4.5, 0.002)
+ARM_MVE = CallCosts(340, 0.0, 0.46, 3.0, 0.0)
+NNREF_DSP = CallCosts(530, 0.0, 0.0, 4.5, 0.013)
+NNREF_MVE = CallCosts(200, 0.0, 0.0, 2.0, 0.0)  # two stages measured, noisier (code layout)
+COSTS = {("nnref", "mve"): NNREF_MVE, ("nnref", "dsp"): NNREF_DSP,
+         ("arm", "mve"): ARM_MVE, ("arm", "dsp"): ARM_DSP}
 # fitted per layer on the three benchmark models (nnref's M55 rates for its MVE path); the generated
 # kernels (mcd_*) are costed as Arm's on the same CPU class, and the plain path as the DSP one
 RATES = {("nnref", "dsp"): Rates(6.0, 15.9, 6.9, 6.8, 172), ("nnref", "mve"): Rates(3.6, 15.1, 5.3, 4.8, 209),
