@@ -200,7 +200,7 @@ def _gain(graph: Graph, trial: _Trial, best: MemoryPlan) -> tuple[_Trial, Memory
 
 
 def _percent(extra: int, total: int) -> str:
-    return f"{100 * extra / max(total, 1):.1f}%"
+    return f"{100 * extra / max(total, 1):.2f}%"
 
 
 def _decision(trial: _Trial, planned: MemoryPlan, best: MemoryPlan, model_cost: int, taken: bool,
