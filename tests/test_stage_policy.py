@@ -132,6 +132,11 @@ def test_a_stage_taken_under_ram_is_bit_exact_on_qemu(tmp_path: Path) -> None:
     manifest = json.loads((out / "model" / "manifest.json").read_text())
     assert manifest["arena_bytes"] == 28_152 and [s["taken"] for s in manifest["stages"]] == [True]
     assert "lowered as stage of layers 2-3, 4 rows at a time" in code_path(out / "model").read_text()
+    (line,) = report["model_info"]["stages"]
+    assert line.startswith("layers 2-3 (4 rows at a time) taken: arena 36888 -> 28152 B, about +")
+    assert line.endswith("; no limit on instructions")
+    assert "streamed stage" in (out / "report.txt").read_text()
+    assert f"<td>{line}</td>" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize(("args", "message"), [
