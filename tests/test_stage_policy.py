@@ -6,6 +6,7 @@ QEMU; and the options' mistakes named."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
@@ -136,7 +137,7 @@ def test_a_stage_taken_under_ram_is_bit_exact_on_qemu(tmp_path: Path) -> None:
     assert line.startswith("layers 2-3 (4 rows at a time) taken: arena 36888 -> 28152 B, about +")
     assert line.endswith("; no limit on instructions")
     assert "streamed stage" in (out / "report.txt").read_text()
-    assert f"<td>{line}</td>" in (out / "report.html").read_text()
+    assert f"<td>{html.escape(line)}</td>" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize(("args", "message"), [
