@@ -67,6 +67,7 @@ class Manifest:
     name: str = "model"  # the C library's name: NAME.c, NAME.h, NAME_invoke
     files: dict[str, str] = field(default_factory=dict)  # NAME.c, NAME.h -> SHA-256 (hex)
     placement: dict[str, str] = field(default_factory=dict)  # weights, arena -> the board's region
+    stages: list[dict] = field(default_factory=list)  # streamed stages taken or declined (codegen.memory)
 
     @property
     def code_file(self) -> str:

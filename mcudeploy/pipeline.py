@@ -35,6 +35,7 @@ from mcudeploy.boards import Board, load_board
 from mcudeploy.build import build_firmware, firmware_sizes, stack_plan
 from mcudeploy.codegen import generate
 from mcudeploy.codegen.cname import name_from_file
+from mcudeploy.codegen.memory import BALANCED, StagePolicy
 from mcudeploy.codegen.tuning import Tuning
 from mcudeploy.device.runners import Devices, make_runner
 from mcudeploy.device.runners.base import Runner
@@ -66,7 +67,8 @@ class BuildOptions:
     """What every command that builds firmware was asked: the board, how to import the model, the
     NN library (a CMSIS-NN pack instead of nnref, mcudeploy.packs), the tuning (mcudeploy.tune),
     where to write the int8 TFLite file, and the name of the model's C library (NAME.c; None: from
-    the model's file name, mcudeploy.codegen.cname)."""
+    the model's file name, mcudeploy.codegen.cname); how many instructions streamed stages may add
+(mcudeploy.codegen.memory)."""
 
     board: str = "mps3-an547"
     import_options: ImportOptions = field(default_factory=ImportOptions)
@@ -74,6 +76,7 @@ class BuildOptions:
     tuning: TuneOptions = field(default_factory=TuneOptions)
     emit_tflite: Path | None = None
     name: str | None = None
+    stage_policy: StagePolicy = BALANCED
 
     def library_name(self, model_path: Path) -> str:
         """NAME: the one asked for, else the model file's stem made a C identifier."""
@@ -154,7 +157,7 @@ def prepared(model: Model, board: Board, options: BuildOptions, out: Path, progr
         tuning = tuning_for(model.graph, board, library, out, work, options.tuning, progress,
                             source=model.path.name)
         yield compile_model(model, board, work, progress, hooks, library, tuning,
-                            options.library_name(model.path)), work
+                            options.library_name(model.path), options.stage_policy), work
     if options.emit_tflite is not None:
         options.emit_tflite.parent.mkdir(parents=True, exist_ok=True)
         options.emit_tflite.write_bytes(model.tflite)
@@ -162,14 +165,16 @@ def prepared(model: Model, board: Board, options: BuildOptions, out: Path, progr
 
 def compile_model(model: Model, board: Board, work: Path, progress: Progress,
                   hooks: RunHooks | None = None, library: NNLibrary | None = None,
-                  tuning: Tuning | None = None, name: str = "model") -> Firmware:
+                  tuning: Tuning | None = None, name: str = "model",
+                  stage_policy: StagePolicy = BALANCED) -> Firmware:
     """Lower, plan and emit the model into work/model as the C library `name` (NAME.c, NAME.h), and
     build work/build/firmware.elf (.hex, .bin) on it with `library` (default nnref), each layer
-    lowered as `tuning` says (default: the CPU class's defaults)."""
+    lowered as `tuning` says (default: the CPU class's defaults), with streamed stages as
+    `stage_policy` allows."""
     hooks = hooks or RunHooks()
     start = time.monotonic()
     library = library or nnref_library()
-    manifest = generate_code(model, board, work, progress, library, tuning, name)
+    manifest = generate_code(model, board, work, progress, library, tuning, name, stage_policy)
     layers = {"MCD_MAX_LAYERS": str(max(1, len(manifest.layers)))}  # sizes the per-layer tick table
     with progress.working("building firmware"):
         elf = build_firmware(board, work / "model", work / "build", library,
@@ -179,13 +184,17 @@ def compile_model(model: Model, board: Board, work: Path, progress: Progress,
 
 
 def generate_code(model: Model, board: Board, work: Path, progress: Progress, library: NNLibrary,
-                  tuning: Tuning | None, name: str) -> Manifest:
-    """Lower, plan and emit the model into work/model as the C library `name`."""
+                  tuning: Tuning | None, name: str, stage_policy: StagePolicy = BALANCED) -> Manifest:
+    """Lower, plan and emit the model into work/model as the C library `name`, with streamed
+    stages as `stage_policy` allows (each taken or declined is printed)."""
     progress.step(f"generating C for {board.name} ({board.cpu_class} path, {library.name})")
     choose = tuning.chooser(board.cpu_class, library) if tuning is not None else None
     scratch = scratch_sizes(library, board, work / "model-scratch-probe")
-    return generate(model.graph, board, library, work / "model", model.path.name, choose, scratch=scratch,
-                    name=name)
+    manifest = generate(model.graph, board, library, work / "model", model.path.name, choose,
+                        scratch=scratch, name=name, stage_policy=stage_policy)
+    for decision in manifest.stages:
+        progress.step(f"streamed stage of {decision['description']}")
+    return manifest
 
 
 def export_model(model_path: Path, options: BuildOptions, out: Path, progress: Progress) -> Exported:
@@ -199,7 +208,7 @@ def export_model(model_path: Path, options: BuildOptions, out: Path, progress: P
                             source=model.path.name)
         with tempfile.TemporaryDirectory(prefix="mcudeploy-export-") as generated:
             manifest = generate_code(model, board, Path(generated), progress, library, tuning,
-                                     options.library_name(model_path))
+                                     options.library_name(model_path), options.stage_policy)
             files = write_library(work, Path(generated) / "model", manifest, library)
     if options.emit_tflite is not None:
         options.emit_tflite.parent.mkdir(parents=True, exist_ok=True)
@@ -262,7 +271,8 @@ def run_model(model_path: Path, options: RunOptions, out: Path, progress: Progre
                         "code_sha256": m.files.get(m.code_file, ""),
                         "layers": len(m.layers), "arena_bytes": m.arena_bytes,
                         "lower_bound": m.lower_bound, "weight_bytes": m.weight_bytes,
-                        "float_io": dict(model.graph.float_io), "uint8_io": dict(model.graph.uint8_io)},
+                        "float_io": dict(model.graph.float_io), "uint8_io": dict(model.graph.uint8_io),
+                        "stages": [stage["description"] for stage in m.stages]},
             firmware={"flash_bytes": sizes["image"], "weights_bytes": sizes["weights"],
                       "ram_bytes": ram["total"], **sizes, "stack_use": stack_figures(firmware.stack, marks)},
             link=results.link, instructions=results.instructions(m, per_tick),

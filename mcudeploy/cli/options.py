@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from mcudeploy.codegen.cname import check_name
+from mcudeploy.codegen.memory import DEFAULT_MAX_SLOWDOWN, StagePolicy
 from mcudeploy.errors import InputError
 from mcudeploy.model import ImportOptions
 from mcudeploy.pipeline import BuildOptions
@@ -14,6 +16,7 @@ from mcudeploy.quantize.precision import PRECISIONS
 from mcudeploy.tune import TuneOptions
 
 DEFAULT_BOARD = "mps3-an547"
+OPTIMIZATIONS = ("balanced", "ram", "time")
 
 
 def add_model_and_board(parser: argparse.ArgumentParser, out_required: bool = False) -> None:
@@ -73,6 +76,40 @@ def add_tuning(parser: argparse.ArgumentParser) -> None:
                        help="every layer through the NN library's calls, none through the kernels "
                             "mcudeploy generates (mcd_dsp, mcd_mve): to measure or use the library "
                             "alone")
+    group.add_argument("--optimization", choices=OPTIMIZATIONS, default="balanced",
+                       help="what streamed stages (a chain of layers computed a few rows at a time: "
+                            "less arena, more instructions; docs/memory.md) may cost: balanced "
+                            "(the default) takes them while together they add at most --max-slowdown "
+                            "of the model's estimated instructions; ram takes them at any cost; time "
+                            "takes none. Any of them takes stages beyond that when the model would "
+                            "not fit the board without them")
+    group.add_argument("--max-slowdown", type=slowdown, default=None, metavar="PCT",
+                       help=f"with --optimization balanced, the instructions streamed stages may add, "
+                            f"in percent of the model's (default: {DEFAULT_MAX_SLOWDOWN:g})")
+
+
+def slowdown(text: str) -> float:
+    """--max-slowdown's PCT: a finite percentage, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a percentage, 0 or more (e.g. 3 or 0.5)")
+    return value
+
+
+def stage_policy(args: argparse.Namespace) -> StagePolicy:
+    """The streamed stages' policy of --optimization and --max-slowdown."""
+    optimization = getattr(args, "optimization", "balanced")
+    max_slowdown = getattr(args, "max_slowdown", None)
+    if max_slowdown is not None and optimization != "balanced":
+        raise InputError(f"--max-slowdown is for --optimization balanced, not {optimization}")
+    if optimization == "ram":
+        return StagePolicy(max_slowdown=None)
+    if optimization == "time":
+        return StagePolicy(max_slowdown=0.0)
+    return StagePolicy(DEFAULT_MAX_SLOWDOWN if max_slowdown is None else max_slowdown)
 
 
 def _tune_options(args: argparse.Namespace) -> TuneOptions:
@@ -141,7 +178,7 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
     """The board, import, library and tuning options a subcommand was given (those it has)."""
     return BuildOptions(board=args.board, import_options=import_options(args),
                         cmsis_nn=getattr(args, "cmsis_nn", None), tuning=_tune_options(args),
-                        emit_tflite=args.emit_tflite, name=args.name)
+                        emit_tflite=args.emit_tflite, name=args.name, stage_policy=stage_policy(args))
 
 
 def out_dir(args: argparse.Namespace) -> Path:

@@ -184,11 +184,13 @@ def emit_model(
     graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str, name: str = "model",
     placement: dict[str, str] | None = None, check_layer: Callable[[Layer, str], None] | None = None,
+    stages: list[dict] | None = None,
 ) -> Manifest:
     """Write NAME.c, NAME.h (and the generated kernels' headers if a layer uses one), mcd_harness.c
     and manifest.json into `out_dir`, NAME being the library's name (a C identifier,
     mcudeploy.codegen.cname); returns the manifest. Each layer's rendered C is passed to
-    `check_layer` before anything is written."""
+    `check_layer` before anything is written; `stages` (the streamed stages taken or declined,
+    mcudeploy.codegen.memory.StageDecision) go to the manifest as they are."""
     env = template_environment()
     views = [_view(layer, graph, lowered, layout, scratch.get(layer.index, 0))
              for layer in lowered.layers]
@@ -269,7 +271,7 @@ def emit_model(
         ],
         tensors=[t for t, kept in zip(tensors, stored, strict=True) if kept],
         state_bytes=state_bytes(lowered), variables=dict(lowered.variable_bytes),
-        placement=dict(placement or {}),
+        placement=dict(placement or {}), stages=list(stages or []),
     )
     manifest.save(out_dir / "manifest.json")
     return manifest

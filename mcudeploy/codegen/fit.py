@@ -71,6 +71,15 @@ def overflow(board: Board, lowered: LoweredModel, layout: ArenaLayout) -> str | 
     return None
 
 
+def fits_board(board: Board, lowered: LoweredModel, layout: ArenaLayout) -> bool:
+    """Whether some placement the board allows holds the planned model (choose_placement)."""
+    try:
+        choose_placement(board, lowered, layout)
+    except PlanError:
+        return False
+    return True
+
+
 def choose_placement(board: Board, lowered: LoweredModel, layout: ArenaLayout) -> dict[str, str]:
     """The regions of the weights and the arena: the first of the board's choices that fits, the
     arena's preference first (activations are read and written most). Raises PlanError naming

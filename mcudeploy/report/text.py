@@ -33,6 +33,8 @@ def _summary(report: RunReport) -> Table:
             table.add_row("C library", f"{info['library_name']}.c, SHA-256 {info['code_sha256']} "
                           "(what `mcudeploy export` ships)")
         table.add_row("arena", f"{info.get('arena_bytes')} B (lower bound {info.get('lower_bound')} B)")
+        for stage in info.get("stages", []):
+            table.add_row("streamed stage", stage)
         if info.get("float_io"):
             table.add_row("float I/O", "the file's " + ", ".join(sorted(info["float_io"].values())) +
                           ": quantized and dequantized on the host, the device runs the int8 body")

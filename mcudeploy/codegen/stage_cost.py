@@ -1,0 +1,147 @@
+"""What a streamed stage costs in instructions, estimated on the host from its layers' shapes.
+
+A stage computes every row once (mcudeploy.codegen.stages), so its extra work is not recomputed
+halos but what calling the library's kernel on each band instead of once costs:
+- each extra call: the stage loop's row arithmetic, the call structs, the wrapper's dispatch and
+  the kernel's set-up (`call`); a kernel that recomputes each output channel's filter sum (times
+  the input offset) on every call does it again (`sum_per_byte` per filter byte: Arm's
+  `arm_nn_mat_mult_nt_t_s8` on the DSP and plain paths, behind `arm_convolve_1x1_s8_fast`);
+- the output pixels a call leaves outside the kernel's groups (it computes `group` pixels together,
+  the rest one by one: `leftover_per_mac` per multiply-accumulate of such a pixel), beyond those the
+  whole call leaves;
+- the rows moved down in the windows (`move_per_byte`: a byte loop);
+- once per kernel kind (convolution, depthwise) a stage calls: the kernel is then called with
+  dimensions only known at run time, and the link-time optimisation no longer specialises it for
+  the model's constant ones, so every layer of that kind runs slower (`despecialised`, a share of
+  their instructions; measured with nnref on the M4, about 1.3%, not on the M55).
+The model's own instructions are estimated per layer from its multiply-accumulates by kind
+(pointwise, depthwise, other convolutions, the rest) and, for convolutions, its output bytes
+(`Rates`), so that a stage's cost is a share of the inference.
+
+Every constant was fitted to instructions counted on QEMU, one inference, with the layers whole and
+with stages forced (DS-CNN and MobileNetV1-0.25, Arm's CMSIS-NN 7.0.0 and nnref, on the M4 and the
+M55); docs/memory.md gives the agreement. The plain path (no DSP extension) is costed as the DSP
+one, not measured. A library whose code was not read
+(mcudeploy.codegen.walks) is costed as Arm's, with the filter sums recomputed on every call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcudeploy.codegen.lower import Layer, LoweredModel
+from mcudeploy.codegen.stages import KINDS, Member, schedule
+
+
+@dataclass(frozen=True)
+class CallCosts:
+    """Instructions a stage adds (see the module)."""
+
+    call: float
+    sum_per_byte: float
+    leftover_per_mac: float
+    move_per_byte: float
+    despecialised: float
+
+
+@dataclass(frozen=True)
+class Rates:
+    """A whole layer's instructions: per multiply-accumulate of a pointwise convolution, a
+    depthwise one, another convolution, anything else; per output byte of a convolution."""
+
+    pointwise: float
+    depthwise: float
+    conv: float
+    other: float
+    conv_output: float
+
+
+PER_LAYER = 300  # a layer's call, around its kernel
+# call, sum_per_byte, leftover_per_mac, move_per_byte, despecialised
+ARM_DSP = CallCosts(440, 3.5, 0.58, 4.5, 0.002)
+ARM_MVE = CallCosts(340, 0.0, 0.46, 3.0, 0.0)
+NNREF_DSP = CallCosts(530, 0.0, 0.0, 4.5, 0.013)
+NNREF_MVE = CallCosts(200, 0.0, 0.0, 2.0, 0.0)  # two stages measured, noisier (code layout)
+COSTS = {("nnref", "mve"): NNREF_MVE, ("nnref", "dsp"): NNREF_DSP,
+         ("arm", "mve"): ARM_MVE, ("arm", "dsp"): ARM_DSP}
+# fitted per layer on the three benchmark models (nnref's M55 rates for its MVE path); the generated
+# kernels (mcd_*) are costed as Arm's on the same CPU class, and the plain path as the DSP one
+RATES = {("nnref", "dsp"): Rates(6.0, 15.9, 6.9, 6.8, 172), ("nnref", "mve"): Rates(3.6, 15.1, 5.3, 4.8, 209),
+         ("arm", "dsp"): Rates(1.2, 8.2, 1.8, 2.8, 59), ("arm", "mve"): Rates(0.03, 3.4, 0.21, 0.77, 24)}
+
+
+def library_kind(release: str | None) -> str:
+    """"nnref" for nnref, "arm" for any other library (a release of mcudeploy.codegen.walks by
+    its name, or None: not read)."""
+    return "nnref" if release == "nnref" else "arm"
+
+
+def _cpu(cpu_class: str) -> str:
+    return "mve" if cpu_class == "mve" else "dsp"
+
+
+@dataclass(frozen=True)
+class KernelTraits:
+    """How a library's kernel spends per call: `group` output pixels computed together, and
+    whether it recomputes the filter sums on every call."""
+
+    group: int
+    sums_per_call: bool
+
+
+def kernel_traits(layer: Layer, release: str | None, cpu_class: str) -> KernelTraits:
+    """The traits of the kernel that `release`'s wrapper runs for `layer` (walks.py's dispatch)."""
+    if release == "nnref":
+        return KernelTraits(1, False)  # pixel by pixel, nothing precomputed per call
+    mve = cpu_class == "mve"
+    if KINDS[layer.template] == "depthwise":
+        return KernelTraits(4 if mve else 1, False)
+    v = layer.values
+    f = v["filter_dims"]
+    pointwise = (f.h, f.w) == (1, 1) and tuple(v["padding"]) == (0, 0)
+    if pointwise and tuple(v["stride"]) == (1, 1):  # arm_convolve_1x1_s8_fast
+        return KernelTraits(4, False) if mve else KernelTraits(2, True)
+    return KernelTraits(4 if mve else 2, release is None)  # im2col of 4 or 2 pixels
+
+
+def layer_instructions(layer: Layer, release: str | None, cpu_class: str) -> float:
+    """A whole layer's instructions, estimated (see `Rates`)."""
+    library = "arm" if layer.template.startswith("mcd_") else library_kind(release)
+    rates = RATES[(library, _cpu(cpu_class))]
+    if layer.template not in KINDS:
+        return PER_LAYER + layer.macs * rates.other
+    v = layer.values
+    f, y = v["filter_dims"], v["output_dims"]
+    if KINDS[layer.template] == "depthwise":
+        return PER_LAYER + layer.macs * rates.depthwise
+    rate = rates.pointwise if (f.h, f.w) == (1, 1) else rates.conv
+    return PER_LAYER + layer.macs * rate + y.h * y.w * y.c * rates.conv_output
+
+
+def model_instructions(lowered: LoweredModel, release: str | None, cpu_class: str) -> int:
+    """The model's instructions per inference, estimated."""
+    return round(sum(layer_instructions(layer, release, cpu_class) for layer in lowered.layers))
+
+
+def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, release: str | None,
+                       cpu_class: str, banded: frozenset[str] = frozenset()) -> int:
+    """The instructions layers first..last of `lowered` (a chain) add as one stage of `band` rows;
+    `banded`: the templates earlier stages already call on bands (their despecialisation is paid)."""
+    costs = COSTS[(library_kind(release), _cpu(cpu_class))]
+    layers = lowered.layers[first:last + 1]
+    members = [Member.of(layer) for layer in layers]
+    plan = schedule(members, band)
+    extra = plan.moved_bytes * costs.move_per_byte
+    for k, member in enumerate(members):
+        layer = member.layer
+        traits = kernel_traits(layer, release, cpu_class)
+        f, y = layer.values["filter_dims"], layer.values["output_dims"]
+        calls = [c for calls in plan.bands for c in calls if c.k == k]
+        sums = f.n * f.h * f.w * f.c * costs.sum_per_byte if traits.sums_per_call else 0
+        extra += (len(calls) - 1) * (costs.call + sums)
+        leftover = sum((c.end - c.first) * y.w % traits.group for c in calls) - y.h * y.w % traits.group
+        extra += leftover * layer.macs / max(1, y.h * y.w) * costs.leftover_per_mac
+    kinds = {layer.template for layer in layers} - banded
+    extra += costs.despecialised * sum(layer_instructions(layer, release, cpu_class)
+                                       for layer in lowered.layers if layer.template in kinds)
+    return round(extra)
