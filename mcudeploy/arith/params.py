@@ -134,6 +134,26 @@ def add_params(op: Op, graph: Graph) -> AddParams:
     )
 
 
+def sub_params(op: Op, graph: Graph) -> AddParams:
+    """TFLM's int8 SUB preparation (CalculateOpDataSub): ADD's scheme, but its ratios are divided
+    in float32 (ADD divides in double)."""
+    a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    y = graph.tensor(op.outputs[0])
+    s1, s2 = np.float32(a.scale), np.float32(b.scale)
+    twice_max = np.float32(2.0) * max(s1, s2)
+    m1, sh1 = quantize_multiplier(float(s1 / twice_max))
+    m2, sh2 = quantize_multiplier(float(s2 / twice_max))
+    mo, so = quantize_multiplier(float(twice_max / (np.float32(1 << ADD_LEFT_SHIFT) * np.float32(y.scale))))
+    low, high = activation_range(op.attrs.activation, y)
+    return AddParams(
+        input1_offset=-a.zero_point, input1_multiplier=m1, input1_shift=sh1,
+        input2_offset=-b.zero_point, input2_multiplier=m2, input2_shift=sh2,
+        left_shift=ADD_LEFT_SHIFT,
+        output_offset=y.zero_point, output_multiplier=mo, output_shift=so,
+        act_min=low, act_max=high,
+    )
+
+
 def mul_params(op: Op, graph: Graph) -> MulParams:
     """TFLite MUL (int8): the product of the offset inputs times s1 * s2 / s_out."""
     a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
@@ -168,6 +188,25 @@ def logistic_params(op: Op, graph: Graph) -> LogisticParams:
 def tanh_params(op: Op, graph: Graph) -> LogisticParams:
     """TFLM prepares int8 TANH as it does LOGISTIC: the input in Q4.27, the same radius."""
     return logistic_params(op, graph)
+
+
+@dataclass(frozen=True)
+class RsqrtParams:
+    input_zero_point: int
+    output_zero_point: int
+    multiplier: int
+    shift: int
+
+
+RSQRT_SHIFT = 20  # TFLM's RSQRT holds 1 / sqrt(x) as an integer scaled by 2^20
+
+
+def rsqrt_params(op: Op, graph: Graph) -> RsqrtParams:
+    """TFLM's int8 RSQRT preparation (SetRsqrtOutputMultiplier): 1 / (sqrt(s_in) x s_out), the
+    square root and the product in float32, the reciprocal in double."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    root = np.sqrt(np.float32(x.scale)) * np.float32(y.scale)
+    return RsqrtParams(x.zero_point, y.zero_point, *quantize_multiplier(1.0 / float(root)))
 
 
 @dataclass(frozen=True)
