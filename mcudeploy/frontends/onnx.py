@@ -803,6 +803,14 @@ def _unrewritten(rule: str) -> Callable[[_Converter, onnx.NodeProto, dict], None
     return convert
 
 
+def _pow(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    """Pow by -0.5 as RSQRT (what onnx_rewrite.py makes of a division by a square root); Pow by 2
+    was rewritten as Mul(x, x) before."""
+    if c.const(node.input[1]) is None or c.need_scalar(node.input[1], "exponent") != -0.5:
+        raise c.refuse("Pow is supported only with the constant exponent 2 (Mul) or -0.5 (RSQRT)")
+    _unary(lambda _: ir.Rsqrt())(c, node, attrs)
+
+
 def _identity(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     c.alias[node.output[0]] = c.ir_name(node.input[0])
     c.uses[c.ir_name(node.input[0])] += c.uses[node.output[0]] - 1
@@ -912,7 +920,9 @@ HANDLERS: dict[str, Handler] = {
         "only by a constant whose reciprocal is a finite float32 (no zero)")),
     "Sub": Handler("add", "Add of the second input times -1", _unrewritten("only on float tensors")),
     "Neg": Handler("mul", "Mul by -1", _unrewritten("only on float tensors")),
-    "Pow": Handler("mul", "exponent 2: Mul(x, x)", _unrewritten("only with the constant exponent 2")),
+    "Pow": Handler("mul / rsqrt", "constant exponent 2: Mul(x, x); -0.5: RSQRT", _pow),
+    "Sqrt": Handler("rsqrt, mul", "only as a divisor: Div(x, Sqrt(v)) becomes Mul(x, RSQRT(v))",
+                    _unrewritten("only as the divisor of Div (x / sqrt(v)), where it becomes RSQRT")),
     "Identity": Handler("removed", "", _identity),
     "Dropout": Handler("removed", "inference mode", _identity),
 }
