@@ -316,15 +316,10 @@ def constraint_add_scales(op: ir.Op, g: ir.Graph) -> str | None:
 
 
 def constraint_sub_scales(op: ir.Op, g: ir.Graph) -> str | None:
-    """The output multiplier 2 x max(input scales) / (2^20 x output scale), computed in float32, is
-    below 1: TFLM's int8 SUB takes it with QuantizeMultiplierSmallerThanOneExp, which stops the
+    """The output multiplier 2 x max(input scales) / (2^20 x output scale) is below 1: TFLM's int8
+    SUB, prepared as ADD, takes it with QuantizeMultiplierSmallerThanOneExp, which stops the
     interpreter otherwise."""
-    p = qp.sub_params(op, g)
-    if p.output_shift > 0 or p.output_multiplier >= INT32_MAX:
-        a, b, y = (g.tensor(n) for n in (*op.inputs[:2], op.outputs[0]))
-        return (f"output {y.name!r} has scale {y.scale:.6g}, inputs {a.name!r} {a.scale:.6g} and "
-                f"{b.name!r} {b.scale:.6g}")
-    return None
+    return constraint_add_scales(op, g)
 
 
 def constraint_rsqrt_input(op: ir.Op, g: ir.Graph) -> str | None:

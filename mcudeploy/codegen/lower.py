@@ -207,7 +207,7 @@ def lower_sub(op: Op, g: Graph, index: int, prefix: str) -> Layer:
 
     full = [g.tensor(n).size == g.tensor(op.outputs[0]).size for n in op.inputs[:2]]
     consts, const_inputs = _constant_operands(op, g, prefix)
-    values = {**vars(qp.sub_params(op, g)), "dims": out, "broadcast": not all(full),
+    values = {**vars(qp.add_params(op, g)), "dims": out, "broadcast": not all(full),
               "strides": [strides(n) for n in op.inputs[:2]], "size": g.tensor(op.outputs[0]).size}
     return Layer(index, prefix, op, "sub.c.j2", op.inputs[:2], op.outputs[0], values, tuple(consts),
                  const_inputs=const_inputs)

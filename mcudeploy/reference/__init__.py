@@ -48,7 +48,7 @@ def _add(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
 
 
 def _sub(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
-    return sub(ins[0], ins[1], qp.sub_params(op, g))
+    return sub(ins[0], ins[1], qp.add_params(op, g))
 
 
 def _mul(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
