@@ -916,7 +916,7 @@ HANDLERS: dict[str, Handler] = {
     "Pad": Handler("pad", "mode constant, value 0, no axes input", _pad),
     "HardSigmoid": Handler("add, mul", "alpha > 0: Add(beta / alpha), Clip(0, 1 / alpha), Mul(alpha)",
                            _unrewritten("only with alpha > 0")),
-    "Div": Handler("mul", "by a constant: Mul by its reciprocal", _unrewritten(
+    "Div": Handler("mul", "by a constant: Mul by its reciprocal; by Sqrt(v): Mul by RSQRT(v)", _unrewritten(
         "only by a constant whose reciprocal is a finite float32 (no zero)")),
     "Sub": Handler("add", "Add of the second input times -1", _unrewritten("only on float tensors")),
     "Neg": Handler("mul", "Mul by -1", _unrewritten("only on float tensors")),
