@@ -118,8 +118,9 @@ def conv_params(op: Op, graph: Graph) -> ConvParams:
 
 def add_params(op: Op, graph: Graph) -> AddParams:
     """TFLite ADD and SUB (int8): both inputs rescaled to twice the larger input scale, left shift
-    20, the ratios divided in double (as the tflite-micro interpreter does for SUB too, although
-    TFLM's source at 90b983c2 divides SUB's in float32: tests/test_layer_norm.py)."""
+    20, the ratios divided in double. For SUB that is what the tflite-micro interpreter (the oracle)
+    computes, although TFLM's sub_common.cc at 90b983c2 divides in float32 (measured:
+    tests/test_layer_norm.py)."""
     a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
     twice_max = 2.0 * max(float(a.scale), float(b.scale))
