@@ -115,14 +115,28 @@ class _Rewriter:
 
 
 def _divisor_roots(graph: onnx.GraphProto) -> set[str]:
-    """The outputs of Sqrt nodes that every reader divides by (and that are no model output)."""
+    """The outputs of Sqrt nodes that every reader divides by (no model output, and not read
+    inside an If or Loop body)."""
     roots = {node.output[0] for node in graph.node
              if node.op_type == "Sqrt" and node.domain in ("", "ai.onnx") and node.output}
     roots -= {o.name for o in graph.output}
     for node in graph.node:
         divides = node.op_type == "Div" and len(node.input) == 2
         roots -= {name for i, name in enumerate(node.input) if not (divides and i == 1)}
+        roots -= {name for body in _bodies(node) for name in _names_read(body)}
     return roots
+
+
+def _bodies(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs a node holds (If branches, Loop and Scan bodies)."""
+    return [body for attr in node.attribute
+            for body in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs))]
+
+
+def _names_read(graph: onnx.GraphProto) -> set[str]:
+    """Every name the nodes of `graph` and of the graphs inside them read."""
+    return {name for node in graph.node for name in node.input} | \
+        {name for node in graph.node for body in _bodies(node) for name in _names_read(body)}
 
 
 def rewrite_elementwise(model: onnx.ModelProto) -> bool:
