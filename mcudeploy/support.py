@@ -214,9 +214,8 @@ def constraint_broadcast(op: ir.Op, g: ir.Graph) -> str | None:
     return f"shapes {list(a)} and {list(b)}"
 
 
-def constraint_extremum(op: ir.Op, g: ir.Graph) -> str | None:
-    """Both inputs broadcast to the output (each extent the output's or 1, at most 4-D; the output
-    is their broadcast shape) and share its scale and zero point."""
+def _broadcast_4d(op: ir.Op, g: ir.Graph) -> str | None:
+    """Why the two inputs do not broadcast to the output (at most 4-D), or None."""
     a, b, y = (g.tensor(n) for n in (*op.inputs[:2], op.outputs[0]))
     rank = len(y.shape)
     if rank > 4 or any(len(t.shape) > rank for t in (a, b)):
@@ -225,12 +224,29 @@ def constraint_extremum(op: ir.Op, g: ir.Graph) -> str | None:
         padded = (1,) * (rank - len(t.shape)) + tuple(t.shape)
         if any(d not in (1, o) for d, o in zip(padded, y.shape, strict=True)):
             return f"input {t.name!r} of shape {list(t.shape)} does not broadcast to {list(y.shape)}"
-        if t.quant != y.quant:
-            return f"input {t.name!r} is quantized unlike the output"
     shape = tuple(np.broadcast_shapes(a.shape, b.shape))
     if shape != tuple(y.shape):
         return f"shapes {list(a.shape)} and {list(b.shape)} broadcast to {list(shape)}, not {list(y.shape)}"
     return None
+
+
+def constraint_extremum(op: ir.Op, g: ir.Graph) -> str | None:
+    """Both inputs broadcast to the output (each extent the output's or 1, at most 4-D; the output
+    is their broadcast shape) and share its scale and zero point."""
+    detail = _broadcast_4d(op, g)
+    if detail is not None:
+        return detail
+    y = g.tensor(op.outputs[0])
+    for t in (g.tensor(n) for n in op.inputs[:2]):
+        if t.quant != y.quant:
+            return f"input {t.name!r} is quantized unlike the output"
+    return None
+
+
+def constraint_sub_broadcast(op: ir.Op, g: ir.Graph) -> str | None:
+    """Both inputs broadcast to the output: each extent the output's or 1, at most 4-D, the output
+    their broadcast shape (a tensor minus its mean over the last axis, minus a constant)."""
+    return _broadcast_4d(op, g)
 
 
 def constraint_same_quantization(op: ir.Op, g: ir.Graph) -> str | None:
@@ -296,6 +312,32 @@ def constraint_add_scales(op: ir.Op, g: ir.Graph) -> str | None:
     if not (real < 1.0 and quantize_multiplier(real)[1] <= 0):
         return (f"output {y.name!r} has scale {y.scale:.6g}, inputs {a.name!r} {a.scale:.6g} and "
                 f"{b.name!r} {b.scale:.6g}: {real:.6g}")
+    return None
+
+
+def constraint_sub_scales(op: ir.Op, g: ir.Graph) -> str | None:
+    """The output multiplier 2 x max(input scales) / (2^20 x output scale) is below 1: TFLM's int8
+    SUB, prepared as ADD, takes it with QuantizeMultiplierSmallerThanOneExp, which stops the
+    interpreter otherwise."""
+    return constraint_add_scales(op, g)
+
+
+def constraint_rsqrt_input(op: ir.Op, g: ir.Graph) -> str | None:
+    """The input zero point is -128, so that every input is a real value of at least 0 (TFLM's
+    RSQRT stops the interpreter at a negative input; real 0 gives 127)."""
+    x = g.tensor(op.inputs[0])
+    if x.zero_point != -128:
+        return f"input {x.name!r} has zero point {x.zero_point}"
+    return None
+
+
+def constraint_rsqrt_scales(op: ir.Op, g: ir.Graph) -> str | None:
+    """1 / (sqrt(input scale) x output scale) is at least 2^-12 and below 2^30: TFLite requantizes
+    2^20 / sqrt(x) by it with a shift 20 bits smaller, which must stay within 31 bits either way."""
+    p = qp.rsqrt_params(op, g)
+    if p.multiplier == 0 or p.shift - qp.RSQRT_SHIFT < -31 or _shift(p.multiplier, p.shift) > 30:
+        x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+        return f"input {x.name!r} scale {x.scale:.6g}, output {y.name!r} scale {y.scale:.6g}"
     return None
 
 
@@ -512,6 +554,7 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
                         constraint_requantization),
     "pool2d": (constraint_nhwc, constraint_pool_geometry, constraint_int16_geometry),
     "add": (constraint_broadcast, constraint_add_scales),
+    "sub": (constraint_sub_broadcast, constraint_sub_scales),
     "mul": (constraint_broadcast, constraint_requantization),
     "extremum": (constraint_extremum,),
     "concat": (constraint_same_quantization,),
@@ -524,6 +567,7 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "tanh": (constraint_same_size, constraint_tanh_output, constraint_q4_27_input),
     "leaky_relu": (constraint_same_size, constraint_requantization),
     "hard_swish": (constraint_same_size, constraint_hard_swish_scales, constraint_hard_swish_shifts),
+    "rsqrt": (constraint_same_size, constraint_rsqrt_input, constraint_rsqrt_scales),
     "quantize": (constraint_same_size, constraint_requantization),
     "relu": (constraint_same_size, constraint_relu_bounds, constraint_requantization),
     "prelu": (constraint_prelu, constraint_requantization),

@@ -110,6 +110,30 @@ def wake_head() -> keras.Model:
     return keras.Model(x, keras.layers.Dense(1, activation="sigmoid")(y))
 
 
+class LayerNorm(keras.layers.Layer):
+    """Layer normalisation over the last axis written out as openWakeWord's exported heads compute
+    it: (x - mean) * rsqrt(mean((x - mean)^2) + eps) * gamma + beta (MEAN, SUB, MUL, ADD, RSQRT;
+    Keras' own LayerNormalization converts to SQUARED_DIFFERENCE instead)."""
+
+    def build(self, shape: tuple) -> None:
+        self.gamma = self.add_weight(shape=(shape[-1],), initializer="ones")
+        self.beta = self.add_weight(shape=(shape[-1],), initializer="zeros")
+
+    def call(self, x):  # Keras tensors in and out
+        centred = x - keras.ops.mean(x, axis=-1, keepdims=True)
+        variance = keras.ops.mean(centred * centred, axis=-1, keepdims=True)
+        return centred * keras.ops.rsqrt(variance + 1e-5) * self.gamma + self.beta
+
+
+def layer_norm() -> keras.Model:
+    """An openWakeWord-style head with layer normalisation: Flatten, Dense, LayerNorm, ReLU, Dense
+    with a sigmoid."""
+    x = keras.Input((16, 48))
+    y = keras.layers.Dense(32)(keras.layers.Flatten()(x))
+    y = keras.layers.ReLU()(LayerNorm()(y))
+    return keras.Model(x, keras.layers.Dense(1, activation="sigmoid")(y))
+
+
 MODELS: dict[str, Callable[[], keras.Model]] = {
     "flatten": flatten, "reshape_1d": reshape_1d, "max_pool_1d": max_pool_1d,
     "layout_and_prelu": layout_and_prelu, "mobilenet_025": mobilenet,
@@ -118,6 +142,7 @@ MODELS: dict[str, Callable[[], keras.Model]] = {
 
 FLOAT_MODELS: dict[str, Callable[[], keras.Model]] = {"small_cnn": small_cnn, "wake_head": wake_head}
 FORMS = ("float32", "dynamic", "float16", "uint8")  # how each float model is converted
+LAYER_NORM_SEED = 100
 
 
 def convert(model: keras.Model, seed: int, form: str = "int8") -> bytes:
@@ -141,6 +166,15 @@ def convert(model: keras.Model, seed: int, form: str = "int8") -> bytes:
     return converter.convert()
 
 
+def write_layer_norm(out: Path) -> None:
+    """layer_norm.tflite (full int8) and layer_norm.float32.tflite, from one model (its own seed)."""
+    model = layer_norm()
+    randomise(model, LAYER_NORM_SEED)
+    for form, name in (("int8", "layer_norm"), ("float32", "layer_norm.float32")):
+        (out / f"{name}.tflite").write_bytes(convert(model, LAYER_NORM_SEED, form))
+        print(name, "written")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "keras")
@@ -157,10 +191,12 @@ def main() -> None:
         for form in FORMS:
             (args.out / f"{name}.{form}.tflite").write_bytes(convert(model, seed, form))
             print(f"{name}.{form}", "written")
+    write_layer_norm(args.out)
     (args.out / "README.md").write_text(
         "Keras 3 models converted by `scripts/make_keras_models.py` (see its docstring): `NAME.tflite` "
         "to full int8, `NAME.FORM.tflite` as float32, dynamic range, float16, or full int8 with uint8 "
-        "input and output.\n\n"
+        "input and output; `layer_norm.tflite` (full int8) and `layer_norm.float32.tflite`: a head with "
+        "layer normalisation (SUB, RSQRT).\n\n"
         f"Made by TensorFlow {tf.__version__} with Keras {keras.__version__}.\n")
 
 

@@ -111,6 +111,17 @@ def _maximum_minimum(b: GraphBuilder) -> list[str]:
             b.extremum("max", column, b.input((2, 5, 4, 6)))]
 
 
+def _sub_rsqrt(b: GraphBuilder) -> list[str]:
+    # SUB of two inputs that broadcast against each other, minus a per-channel constant with a
+    # fused ReLU, and a tensor minus its mean over the channels (layer normalisation's centring);
+    # RSQRT of every int8 value
+    rows, columns = b.input((2, 3, 1, 8)), b.input((2, 1, 4, 1))
+    both = b.sub(rows, columns)
+    x = b.conv(b.input((1, 3, 5, 6)), 6, kernel=(1, 1))
+    centred = b.sub(x, b.conv(x, 1, kernel=(1, 1)))
+    return [both, b.sub(both, b.constant((8,)), RELU), centred, b.rsqrt(b.input((1, 16, 16)))]
+
+
 CASES: dict[str, Callable[[GraphBuilder], list[str]]] = {
     "conv3x3_same_relu": _conv((1, 9, 9, 4), 8, activation=RELU),
     "conv3x3_stride2_valid": _conv((1, 10, 9, 3), 5, stride=(2, 2), padding="valid"),
@@ -135,6 +146,7 @@ CASES: dict[str, Callable[[GraphBuilder], list[str]]] = {
     "float_io_mean": _float_io_mean,
     "windows_beyond_the_input": _windows_beyond_the_input,
     "maximum_minimum": _maximum_minimum,
+    "sub_rsqrt": _sub_rsqrt,
 }
 
 

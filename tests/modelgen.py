@@ -120,6 +120,19 @@ class GraphBuilder:
         shape = np.broadcast_shapes(self.tensors[a].shape, self.tensors[b].shape)
         return self._op(ir.Mul(activation), (a, b), tuple(shape))
 
+    def sub(self, a: str, b: str, activation: ir.Clip = ir.NO_CLIP) -> str:
+        """SUB, a minus b, with broadcasting."""
+        shape = np.broadcast_shapes(self.tensors[a].shape, self.tensors[b].shape)
+        return self._op(ir.Sub(activation), (a, b), tuple(shape))
+
+    def rsqrt(self, x: str) -> str:
+        """RSQRT of an input (or constant), which gets zero point -128: every value is then real 0
+        or more (TFLM refuses negative ones)."""
+        assert not any(x in op.outputs for op in self.ops), "x must not be computed"
+        self.tensors[x] = replace(self.tensors[x], quant=ir.QuantParams((self.tensors[x].scale,), (-128,)))
+        quant = ir.QuantParams((float(self.rng.uniform(0.01, 0.1)),), (int(self.rng.integers(-128, -100)),))
+        return self._op(ir.Rsqrt(), (x,), self.tensors[x].shape, quant)
+
     def add_b(self, a: str, b: str, activation: ir.Clip = ir.NO_CLIP) -> str:
         """ADD with broadcasting."""
         shape = np.broadcast_shapes(self.tensors[a].shape, self.tensors[b].shape)

@@ -152,11 +152,24 @@ def _channel_shuffle(b: OnnxBuilder) -> list[str]:
     return [b.conv(z, 6, 4, kernel=(1, 1))]
 
 
+def _layer_norm(b: OnnxBuilder) -> list[str]:
+    # openWakeWord's exported heads (hey_marvin): a layer norm over the last axis written out as
+    # ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div (which becomes RSQRT then Mul)
+    x = b.gemm(b.node("Flatten", [b.input((1, 4, 6))]), 24, 16)
+    centred = b.node("Sub", [x, b.node("ReduceMean", [x], axes=[-1])])
+    variance = b.node("ReduceMean", [b.node("Pow", [centred, b.const(np.float32(2))])], axes=[-1])
+    root = b.node("Sqrt", [b.node("Add", [variance, b.const(np.float32(1e-5))])])
+    gamma = b.const(b.rng.uniform(0.5, 1.5, 16).astype(np.float32))
+    scaled = b.node("Mul", [b.node("Div", [centred, root]), gamma])
+    y = b.node("Relu", [b.node("Add", [scaled, b.const(b.rng.normal(0, 0.1, 16).astype(np.float32))])])
+    return [b.node("Sigmoid", [b.gemm(y, 16, 1)])]
+
+
 CASES = {f.__name__.lstrip("_"): f for f in (
     _conv_std, _conv_grouped, _depthwise_m3, _conv1d, _bn_relu6_flatten_gemm, _standalone_bn,
     _matmul_add, _pools, _explicit_pool_padding, _unary_and_extremum,
     _add_mul_broadcast, _concat_pad_softmax, _elementwise_forms, _reductions_and_moves,
-    _channel_shuffle)}
+    _channel_shuffle, _layer_norm)}
 
 
 def make(tmp_path: Path, build, seed: int = 0) -> tuple[Path, Path]:
@@ -330,7 +343,8 @@ def test_percentile_calibration_ignores_outliers(tmp_path: Path) -> None:
 
 
 @pytest.mark.device
-@pytest.mark.parametrize("case", ["explicit_pool_padding", "elementwise_forms", "reductions_and_moves"])
+@pytest.mark.parametrize("case", ["explicit_pool_padding", "elementwise_forms", "reductions_and_moves",
+                                  "layer_norm"])
 def test_case_is_bit_exact_on_the_device(case: str, tmp_path: Path) -> None:
     path, cal = make(tmp_path, CASES[case])
     out = tmp_path / "out"
@@ -402,6 +416,23 @@ def test_forms_that_cannot_be_rewritten_say_what_works(tmp_path: Path) -> None:
     _refused(tmp_path, build, "node 'Div_2' (Div): Div is supported only by a constant whose reciprocal "
              "is a finite float32 (no zero); node 'Pow_4' "
              "(Pow): Pow is supported only with the constant exponent 2")
+
+
+def test_a_division_by_a_square_root_becomes_rsqrt_and_other_square_roots_are_refused(tmp_path: Path) -> None:
+    path, _ = make(tmp_path, _layer_norm)
+    kinds = [op.kind for op in load_onnx(path).graph.ops]
+    assert "rsqrt" in kinds and kinds[kinds.index("rsqrt") + 1] == "mul"
+
+    def build(b: OnnxBuilder) -> list[str]:
+        x = b.node("Relu", [b.input((1, 4))])
+        root = b.node("Sqrt", [x])  # divided by, and read by an Add: no RSQRT can replace it
+        half = b.const(np.float32(0.5))
+        return [b.node("Div", [x, root]), b.node("Add", [root, x]), b.node("Pow", [x, half])]
+
+    _refused(tmp_path, build, "node 'Sqrt_2' (Sqrt): Sqrt is supported only as the divisor of Div (x / "
+             "sqrt(v)), where it becomes RSQRT")
+    _refused(tmp_path, build, "(Pow): Pow is supported only with the constant exponent 2 (Mul) or -0.5 "
+             "(RSQRT)")
 
 
 def test_an_if_reading_computed_tensors_is_refused_as_such(tmp_path: Path) -> None:

@@ -123,6 +123,14 @@ def _add(b: GraphBuilder) -> list[str]:
     return [b.add(b.input((1, 4, 4, 5)), b.input((1, 4, 4, 5)))]
 
 
+def _sub(b: GraphBuilder) -> list[str]:  # t0_sub = input [1, 4, 4, 5] - input1 [1, 4, 1, 1]
+    return [b.sub(b.input((1, 4, 4, 5)), b.input((1, 4, 1, 1)))]
+
+
+def _rsqrt(b: GraphBuilder) -> list[str]:  # t0_rsqrt of input [1, 8], zero point -128
+    return [b.rsqrt(b.input((1, 8)))]
+
+
 def _concat(b: GraphBuilder) -> list[str]:  # t0_pool2d, then t1_concat
     x = b.input((1, 3, 3, 2))
     return [b.concat([x, b.pool_same_quant(x)], axis=3)]
@@ -248,6 +256,10 @@ REFUSALS: dict[Constraint, Callable[[], ir.Graph]] = {
     support.constraint_broadcast: _broken(_add, "input1", shape=(1, 8, 8, 5)),
     support.constraint_add_scales: _broken(_add, "t0_add", quant=_quant(1e-9)),
     support.constraint_extremum: _broken(_extremum, "input1", quant=_quant(0.5, 1)),
+    support.constraint_sub_broadcast: _broken(_sub, "input1", shape=(1, 4, 2, 1)),
+    support.constraint_sub_scales: _broken(_sub, "t0_sub", quant=_quant(1e-9)),
+    support.constraint_rsqrt_input: _broken(_rsqrt, "input", quant=_quant(0.1, -100)),
+    support.constraint_rsqrt_scales: _broken(_rsqrt, "t0_rsqrt", quant=_quant(1e6)),
     support.constraint_same_quantization: _broken(_concat, "t1_concat", quant=_quant(0.5, 1)),
     support.constraint_pad: _broken_op(_pad, pads=((0, 0), (-1, 3), (1, 1), (0, 0))),
     support.constraint_softmax_output: _broken(_unary("softmax"), "t0_softmax", quant=_quant(0.1)),

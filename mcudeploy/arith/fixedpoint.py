@@ -92,3 +92,34 @@ def logistic(a: np.ndarray, integer_bits: int) -> np.ndarray:
     result_negative = wrap_int32(INT32_MAX - result_positive)
     result = np.where(a > 0, result_positive, result_negative)
     return np.where(a == 0, 1 << 30, result)
+
+
+HALF_THREE_Q3 = (1 << 28) + (1 << 27)  # 1.5 with 3 integer bits
+HALF_SQRT_2_Q0 = 1518500250  # sqrt(2) / 2 in Q0.31
+
+
+def inv_sqrt_multiplier_exp(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetInvSqrtQuantizedMultiplierExp (with kReverseShift): 1 / sqrt(value) for int32
+    values as a Q31 multiplier and a left shift. Values of at most 1 (0 included, as TFLite treats
+    it) give INT32_MAX and shift 0; larger ones are normalised into [2^27, 2^29) by pairs of bits
+    and refined by five Newton-Raphson steps in Q3.28, from the guess 1."""
+    value = np.asarray(value, dtype=np.int64)
+    v = np.where(value > 1, value, 2)  # the small ones are answered at the end
+    shift = np.full(v.shape, 11, dtype=np.int64)
+    while (big := v >= 1 << 29).any():
+        v = np.where(big, v // 4, v)
+        shift += big
+    leading_zeros = 32 - np.vectorize(int.bit_length, otypes=[np.int64])(v)
+    pairs = (leading_zeros - 1) // 2 - 1
+    shift -= pairs
+    v = v << (2 * pairs)
+    half_input = mul_pot(v >> 1, -1)
+    x = np.full(v.shape, 1 << 28, dtype=np.int64)  # 1.0 in Q3.28
+    for _ in range(5):
+        x3 = mul_pot(srdhm(srdhm(x, x), x), 6)  # Q9 product rescaled to Q3
+        x = mul_pot(wrap_int32(srdhm(HALF_THREE_Q3, x) - srdhm(half_input, x3)), 3)
+    x = srdhm(x, HALF_SQRT_2_Q0)
+    x = np.where(shift < 0, wrap_int32(x << np.maximum(-shift, 0)), x)
+    shift = np.maximum(shift, 0)
+    small = value <= 1
+    return np.where(small, INT32_MAX, x), np.where(small, 0, -shift)

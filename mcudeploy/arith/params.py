@@ -117,7 +117,10 @@ def conv_params(op: Op, graph: Graph) -> ConvParams:
 
 
 def add_params(op: Op, graph: Graph) -> AddParams:
-    """TFLite ADD (int8): both inputs rescaled to twice the larger input scale, left shift 20."""
+    """TFLite ADD and SUB (int8): both inputs rescaled to twice the larger input scale, left shift
+    20, the ratios divided in double. For SUB that is what the tflite-micro interpreter (the oracle)
+    computes, although TFLM's sub_common.cc at 90b983c2 divides in float32 (measured:
+    tests/test_layer_norm.py)."""
     a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
     y = graph.tensor(op.outputs[0])
     twice_max = 2.0 * max(float(a.scale), float(b.scale))
@@ -168,6 +171,25 @@ def logistic_params(op: Op, graph: Graph) -> LogisticParams:
 def tanh_params(op: Op, graph: Graph) -> LogisticParams:
     """TFLM prepares int8 TANH as it does LOGISTIC: the input in Q4.27, the same radius."""
     return logistic_params(op, graph)
+
+
+@dataclass(frozen=True)
+class RsqrtParams:
+    input_zero_point: int
+    output_zero_point: int
+    multiplier: int
+    shift: int
+
+
+RSQRT_SHIFT = 20  # TFLM's RSQRT holds 1 / sqrt(x) as an integer scaled by 2^20
+
+
+def rsqrt_params(op: Op, graph: Graph) -> RsqrtParams:
+    """TFLM's int8 RSQRT preparation (SetRsqrtOutputMultiplier): 1 / (sqrt(s_in) x s_out), the
+    square root and the product in float32, the reciprocal in double."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    root = np.sqrt(np.float32(x.scale)) * np.float32(y.scale)
+    return RsqrtParams(x.zero_point, y.zero_point, *quantize_multiplier(1.0 / float(root)))
 
 
 @dataclass(frozen=True)

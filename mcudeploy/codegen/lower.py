@@ -194,6 +194,25 @@ def lower_add(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     return elementwise_layer(op, g, index, prefix, "add.c.j2", vars(qp.add_params(op, g)))
 
 
+def lower_sub(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """SUB as a generated loop (CMSIS-NN has no subtraction) over the output seen as 4-D, each
+    input read with stride 0 along the axes it repeats on."""
+    out = Dims.nhwc(g.tensor(op.outputs[0]).shape)
+
+    def strides(name: str) -> list[int]:
+        shape = g.tensor(name).shape
+        dims = (1,) * (4 - len(shape)) + tuple(shape)
+        steps = [int(np.prod(dims[axis + 1:], dtype=np.int64)) for axis in range(4)]
+        return [step if dim > 1 else 0 for dim, step in zip(dims, steps, strict=True)]
+
+    full = [g.tensor(n).size == g.tensor(op.outputs[0]).size for n in op.inputs[:2]]
+    consts, const_inputs = _constant_operands(op, g, prefix)
+    values = {**vars(qp.add_params(op, g)), "dims": out, "broadcast": not all(full),
+              "strides": [strides(n) for n in op.inputs[:2]], "size": g.tensor(op.outputs[0]).size}
+    return Layer(index, prefix, op, "sub.c.j2", op.inputs[:2], op.outputs[0], values, tuple(consts),
+                 const_inputs=const_inputs)
+
+
 def lower_mul(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     return elementwise_layer(op, g, index, prefix, "mul.c.j2", vars(qp.mul_params(op, g)))
 
@@ -279,7 +298,7 @@ def lower_transpose(op: Op, g: Graph, index: int, prefix: str) -> Layer:
 
 
 def lower_lookup(op: Op, g: Graph, index: int, prefix: str) -> Layer:
-    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, RELU and QUANTIZE as a 256-entry table from the host
+    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, RSQRT, RELU and QUANTIZE as a 256-entry table from the host
     reference, indexed by input + 128: exact by construction, and faster than the fixed-point
     arithmetic on every CPU."""
     probe = np.arange(-128, 128, dtype=np.int8)
@@ -303,6 +322,7 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "fully_connected": lower_fully_connected,
     "pool2d": lower_pool2d,
     "add": lower_add,
+    "sub": lower_sub,
     "mul": lower_mul,
     "concat": lower_concat,
     "pad": lower_pad,
@@ -313,6 +333,7 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "tanh": lower_lookup,
     "leaky_relu": lower_lookup,
     "hard_swish": lower_lookup,
+    "rsqrt": lower_lookup,
     "relu": lower_lookup,
     "quantize": lower_lookup,
     "prelu": lower_prelu,

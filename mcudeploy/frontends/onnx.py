@@ -806,6 +806,14 @@ def _unrewritten(rule: str) -> Callable[[_Converter, onnx.NodeProto, dict], None
     return convert
 
 
+def _pow(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
+    """Pow by -0.5 as RSQRT (what onnx_rewrite.py makes of a division by a square root); Pow by 2
+    was rewritten as Mul(x, x) before."""
+    if c.const(node.input[1]) is None or c.need_scalar(node.input[1], "exponent") != -0.5:
+        raise c.refuse("Pow is supported only with the constant exponent 2 (Mul) or -0.5 (RSQRT)")
+    _unary(lambda _: ir.Rsqrt())(c, node, attrs)
+
+
 def _identity(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     c.alias[node.output[0]] = c.ir_name(node.input[0])
     c.uses[c.ir_name(node.input[0])] += c.uses[node.output[0]] - 1
@@ -911,11 +919,13 @@ HANDLERS: dict[str, Handler] = {
     "Pad": Handler("pad", "mode constant, value 0, no axes input", _pad),
     "HardSigmoid": Handler("add, mul", "alpha > 0: Add(beta / alpha), Clip(0, 1 / alpha), Mul(alpha)",
                            _unrewritten("only with alpha > 0")),
-    "Div": Handler("mul", "by a constant: Mul by its reciprocal", _unrewritten(
+    "Div": Handler("mul", "by a constant: Mul by its reciprocal; by Sqrt(v): Mul by RSQRT(v)", _unrewritten(
         "only by a constant whose reciprocal is a finite float32 (no zero)")),
     "Sub": Handler("add", "Add of the second input times -1", _unrewritten("only on float tensors")),
     "Neg": Handler("mul", "Mul by -1", _unrewritten("only on float tensors")),
-    "Pow": Handler("mul", "exponent 2: Mul(x, x)", _unrewritten("only with the constant exponent 2")),
+    "Pow": Handler("mul / rsqrt", "constant exponent 2: Mul(x, x); -0.5: RSQRT", _pow),
+    "Sqrt": Handler("rsqrt, mul", "only as a divisor: Div(x, Sqrt(v)) becomes Mul(x, RSQRT(v))",
+                    _unrewritten("only as the divisor of Div (x / sqrt(v)), where it becomes RSQRT")),
     "LSTM": Handler("lstm", "X [seq, batch, input] (layout 0); constant W, R, B; no clip, peepholes or "
                     "input_forget; activations Sigmoid, Tanh, Tanh; sequence_lens the whole sequence; "
                     "initial_h/initial_c absent or constant zeros; Y_c unused; reverse and bidirectional "

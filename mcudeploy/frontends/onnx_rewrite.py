@@ -4,7 +4,9 @@ itself, so that calibration and the float oracle (onnxruntime) see every new ten
 - HardSigmoid(x) = clip(alpha x + beta, 0, 1) becomes Add(x, beta / alpha), Clip(0, 1 / alpha),
   Mul(alpha): for MobileNetV3's alpha = 1/6 that is Keras' relu6(x + 3) / 6;
 - Div(x, c) by a constant becomes Mul(x, 1 / c); Sub(x, c) becomes Add(x, -c); Sub(c, x),
-  Sub(x, y) and Neg(x) become Mul(y, -1) (then Add); Pow(x, 2) becomes Mul(x, x).
+  Sub(x, y) and Neg(x) become Mul(y, -1) (then Add); Pow(x, 2) becomes Mul(x, x);
+- Div(x, Sqrt(v)), the normalisation of a layer norm, becomes Mul(x, Pow(v, -0.5)) (imported as
+  RSQRT) when the Sqrt's output is only ever a divisor.
 
 The new nodes keep the original node's name with a suffix, so refusals still name it. The float
 results differ from the original model's only by float rounding (x * (1/c) against x / c).
@@ -25,6 +27,8 @@ class _Rewriter:
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         self.taken = {n for node in g.node for n in (*node.input, *node.output)} | set(self.constants)
         self.new_inits: list[onnx.TensorProto] = []
+        self.inverted: dict[str, str] = {}  # Sqrt output -> its reciprocal (Pow(v, -0.5)) output
+        self.divisor_roots = _divisor_roots(model.graph)
 
     def name(self, base: str) -> str:
         name = base
@@ -65,6 +69,12 @@ class _Rewriter:
                 helper.make_node("Mul", [clipped, self.scalar(f"{out}_slope", alpha)], [out],
                                  name=f"{label}/mul"),
             ]
+        if node.op_type == "Sqrt" and node.output[0] in self.divisor_roots:
+            self.inverted[out] = self.name(f"{out}_reciprocal")
+            return [helper.make_node("Pow", [node.input[0], self.scalar(f"{out}_exponent", -0.5)],
+                                     [self.inverted[out]], name=label)]
+        if node.op_type == "Div" and len(node.input) == 2 and node.input[1] in self.inverted:
+            return [helper.make_node("Mul", [node.input[0], self.inverted[node.input[1]]], [out], name=label)]
         if node.op_type == "Div" and len(node.input) == 2:
             divisor = self.float_constant(node.input[1])
             if divisor is None or self.float_constant(node.input[0]) is not None or not np.all(divisor != 0):
@@ -102,6 +112,31 @@ class _Rewriter:
             bounds = [self.scalar(f"{out}_min", low), self.scalar(f"{out}_max", high)]
             return helper.make_node("Clip", [x, *bounds], [out], name=name)
         return helper.make_node("Clip", [x], [out], name=name, min=low, max=high)
+
+
+def _divisor_roots(graph: onnx.GraphProto) -> set[str]:
+    """The outputs of Sqrt nodes that every reader divides by (no model output, and not read
+    inside an If or Loop body)."""
+    roots = {node.output[0] for node in graph.node
+             if node.op_type == "Sqrt" and node.domain in ("", "ai.onnx") and node.output}
+    roots -= {o.name for o in graph.output}
+    for node in graph.node:
+        divides = node.op_type == "Div" and len(node.input) == 2
+        roots -= {name for i, name in enumerate(node.input) if not (divides and i == 1)}
+        roots -= {name for body in _bodies(node) for name in _names_read(body)}
+    return roots
+
+
+def _bodies(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs a node holds (If branches, Loop and Scan bodies)."""
+    return [body for attr in node.attribute
+            for body in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs))]
+
+
+def _names_read(graph: onnx.GraphProto) -> set[str]:
+    """Every name the nodes of `graph` and of the graphs inside them read."""
+    return {name for node in graph.node for name in node.input} | \
+        {name for node in graph.node for body in _bodies(node) for name in _names_read(body)}
 
 
 def rewrite_elementwise(model: onnx.ModelProto) -> bool:

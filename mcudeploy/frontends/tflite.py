@@ -132,6 +132,15 @@ def _add(op: _Operator) -> ir.Op:
     return _make(op, ir.Add(op.activation()), op.inputs[:2])
 
 
+def _sub(op: _Operator) -> ir.Op:
+    """SUB; a file may leave out its options table (no fused activation)."""
+    return _make(op, ir.Sub(ir.NO_CLIP if op.options is None else op.activation()), op.inputs[:2])
+
+
+def _rsqrt(op: _Operator) -> ir.Op:
+    return _make(op, ir.Rsqrt(), op.inputs[:1])
+
+
 def _mul(op: _Operator) -> ir.Op:
     return _make(op, ir.Mul(op.activation()), op.inputs[:2])
 
@@ -482,6 +491,7 @@ CONVERTERS: dict[str, Converter] = {
     "AVERAGE_POOL_2D": Converter(ir.Pool2D, (4,), _pool("avg")),
     "MAX_POOL_2D": Converter(ir.Pool2D, (4,), _pool("max")),
     "ADD": Converter(ir.Add, (None, None), _add),
+    "SUB": Converter(ir.Sub, (None, None), _sub),
     "MUL": Converter(ir.Mul, (None, None), _mul),
     "CONCATENATION": Converter(ir.Concat, (None,), _concat),
     "PAD": Converter(ir.Pad, (None, 2), _pad),
@@ -502,6 +512,7 @@ CONVERTERS: dict[str, Converter] = {
     "LOGISTIC": Converter(ir.Logistic, (None,), _logistic),
     "TANH": Converter(ir.Tanh, (None,), _tanh),
     "HARD_SWISH": Converter(ir.HardSwish, (None,), _hard_swish),
+    "RSQRT": Converter(ir.Rsqrt, (None,), _rsqrt),
     "MAXIMUM": Converter(ir.Extremum, (None, None), _extremum("max")),
     "MINIMUM": Converter(ir.Extremum, (None, None), _extremum("min")),
     "LEAKY_RELU": Converter(ir.LeakyRelu, (None,), _leaky_relu),
@@ -534,7 +545,7 @@ def _check_structure(op: _Operator, converter: Converter, where: str) -> None:
             )
     takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Tanh, ir.HardSwish,
                                             ir.Extremum, ir.Quantize, ir.PRelu, ir.Relu,
-                                            ir.Transpose) and \
+                                            ir.Transpose, ir.Rsqrt, ir.Sub) and \
         converter.convert not in (_read_variable, _assign_variable)
     if takes_options and op.options is None and op.type_name != "FULLY_CONNECTED":
         raise ModelFormatError(f"{where}: {op.origin} has no options table")

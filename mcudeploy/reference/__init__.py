@@ -10,12 +10,12 @@ import numpy as np
 from mcudeploy.arith import params as qp
 from mcudeploy.ir import Graph, Op
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
-from mcudeploy.reference.elementwise import add, mul
+from mcudeploy.reference.elementwise import add, mul, sub
 from mcudeploy.reference.lstm import run_op
 from mcudeploy.reference.pooling import mean, pool2d
 from mcudeploy.reference.s16_graph import s16_kernel
 from mcudeploy.reference.softmax import softmax
-from mcudeploy.reference.unary import hard_swish, leaky_relu, logistic, prelu, quantize, relu, tanh
+from mcudeploy.reference.unary import hard_swish, leaky_relu, logistic, prelu, quantize, relu, rsqrt, tanh
 
 Kernel = Callable[[Op, Graph, list[np.ndarray]], np.ndarray]
 
@@ -45,6 +45,10 @@ def _pool(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
 
 def _add(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return add(ins[0], ins[1], qp.add_params(op, g))
+
+
+def _sub(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return sub(ins[0], ins[1], qp.add_params(op, g))
 
 
 def _mul(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
@@ -92,6 +96,10 @@ def _leaky_relu(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return leaky_relu(ins[0], qp.leaky_relu_params(op, g))
 
 
+def _rsqrt(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return rsqrt(ins[0], qp.rsqrt_params(op, g))
+
+
 def _relu(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return relu(ins[0], qp.relu_params(op, g))
 
@@ -126,6 +134,7 @@ KERNELS: dict[str, Kernel] = {
     "fully_connected": _fully_connected,
     "pool2d": _pool,
     "add": _add,
+    "sub": _sub,
     "mul": _mul,
     "extremum": _extremum,
     "concat": _concat,
@@ -138,6 +147,7 @@ KERNELS: dict[str, Kernel] = {
     "tanh": _tanh,
     "leaky_relu": _leaky_relu,
     "hard_swish": _hard_swish,
+    "rsqrt": _rsqrt,
     "relu": _relu,
     "prelu": _prelu,
     "transpose": _transpose,

@@ -1,21 +1,24 @@
 """Element-wise int8 operators in TFLite(-Micro) semantics: LOGISTIC, TANH, HARD_SWISH,
-LEAKY_RELU, RELU, PRELU and QUANTIZE."""
+LEAKY_RELU, RELU, PRELU, RSQRT and QUANTIZE."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from mcudeploy.arith import requantize, rounding_divide_by_pot
+from mcudeploy.arith.fixedpoint import inv_sqrt_multiplier_exp
 from mcudeploy.arith.fixedpoint import logistic as fixed_logistic
 from mcudeploy.arith.fixedpoint import tanh as fixed_tanh
 from mcudeploy.arith.params import (
     LOGISTIC_INPUT_INTEGER_BITS,
+    RSQRT_SHIFT,
     HardSwishParams,
     LeakyReluParams,
     LogisticParams,
     PReluParams,
     QuantizeParams,
     ReluParams,
+    RsqrtParams,
 )
 
 
@@ -112,3 +115,15 @@ def quantize(x: np.ndarray, p: QuantizeParams, dtype: str) -> np.ndarray:
 def lookup_table(kernel, dtype_in: str = "int8") -> np.ndarray:
     """The kernel's output for every int8 input, indexed by input + 128 (for generated C)."""
     return kernel(np.arange(-128, 128, dtype=np.int64).astype(dtype_in))
+
+
+def rsqrt(x: np.ndarray, p: RsqrtParams) -> np.ndarray:
+    """TFLM's int8 RSQRT: 1 / sqrt(x - zero point) as an integer scaled by 2^20 (gemmlowp's inverse
+    square root applied to 1), requantized by the output multiplier with 20 bits less of shift;
+    an input at the zero point (real 0) gives 127. TFLM stops at inputs below the zero point
+    (mcudeploy refuses a zero point that admits them); computed here as TFLite's arithmetic does."""
+    value = x.astype(np.int64) - p.input_zero_point
+    multiplier, shift = inv_sqrt_multiplier_exp(value)
+    scaled = requantize(np.ones_like(value), multiplier, shift + RSQRT_SHIFT)
+    out = requantize(scaled, p.multiplier, p.shift - RSQRT_SHIFT) + p.output_zero_point
+    return np.where(value == 0, 127, np.clip(out, -128, 127)).astype(np.int8)

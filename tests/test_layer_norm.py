@@ -1,0 +1,185 @@
+"""Layer normalisation in int8 (issue 18): TFLite SUB and RSQRT, bit-exact with TFLM.
+
+SUB (broadcasting, a constant operand, a fused ReLU, saturation, inputs of different scales) and
+RSQRT (every one of the 256 inputs) are compared with the tflite-micro interpreter running the int8
+file mcudeploy writes; a Keras head with layer normalisation (tests/data/keras/layer_norm*.tflite,
+made by TensorFlow's converter) runs on QEMU as a full-int8 file and as a float file quantized on
+calibration data. The ONNX form (Div by Sqrt) is in tests/test_onnx.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mcudeploy import ir
+from mcudeploy.arith import params as qp
+from mcudeploy.arith import quantize_multiplier
+from mcudeploy.cli import main
+from mcudeploy.errors import UnsupportedError
+from mcudeploy.export_tflite import graph_to_tflite
+from mcudeploy.frontends.tflite import load_tflite, parse_tflite
+from mcudeploy.oracles import Tflm
+from mcudeploy.quantize.quantizer import quantize_graph
+from mcudeploy.reference import run_graph
+from mcudeploy.reference.elementwise import sub
+from mcudeploy.support import check_graph
+from mcudeploy.vectors import random_vectors
+
+DATA = Path(__file__).resolve().parent / "data" / "keras"
+EVERY_INT8 = np.arange(-128, 128, dtype=np.int8)
+
+
+def _quant(scale: float, zero_point: int) -> ir.QuantParams:
+    return ir.QuantParams((float(np.float32(scale)),), (zero_point,))
+
+
+def _one_op(attrs: ir.Attrs, inputs: dict[str, tuple[tuple[int, ...], ir.QuantParams, np.ndarray | None]],
+            out_shape: tuple[int, ...], out_quant: ir.QuantParams) -> ir.Graph:
+    """A graph of one operator, as written to TFLite and read back (what TFLM runs)."""
+    tensors = {name: ir.Tensor(name, shape, "int8", q, data) for name, (shape, q, data) in inputs.items()}
+    tensors["y"] = ir.Tensor("y", out_shape, "int8", out_quant)
+    graph = ir.Graph("g", tensors, (ir.Op("op0", attrs, tuple(inputs), ("y",), "operator 0"),),
+                     tuple(n for n, (_, _, data) in inputs.items() if data is None), ("y",))
+    return parse_tflite(graph_to_tflite(graph), "g")
+
+
+def _assert_tflm_agrees(graph: ir.Graph, vectors: list[list[np.ndarray]]) -> np.ndarray:
+    """Every vector through TFLM and the host reference, bit for bit; the reference's outputs."""
+    outputs = []
+    with Tflm(graph_to_tflite(graph), graph) as tflm:
+        for vector in vectors:
+            ours = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))[graph.outputs[0]]
+            (theirs,) = tflm.invoke(list(vector))
+            np.testing.assert_array_equal(ours, theirs.reshape(ours.shape))
+            outputs.append(ours)
+    return np.concatenate([o.reshape(-1) for o in outputs])
+
+
+@pytest.mark.parametrize(("s_in", "s_out", "zero_point"), [
+    (0.43281037, 0.00066428375, -128),  # the Keras head's RSQRT (tests/data/keras/layer_norm.tflite)
+    (0.05, 0.01, 10),
+    (1e-4, 0.5, 0),  # large inputs' square roots are small: most outputs are the zero point
+    (2.0, 0.001, -128),
+    (16.0, 1000.0, -60),  # a multiplier just above 2^-12, the smallest the shifts allow (all -60)
+    (1e-6, 1.5e-6, 0),  # one just below 2^30, the largest (all 127)
+    (1e-3, 1e-3, 127),  # most outputs saturate at 127
+])
+def test_rsqrt_matches_tflm_on_every_input(s_in: float, s_out: float, zero_point: int) -> None:
+    graph = _one_op(ir.Rsqrt(), {"x": ((1, 256), _quant(s_in, -128), None)}, (1, 256),
+                    _quant(s_out, zero_point))
+    check_graph(graph)
+    out = _assert_tflm_agrees(graph, [[EVERY_INT8.reshape(1, 256)]])
+    assert out[0] == 127  # real 0
+    # and it is 1 / sqrt(x): within a step of the float result where that is in range
+    x = (EVERY_INT8[1:].astype(np.float64) + 128) * np.float32(s_in)
+    expected = np.clip(np.round(1.0 / np.sqrt(x) / np.float32(s_out)) + zero_point, -128, 127)
+    assert np.abs(out[1:].astype(np.int64) - expected).max() <= 1
+
+
+@pytest.mark.parametrize(("a", "b", "constant_b", "activation"), [
+    ((2, 3, 4, 5), (2, 3, 4, 5), False, ir.NO_CLIP),
+    ((1, 128), (1, 1), False, ir.NO_CLIP),  # a tensor minus its mean (openWakeWord's layer norm)
+    ((1, 1), (1, 128), False, ir.NO_CLIP),
+    ((2, 1, 4, 5), (1, 3, 1, 5), False, ir.Clip(0.0, None)),  # both inputs broadcast
+    ((3, 1, 5), (4, 1), False, ir.NO_CLIP),
+    ((4, 6), (6,), True, ir.Clip(0.0, 6.0)),  # minus a constant per channel
+    ((1, 4, 4, 3), (), True, ir.NO_CLIP),  # minus a constant scalar
+])
+def test_sub_matches_tflm_with_broadcasting(a: tuple[int, ...], b: tuple[int, ...], constant_b: bool,
+                                            activation: ir.Clip) -> None:
+    rng = np.random.default_rng(len(a) + len(b))
+    data = rng.integers(-128, 128, b).astype(np.int8) if constant_b else None
+    graph = _one_op(ir.Sub(activation), {"a": (a, _quant(0.05, 3), None), "b": (b, _quant(0.02, -40), data)},
+                    tuple(np.broadcast_shapes(a, b)), _quant(0.04, -5))
+    check_graph(graph)
+    _assert_tflm_agrees(graph, random_vectors(graph, 4, seed=2))
+
+
+def test_sub_saturates_as_tflm_does() -> None:
+    """Every pair of int8 values, an output scale a tenth of the inputs': most results saturate."""
+    graph = _one_op(ir.Sub(ir.NO_CLIP), {"a": ((256, 256), _quant(0.1, 20), None),
+                                         "b": ((256, 256), _quant(0.07, -9), None)},
+                    (256, 256), _quant(0.01, 0))
+    a, b = np.meshgrid(EVERY_INT8, EVERY_INT8, indexing="ij")
+    out = _assert_tflm_agrees(graph, [[a, b]])
+    assert (out == -128).sum() > 20000 and (out == 127).sum() > 20000 and ((out > -128) & (out < 127)).any()
+
+
+def test_sub_divides_its_scales_in_double_as_the_interpreter_does() -> None:
+    """The tflite-micro interpreter (0.dev20261023) prepares SUB as ADD, dividing the scales in
+    double, although TFLM's source at 90b983c2 (sub_common.cc) divides them in float32: with these
+    scales the float32 multipliers give one of the 65,536 pairs differently, and TFLM agrees with
+    double."""
+    scales = (0.48567384481430054, 0.41360560059547424, 0.001136453473009169)
+    graph = _one_op(ir.Sub(ir.NO_CLIP), {"a": ((256, 256), _quant(scales[0], 0), None),
+                                         "b": ((256, 256), _quant(scales[1], 0), None)},
+                    (256, 256), _quant(scales[2], 0))
+    a, b = np.meshgrid(EVERY_INT8, EVERY_INT8, indexing="ij")
+    out = _assert_tflm_agrees(graph, [[a, b]])
+    s1, s2, sy = (np.float32(s) for s in scales)
+    twice_max = np.float32(2) * max(s1, s2)
+    single = replace(qp.add_params(graph.ops[0], graph),
+                     input2_multiplier=quantize_multiplier(float(s2 / twice_max))[0],
+                     output_multiplier=quantize_multiplier(float(twice_max / (np.float32(1 << 20) * sy)))[0])
+    assert (sub(a, b, single).reshape(-1) != out).sum() == 1
+
+
+def _sub(a: tuple[int, ...], b: tuple[int, ...], out_scale: float) -> ir.Graph:
+    return _one_op(ir.Sub(ir.NO_CLIP), {"a": (a, _quant(0.1, 0), None), "b": (b, _quant(0.1, 0), None)},
+                   a, _quant(out_scale, 0))
+
+
+def test_refusals_name_the_operator_and_the_rule() -> None:
+    negative = _one_op(ir.Rsqrt(), {"x": ((1, 8), _quant(0.1, -100), None)}, (1, 8), _quant(0.01, -128))
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(RSQRT\) \(op0_rsqrt\): not supported: The "
+                       r"input zero point is -128.*Here: input 'x' has zero point -100"):
+        check_graph(negative)
+    tiny = _one_op(ir.Rsqrt(), {"x": ((1, 8), _quant(100.0, -128), None)}, (1, 8), _quant(1000.0, 0))
+    with pytest.raises(UnsupportedError, match=r"\(RSQRT\).*is at least 2\^-12 and below 2\^30"):
+        check_graph(tiny)
+    with pytest.raises(UnsupportedError, match=r"\(SUB\).*SUB, prepared as ADD.*output 'y' has scale 1e-08"):
+        check_graph(_sub((1, 8), (1, 8), 1e-8))
+    with pytest.raises(UnsupportedError, match=r"\(SUB\).*input 'b' of shape \[3, 2\] does not broadcast"):
+        check_graph(_sub((2, 3), (3, 2), 0.1))
+
+
+def test_keras_layer_norm_file_matches_tflm() -> None:
+    graph = load_tflite(DATA / "layer_norm.tflite")
+    kinds = [op.kind for op in graph.ops]
+    assert kinds.count("sub") == 1 and kinds.count("rsqrt") == 1
+    check_graph(graph)
+    _assert_tflm_agrees(graph, random_vectors(graph, 8, seed=4))
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("file", ["layer_norm", "layer_norm.float32"])
+def test_keras_layer_norm_is_bit_exact_on_qemu(file: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["run", str(DATA / f"{file}.tflite"), "--out", str(out), "--vectors", "4", "-q"]
+    if file.endswith("float32"):
+        np.save(tmp_path / "cal.npy", np.random.default_rng(1).normal(0, 1, (16, 16, 48)).astype(np.float32))
+        args += ["--calibration", str(tmp_path / "cal.npy")]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "pass" and report["bit_exact_vectors"] == 4
+    if file.endswith("float32"):
+        assert report["oracles"] == ["host-reference", "tflm", "tflm-float"]
+        assert min(report["float_oracle"]["snr_db"].values()) >= 30.0  # measured 4x.x dB
+
+
+def test_a_constant_operand_of_sub_gets_its_own_int8_range() -> None:
+    """The quantizer takes a float SUB of a constant (tensor minus constant) as it takes ADD's."""
+    values = np.float32([0.5, -1.0, 2.0, 0.0])
+    tensors = {"x": ir.Tensor("x", (1, 4), "float32"), "c": ir.Tensor("c", (4,), "float32", data=values),
+               "y": ir.Tensor("y", (1, 4), "float32")}
+    op = ir.Op("s", ir.Sub(ir.NO_CLIP), ("x", "c"), ("y",), "node 's'")
+    q = quantize_graph(ir.Graph("g", tensors, (op,), ("x",), ("y",)), {"x": (-1.0, 1.0), "y": (-3.0, 2.0)})
+    c = q.tensor("c")
+    assert c.dtype == "int8" and c.zero_point == round(-128 + 1.0 / c.scale)
+    np.testing.assert_allclose((c.data.astype(np.float64) - c.zero_point) * c.scale, values, atol=c.scale)
+    check_graph(q)
