@@ -243,6 +243,17 @@ class Transpose:
 
 
 @dataclass(frozen=True)
+class Resize:
+    """H and W of an NHWC tensor resized to the output's, sharing one quantization (TFLite
+    RESIZE_BILINEAR or RESIZE_NEAREST_NEIGHBOR): `mode` "bilinear" or "nearest"."""
+
+    KIND: ClassVar[str] = "resize"
+    mode: str
+    align_corners: bool
+    half_pixel_centers: bool
+
+
+@dataclass(frozen=True)
 class Quantize:
     """Requantization to the output's scale, zero point and type (int8 or uint8)."""
 
@@ -297,7 +308,7 @@ class Lstm:
 
 Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Mul | Concat | Pad | Softmax
          | Reshape | Slice | Mean | Logistic | Tanh | HardSwish | LeakyRelu | Extremum | Quantize
-         | ReadVariable | AssignVariable | Relu | PRelu | Transpose | Lstm)
+         | ReadVariable | AssignVariable | Relu | PRelu | Transpose | Lstm | Resize)
 
 
 @dataclass(frozen=True)
