@@ -16,7 +16,7 @@ import numpy as np
 from mcudeploy.arith import params as qp
 from mcudeploy.ir import Graph, Op
 from mcudeploy.reference import KERNELS
-from mcudeploy.reference import resize as resize_ref
+from mcudeploy.reference.resize import bilinear_axis, nearest_sources
 from mcudeploy.support import broadcast_block
 
 
@@ -289,11 +289,11 @@ def lower_resize(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     values = {"mode": a.mode, "batches": n, "image_size": in_h * in_w * c, "channels": c,
               "out_h": out_h, "out_w": out_w}
     if a.mode == "nearest":
-        rows, cols = resize_ref.nearest_sources(in_h, out_h, a), resize_ref.nearest_sources(in_w, out_w, a)
+        rows, cols = nearest_sources(in_h, out_h, a), nearest_sources(in_w, out_w, a)
         consts = (Const(f"{prefix}_rows", "int32_t", (rows * in_w * c).astype(np.int32)),
                   Const(f"{prefix}_cols", "int32_t", (cols * c).astype(np.int32)))
     else:
-        ay, ax = resize_ref.bilinear_axis(in_h, out_h, a), resize_ref.bilinear_axis(in_w, out_w, a)
+        ay, ax = bilinear_axis(in_h, out_h, a), bilinear_axis(in_w, out_w, a)
         consts = (Const(f"{prefix}_rows", "int32_t", (np.stack([ay.low, ay.high], 1) * in_w * c).reshape(-1)
                         .astype(np.int32)),
                   Const(f"{prefix}_row_weights", "int16_t", ay.weight.astype(np.int16)),

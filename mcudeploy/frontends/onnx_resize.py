@@ -107,7 +107,7 @@ def convert_resize(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
                        "is not supported (only stretch)")
     scales = _scales(c, node, attrs, x, out)
     if scales[:2] != [1, 1]:
-        raise c.refuse(f"scales {[float(s) for s in scales]} resize N or C (only H and W)")
+        raise c.refuse(f"scales {[f'{float(s):g}' for s in scales]} resize N or C (only H and W)")
     sizes = [(x.onnx_shape[a], out[a], scales[a]) for a in (2, 3)]
     if mode == "nearest":
         if rounding not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
@@ -132,7 +132,7 @@ def convert_resize(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
                            "(half_pixel, pytorch_half_pixel to sizes above 1, align_corners, asymmetric)")
         for n_in, n_out, s in sizes:
             if abs(float(s) * n_in / n_out - 1) > _RATIO_TOLERANCE:
-                raise c.refuse(f"mode linear with scale {float(s)} from {n_in} to {n_out}: TFLite scales "
+                raise c.refuse(f"mode linear with scale {float(s):g} from {n_in} to {n_out}: TFLite scales "
                                "by the output/input size ratio only")
         attrs_ir = ir.Resize("bilinear", *_LINEAR_FLAGS[transform])
     else:
