@@ -46,27 +46,36 @@ FLOOR_DB = 25.0  # measured 32.9 (linear, align_corners) to 41.4 dB (Upsample) o
 
 def _single(mode: str, flags: tuple[bool, bool], in_hw: tuple[int, int], out_hw: tuple[int, int],
             out_quant: ir.QuantParams = QUANT) -> ir.Graph:
-    tensors = {"x": ir.Tensor("x", (2, *in_hw, 3), "int8", QUANT),
-               "y": ir.Tensor("y", (2, *out_hw, 3), "int8", out_quant)}
-    op = ir.Op("resize", ir.Resize(mode, *flags), ("x",), ("y",), "operator 0 (RESIZE)")
-    return ir.Graph("resize", tensors, (op,), ("x",), ("y",))
+    return _resizes(mode, flags, [(in_hw, out_hw)], out_quant)
+
+
+def _resizes(mode: str, flags: tuple[bool, bool], sizes, out_quant: ir.QuantParams = QUANT) -> ir.Graph:
+    """One resize of a [2, H, W, 3] input per entry of `sizes`, each its own input and output."""
+    tensors, ops = {}, []
+    for k, (in_hw, out_hw) in enumerate(sizes):
+        tensors[f"x{k}"] = ir.Tensor(f"x{k}", (2, *in_hw, 3), "int8", QUANT)
+        tensors[f"y{k}"] = ir.Tensor(f"y{k}", (2, *out_hw, 3), "int8", out_quant)
+        ops.append(ir.Op(f"resize{k}", ir.Resize(mode, *flags), (f"x{k}",), (f"y{k}",),
+                         f"operator {k} (RESIZE)"))
+    return ir.Graph("resize", tensors, tuple(ops), tuple(f"x{k}" for k in range(len(sizes))),
+                    tuple(f"y{k}" for k in range(len(sizes))))
 
 
 @pytest.mark.parametrize("flags", FLAGS, ids=("neither", "align_corners", "half_pixel"))
 @pytest.mark.parametrize("mode", ("nearest", "bilinear"))
 def test_reference_and_generated_c_match_tflm(mode: str, flags: tuple[bool, bool], tmp_path: Path) -> None:
+    graph = _resizes(mode, flags, SIZES)
+    check_graph(graph)
     library = nnref_library()
-    for k, (in_hw, out_hw) in enumerate(SIZES):
-        graph = _single(mode, flags, in_hw, out_hw)
-        check_graph(graph)
-        manifest = generate(graph, load_board("mps2-an386"), library, tmp_path / str(k), source="resize")
-        host = HostModel(tmp_path / str(k), library, manifest)
-        with Tflm(graph_to_tflite(graph), graph) as tflm:
-            for vector in random_vectors(graph, 3, seed=k):
-                ours = run_graph(graph, {"x": vector[0]})["y"]
-                np.testing.assert_array_equal(tflm.invoke(vector)[0].reshape(ours.shape), ours,
-                                              err_msg=f"{in_hw} -> {out_hw}")
-                np.testing.assert_array_equal(host.invoke(vector)[0], ours, err_msg=f"{in_hw} -> {out_hw}")
+    manifest = generate(graph, load_board("mps2-an386"), library, tmp_path, source="resize")
+    host = HostModel(tmp_path, library, manifest)
+    with Tflm(graph_to_tflite(graph), graph) as tflm:
+        for vector in random_vectors(graph, 4, seed=3):
+            values = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))
+            for k, (theirs, c_out) in enumerate(zip(tflm.invoke(vector), host.invoke(vector), strict=True)):
+                ours = values[f"y{k}"]
+                np.testing.assert_array_equal(theirs.reshape(ours.shape), ours, err_msg=str(SIZES[k]))
+                np.testing.assert_array_equal(c_out, ours, err_msg=str(SIZES[k]))
 
 
 @pytest.mark.parametrize("name", CONVERTED)
@@ -98,7 +107,8 @@ def test_float_file_is_quantized_with_resize_sharing_its_input_quantization(tmp_
     model = import_model(DATA / "keras_layers.float32.tflite", ImportOptions(calibration=cal))
     graph = model.graph
     resizes = [op for op in graph.ops if op.kind == "resize"]
-    assert [op.attrs for op in resizes] == [ir.Resize("bilinear", False, True), ir.Resize("nearest", False, True)]
+    assert [op.attrs for op in resizes] == [ir.Resize("bilinear", False, True),
+                                            ir.Resize("nearest", False, True)]
     assert all(graph.tensor(op.inputs[0]).quant == graph.tensor(op.outputs[0]).quant for op in resizes)
     _assert_tflm_and_float(model, 20.0)
 
@@ -110,7 +120,8 @@ def _assert_tflm_and_float(model, floor_db: float) -> float:
     with Tflm(model.tflite, graph) as tflm:
         for vector in model.float_model.calibration_vectors[:6]:
             values = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))
-            np.testing.assert_array_equal(tflm.invoke(list(vector))[0].reshape(values[out].shape), values[out])
+            theirs = tflm.invoke(list(vector))[0]
+            np.testing.assert_array_equal(theirs.reshape(values[out].shape), values[out])
             t = graph.tensor(out)
             ours.append(dequantize(values[out], t.scale, t.zero_point).reshape(-1))
             floats.append(model.float_model.invoke(vector)[0].reshape(-1))
@@ -138,25 +149,32 @@ def _onnx_resize(tmp_path: Path, shape: tuple[int, int, int, int], opset: int = 
     return path, b.calibration(tmp_path / "cal.npz", count=16)
 
 
-ONNX_CASES = {
-    "nearest_asymmetric_floor_x2": ({"scales": [1, 1, 2, 2]},
-                                    {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
-                                     "nearest_mode": "floor"}, ir.Resize("nearest", False, False)),
+def _attrs(mode: str, transform: str | None = None, rounding: str | None = None) -> dict:
+    attrs = {"mode": mode}
+    if transform:
+        attrs["coordinate_transformation_mode"] = transform
+    if rounding:
+        attrs["nearest_mode"] = rounding
+    return attrs
+
+
+ONNX_CASES = {  # the scales or sizes, the attributes, the TFLite resize expected
+    "nearest_asymmetric_floor_x2": ({"scales": [1, 1, 2, 2]}, _attrs("nearest", "asymmetric", "floor"),
+                                    ir.Resize("nearest", False, False)),
+    "nearest_half_pixel_default": ({"sizes": [1, 4, 9, 12]}, _attrs("nearest"),
+                                   ir.Resize("nearest", False, False)),
     "nearest_align_corners_ceil": ({"sizes": [1, 4, 11, 9]},
-                                   {"mode": "nearest", "coordinate_transformation_mode": "align_corners",
-                                    "nearest_mode": "round_prefer_ceil"}, ir.Resize("nearest", True, False)),
+                                   _attrs("nearest", "align_corners", "round_prefer_ceil"),
+                                   ir.Resize("nearest", True, False)),
     "nearest_tf_half_pixel_down": ({"sizes": [1, 4, 3, 5]},
-                                   {"mode": "nearest", "coordinate_transformation_mode": "tf_half_pixel_for_nn",
-                                    "nearest_mode": "floor"}, ir.Resize("nearest", False, True)),
-    "linear_half_pixel_x2": ({"scales": [1, 1, 2, 2]}, {"mode": "linear"}, ir.Resize("bilinear", False, True)),
-    "linear_pytorch_half_pixel_down": ({"sizes": [1, 4, 4, 3]},
-                                       {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"},
+                                   _attrs("nearest", "tf_half_pixel_for_nn", "floor"),
+                                   ir.Resize("nearest", False, True)),
+    "linear_half_pixel_x2": ({"scales": [1, 1, 2, 2]}, _attrs("linear"), ir.Resize("bilinear", False, True)),
+    "linear_pytorch_half_pixel_down": ({"sizes": [1, 4, 4, 3]}, _attrs("linear", "pytorch_half_pixel"),
                                        ir.Resize("bilinear", False, True)),
-    "linear_align_corners": ({"sizes": [1, 4, 13, 9]},
-                             {"mode": "linear", "coordinate_transformation_mode": "align_corners"},
+    "linear_align_corners": ({"sizes": [1, 4, 13, 9]}, _attrs("linear", "align_corners"),
                              ir.Resize("bilinear", True, False)),
-    "linear_asymmetric": ({"scales": [1, 1, 1.5, 2]},
-                          {"mode": "linear", "coordinate_transformation_mode": "asymmetric"},
+    "linear_asymmetric": ({"scales": [1, 1, 1.5, 2]}, _attrs("linear", "asymmetric"),
                           ir.Resize("bilinear", False, False)),
 }
 
@@ -179,7 +197,8 @@ def test_onnx_upsample_is_asymmetric_floor(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("given, attrs, reason", [
-    ({"scales": [1, 1, 2, 2]}, {"mode": "cubic"}, "attribute mode=cubic is not supported (only nearest and linear)"),
+    ({"scales": [1, 1, 2, 2]}, {"mode": "cubic"},
+     "attribute mode=cubic is not supported (only nearest and linear)"),
     ({"scales": [1, 1, 1.3, 1.5]}, {"mode": "linear"},
      "mode linear with scale 1.3 from 6 to 7: TFLite scales by the output/input size ratio only"),
     ({"scales": [1, 1, 2, 2]}, {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize"},
@@ -192,7 +211,8 @@ def test_onnx_upsample_is_asymmetric_floor(tmp_path: Path) -> None:
     ({"scales": [1, 2, 2, 2]}, {"mode": "nearest"}, "resizing [1, 4, 6, 8] to (1, 8, 12, 16) changes N or C "
      "(only H and W)"),
 ])
-def test_onnx_resize_that_does_not_map_is_refused(given: dict, attrs: dict, reason: str, tmp_path: Path) -> None:
+def test_onnx_resize_that_does_not_map_is_refused(given: dict, attrs: dict, reason: str,
+                                                  tmp_path: Path) -> None:
     path, _ = _onnx_resize(tmp_path, (1, 2, 6, 8), **given, **attrs)
     with pytest.raises(UnsupportedError) as err:
         load_onnx(path)
@@ -201,7 +221,7 @@ def test_onnx_resize_that_does_not_map_is_refused(given: dict, attrs: dict, reas
 
 def test_resize_rules_are_checked() -> None:
     other = ir.QuantParams((0.1,), (3,))
-    with pytest.raises(UnsupportedError, match=r"resize.*output 'y' is quantized unlike input 'x'"):
+    with pytest.raises(UnsupportedError, match=r"resize.*output 'y0' is quantized unlike input 'x0'"):
         check_graph(_single("nearest", (False, False), (4, 4), (8, 8), other))
     with pytest.raises(UnsupportedError, match="both align_corners and half_pixel_centers"):
         check_graph(_single("bilinear", (True, True), (4, 4), (8, 8)))
@@ -221,5 +241,6 @@ def test_a_size_unlike_the_output_is_refused(tmp_path: Path) -> None:
                 return
 
     path = _edited(DATA / "plain.tflite", tmp_path / "bad.tflite", edit)
-    with pytest.raises(ModelFormatError, match=r"size \[7, 7\] does not match output 0 .* of shape \[1, 12, 12, 4\]"):
+    with pytest.raises(ModelFormatError,
+                       match=r"size \[7, 7\] does not match output 0 .* of shape \[1, 12, 12, 4\]"):
         import_model(path)
