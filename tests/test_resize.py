@@ -137,8 +137,9 @@ def _onnx_resize(tmp_path: Path, shape: tuple[int, int, int, int], opset: int = 
     b = OnnxBuilder(seed=4, opset=opset)
     x = b.input(shape)
     y = b.conv(x, shape[1], 4, pads=[1, 1, 1, 1])
-    if op == "Upsample":
-        y = b.node("Upsample", [y, b.const(np.array(scales, dtype=np.float32))], **attrs)
+    if op in ("Upsample", "Upsample10"):  # X and scales: Upsample, and Resize in opset 10
+        kind = "Upsample" if op == "Upsample" else "Resize"
+        y = b.node(kind, [y, b.const(np.array(scales, dtype=np.float32))], **attrs)
     else:
         inputs = [y, "", b.const(np.array(scales, dtype=np.float32)) if scales else ""]
         if sizes:
@@ -188,12 +189,26 @@ def test_onnx_resize_tracks_onnxruntime_and_matches_tflm(case: str, tmp_path: Pa
     _assert_tflm_and_float(model, FLOOR_DB)
 
 
-def test_onnx_upsample_is_asymmetric_floor(tmp_path: Path) -> None:
-    path, cal = _onnx_resize(tmp_path, (1, 2, 5, 6), opset=9, op="Upsample", scales=[1, 1, 2, 3],
+@pytest.mark.parametrize("op, opset", [("Upsample", 9), ("Upsample10", 10)])  # Upsample10: Resize-10
+def test_onnx_upsample_and_opset_10_resize_are_asymmetric_floor(op: str, opset: int, tmp_path: Path) -> None:
+    path, cal = _onnx_resize(tmp_path, (1, 2, 5, 6), opset=opset, op=op, scales=[1, 1, 2, 1.5],
                              mode="nearest")
     model = import_model(path, ImportOptions(calibration=cal))
     assert [op.attrs for op in model.graph.ops if op.kind == "resize"] == [ir.Resize("nearest", False, False)]
     _assert_tflm_and_float(model, FLOOR_DB)
+
+
+def test_opset_10_nearest_downscale_rounds_up_and_is_refused(tmp_path: Path) -> None:
+    """onnxruntime rounds the source position up where opset 10's Resize shrinks an axis (measured:
+    6 -> 4 rows by 0.75 reads rows 0, 2, 3, 4); no TFLite resize reads those."""
+    path, _ = _onnx_resize(tmp_path, (1, 2, 6, 8), opset=10, op="Upsample10", scales=[1, 1, 0.75, 1],
+                           mode="nearest")
+    with pytest.raises(UnsupportedError) as err:
+        load_onnx(path)
+    assert str(err.value) == (
+        f"{path}: node 'Resize_5' (Resize): mode nearest with asymmetric coordinates rounded down along "
+        "an axis that grows, up along one that shrinks (Upsample, opset 10) picks source pixels no TFLite "
+        "nearest-neighbour resize of [6, 8] to [4, 8] picks (1 node(s) after them not checked)")
 
 
 @pytest.mark.parametrize("given, attrs, reason", [

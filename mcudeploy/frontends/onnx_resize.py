@@ -8,7 +8,8 @@ RESIZE_NEAREST_NEIGHBOR or RESIZE_BILINEAR where the arithmetic is the same.
 - linear: half_pixel (pytorch_half_pixel when no output axis has size 1) is TFLite's
   half_pixel_centers, align_corners its align_corners, asymmetric neither; the scale must be the
   output/input size ratio (TFLite has no other). The int8 kernel interpolates with 10-bit weights.
-Upsample is Resize with coordinate transformation asymmetric and nearest_mode floor.
+Upsample and opset 10's Resize have no such attributes: onnxruntime computes them as asymmetric,
+nearest rounding down along an axis that grows and up along one that shrinks.
 """
 
 from __future__ import annotations
@@ -61,13 +62,18 @@ def _source(x: int, n_in: int, n_out: int, scale: Fraction, transform: str, roun
     return min(max(index, 0), n_in - 1)
 
 
+def _legacy(c: _Converter, node: onnx.NodeProto) -> bool:
+    """Upsample, or opset 10's Resize (inputs X and scales, no coordinate attributes)."""
+    opset = max((o.version for o in c.og.model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return node.op_type == "Upsample" or opset <= 10
+
+
 def _scales(c: _Converter, node: onnx.NodeProto, attrs: dict, x: Layout, out: tuple[int, ...]) -> list:
     """Per ONNX axis, the scale ONNX computes with (a Fraction): the `scales` input or attribute,
     else output / input size."""
     rank = len(x.onnx_shape)
     given = None
-    opset = max((o.version for o in c.og.model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if node.op_type == "Upsample" or opset == 10:  # X, scales
+    if _legacy(c, node):  # X, scales
         given = attrs.get("scales")
         if len(node.input) > 1 and node.input[1]:
             given = c.need_const(node.input[1], "scales").reshape(-1)
@@ -97,9 +103,9 @@ def convert_resize(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     if out[:2] != x.onnx_shape[:2]:
         raise c.refuse(f"resizing {list(x.onnx_shape)} to {out} changes N or C (only H and W)")
     mode = _text(attrs, "mode", "nearest")
-    upsample = node.op_type == "Upsample"
-    transform = "asymmetric" if upsample else _text(attrs, "coordinate_transformation_mode", "half_pixel")
-    rounding = "floor" if upsample else _text(attrs, "nearest_mode", "round_prefer_floor")
+    legacy = _legacy(c, node)
+    transform = "asymmetric" if legacy else _text(attrs, "coordinate_transformation_mode", "half_pixel")
+    rounding = "legacy" if legacy else _text(attrs, "nearest_mode", "round_prefer_floor")
     if int(attrs.get("antialias", 0)):
         raise c.refuse("attribute antialias=1 is not supported")
     if _text(attrs, "keep_aspect_ratio_policy", "stretch") != "stretch":
@@ -110,21 +116,24 @@ def convert_resize(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
         raise c.refuse(f"scales {[f'{float(s):g}' for s in scales]} resize N or C (only H and W)")
     sizes = [(x.onnx_shape[a], out[a], scales[a]) for a in (2, 3)]
     if mode == "nearest":
-        if rounding not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
+        if rounding not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil", "legacy"):
             raise c.refuse(f"attribute nearest_mode={rounding} is not supported")
         if transform not in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
                              "tf_half_pixel_for_nn"):
             raise c.refuse(f"attribute coordinate_transformation_mode={transform} is not supported")
-        wanted = [np.array([_source(i, n_in, n_out, s, transform, rounding) for i in range(n_out)])
-                  for n_in, n_out, s in sizes]
+        wanted = [np.array([_source(i, n_in, n_out, s, transform,
+                                    ("ceil" if s < 1 else "floor") if rounding == "legacy" else rounding)
+                            for i in range(n_out)]) for n_in, n_out, s in sizes]
         for align, half in _TFLITE_FLAGS:
             attrs_ir = ir.Resize("nearest", align, half)
             if all(np.array_equal(nearest_sources(n_in, n_out, attrs_ir), w)
                    for (n_in, n_out, _), w in zip(sizes, wanted, strict=True)):
                 break
         else:
-            raise c.refuse(f"mode nearest with coordinate_transformation_mode={transform} and "
-                           f"nearest_mode={rounding} picks source pixels no TFLite nearest-neighbour "
+            how = ("asymmetric coordinates rounded down along an axis that grows, up along one that "
+                   "shrinks (Upsample, opset 10)") if legacy else \
+                f"coordinate_transformation_mode={transform} and nearest_mode={rounding}"
+            raise c.refuse(f"mode nearest with {how} picks source pixels no TFLite nearest-neighbour "
                            f"resize of {list(x.onnx_shape[2:])} to {list(out[2:])} picks")
     elif mode == "linear":
         if transform not in _LINEAR_FLAGS or (transform == "pytorch_half_pixel" and 1 in out[2:]):
