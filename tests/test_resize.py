@@ -41,7 +41,7 @@ FLAGS = ((False, False), (True, False), (False, True))  # (align_corners, half_p
 SIZES = (((6, 6), (12, 12)), ((5, 7), (9, 12)), ((12, 10), (5, 7)), ((5, 6), (13, 11)),
          ((1, 3), (4, 1)), ((7, 4), (2, 16)))
 QUANT = ir.QuantParams((0.05,), (3,))
-FLOOR_DB = 25.0  # measured 32.9 (linear, align_corners) to 41.4 dB (Upsample) on these graphs
+FLOOR_DB = 25.0  # measured 33.8 (linear, pytorch_half_pixel, down) to 36.8 dB (nearest) on these graphs
 
 
 def _single(mode: str, flags: tuple[bool, bool], in_hw: tuple[int, int], out_hw: tuple[int, int],
@@ -110,7 +110,7 @@ def test_float_file_is_quantized_with_resize_sharing_its_input_quantization(tmp_
     assert [op.attrs for op in resizes] == [ir.Resize("bilinear", False, True),
                                             ir.Resize("nearest", False, True)]
     assert all(graph.tensor(op.inputs[0]).quant == graph.tensor(op.outputs[0]).quant for op in resizes)
-    _assert_tflm_and_float(model, 20.0)
+    _assert_tflm_and_float(model, FLOOR_DB)  # measured 35.8 dB
 
 
 def _assert_tflm_and_float(model, floor_db: float) -> float:
