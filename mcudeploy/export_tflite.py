@@ -327,6 +327,21 @@ def _transpose(w: _Writer, op: ir.Op) -> None:
              fb.TransposeOptionsT(), (op.inputs[0], perm))
 
 
+def _resize(w: _Writer, op: ir.Op) -> None:
+    """RESIZE_BILINEAR or RESIZE_NEAREST_NEIGHBOR with the output's H and W as the constant size."""
+    a = op.attrs
+    size = w.constant(f"{op.name}_size", np.array(w.graph.tensor(op.outputs[0]).shape[1:3], dtype=np.int32))
+    ops, opts = fb.BuiltinOperator, fb.BuiltinOptions
+    if a.mode == "bilinear":
+        o = fb.ResizeBilinearOptionsT()
+        code, options = ops.RESIZE_BILINEAR, opts.ResizeBilinearOptions
+    else:
+        o = fb.ResizeNearestNeighborOptionsT()
+        code, options = ops.RESIZE_NEAREST_NEIGHBOR, opts.ResizeNearestNeighborOptions
+    o.alignCorners, o.halfPixelCenters = a.align_corners, a.half_pixel_centers
+    w.add_op(op, code, options, o, (op.inputs[0], size))
+
+
 def _lstm(w: _Writer, op: ir.Op) -> None:
     """UNIDIRECTIONAL_SEQUENCE_LSTM: the IR's sequence, weights and biases at TFLite's positions, no
     peepholes, projection or layer normalisation, and the hidden and cell state as variable tensors
@@ -377,6 +392,7 @@ WRITERS: dict[type, Writer] = {
     ir.PRelu: _without_options(fb.BuiltinOperator.PRELU),
     ir.Transpose: _transpose,
     ir.Lstm: _lstm,
+    ir.Resize: _resize,
 }
 
 

@@ -258,6 +258,17 @@ class Transpose:
 
 
 @dataclass(frozen=True)
+class Resize:
+    """H and W of an NHWC tensor resized to the output's, sharing one quantization (TFLite
+    RESIZE_BILINEAR or RESIZE_NEAREST_NEIGHBOR): `mode` "bilinear" or "nearest"."""
+
+    KIND: ClassVar[str] = "resize"
+    mode: str
+    align_corners: bool
+    half_pixel_centers: bool
+
+
+@dataclass(frozen=True)
 class Quantize:
     """Requantization to the output's scale, zero point and type (int8 or uint8)."""
 
@@ -312,7 +323,7 @@ class Lstm:
 
 Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Sub | Mul | Concat | Pad | Softmax
          | Reshape | Slice | Mean | Logistic | Tanh | HardSwish | LeakyRelu | Rsqrt | Extremum | Quantize
-         | ReadVariable | AssignVariable | Relu | PRelu | Transpose | Lstm)
+         | ReadVariable | AssignVariable | Relu | PRelu | Transpose | Lstm | Resize)
 
 
 @dataclass(frozen=True)

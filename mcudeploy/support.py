@@ -16,6 +16,7 @@ from mcudeploy.arith import INT32_MAX, quantize_multiplier
 from mcudeploy.arith import params as qp
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.padding import output_size
+from mcudeploy.reference.resize import bilinear_fault
 from mcudeploy.support_lstm import LSTM_RULES
 from mcudeploy.support_s16 import (
     constraint_int16_activations,
@@ -544,6 +545,23 @@ def constraint_transpose(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
+def constraint_resize(op: ir.Op, g: ir.Graph) -> str | None:
+    """A 4-D NHWC input resized on H and W only, into an output of the input's quantization, not
+    both align_corners and half_pixel_centers (TFLite refuses the pair); bilinear: sizes whose
+    integer source positions stay inside the input (else TFLM reads outside it)."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    a = op.attrs
+    if len(x.shape) != 4 or len(y.shape) != 4 or (x.shape[0], x.shape[3]) != (y.shape[0], y.shape[3]):
+        return f"input {list(x.shape)}, output {list(y.shape)}"
+    if x.quant != y.quant:
+        return f"output {y.name!r} is quantized unlike input {x.name!r}"
+    if a.align_corners and a.half_pixel_centers:
+        return "both align_corners and half_pixel_centers"
+    if a.mode == "bilinear":
+        return bilinear_fault(x.shape[1:3], y.shape[1:3], a)
+    return None
+
+
 COMMON: tuple[Constraint, ...] = (constraint_static_shapes, constraint_int8_activations)
 CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "conv2d": (constraint_nhwc, constraint_weights, constraint_conv_geometry, constraint_int16_geometry,
@@ -572,6 +590,7 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "relu": (constraint_same_size, constraint_relu_bounds, constraint_requantization),
     "prelu": (constraint_prelu, constraint_requantization),
     "transpose": (constraint_transpose,),
+    "resize": (constraint_resize,),
     "read_variable": (constraint_variable,),
     "assign_variable": (constraint_variable,),
     "lstm": LSTM_RULES,

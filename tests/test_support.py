@@ -186,6 +186,11 @@ def _transpose(b: GraphBuilder) -> list[str]:  # t0_transpose [1, 3, 4, 2] of in
     return [b._op(ir.Transpose((0, 2, 3, 1)), (x,), (1, 3, 4, 2), b.tensors[x].quant)]
 
 
+def _resize(b: GraphBuilder) -> list[str]:  # t0_resize [1, 8, 6, 2] of input [1, 4, 3, 2]
+    x = b.input((1, 4, 3, 2))
+    return [b._op(ir.Resize("bilinear", False, False), (x,), (1, 8, 6, 2), b.tensors[x].quant)]
+
+
 def _broken(recipe, tensor: str, **changes):
     """A refusal: the recipe's graph with one tensor changed."""
     return lambda: _with_tensor(_graph(recipe), tensor, **changes)
@@ -277,6 +282,7 @@ REFUSALS: dict[Constraint, Callable[[], ir.Graph]] = {
     support.constraint_prelu: _broken(_prelu, "c1", shape=(4,)),
     support.constraint_transpose: _broken(_transpose, "t0_transpose", shape=(1, 4, 3, 2)),
     support.constraint_variable: _variable,
+    support.constraint_resize: _broken(_resize, "t0_resize", quant=_quant(0.5, 1)),
 }
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from mcudeploy.arith import params as qp
 from mcudeploy.ir import Graph, Op
 from mcudeploy.reference import KERNELS
+from mcudeploy.reference.resize import bilinear_axis, nearest_sources
 from mcudeploy.support import broadcast_block
 
 
@@ -297,6 +298,30 @@ def lower_transpose(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     return Layer(index, prefix, op, "transpose.c.j2", op.inputs[:1], op.outputs[0], values)
 
 
+def lower_resize(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR as generated loops (CMSIS-NN has no resize) over
+    tables of source offsets and weights computed here as TFLite computes them
+    (mcudeploy.reference.resize): no float arithmetic on the device."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    (n, in_h, in_w, c), (out_h, out_w) = x.shape, y.shape[1:3]
+    a = op.attrs
+    values = {"mode": a.mode, "batches": n, "image_size": in_h * in_w * c, "channels": c,
+              "out_h": out_h, "out_w": out_w}
+    if a.mode == "nearest":
+        rows, cols = nearest_sources(in_h, out_h, a), nearest_sources(in_w, out_w, a)
+        consts = (Const(f"{prefix}_rows", "int32_t", (rows * in_w * c).astype(np.int32)),
+                  Const(f"{prefix}_cols", "int32_t", (cols * c).astype(np.int32)))
+    else:
+        ay, ax = bilinear_axis(in_h, out_h, a), bilinear_axis(in_w, out_w, a)
+        consts = (Const(f"{prefix}_rows", "int32_t", (np.stack([ay.low, ay.high], 1) * in_w * c).reshape(-1)
+                        .astype(np.int32)),
+                  Const(f"{prefix}_row_weights", "int16_t", ay.weight.astype(np.int16)),
+                  Const(f"{prefix}_cols", "int32_t", (np.stack([ax.low, ax.high], 1) * c).reshape(-1)
+                        .astype(np.int32)),
+                  Const(f"{prefix}_col_weights", "int16_t", ax.weight.astype(np.int16)))
+    return Layer(index, prefix, op, "resize.c.j2", op.inputs[:1], op.outputs[0], values, consts)
+
+
 def lower_lookup(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, RSQRT, RELU and QUANTIZE as a 256-entry table from the host
     reference, indexed by input + 128: exact by construction, and faster than the fixed-point
@@ -338,6 +363,7 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "quantize": lower_lookup,
     "prelu": lower_prelu,
     "transpose": lower_transpose,
+    "resize": lower_resize,
     "read_variable": lower_copy,
     "assign_variable": lower_copy,
     "softmax": lower_softmax,

@@ -38,6 +38,7 @@ from mcudeploy.frontends.onnx_moves import (
     moved_sources,
     out_layouts,
 )
+from mcudeploy.frontends.onnx_resize import convert_resize
 from mcudeploy.frontends.padding import same_padding
 
 _FUSES_ACTIVATION = {"conv2d", "depthwise_conv2d", "fully_connected", "pool2d", "add", "mul"}
@@ -930,6 +931,12 @@ HANDLERS: dict[str, Handler] = {
                     "input_forget; activations Sigmoid, Tanh, Tanh; sequence_lens the whole sequence; "
                     "initial_h/initial_c absent or constant zeros; Y_c unused; reverse and bidirectional "
                     "as forward LSTMs between reversals of the sequence (slice, concat)", convert_lstm),
+    "Resize": Handler("resize", "H and W of NCHW; constant scales (the output/input ratio for linear) or "
+                      "sizes; nearest where its source pixels are those of a TFLite nearest-neighbour "
+                      "resize (asymmetric + floor, align_corners + round_prefer_ceil, "
+                      "tf_half_pixel_for_nn + floor, and others where they pick the same); linear with "
+                      "half_pixel, pytorch_half_pixel, align_corners or asymmetric", convert_resize),
+    "Upsample": Handler("resize", "as Resize (asymmetric, floor)", convert_resize),
     "Identity": Handler("removed", "", _identity),
     "Dropout": Handler("removed", "inference mode", _identity),
 }

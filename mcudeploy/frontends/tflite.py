@@ -396,6 +396,19 @@ def _call_once(op: _Operator) -> list[ir.Op]:
     return []
 
 
+def _resize(mode: str) -> Callable[[_Operator], ir.Op]:
+    def convert(op: _Operator) -> ir.Op:
+        """The `size` input a constant [2] that is the output's H and W (TFLM requires a constant)."""
+        size = [int(v) for v in _constant(op, 1, "size")]
+        found = list(op.shape(0, output=True))
+        if len(found) != 4 or size != found[1:3]:
+            raise ModelFormatError(f"{op.state.where}: {op.origin}: size {size} does not match output 0 "
+                                   f"({op.outputs[0]}) of shape {found}")
+        o = op.options
+        return _make(op, ir.Resize(mode, bool(o.alignCorners), bool(o.halfPixelCenters)), op.inputs[:1])
+    return convert
+
+
 def _softmax(op: _Operator) -> ir.Op:
     return _make(op, ir.Softmax(float(op.options.beta)), op.inputs[:1])
 
@@ -523,6 +536,8 @@ CONVERTERS: dict[str, Converter] = {
     "ASSIGN_VARIABLE": Converter(ir.AssignVariable, (None, None), _assign_variable),
     "CALL_ONCE": Converter(ir.AssignVariable, (), _call_once),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": Converter(ir.Lstm, (3,), _lstm),
+    "RESIZE_BILINEAR": Converter(ir.Resize, (4, 1), _resize("bilinear")),
+    "RESIZE_NEAREST_NEIGHBOR": Converter(ir.Resize, (4, 1), _resize("nearest")),
 }
 """TFLite builtin operators mcudeploy imports, by schema name."""
 

@@ -59,6 +59,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "ASSIGN_VARIABLE": ("AssignVariableOptions", "NONE"),
     "CALL_ONCE": ("CallOnceOptions",),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": ("UnidirectionalSequenceLSTMOptions",),
+    "RESIZE_BILINEAR": ("ResizeBilinearOptions",),
+    "RESIZE_NEAREST_NEIGHBOR": ("ResizeNearestNeighborOptions",),
 }
 """The builtin options table each imported operator may carry (NONE: none at all)."""
 

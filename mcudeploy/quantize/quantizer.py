@@ -6,9 +6,9 @@
   (a channel whose scale would underflow float32, max|w| < 1.5e-36, is all zeros: scale 1/127);
 - bias int32 with scale s_in * s_w[c]; where the bias would not fit int32 at that scale, the
   channel's weight scale grows until it does (as TFLite's quantizer does);
-- tensors that TFLite requires to share one quantization (pooling, reshape, transpose, slice and
-  pad outputs and their inputs; all inputs and the output of a concatenation, a maximum or a minimum) get the
-  union of their ranges;
+- tensors that TFLite requires to share one quantization (pooling, reshape, transpose, slice, resize
+  and pad outputs and their inputs; all inputs and the output of a concatenation, a maximum or a
+  minimum) get the union of their ranges;
   softmax and logistic outputs are fixed at scale 1/256, zero point -128, tanh outputs at 1/128, 0.
 - an LSTM as TensorFlow's converter quantizes it: weights per tensor, symmetric, int8; each gate's
   bias (int32, int64 in 16x8) at the input scale times its input weights' scale; the hidden state
@@ -45,7 +45,7 @@ SOFTMAX_QUANT = ir.QuantParams((1.0 / 256.0,), (-128,))  # TFLite's for softmax 
 TANH_QUANT = ir.QuantParams((1.0 / 128.0,), (0,))  # TFLite's for tanh outputs
 SOFTMAX_QUANT_S16 = ir.QuantParams((1.0 / 32768.0,), (0,))  # TFLite's for int16 softmax outputs
 _FIXED_QUANT = {"softmax": SOFTMAX_QUANT, "logistic": SOFTMAX_QUANT, "tanh": TANH_QUANT}
-_SHARES_INPUT_QUANT = ("pool2d", "reshape", "pad", "transpose", "slice")
+_SHARES_INPUT_QUANT = ("pool2d", "reshape", "pad", "transpose", "slice", "resize")
 _WEIGHT_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": 0}
 _Q31_LIMIT = 2.0**30  # quantize_multiplier saturates from here on (shift > 30)
 _BIAS_TARGET = 2.0**30  # a bias that would not fit int32 is brought to about this magnitude

@@ -13,6 +13,7 @@ from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
 from mcudeploy.reference.elementwise import add, mul, sub
 from mcudeploy.reference.lstm import run_op
 from mcudeploy.reference.pooling import mean, pool2d
+from mcudeploy.reference.resize import resize
 from mcudeploy.reference.s16_graph import s16_kernel
 from mcudeploy.reference.softmax import softmax
 from mcudeploy.reference.unary import hard_swish, leaky_relu, logistic, prelu, quantize, relu, rsqrt, tanh
@@ -112,6 +113,10 @@ def _transpose(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(ins[0].transpose(op.attrs.perm))
 
 
+def _resize(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return resize(ins[0], g.tensor(op.outputs[0]).shape[1:3], op.attrs)
+
+
 def _quantize(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return quantize(ins[0], qp.quantize_params(op, g), g.tensor(op.outputs[0]).dtype)
 
@@ -151,6 +156,7 @@ KERNELS: dict[str, Kernel] = {
     "relu": _relu,
     "prelu": _prelu,
     "transpose": _transpose,
+    "resize": _resize,
     "quantize": _quantize,
     "read_variable": _copy,
     "assign_variable": _copy,
