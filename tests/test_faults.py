@@ -121,7 +121,7 @@ def test_a_stack_overflow_ends_the_run_with_an_error_not_a_verdict(board: str, k
     status, report, _, _ = mcudeploy_run(["--out", str(tmp_path / "out"), "--vectors", "4", "--board", board],
                                          misbehaving(kind, at_invoke=2), capsys)
     assert status == 3
-    assert report["verdict"] == "error" and report["error_kind"] == error_kind
+    assert report["verdict"] == "error" and report["error_kind"] == error_kind, report["error"]
     assert re.match(error, report["error"]), report["error"]
     assert (report["vectors"], report["bit_exact_vectors"]) == (2, 2)
     assert report["firmware"]["stack"] == 16384 and report["firmware"]["stack_use"]["bound"] is None
