@@ -10,6 +10,7 @@ The models are written with onnx.helper in the form torch.onnx exports `nn.LSTM(
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -139,6 +140,22 @@ def test_onnx_lstm_runs_bit_exact_on_qemu(direction: str, precision: str, functi
     model_c = code_path(tmp_path / "out" / "model").read_text()
     assert model_c.count(function) == (2 if direction == "bidirectional" else 1)
 
+
+
+@pytest.mark.device
+@pytest.mark.parametrize(("board", "precision"), [("mps3-an547", "int8"), ("mps3-an547", "int16"),
+                                                  ("mps2-an386", "int8"), ("mps2-an386", "int16")])
+def test_arm_cmsis_nn_release_runs_the_onnx_lstm_bit_exact(board: str, precision: str,
+                                                          tmp_path: Path) -> None:
+    """The imported LSTM through Arm's own arm_lstm_unidirectional_s8/_s16 (a release brought in
+    locally: its tree or .pack in MCD_ARM_CMSIS_NN), bit-exact with TFLM and the host reference."""
+    release = os.environ.get("MCD_ARM_CMSIS_NN")
+    if not release:
+        pytest.skip("Arm's CMSIS-NN is not downloadable here: set MCD_ARM_CMSIS_NN to a release to run this")
+    path = keyword_lstm(tmp_path / "m.onnx", direction="forward")
+    _report(path, tmp_path / "out", "--precision", precision, "--board", board, "--cmsis-nn", release)
+    function = "arm_lstm_unidirectional_s16(" if precision == "int16" else "arm_lstm_unidirectional_s8("
+    assert function in code_path(tmp_path / "out" / "model").read_text()
 
 def _lstm_model(path: Path, *, extra_inputs: dict[int, np.ndarray | str] | None = None,
                 outputs: tuple[int, ...] = (1,), op_type: str = "LSTM", **attrs) -> Path:
