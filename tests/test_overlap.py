@@ -274,7 +274,9 @@ def run_generated_layers(graph, board: str, out: Path, choose, check_beyond: boo
     at its least (the ring's `ring_gap`; the shift for convolutions), both asserted the same bytes as
     with separate buffers. Returns (layer, least, whether one byte beyond the least changed an output)."""
     library, cpu_class = nnref_library(), load_board(board).cpu_class
-    manifest = generate(graph, load_board(board), library, out, source=graph.name, choose=choose)
+    # every layer whole (no streamed stage, whose members run as copies for their bands)
+    manifest = generate(graph, load_board(board), library, out, source=graph.name, choose=choose,
+                        stage_policy=memory.StagePolicy(0.0))
     text = code_path(out).read_text()
     layers = [layer for layer in chosen(graph, board, choose).layers
               if layer.template in GENERATED and layer.values["input_dims"].n == 1]

@@ -17,7 +17,7 @@ from benchmarks.models import MLPERF_TINY, mlperf_tiny_tflite
 from mcudeploy.boards import load_board
 from mcudeploy.cli import main
 from mcudeploy.codegen import generate
-from mcudeploy.codegen.candidates import library_only
+from mcudeploy.codegen.candidates import choose_lowerings, default_chooser, library_only
 from mcudeploy.codegen.lower import lower
 from mcudeploy.codegen.memory import StagePolicy
 from mcudeploy.codegen.stage_cost import model_instructions, stage_instructions
@@ -94,6 +94,25 @@ def test_stage_estimates_agree_with_the_instructions_measured() -> None:
         estimate = stage_instructions(lowered, first, last, band, release, cpu)
         assert abs(estimate / extra - 1) < 0.10, (name, release, cpu, first, last, band, estimate, extra)
         assert abs(model_instructions(lowered, release, cpu) / total - 1) < 0.15, (name, release, cpu)
+
+
+def test_generated_stage_estimates_agree_with_the_instructions_measured() -> None:
+    """The same for the default lowering (mcudeploy's generated kernels, each band shape its own
+    copy): MobileNet's layers 2-3 as the policy takes them (1 row on the M4, 2 on the M55) and 1
+    row on the M55, measured on QEMU against the model with every layer whole (docs/memory.md)."""
+    cases = [  # board, band, measured extra, measured model
+        ("mps2-an386", 1, 259_020, 12_394_160),
+        ("mps3-an547", 2, 80_125, 3_741_781),
+        ("mps3-an547", 1, 147_594, 3_741_781),
+    ]
+    for board, band, extra, total in cases:
+        cpu = load_board(board).cpu_class
+        lowered = choose_lowerings(lower(MLPERF_TINY[MOBILENET](0)), nnref_library(), default_chooser(cpu),
+                                   cpu_class=cpu)
+        assert [layer.values["lowering"] for layer in lowered.layers[2:4]] == [f"mcd_{cpu}"] * 2
+        estimate = stage_instructions(lowered, 2, 3, band, "nnref", cpu)
+        assert abs(estimate / extra - 1) < 0.10, (board, band, estimate, extra)
+        assert abs(model_instructions(lowered, "nnref", cpu) / total - 1) < 0.15, board
 
 
 def arm_release() -> str:

@@ -159,8 +159,13 @@ def _struct_calls(view: _LayerView, call_kinds: list[str]) -> str:
     layer = view.layer
     kinds = {CALL_KINDS.get(layer.template)} & set(call_kinds) if view.in_arena else set()
     if layer.template == STAGE_TEMPLATE:
-        kinds = {member["kind"] for member in layer.values["members"]}
+        kinds = {member["kind"] for member in layer.values["members"] if not member["generated"]}
     return "".join(f"\n{KERNELS[kind]}(...);" for kind in sorted(kinds))
+
+
+def _generated_stage(layer: Layer) -> bool:
+    """A streamed stage of generated kernels (their code is in its body)."""
+    return layer.template == STAGE_TEMPLATE and layer.values["generated"]
 
 
 def _tensor_place(lowered: LoweredModel, layout: ArenaLayout, name: str) -> str:
@@ -224,8 +229,9 @@ def emit_model(
     constants = [c for layer in lowered.layers for c in layer.constants]
     weight_bytes = sum(c.nbytes for c in constants)
     inputs, outputs = [io(n) for n in graph.inputs], [io(n) for n in graph.outputs]
+    generated = any(is_generated(layer) or _generated_stage(layer) for layer in lowered.layers)
     headers = {h: (firmware_dir() / "include" / h).read_text(encoding="utf-8")
-               for h in (HEADERS if any(is_generated(layer) for layer in lowered.layers) else ())}
+               for h in (HEADERS if generated else ())}
     context = {
         "name": name, "macro": macro_prefix(name), "library": library,
         "cpu_check": _OTHER_CPU_CLASS[cpu_class],
@@ -241,7 +247,9 @@ def emit_model(
         "float_outputs": [i for i, io_ in enumerate(outputs) if io_.name in graph.float_io],
         "call_kinds": call_kinds, "kernels": KERNELS,
         "row_kinds": sorted({m["kind"] for layer in lowered.layers if layer.template == STAGE_TEMPLATE
-                             for m in layer.values["members"]}),
+                             for m in layer.values["members"] if not m["generated"]}),
+        "generated_rows": [m["name"] for layer in lowered.layers if layer.template == STAGE_TEMPLATE
+                           for m in layer.values["members"] if m["generated"]],
         "stage_max": max((len(layer.values["members"]) for layer in lowered.layers
                           if layer.template == STAGE_TEMPLATE), default=0),
         "int_types": {io_.dtype: _int_type(io_.dtype) for io_ in inputs + outputs},

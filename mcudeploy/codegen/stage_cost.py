@@ -14,6 +14,10 @@ halos but what calling the library's kernel on each band instead of once costs:
   dimensions only known at run time, and the link-time optimisation no longer specialises it for
   the model's constant ones, so every layer of that kind runs slower (`despecialised`, a share of
   their instructions; measured with nnref on the M4, about 1.3%, not on the M55).
+A stage of generated kernels (mcd_kernels) calls a copy of each kernel per band shape, rendered
+with its constants: nothing is despecialised and nothing recomputed per call but the stage loop and
+the depthwise kernels' ring, cleared and refilled with the rows the band before read too
+(`GeneratedCosts`).
 The model's own instructions are estimated per layer from its multiply-accumulates by kind
 (pointwise, depthwise, other convolutions, the rest) and, for convolutions, its output bytes
 (`Rates`), so that a stage's cost is a share of the inference.
@@ -30,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mcudeploy.codegen.lower import Layer, LoweredModel
-from mcudeploy.codegen.stages import KINDS, Member, schedule
+from mcudeploy.codegen.stages import GENERATED_KINDS, KINDS, Member, Schedule, kind_of, schedule
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,19 @@ class Rates:
     conv_output: float
 
 
+@dataclass(frozen=True)
+class GeneratedCosts:
+    """Instructions a stage of generated kernels adds (a copy of each kernel per band shape: nothing
+    despecialised, no filter sums): per extra call (the stage loop, the dispatch to the band's
+    copy); per byte of the ring a depthwise kernel clears on each call; per byte of the input
+    rows a depthwise kernel widens or copies into its ring again (those the band before read too)."""
+
+    call: float
+    clear_per_byte: float
+    reread_per_byte: float
+    move_per_byte: float
+
+
 PER_LAYER = 300  # a layer's call, around its kernel
 # call, sum_per_byte, leftover_per_mac, move_per_byte, despecialised
 ARM_DSP = CallCosts(440, 3.5, 0.58, 4.5, 0.002)
@@ -64,10 +81,17 @@ NNREF_DSP = CallCosts(530, 0.0, 0.0, 4.5, 0.013)
 NNREF_MVE = CallCosts(200, 0.0, 0.0, 2.0, 0.0)  # two stages measured, noisier (code layout)
 COSTS = {("nnref", "mve"): NNREF_MVE, ("nnref", "dsp"): NNREF_DSP,
          ("arm", "mve"): ARM_MVE, ("arm", "dsp"): ARM_DSP}
+# call, clear_per_byte, reread_per_byte, move_per_byte: newlib's memset stores a word in 4
+# instructions; the rest fitted to MobileNet's layers 2-3 streamed 1, 2 and 4 rows at a time (QEMU,
+# docs/memory.md), the reread from the widening (DSP) and the predicated copy (Helium) loops
+GENERATED_COSTS = {"dsp": GeneratedCosts(300, 1.0, 1.8, 3.2), "mve": GeneratedCosts(300, 1.0, 0.3, 3.6)}
 # fitted per layer on the three benchmark models (nnref's M55 rates for its MVE path); the generated
-# kernels (mcd_*) are costed as Arm's on the same CPU class, and the plain path as the DSP one
+# kernels (mcd_*) as Arm's on the same CPU class times one factor, fitted on the three models' totals
+# with the default lowering (0.56 on the M4, 0.64 on the M55); the plain path as the DSP one
 RATES = {("nnref", "dsp"): Rates(6.0, 15.9, 6.9, 6.8, 172), ("nnref", "mve"): Rates(3.6, 15.1, 5.3, 4.8, 209),
-         ("arm", "dsp"): Rates(1.2, 8.2, 1.8, 2.8, 59), ("arm", "mve"): Rates(0.03, 3.4, 0.21, 0.77, 24)}
+         ("arm", "dsp"): Rates(1.2, 8.2, 1.8, 2.8, 59), ("arm", "mve"): Rates(0.03, 3.4, 0.21, 0.77, 24),
+         ("generated", "dsp"): Rates(0.67, 4.6, 1.0, 1.57, 33),
+         ("generated", "mve"): Rates(0.02, 2.18, 0.13, 0.49, 15.4)}
 
 
 def library_kind(release: str | None) -> str:
@@ -94,7 +118,7 @@ def kernel_traits(layer: Layer, release: str | None, cpu_class: str) -> KernelTr
     if release == "nnref":
         return KernelTraits(1, False)  # pixel by pixel, nothing precomputed per call
     mve = cpu_class == "mve"
-    if KINDS[layer.template] == "depthwise":
+    if kind_of(layer) == "depthwise":
         return KernelTraits(4 if mve else 1, False)
     v = layer.values
     f = v["filter_dims"]
@@ -106,13 +130,13 @@ def kernel_traits(layer: Layer, release: str | None, cpu_class: str) -> KernelTr
 
 def layer_instructions(layer: Layer, release: str | None, cpu_class: str) -> float:
     """A whole layer's instructions, estimated (see `Rates`)."""
-    library = "arm" if layer.template.startswith("mcd_") else library_kind(release)
+    library = "generated" if layer.template.startswith("mcd_") else library_kind(release)
     rates = RATES[(library, _cpu(cpu_class))]
-    if layer.template not in KINDS:
+    if layer.template not in KINDS and layer.template not in GENERATED_KINDS:
         return PER_LAYER + layer.macs * rates.other
     v = layer.values
     f, y = v["filter_dims"], v["output_dims"]
-    if KINDS[layer.template] == "depthwise":
+    if kind_of(layer) == "depthwise":
         return PER_LAYER + layer.macs * rates.depthwise
     rate = rates.pointwise if (f.h, f.w) == (1, 1) else rates.conv
     return PER_LAYER + layer.macs * rate + y.h * y.w * y.c * rates.conv_output
@@ -127,10 +151,12 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
                        cpu_class: str, banded: frozenset[str] = frozenset()) -> int:
     """The instructions layers first..last of `lowered` (a chain) add as one stage of `band` rows;
     `banded`: the templates earlier stages already call on bands (their despecialisation is paid)."""
-    costs = COSTS[(library_kind(release), _cpu(cpu_class))]
     layers = lowered.layers[first:last + 1]
     members = [Member.of(layer) for layer in layers]
     plan = schedule(members, band)
+    if layers[0].template in GENERATED_KINDS:
+        return _generated_instructions(members, plan, GENERATED_COSTS[_cpu(cpu_class)])
+    costs = COSTS[(library_kind(release), _cpu(cpu_class))]
     extra = plan.moved_bytes * costs.move_per_byte
     for k, member in enumerate(members):
         layer = member.layer
@@ -144,4 +170,19 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     kinds = {layer.template for layer in layers} - banded
     extra += costs.despecialised * sum(layer_instructions(layer, release, cpu_class)
                                        for layer in lowered.layers if layer.template in kinds)
+    return round(extra)
+
+
+def _generated_instructions(members: list[Member], plan: Schedule, costs: GeneratedCosts) -> int:
+    """What a stage of generated kernels adds (`GeneratedCosts`). Not counted: a DSP convolution
+    computes two pixels together, so a band of an odd number of pixels computes one alone."""
+    extra = plan.moved_bytes * costs.move_per_byte
+    for k, member in enumerate(members):
+        layer = member.layer
+        calls = [c for calls in plan.bands for c in calls if c.k == k]
+        extra += (len(calls) - 1) * costs.call
+        if kind_of(layer) == "depthwise":
+            reread = sum(c.in_end - c.in_first for c in calls) - member.in_rows
+            extra += ((len(calls) - 1) * layer.values["scratch_bytes"] * costs.clear_per_byte
+                      + reread * member.in_row_bytes * costs.reread_per_byte)
     return round(extra)

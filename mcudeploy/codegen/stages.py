@@ -2,7 +2,8 @@
 them are never whole (patch-based inference, MCUNetV2, with full-width patches).
 
 A stage is a chain of layers, each the only reader of the one before it: convolution or depthwise
-wrapper calls over batch 1. Its first layer reads the stage's input, a whole tensor in the arena;
+wrapper calls over batch 1, or all of them mcudeploy's generated kernels (mcd_kernels) of such
+layers. Its first layer reads the stage's input, a whole tensor in the arena;
 its last writes the stage's output, a whole tensor too; between them each layer keeps only the rows
 of its output that the next one still needs, in a window buffer in the stage's scratch.
 
@@ -15,6 +16,11 @@ output rows of the last layer, from the top,
    (moving the rest to the window's start), then calls the library's kernel on its input rows,
    as a tensor of that many rows with the top padding the band still has, writing the new rows
    after the ones it keeps.
+
+A generated kernel has its layer's rows and top padding as constants: it is rendered once more for
+each band shape (input rows, output rows, top padding) its stage calls it with (`BandKernel`:
+the first band, the middle ones, the last), the rest of its code and its constants the layer's,
+and the stage calls the copy for the band directly (stage.c.j2).
 
 Each output row is computed exactly once, from the same products as a whole call would sum (the
 kernel sees the same window of real rows; rows beyond a band's input are padding only where the
@@ -37,12 +43,16 @@ from dataclasses import dataclass, replace
 
 from mcudeploy.codegen.access_order import NO_READ, band_shift
 from mcudeploy.codegen.grouped_fallback import CompositeScratch, align4
-from mcudeploy.codegen.lower import Layer, LoweredModel, ScratchQuery
+from mcudeploy.codegen.lower import FixedScratch, Layer, LoweredModel, ScratchQuery
 from mcudeploy.ir import Graph
 
 STAGE_TEMPLATE = "stage.c.j2"
 MEMBER_TEMPLATE = "stage_member.c.j2"
 KINDS = {"conv2d.c.j2": "conv", "depthwise_conv2d.c.j2": "depthwise"}
+# mcudeploy's generated kernels (mcd_kernels), called on a band through a copy rendered for each band
+# shape the stage uses (its rows and top padding constants, like the whole layer's)
+GENERATED_KINDS = {"mcd_conv_dsp.c.j2": "conv", "mcd_conv_mve.c.j2": "conv",
+                   "mcd_depthwise_dsp.c.j2": "depthwise", "mcd_depthwise_mve.c.j2": "depthwise"}
 QUERIES = {"conv": ("arm_convolve_wrapper_s8_get_buffer_size", "conv"),
            "depthwise": ("arm_depthwise_conv_wrapper_s8_get_buffer_size", "dw_conv")}
 MAX_MEMBERS = 8
@@ -140,9 +150,17 @@ def schedule(members: list[Member], band: int) -> Schedule:
 
 
 def is_member(layer: Layer) -> bool:
-    """A layer a stage can hold: a convolution or depthwise wrapper call over batch 1."""
+    """A layer a stage can hold: a convolution or depthwise wrapper call, or a generated kernel of a
+    convolution or depthwise layer, over batch 1."""
+    if layer.template in GENERATED_KINDS:
+        return layer.op.kind in ("conv2d", "depthwise_conv2d") and layer.values["input_dims"].n == 1
     return (layer.template in KINDS and type(layer.scratch) is ScratchQuery
             and layer.values["input_dims"].n == 1)
+
+
+def kind_of(layer: Layer) -> str:
+    """"conv" or "depthwise": what a member computes."""
+    return KINDS.get(layer.template) or GENERATED_KINDS[layer.template]
 
 
 def chains(graph: Graph, lowered: LoweredModel) -> list[tuple[int, int]]:
@@ -162,6 +180,7 @@ def chains(graph: Graph, lowered: LoweredModel) -> list[tuple[int, int]]:
             prev, layer = lowered.layers[j - 1], lowered.layers[j]
             link = lowered.storage(prev.output)
             if (not is_member(layer) or lowered.storage(layer.inputs[0]) != link or readers.get(link) != 1
+                    or (layer.template in GENERATED_KINDS) != (first.template in GENERATED_KINDS)
                     or link in outputs or link in lowered.variables):
                 break
             found.append((i, j))
@@ -189,24 +208,32 @@ def stage(lowered: LoweredModel, i: int, j: int, band: int, scratch_of: ScratchO
     kernel_scratch = max(scratch_of(_band_layer(members[k].layer, *config)) for k, *config in configs)
     total = offset + align4(kernel_scratch)
     last = layers[j]
-    kind = KINDS[last.template]
-    function, args = QUERIES[kind]
+    generated = last.template in GENERATED_KINDS
     values = {
-        "members": [{"name": m.layer.name, "kind": KINDS[m.layer.template], "values": m.layer.values,
+        "members": [{"name": m.layer.name, "kind": kind_of(m.layer), "values": m.layer.values,
+                     "generated": generated, "template": m.layer.template,
+                     "bands": [band_kernel(m.layer, n, *config) for n, config in
+                               enumerate(config[1:] for config in sorted(configs) if config[0] == k)]
+                     if generated else [],
                      "window": windows[k] if k < len(windows) else None,
                      "capacity": plan.capacity[k] if k < len(windows) else 0,
                      "row_bytes": m.out_row_bytes, "stride": m.stride, "pad": m.pad,
                      "extent": m.extent, "in_rows": m.in_rows} for k, m in enumerate(members)],
+        "generated": generated, "total_bytes": total,
         "input_dims": layers[i].values["input_dims"], "output_dims": last.values["output_dims"],
         "band": band, "in_row_bytes": members[0].in_row_bytes, "out_rows": members[-1].out_rows,
         "kernel_offset": offset, "kernel_bytes": kernel_scratch, "configs": sorted(configs),
         "windows_bytes": offset, "moved_bytes": plan.moved_bytes, "calls": len(calls),
         "lowering": f"stage of layers {i}-{j}, {band} row{'s' if band > 1 else ''} at a time",
     }
+    if generated:
+        query: ScratchQuery = FixedScratch(f"{last.name}_get_buffer_size", "fixed", size=total)
+    else:
+        function, args = QUERIES[KINDS[last.template]]
+        query = CompositeScratch(f"{last.name}_get_buffer_size", args, library_function=function,
+                                 fixed_bytes=offset)
     stage_layer = replace(
-        last, template=STAGE_TEMPLATE, inputs=layers[i].inputs[:1], values=values,
-        scratch=CompositeScratch(f"{last.name}_get_buffer_size", args, library_function=function,
-                                 fixed_bytes=offset),
+        last, template=STAGE_TEMPLATE, inputs=layers[i].inputs[:1], values=values, scratch=query,
         macs=sum(m.layer.macs for m in members))
     placeholders = [replace(layers[k], template=MEMBER_TEMPLATE, inputs=(), scratch=None, macs=0,
                             values={"stage": last.name}) for k in range(i, j)]
@@ -214,6 +241,30 @@ def stage(lowered: LoweredModel, i: int, j: int, band: int, scratch_of: ScratchO
     internal = lowered.internal | {lowered.storage(layers[k].output) for k in range(i, j)}
     shift = band_shift(list(plan.writes_end), list(plan.reads_low))
     return replace(lowered, layers=new_layers, internal=frozenset(internal)), total, shift
+
+
+@dataclass(frozen=True)
+class BandKernel:
+    """A generated member's kernel as rendered for one band shape: its template with these rows
+    and this top padding as its constants, under `name` (`values["band"]` tells the template to
+    leave out the layer's own call and query)."""
+
+    name: str
+    values: dict
+    in_rows: int
+    out_rows: int
+    pad: int
+    scratch_expr: str = "0"
+
+
+def band_kernel(layer: Layer, n: int, in_rows: int, out_rows: int, pad: int) -> BandKernel:
+    """`layer` (a generated kernel) on bands of `in_rows` input rows, `pad` of padding above."""
+    v = _band_layer(layer, in_rows, out_rows, pad).values
+    y = v["output_dims"]
+    values = {**v, "pad_top": pad, "band": True}
+    if "pixels" in v:
+        values["pixels"] = y.n * y.h * y.w
+    return BandKernel(f"{layer.name}_band{n}", values, in_rows, out_rows, pad)
 
 
 def _band_layer(layer: Layer, in_rows: int, out_rows: int, pad: int) -> Layer:

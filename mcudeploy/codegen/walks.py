@@ -294,7 +294,7 @@ class GeneratedKernel:
 
 
 _SHARED = {
-    "_mcd.j2": "bf277c9d8a2a8c0e07c5a448214757941728fe7a016d07872a8f5c18452b5387",
+    "_mcd.j2": "4e3dddded4057c1c0cdc0b830466d7eb4a120da601a4b7c5dfdcf799a8c99cde",
     "mcdk.h": "bde743a1c7ab693c955884c653c01bfb2fb38cc237d30d98664dd1f19e4d4396",
     "mcdk_mve_portable.h": "8c1010224e1b310d2701a5c5e2941626b40d11707a79c790216b1319211faa6d",
 }
