@@ -323,6 +323,18 @@ def constraint_sub_scales(op: ir.Op, g: ir.Graph) -> str | None:
     return constraint_add_scales(op, g)
 
 
+def constraint_squared_difference_scales(op: ir.Op, g: ir.Graph) -> str | None:
+    """The output multiplier (2 x max(input scales))^2 / (2^14 x output scale) is below 1: the
+    squared difference (up to 2^30) shifted further left would overflow TFLM's int32 (an output
+    scale that small saturates every output anyway)."""
+    p = qp.squared_difference_params(op, g)
+    if p.output_shift > 0:
+        a, b, y = (g.tensor(n) for n in (*op.inputs[:2], op.outputs[0]))
+        return (f"output {y.name!r} has scale {y.scale:.6g}, inputs {a.name!r} {a.scale:.6g} and "
+                f"{b.name!r} {b.scale:.6g}")
+    return None
+
+
 def constraint_rsqrt_input(op: ir.Op, g: ir.Graph) -> str | None:
     """The input zero point is -128, so that every input is a real value of at least 0 (TFLM's
     RSQRT stops the interpreter at a negative input; real 0 gives 127)."""
@@ -573,6 +585,7 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
     "pool2d": (constraint_nhwc, constraint_pool_geometry, constraint_int16_geometry),
     "add": (constraint_broadcast, constraint_add_scales),
     "sub": (constraint_sub_broadcast, constraint_sub_scales),
+    "squared_difference": (constraint_sub_broadcast, constraint_squared_difference_scales),
     "mul": (constraint_broadcast, constraint_requantization),
     "extremum": (constraint_extremum,),
     "concat": (constraint_same_quantization,),

@@ -198,6 +198,16 @@ def lower_add(op: Op, g: Graph, index: int, prefix: str) -> Layer:
 def lower_sub(op: Op, g: Graph, index: int, prefix: str) -> Layer:
     """SUB as a generated loop (CMSIS-NN has no subtraction) over the output seen as 4-D, each
     input read with stride 0 along the axes it repeats on."""
+    return _difference_layer(op, g, index, prefix, {**vars(qp.add_params(op, g)), "squared": False})
+
+
+def lower_squared_difference(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """SQUARED_DIFFERENCE as SUB's generated loop, the difference squared before requantizing."""
+    return _difference_layer(op, g, index, prefix,
+                             {**vars(qp.squared_difference_params(op, g)), "squared": True})
+
+
+def _difference_layer(op: Op, g: Graph, index: int, prefix: str, params: dict) -> Layer:
     out = Dims.nhwc(g.tensor(op.outputs[0]).shape)
 
     def strides(name: str) -> list[int]:
@@ -208,7 +218,7 @@ def lower_sub(op: Op, g: Graph, index: int, prefix: str) -> Layer:
 
     full = [g.tensor(n).size == g.tensor(op.outputs[0]).size for n in op.inputs[:2]]
     consts, const_inputs = _constant_operands(op, g, prefix)
-    values = {**vars(qp.add_params(op, g)), "dims": out, "broadcast": not all(full),
+    values = {**params, "dims": out, "broadcast": not all(full),
               "strides": [strides(n) for n in op.inputs[:2]], "size": g.tensor(op.outputs[0]).size}
     return Layer(index, prefix, op, "sub.c.j2", op.inputs[:2], op.outputs[0], values, tuple(consts),
                  const_inputs=const_inputs)
@@ -348,6 +358,7 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "pool2d": lower_pool2d,
     "add": lower_add,
     "sub": lower_sub,
+    "squared_difference": lower_squared_difference,
     "mul": lower_mul,
     "concat": lower_concat,
     "pad": lower_pad,
