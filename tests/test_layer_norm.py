@@ -272,22 +272,44 @@ def test_keras_layer_normalization_file_matches_tflm(name: str) -> None:
     np.testing.assert_array_equal(original, written)
 
 
+def _edited_keras_layer_norm(tmp_path: Path, edit) -> Path:
+    """tests/data/keras/keras_layer_norm.tflite with `edit(model, operators by type name)` applied."""
+    model = read_model((DATA / "keras_layer_norm.tflite").read_bytes(), "model")
+    by_type = {builtin_name(model.operatorCodes[op.opcodeIndex]): op for op in model.subgraphs[0].operators}
+    edit(model, by_type)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "edited.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
 def test_a_negation_between_two_scales_is_refused(tmp_path: Path) -> None:
     """The float NEG is computed as an int8 SUB only where its DEQUANTIZE and QUANTIZE share one
     scale (as TensorFlow's converter writes them); otherwise it is refused by name."""
-    model = read_model((DATA / "keras_layer_norm.tflite").read_bytes(), "model")
-    sub = model.subgraphs[0]
-    quantize = next(op for op in sub.operators
-                    if builtin_name(model.operatorCodes[op.opcodeIndex]) == "QUANTIZE")
-    sub.tensors[quantize.outputs[0]].quantization.scale = [0.5]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    path = tmp_path / "two_scales.tflite"
-    path.write_bytes(bytes(builder.Output()))
-    with pytest.raises(UnsupportedError, match=r"two_scales.tflite: operator 7 \(NEG\): a float NEG between "
+    def rescale(model, ops) -> None:
+        model.subgraphs[0].tensors[ops["QUANTIZE"].outputs[0]].quantization.scale = [0.5]
+
+    with pytest.raises(UnsupportedError, match=r"edited.tflite: operator 7 \(NEG\): a float NEG between "
                        r"DEQUANTIZE of '.*' and QUANTIZE to 'tfl.quantize' is supported only with one scale "
                        r"on both sides \(here \(0.0177.*,\) and \(0.5,\)\)"):
-        load_tflite(path)
+        load_tflite(_edited_keras_layer_norm(tmp_path, rescale))
+
+
+def test_an_int8_negation_is_refused(tmp_path: Path) -> None:
+    """NEG of an int8 tensor (TFLite has it, TFLM does not): the DEQUANTIZE taken out, NEG reading
+    the int8 mean and writing int8."""
+    def int8_neg(model, ops) -> None:
+        sub = model.subgraphs[0]
+        dequantize, neg = ops["DEQUANTIZE"], ops["NEG"]
+        neg.inputs = dequantize.inputs
+        out, mean = sub.tensors[neg.outputs[0]], sub.tensors[dequantize.inputs[0]]
+        out.type, out.quantization = mean.type, mean.quantization
+        sub.operators = [op for op in sub.operators if op is not dequantize]
+
+    with pytest.raises(UnsupportedError, match=r"edited.tflite: operator 6 \(NEG\): NEG of int8 tensor '.*' "
+                       r"is not supported \(TFLM's NEG computes float32 only\)"):
+        load_tflite(_edited_keras_layer_norm(tmp_path, int8_neg))
 
 
 @pytest.mark.device
