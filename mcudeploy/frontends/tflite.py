@@ -784,7 +784,8 @@ def _fold_negations(ops: list[ir.Op], tensors: dict[str, ir.Tensor], where: str
         replaced[id(after[0])] = None
         replaced[id(neg)] = replace(neg, inputs=(zero, x.name), outputs=after[0].outputs)
         negated.append(neg.origin)
-    return [replaced.get(id(op), op) for op in ops if replaced.get(id(op), op) is not None], negated
+    kept = (replaced.get(id(op), op) for op in ops)
+    return [op for op in kept if op is not None], negated
 
 
 def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[str],
