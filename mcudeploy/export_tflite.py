@@ -384,6 +384,7 @@ WRITERS: dict[type, Writer] = {
     ir.Tanh: _without_options(fb.BuiltinOperator.TANH),
     ir.HardSwish: _without_options(fb.BuiltinOperator.HARD_SWISH),
     ir.Rsqrt: _without_options(fb.BuiltinOperator.RSQRT),
+    ir.SquaredDifference: _without_options(fb.BuiltinOperator.SQUARED_DIFFERENCE),
     ir.LeakyRelu: _leaky_relu,
     ir.Quantize: _quantize,
     ir.Softmax: _softmax,

@@ -147,6 +147,14 @@ class Sub:
 
 
 @dataclass(frozen=True)
+class SquaredDifference:
+    """(a - b)^2 element-wise, with numpy/TFLite broadcasting (TFLite SQUARED_DIFFERENCE; Keras'
+    LayerNormalization computes its variance so)."""
+
+    KIND: ClassVar[str] = "squared_difference"
+
+
+@dataclass(frozen=True)
 class Mul:
     """Element-wise multiplication, with numpy/TFLite broadcasting."""
 
@@ -321,7 +329,8 @@ class Lstm:
     keeps_state: bool = False
 
 
-Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Sub | Mul | Concat | Pad | Softmax
+Attrs = (Conv2D | DepthwiseConv2D | FullyConnected | Pool2D | Add | Sub | SquaredDifference
+         | Mul | Concat | Pad | Softmax
          | Reshape | Slice | Mean | Logistic | Tanh | HardSwish | LeakyRelu | Rsqrt | Extremum | Quantize
          | ReadVariable | AssignVariable | Relu | PRelu | Transpose | Lstm | Resize)
 

@@ -244,7 +244,7 @@ def constraint_extremum(op: ir.Op, g: ir.Graph) -> str | None:
     return None
 
 
-def constraint_sub_broadcast(op: ir.Op, g: ir.Graph) -> str | None:
+def constraint_broadcast_4d(op: ir.Op, g: ir.Graph) -> str | None:
     """Both inputs broadcast to the output: each extent the output's or 1, at most 4-D, the output
     their broadcast shape (a tensor minus its mean over the last axis, minus a constant)."""
     return _broadcast_4d(op, g)
@@ -321,6 +321,27 @@ def constraint_sub_scales(op: ir.Op, g: ir.Graph) -> str | None:
     SUB, prepared as ADD, takes it with QuantizeMultiplierSmallerThanOneExp, which stops the
     interpreter otherwise."""
     return constraint_add_scales(op, g)
+
+
+def constraint_mul_broadcast(op: ir.Op, g: ir.Graph) -> str | None:
+    """One input has the output's shape and the other repeats along its leading axes (any rank;
+    CMSIS-NN computes it), or both inputs broadcast to an output of at most 4 dimensions (a
+    generated loop)."""
+    if constraint_broadcast(op, g) is None:
+        return None
+    return _broadcast_4d(op, g)
+
+
+def constraint_squared_difference_scales(op: ir.Op, g: ir.Graph) -> str | None:
+    """The output multiplier (2 x max(input scales))^2 / (2^14 x output scale) is below 1: the
+    squared difference (up to 2^30) shifted further left would overflow TFLM's int32 (an output
+    scale that small saturates every output anyway)."""
+    p = qp.squared_difference_params(op, g)
+    if p.output_shift > 0:
+        a, b, y = (g.tensor(n) for n in (*op.inputs[:2], op.outputs[0]))
+        return (f"output {y.name!r} has scale {y.scale:.6g}, inputs {a.name!r} {a.scale:.6g} and "
+                f"{b.name!r} {b.scale:.6g}")
+    return None
 
 
 def constraint_rsqrt_input(op: ir.Op, g: ir.Graph) -> str | None:
@@ -572,8 +593,9 @@ CONSTRAINTS: dict[str, tuple[Constraint, ...]] = {
                         constraint_requantization),
     "pool2d": (constraint_nhwc, constraint_pool_geometry, constraint_int16_geometry),
     "add": (constraint_broadcast, constraint_add_scales),
-    "sub": (constraint_sub_broadcast, constraint_sub_scales),
-    "mul": (constraint_broadcast, constraint_requantization),
+    "sub": (constraint_broadcast_4d, constraint_sub_scales),
+    "squared_difference": (constraint_broadcast_4d, constraint_squared_difference_scales),
+    "mul": (constraint_mul_broadcast, constraint_requantization),
     "extremum": (constraint_extremum,),
     "concat": (constraint_same_quantization,),
     "pad": (constraint_pad,),

@@ -31,7 +31,8 @@ SAMPLES = 32
 
 def randomise(model: keras.Model, seed: int) -> None:
     """Random weights and biases (Keras starts biases at zero, which would leave them untested);
-    batch normalisation gets scales and variances between 0.5 and 1.5."""
+    batch normalisation gets scales and variances between 0.5 and 1.5, layer normalisation scales
+    between 0.5 and 1.5."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         weights = layer.get_weights()
@@ -39,6 +40,9 @@ def randomise(model: keras.Model, seed: int) -> None:
             gamma, beta, mean, var = weights
             layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
                                rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+        elif isinstance(layer, keras.layers.LayerNormalization):
+            gamma, beta = weights
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape)])
         elif weights:
             layer.set_weights([rng.normal(0.0, 0.3, w.shape).astype(np.float32) for w in weights])
 
@@ -134,6 +138,24 @@ def layer_norm() -> keras.Model:
     return keras.Model(x, keras.layers.Dense(1, activation="sigmoid")(y))
 
 
+def keras_layer_norm() -> keras.Model:
+    """Keras' own LayerNormalization after a Dense layer (MEAN, SQUARED_DIFFERENCE, RSQRT, and the
+    mean negated: a float NEG between DEQUANTIZE and QUANTIZE in the full-int8 file)."""
+    x = keras.Input((16, 48))
+    y = keras.layers.Dense(32)(keras.layers.Flatten()(x))
+    y = keras.layers.LayerNormalization()(y)
+    return keras.Model(x, keras.layers.Dense(3)(y))
+
+
+def keras_layer_norm_conv1d() -> keras.Model:
+    """LayerNormalization over the channels of a Conv1D's output (channels last), then ReLU and a
+    second Conv1D: the per-step 1 / sqrt(variance) times the per-channel gamma broadcasts both ways."""
+    x = keras.Input((24, 8))
+    y = keras.layers.Conv1D(16, 3, padding="same")(x)
+    y = keras.layers.ReLU()(keras.layers.LayerNormalization()(y))
+    return keras.Model(x, keras.layers.Conv1D(4, 3)(y))
+
+
 MODELS: dict[str, Callable[[], keras.Model]] = {
     "flatten": flatten, "reshape_1d": reshape_1d, "max_pool_1d": max_pool_1d,
     "layout_and_prelu": layout_and_prelu, "mobilenet_025": mobilenet,
@@ -175,6 +197,21 @@ def write_layer_norm(out: Path) -> None:
         print(name, "written")
 
 
+KERAS_LAYER_NORMS = {"keras_layer_norm": (keras_layer_norm, 101),
+                     "keras_layer_norm_conv1d": (keras_layer_norm_conv1d, 102)}
+
+
+def write_keras_layer_norm(out: Path) -> None:
+    """keras_layer_norm*.tflite (full int8) and keras_layer_norm*.float32.tflite: Keras' own
+    LayerNormalization, each model from its own seed."""
+    for name, (make, seed) in KERAS_LAYER_NORMS.items():
+        model = make()
+        randomise(model, seed)
+        for form, file in (("int8", name), ("float32", f"{name}.float32")):
+            (out / f"{file}.tflite").write_bytes(convert(model, seed, form))
+            print(file, "written")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "keras")
@@ -192,11 +229,14 @@ def main() -> None:
             (args.out / f"{name}.{form}.tflite").write_bytes(convert(model, seed, form))
             print(f"{name}.{form}", "written")
     write_layer_norm(args.out)
+    write_keras_layer_norm(args.out)
     (args.out / "README.md").write_text(
         "Keras 3 models converted by `scripts/make_keras_models.py` (see its docstring): `NAME.tflite` "
         "to full int8, `NAME.FORM.tflite` as float32, dynamic range, float16, or full int8 with uint8 "
         "input and output; `layer_norm.tflite` (full int8) and `layer_norm.float32.tflite`: a head with "
-        "layer normalisation (SUB, RSQRT).\n\n"
+        "layer normalisation (SUB, RSQRT); `keras_layer_norm*.tflite` and "
+        "`keras_layer_norm*.float32.tflite`: Keras' own LayerNormalization after Dense and Conv1D layers "
+        "(SQUARED_DIFFERENCE, RSQRT, and in full int8 a float NEG between DEQUANTIZE and QUANTIZE).\n\n"
         f"Made by TensorFlow {tf.__version__} with Keras {keras.__version__}.\n")
 
 

@@ -125,6 +125,11 @@ class GraphBuilder:
         shape = np.broadcast_shapes(self.tensors[a].shape, self.tensors[b].shape)
         return self._op(ir.Sub(activation), (a, b), tuple(shape))
 
+    def squared_difference(self, a: str, b: str) -> str:
+        """SQUARED_DIFFERENCE, (a - b)^2 with broadcasting."""
+        shape = np.broadcast_shapes(self.tensors[a].shape, self.tensors[b].shape)
+        return self._op(ir.SquaredDifference(), (a, b), tuple(shape))
+
     def rsqrt(self, x: str) -> str:
         """RSQRT of an input (or constant), which gets zero point -128: every value is then real 0
         or more (TFLM refuses negative ones)."""

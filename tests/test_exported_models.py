@@ -41,7 +41,8 @@ def _calibration(path: Path, tmp_path: Path, count: int = 24) -> tuple[Path, tup
 
 
 def test_the_committed_models_are_all_there() -> None:
-    assert [p.stem for p in KERAS] == ["flatten", "layout_and_prelu", "max_pool_1d", "mobilenet_025",
+    assert [p.stem for p in KERAS] == ["flatten", "keras_layer_norm", "keras_layer_norm_conv1d",
+                                       "layer_norm", "layout_and_prelu", "max_pool_1d", "mobilenet_025",
                                        "reshape_1d"]
     assert len(TORCH) == 10 and all(p.with_name(p.stem + "_dynamo.onnx").exists()
                                     for p in TORCH if not p.stem.endswith("_dynamo"))

@@ -1,10 +1,12 @@
-"""Layer normalisation in int8 (issue 18): TFLite SUB and RSQRT, bit-exact with TFLM.
+"""Layer normalisation in int8 (issue 18): TFLite SUB, RSQRT and SQUARED_DIFFERENCE, bit-exact with TFLM.
 
 SUB (broadcasting, a constant operand, a fused ReLU, saturation, inputs of different scales) and
 RSQRT (every one of the 256 inputs) are compared with the tflite-micro interpreter running the int8
 file mcudeploy writes; a Keras head with layer normalisation (tests/data/keras/layer_norm*.tflite,
 made by TensorFlow's converter) runs on QEMU as a full-int8 file and as a float file quantized on
-calibration data. The ONNX form (Div by Sqrt) is in tests/test_onnx.py.
+calibration data; so do Keras' own LayerNormalization layers (tests/data/keras/keras_layer_norm*.tflite:
+SQUARED_DIFFERENCE, and in full int8 a float NEG between DEQUANTIZE and QUANTIZE). The ONNX form
+(Div by Sqrt) is in tests/test_onnx.py.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
 import pytest
 
@@ -22,7 +25,8 @@ from mcudeploy.arith import quantize_multiplier
 from mcudeploy.cli import main
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.export_tflite import graph_to_tflite
-from mcudeploy.frontends.tflite import load_tflite, parse_tflite
+from mcudeploy.frontends.tflite import load_tflite, parse_tflite, read_model
+from mcudeploy.frontends.tflite_checks import builtin_name
 from mcudeploy.oracles import Tflm
 from mcudeploy.quantize.quantizer import quantize_graph
 from mcudeploy.reference import run_graph
@@ -183,3 +187,147 @@ def test_a_constant_operand_of_sub_gets_its_own_int8_range() -> None:
     assert c.dtype == "int8" and c.zero_point == round(-128 + 1.0 / c.scale)
     np.testing.assert_allclose((c.data.astype(np.float64) - c.zero_point) * c.scale, values, atol=c.scale)
     check_graph(q)
+
+
+# Keras' own LayerNormalization: SQUARED_DIFFERENCE, the mean negated by a float NEG in full int8,
+# and (over channels) a MUL whose inputs both broadcast.
+
+@pytest.mark.parametrize(("q1", "q2", "q_out"), [
+    ((0.2012147158384323, 7), (0.01779000833630562, 8), (2.8014020919799805, -128)),  # keras_layer_norm
+    ((0.04629147797822952, 1), (0.008812722750008106, 5), (0.12600216269493103, -128)),  # its conv1d form
+    ((0.05, 3), (0.05, -7), (0.01, -128)),  # most outputs saturate at 127
+    ((0.1, 20), (0.003, -9), (0.5, 10)),  # an output zero point that is not the lowest value
+    ((1e-3, -128), (2e-3, 127), (1e-9, -128)),  # output multiplier 0.977, just below 1 (the most allowed)
+])
+def test_squared_difference_matches_tflm_on_every_pair(q1: tuple[float, int], q2: tuple[float, int],
+                                                        q_out: tuple[float, int]) -> None:
+    graph = _one_op(ir.SquaredDifference(), {"a": ((256, 256), _quant(*q1), None),
+                                             "b": ((256, 256), _quant(*q2), None)},
+                    (256, 256), _quant(*q_out))
+    check_graph(graph)
+    a, b = np.meshgrid(EVERY_INT8, EVERY_INT8, indexing="ij")
+    out = _assert_tflm_agrees(graph, [[a, b]]).reshape(256, 256)
+    # and it is (a - b)^2: within a step of the float result where that is in range
+    real_a = (a.astype(np.float64) - q1[1]) * np.float32(q1[0])
+    real = (real_a - (b.astype(np.float64) - q2[1]) * np.float32(q2[0])) ** 2
+    expected = np.round(real / np.float32(q_out[0])) + q_out[1]
+    inside = expected <= 127
+    assert inside.any() and np.abs(out[inside].astype(np.int64) - expected[inside]).max() <= 1
+    assert (out[~inside] == 127).all()
+
+
+@pytest.mark.parametrize(("a", "b", "constant_b"), [
+    ((1, 24, 16), (1, 24, 1), False),  # a tensor and its mean over the channels
+    ((1, 1), (1, 32), False),
+    ((2, 1, 4, 5), (1, 3, 1, 5), False),  # both inputs broadcast
+    ((4, 6), (6,), True),
+])
+def test_squared_difference_matches_tflm_with_broadcasting(a: tuple[int, ...], b: tuple[int, ...],
+                                                           constant_b: bool) -> None:
+    rng = np.random.default_rng(len(a) * 10 + len(b))
+    data = rng.integers(-128, 128, b).astype(np.int8) if constant_b else None
+    graph = _one_op(ir.SquaredDifference(), {"a": (a, _quant(0.05, 3), None),
+                                             "b": (b, _quant(0.02, -40), data)},
+                    tuple(np.broadcast_shapes(a, b)), _quant(0.1, -128))
+    check_graph(graph)
+    _assert_tflm_agrees(graph, random_vectors(graph, 4, seed=3))
+
+
+@pytest.mark.parametrize(("a", "b"), [((1, 24, 1), (1, 1, 16)), ((2, 1, 4, 1), (1, 3, 1, 5))])
+def test_mul_with_both_inputs_broadcasting_matches_tflm(a: tuple[int, ...], b: tuple[int, ...]) -> None:
+    graph = _one_op(ir.Mul(ir.NO_CLIP), {"a": (a, _quant(0.006, -128), None),
+                                         "b": (b, _quant(0.004, 7), None)},
+                    tuple(np.broadcast_shapes(a, b)), _quant(0.006, 7))
+    check_graph(graph)
+    _assert_tflm_agrees(graph, random_vectors(graph, 4, seed=5))
+
+
+def test_squared_difference_refuses_an_output_scale_that_would_overflow() -> None:
+    graph = _one_op(ir.SquaredDifference(), {"a": ((1, 8), _quant(0.1, 0), None),
+                                             "b": ((1, 8), _quant(0.1, 0), None)}, (1, 8), _quant(1e-7, 0))
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SQUARED_DIFFERENCE\).*not supported: The "
+                       r"output multiplier \(2 x max\(input scales\)\)\^2 / \(2\^14 x output scale\) is "
+                       r"below 1.*output 'y' has scale 1e-07"):
+        check_graph(graph)
+
+
+KERAS_LAYER_NORMS = ["keras_layer_norm", "keras_layer_norm_conv1d"]
+
+
+@pytest.mark.parametrize("name", KERAS_LAYER_NORMS)
+def test_keras_layer_normalization_file_matches_tflm(name: str) -> None:
+    """The converter's own file (its float DEQUANTIZE, NEG, QUANTIZE included) and the int8 file
+    mcudeploy writes (an int8 SUB from 0 instead) both agree with the host reference bit for bit."""
+    path = DATA / f"{name}.tflite"
+    graph = load_tflite(path)
+    kinds = [op.kind for op in graph.ops]
+    assert kinds.count("squared_difference") == 1 and kinds.count("rsqrt") == 1 and kinds.count("sub") == 1
+    assert any("float NEG between DEQUANTIZE and QUANTIZE of one scale computed as an int8 SUB" in note
+               for note in graph.notes)
+    check_graph(graph)
+    vectors = random_vectors(graph, 16, seed=6)
+    written = _assert_tflm_agrees(graph, vectors)
+    with Tflm(path.read_bytes(), graph) as tflm:
+        original = np.concatenate([tflm.invoke(list(v))[0].reshape(-1) for v in vectors])
+    np.testing.assert_array_equal(original, written)
+
+
+def _edited_keras_layer_norm(tmp_path: Path, edit) -> Path:
+    """tests/data/keras/keras_layer_norm.tflite with `edit(model, operators by type name)` applied."""
+    model = read_model((DATA / "keras_layer_norm.tflite").read_bytes(), "model")
+    by_type = {builtin_name(model.operatorCodes[op.opcodeIndex]): op for op in model.subgraphs[0].operators}
+    edit(model, by_type)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "edited.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def test_a_negation_between_two_scales_is_refused(tmp_path: Path) -> None:
+    """The float NEG is computed as an int8 SUB only where its DEQUANTIZE and QUANTIZE share one
+    scale (as TensorFlow's converter writes them); otherwise it is refused by name."""
+    def rescale(model, ops) -> None:
+        model.subgraphs[0].tensors[ops["QUANTIZE"].outputs[0]].quantization.scale = [0.5]
+
+    with pytest.raises(UnsupportedError, match=r"edited.tflite: operator 7 \(NEG\): a float NEG between "
+                       r"DEQUANTIZE of '.*' and QUANTIZE to 'tfl.quantize' is supported only with one scale "
+                       r"on both sides \(here \(0.0177.*,\) and \(0.5,\)\)"):
+        load_tflite(_edited_keras_layer_norm(tmp_path, rescale))
+
+
+def test_an_int8_negation_is_refused(tmp_path: Path) -> None:
+    """NEG of an int8 tensor (TFLite has it, TFLM does not): the DEQUANTIZE taken out, NEG reading
+    the int8 mean and writing int8."""
+    def int8_neg(model, ops) -> None:
+        sub = model.subgraphs[0]
+        dequantize, neg = ops["DEQUANTIZE"], ops["NEG"]
+        neg.inputs = dequantize.inputs
+        out, mean = sub.tensors[neg.outputs[0]], sub.tensors[dequantize.inputs[0]]
+        out.type, out.quantization = mean.type, mean.quantization
+        sub.operators = [op for op in sub.operators if op is not dequantize]
+
+    with pytest.raises(UnsupportedError, match=r"edited.tflite: operator 6 \(NEG\): NEG of int8 tensor '.*' "
+                       r"is not supported \(TFLM's NEG computes float32 only\)"):
+        load_tflite(_edited_keras_layer_norm(tmp_path, int8_neg))
+
+
+@pytest.mark.device
+@pytest.mark.parametrize(("file", "board"), [
+    ("keras_layer_norm", "mps3-an547"), ("keras_layer_norm", "mps2-an386"),
+    ("keras_layer_norm_conv1d", "mps3-an547"), ("keras_layer_norm_conv1d", "mps2-an386"),
+    ("keras_layer_norm.float32", "mps3-an547"), ("keras_layer_norm_conv1d.float32", "mps2-an386"),
+])
+def test_keras_layer_normalization_is_bit_exact_on_qemu(file: str, board: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["run", str(DATA / f"{file}.tflite"), "--board", board, "--out", str(out), "--vectors", "4", "-q"]
+    if file.endswith("float32"):
+        shape = (16, 16, 48) if file.startswith("keras_layer_norm.") else (16, 24, 8)
+        np.save(tmp_path / "cal.npy", np.random.default_rng(1).normal(0, 1, shape).astype(np.float32))
+        args += ["--calibration", str(tmp_path / "cal.npy")]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "pass" and report["bit_exact_vectors"] == 4
+    if file.endswith("float32"):
+        assert report["oracles"] == ["host-reference", "tflm", "tflm-float"]
+        assert min(report["float_oracle"]["snr_db"].values()) >= 30.0  # measured 39.6 and 35.2 dB

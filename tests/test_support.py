@@ -127,6 +127,14 @@ def _sub(b: GraphBuilder) -> list[str]:  # t0_sub = input [1, 4, 4, 5] - input1 
     return [b.sub(b.input((1, 4, 4, 5)), b.input((1, 4, 1, 1)))]
 
 
+def _mul(b: GraphBuilder) -> list[str]:  # t0_mul = input [1, 4, 1, 5] x input1 [1, 1, 3, 5]
+    return [b.mul(b.input((1, 4, 1, 5)), b.input((1, 1, 3, 5)))]
+
+
+def _squared_difference(b: GraphBuilder) -> list[str]:  # t0_squared_difference = (input - input1)^2
+    return [b.squared_difference(b.input((1, 8, 4)), b.input((1, 8, 1)))]
+
+
 def _rsqrt(b: GraphBuilder) -> list[str]:  # t0_rsqrt of input [1, 8], zero point -128
     return [b.rsqrt(b.input((1, 8)))]
 
@@ -261,8 +269,11 @@ REFUSALS: dict[Constraint, Callable[[], ir.Graph]] = {
     support.constraint_broadcast: _broken(_add, "input1", shape=(1, 8, 8, 5)),
     support.constraint_add_scales: _broken(_add, "t0_add", quant=_quant(1e-9)),
     support.constraint_extremum: _broken(_extremum, "input1", quant=_quant(0.5, 1)),
-    support.constraint_sub_broadcast: _broken(_sub, "input1", shape=(1, 4, 2, 1)),
+    support.constraint_broadcast_4d: _broken(_sub, "input1", shape=(1, 4, 2, 1)),
     support.constraint_sub_scales: _broken(_sub, "t0_sub", quant=_quant(1e-9)),
+    support.constraint_mul_broadcast: _broken(_mul, "input1", shape=(1, 1, 2, 5)),
+    support.constraint_squared_difference_scales: _broken(_squared_difference, "t0_squared_difference",
+                                                          quant=_quant(1e-9)),
     support.constraint_rsqrt_input: _broken(_rsqrt, "input", quant=_quant(0.1, -100)),
     support.constraint_rsqrt_scales: _broken(_rsqrt, "t0_rsqrt", quant=_quant(1e6)),
     support.constraint_same_quantization: _broken(_concat, "t1_concat", quant=_quant(0.5, 1)),

@@ -137,6 +137,29 @@ def add_params(op: Op, graph: Graph) -> AddParams:
     )
 
 
+SQUARED_DIFFERENCE_LEFT_SHIFT = 7  # TFLM's: 255^2 x 2^14 still fits int32
+
+
+def squared_difference_params(op: Op, graph: Graph) -> AddParams:
+    """TFLM's int8 SQUARED_DIFFERENCE preparation: ADD's input rescaling with a left shift of 7, the
+    output multiplier (2 x max input scale)^2 / (2^14 x output scale), all divided in double; the
+    output spans the whole int8 range (no fused activation)."""
+    a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    y = graph.tensor(op.outputs[0])
+    twice_max = 2.0 * float(max(np.float32(a.scale), np.float32(b.scale)))
+    m1, s1 = quantize_multiplier(float(np.float32(a.scale)) / twice_max)
+    m2, s2 = quantize_multiplier(float(np.float32(b.scale)) / twice_max)
+    shifted_scale = float(np.float32(1 << 2 * SQUARED_DIFFERENCE_LEFT_SHIFT) * np.float32(y.scale))
+    mo, so = quantize_multiplier(twice_max * twice_max / shifted_scale)
+    return AddParams(
+        input1_offset=-a.zero_point, input1_multiplier=m1, input1_shift=s1,
+        input2_offset=-b.zero_point, input2_multiplier=m2, input2_shift=s2,
+        left_shift=SQUARED_DIFFERENCE_LEFT_SHIFT,
+        output_offset=y.zero_point, output_multiplier=mo, output_shift=so,
+        act_min=-128, act_max=127,
+    )
+
+
 def mul_params(op: Op, graph: Graph) -> MulParams:
     """TFLite MUL (int8): the product of the offset inputs times s1 * s2 / s_out."""
     a, b = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])

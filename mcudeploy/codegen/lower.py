@@ -196,8 +196,19 @@ def lower_add(op: Op, g: Graph, index: int, prefix: str) -> Layer:
 
 
 def lower_sub(op: Op, g: Graph, index: int, prefix: str) -> Layer:
-    """SUB as a generated loop (CMSIS-NN has no subtraction) over the output seen as 4-D, each
-    input read with stride 0 along the axes it repeats on."""
+    """SUB as a generated loop (CMSIS-NN has no subtraction)."""
+    return _binary_loop(op, g, index, prefix, {**vars(qp.add_params(op, g)), "operation": "sub"})
+
+
+def lower_squared_difference(op: Op, g: Graph, index: int, prefix: str) -> Layer:
+    """SQUARED_DIFFERENCE as SUB's generated loop, the difference squared before requantizing."""
+    return _binary_loop(op, g, index, prefix,
+                        {**vars(qp.squared_difference_params(op, g)), "operation": "squared_difference"})
+
+
+def _binary_loop(op: Op, g: Graph, index: int, prefix: str, params: dict) -> Layer:
+    """A two-input layer as a generated loop over the output seen as 4-D, each input read with
+    stride 0 along the axes it repeats on (any broadcast of up to 4 dimensions)."""
     out = Dims.nhwc(g.tensor(op.outputs[0]).shape)
 
     def strides(name: str) -> list[int]:
@@ -208,14 +219,24 @@ def lower_sub(op: Op, g: Graph, index: int, prefix: str) -> Layer:
 
     full = [g.tensor(n).size == g.tensor(op.outputs[0]).size for n in op.inputs[:2]]
     consts, const_inputs = _constant_operands(op, g, prefix)
-    values = {**vars(qp.add_params(op, g)), "dims": out, "broadcast": not all(full),
+    values = {**params, "dims": out, "broadcast": not all(full),
               "strides": [strides(n) for n in op.inputs[:2]], "size": g.tensor(op.outputs[0]).size}
-    return Layer(index, prefix, op, "sub.c.j2", op.inputs[:2], op.outputs[0], values, tuple(consts),
+    return Layer(index, prefix, op, "binary_loop.c.j2", op.inputs[:2], op.outputs[0], values, tuple(consts),
                  const_inputs=const_inputs)
 
 
 def lower_mul(op: Op, g: Graph, index: int, prefix: str) -> Layer:
-    return elementwise_layer(op, g, index, prefix, "mul.c.j2", vars(qp.mul_params(op, g)))
+    """MUL through CMSIS-NN when one input has the output's shape and the other repeats along its
+    leading axes; any other broadcast (both inputs repeating: a per-row scale times a per-channel
+    one) as a generated loop."""
+    params = vars(qp.mul_params(op, g))
+    out = g.tensor(op.outputs[0])
+    a, b = (g.tensor(n) for n in op.inputs[:2])
+    if any(big.size == out.size and (small.size == out.size
+                                     or broadcast_block(small.shape, out.shape) is not None)
+           for big, small in ((a, b), (b, a))):
+        return elementwise_layer(op, g, index, prefix, "mul.c.j2", params)
+    return _binary_loop(op, g, index, prefix, {**params, "operation": "mul"})
 
 
 def lower_extremum(op: Op, g: Graph, index: int, prefix: str) -> Layer:
@@ -348,6 +369,7 @@ LOWERINGS: dict[str, Callable[[Op, Graph, int, str], Layer]] = {
     "pool2d": lower_pool2d,
     "add": lower_add,
     "sub": lower_sub,
+    "squared_difference": lower_squared_difference,
     "mul": lower_mul,
     "concat": lower_concat,
     "pad": lower_pad,

@@ -574,7 +574,7 @@ def _elementwise(kind: str) -> Callable[[_Converter, onnx.NodeProto, dict], None
             else:
                 moved = _const_in_layout(c, value, out_layout)
                 ins.append(c.new_constant(f"{node.output[0]}_operand", moved))
-        attrs_ir = ir.Add(ir.NO_CLIP) if kind == "add" else ir.Mul(ir.NO_CLIP)
+        attrs_ir = {"add": ir.Add, "sub": ir.Sub, "mul": ir.Mul}[kind](ir.NO_CLIP)
         c.emit(attrs_ir, tuple(ins), node.output[0], out_layout)
 
     return convert
@@ -922,7 +922,8 @@ HANDLERS: dict[str, Handler] = {
                            _unrewritten("only with alpha > 0")),
     "Div": Handler("mul", "by a constant: Mul by its reciprocal; by Sqrt(v): Mul by RSQRT(v)", _unrewritten(
         "only by a constant whose reciprocal is a finite float32 (no zero)")),
-    "Sub": Handler("add", "Add of the second input times -1", _unrewritten("only on float tensors")),
+    "Sub": Handler("sub / add", "minus a constant: Add of its negation; else SUB (either input may be "
+                   "constant)", _elementwise("sub")),
     "Neg": Handler("mul", "Mul by -1", _unrewritten("only on float tensors")),
     "Pow": Handler("mul / rsqrt", "constant exponent 2: Mul(x, x); -0.5: RSQRT", _pow),
     "Sqrt": Handler("rsqrt, mul", "only as a divisor: Div(x, Sqrt(v)) becomes Mul(x, RSQRT(v))",

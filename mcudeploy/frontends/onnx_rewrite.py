@@ -3,8 +3,8 @@ itself, so that calibration and the float oracle (onnxruntime) see every new ten
 
 - HardSigmoid(x) = clip(alpha x + beta, 0, 1) becomes Add(x, beta / alpha), Clip(0, 1 / alpha),
   Mul(alpha): for MobileNetV3's alpha = 1/6 that is Keras' relu6(x + 3) / 6;
-- Div(x, c) by a constant becomes Mul(x, 1 / c); Sub(x, c) becomes Add(x, -c); Sub(c, x),
-  Sub(x, y) and Neg(x) become Mul(y, -1) (then Add); Pow(x, 2) becomes Mul(x, x);
+- Div(x, c) by a constant becomes Mul(x, 1 / c); Sub(x, c) becomes Add(x, -c) (Sub(c, x) and
+  Sub(x, y) stay, imported as TFLite SUB); Neg(x) becomes Mul(x, -1); Pow(x, 2) becomes Mul(x, x);
 - Div(x, Sqrt(v)), the normalisation of a layer norm, becomes Mul(x, Pow(v, -0.5)) (imported as
   RSQRT) when the Sqrt's output is only ever a divisor.
 
@@ -90,12 +90,7 @@ class _Rewriter:
             if b is not None and a is None:
                 return [helper.make_node("Add", [node.input[0], self.const(f"{out}_negated", -b)], [out],
                                          name=label)]
-            if b is None:  # c - x or x - y: the negated second input added
-                negated = self.name(f"{out}_negated")
-                return [helper.make_node("Mul", [node.input[1], self.scalar(f"{out}_minus_one", -1.0)],
-                                         [negated], name=f"{label}/neg"),
-                        helper.make_node("Add", [node.input[0], negated], [out], name=label)]
-            return None
+            return None  # c - x and x - y stay Sub (TFLite SUB)
         if node.op_type == "Pow" and len(node.input) == 2:
             exponent = self.constants.get(node.input[1])
             if exponent is None or exponent.dtype.kind not in "fiu" or exponent.size != 1 \

@@ -137,6 +137,22 @@ def _sub(op: _Operator) -> ir.Op:
     return _make(op, ir.Sub(ir.NO_CLIP if op.options is None else op.activation()), op.inputs[:2])
 
 
+def _squared_difference(op: _Operator) -> ir.Op:
+    return _make(op, ir.SquaredDifference(), op.inputs[:2])
+
+
+def _neg(op: _Operator) -> ir.Op:
+    """NEG of a float tensor as SUB from a constant 0 (the float model the quantizer takes; in an
+    int8 file, `_fold_negations` makes it an int8 SUB). TFLM's NEG computes float32 only."""
+    x = op.graph_tensors[op.inputs[0]]
+    if x.dtype != "float32":
+        raise UnsupportedError(f"{op.origin}: NEG of {x.dtype} tensor {x.name!r} is not supported (TFLM's "
+                               "NEG computes float32 only)")
+    zero = f"{op.outputs[0]} (NEG's zero)"
+    op.graph_tensors[zero] = ir.Tensor(zero, (), "float32", data=np.zeros((), np.float32))
+    return _make(op, ir.Sub(ir.NO_CLIP), (zero, op.inputs[0]))
+
+
 def _rsqrt(op: _Operator) -> ir.Op:
     return _make(op, ir.Rsqrt(), op.inputs[:1])
 
@@ -505,6 +521,8 @@ CONVERTERS: dict[str, Converter] = {
     "MAX_POOL_2D": Converter(ir.Pool2D, (4,), _pool("max")),
     "ADD": Converter(ir.Add, (None, None), _add),
     "SUB": Converter(ir.Sub, (None, None), _sub),
+    "SQUARED_DIFFERENCE": Converter(ir.SquaredDifference, (None, None), _squared_difference),
+    "NEG": Converter(ir.Sub, (None,), _neg),
     "MUL": Converter(ir.Mul, (None, None), _mul),
     "CONCATENATION": Converter(ir.Concat, (None,), _concat),
     "PAD": Converter(ir.Pad, (None, 2), _pad),
@@ -560,7 +578,7 @@ def _check_structure(op: _Operator, converter: Converter, where: str) -> None:
             )
     takes_options = converter.attrs not in (ir.Reshape, ir.Pad, ir.Logistic, ir.Tanh, ir.HardSwish,
                                             ir.Extremum, ir.Quantize, ir.PRelu, ir.Relu,
-                                            ir.Transpose, ir.Rsqrt, ir.Sub) and \
+                                            ir.Transpose, ir.Rsqrt, ir.Sub, ir.SquaredDifference) and \
         converter.convert not in (_read_variable, _assign_variable)
     if takes_options and op.options is None and op.type_name != "FULLY_CONNECTED":
         raise ModelFormatError(f"{where}: {op.origin} has no options table")
@@ -676,13 +694,17 @@ def _to_graph(model: fb.ModelT, data: bytes, name: str, where: str, keep_lstm_st
     outputs = [_name(names, i, where, "model output") for i in _indices(sub.outputs)]
     float_io: dict[str, str] = {}
     uint8_io: dict[str, str] = {}
+    ops, negated = _fold_negations(ops, tensors, where)
     ops = _strip_float_boundaries(ops, inputs, outputs, tensors, float_io)
     ops = _strip_uint8_boundaries(ops, inputs, outputs, tensors, uint8_io)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if folded:
         counts = {t: folded.count(t) for t in dict.fromkeys(folded)}
         shown = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in counts.items())
         notes = (f"{name}: shape computations folded to constants for batch 1 ({shown})",)
+    if negated:
+        notes += (f"{name}: float NEG between DEQUANTIZE and QUANTIZE of one scale computed as an int8 SUB "
+                  f"from 0, exactly ({', '.join(negated)})",)
     return ir.Graph(
         name=name.removesuffix(".tflite"),
         tensors={**tensors, **state.variables},
@@ -726,6 +748,44 @@ def _refusal_message(where: str, refusals: list[tuple[str, str, str]]) -> str:
     if any(reason.startswith("is not supported") for _, _, reason in refusals):
         text += f" ({_SUPPORTED_LIST})"
     return text
+
+
+def _fold_negations(ops: list[ir.Op], tensors: dict[str, ir.Tensor], where: str
+                    ) -> tuple[list[ir.Op], list[str]]:
+    """An int8 file's float island DEQUANTIZE, NEG, QUANTIZE (Keras' LayerNormalization converted to
+    full int8 negates its mean so) becomes one int8 SUB from a constant 0. With one scale on both
+    sides the float path computes z_out - (q - z_in), clamped, which that SUB computes exactly;
+    other scales are refused. Returns the operators and the NEG operators so computed."""
+    producers = {out: op for op in ops for out in op.outputs}
+    readers: dict[str, list[ir.Op]] = {}
+    for op in ops:
+        for name in op.inputs:
+            readers.setdefault(name, []).append(op)
+    replaced: dict[int, ir.Op | None] = {}
+    negated = []
+    for neg in ops:
+        if neg.kind != "sub" or not neg.name.endswith("_neg"):
+            continue
+        dequantize, after = producers.get(neg.inputs[1]), readers.get(neg.outputs[0], [])
+        if dequantize is None or dequantize.kind != "quantize" or len(readers[neg.inputs[1]]) != 1 \
+                or len(after) != 1 or after[0].kind != "quantize":
+            continue
+        x, y = tensors[dequantize.inputs[0]], tensors[after[0].outputs[0]]
+        if x.dtype != "int8" or y.dtype != "int8":
+            continue
+        if x.quant is None or y.quant is None or len(x.quant.scale) != 1 or x.scale != y.scale:
+            raise UnsupportedError(f"{where}: {neg.origin}: a float NEG between DEQUANTIZE of {x.name!r} "
+                                   f"and QUANTIZE to {y.name!r} is supported only with one scale on both "
+                                   f"sides (here {x.quant and x.quant.scale} and "
+                                   f"{y.quant and y.quant.scale})")
+        zero = neg.inputs[0]
+        tensors[zero] = ir.Tensor(zero, (), "int8", ir.QuantParams((x.scale,), (0,)), np.zeros((), np.int8))
+        replaced[id(dequantize)] = None
+        replaced[id(after[0])] = None
+        replaced[id(neg)] = replace(neg, inputs=(zero, x.name), outputs=after[0].outputs)
+        negated.append(neg.origin)
+    kept = (replaced.get(id(op), op) for op in ops)
+    return [op for op in kept if op is not None], negated
 
 
 def _strip_float_boundaries(ops: list[ir.Op], inputs: list[str], outputs: list[str],

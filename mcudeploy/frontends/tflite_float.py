@@ -45,18 +45,52 @@ class TfliteFloatImport:
 
 def float_operator(model: fb.ModelT) -> str | None:
     """The first operator of subgraph 0 that computes float values, other than a DEQUANTIZE of a
-    computed tensor to a model output (an int8 body's float output); None for an int8 file."""
+    computed tensor to a model output (an int8 body's float output) and a float NEG between a
+    DEQUANTIZE and a QUANTIZE (`_negation_islands`); None for an int8 file."""
     sub = model.subgraphs[0]
     tensors = sub.tensors or []
     outputs = {int(i) for i in _ints(sub.outputs)}
+    islands = _negation_islands(model)
     for index, op in enumerate(sub.operators or []):
         name = builtin_name(model.operatorCodes[op.opcodeIndex])
+        if index in islands:
+            continue
         written = [int(i) for i in _ints(op.outputs)]
         wrapper = name == "DEQUANTIZE" and set(written) <= outputs and \
             not any(_constant(model, tensors[i]) for i in _ints(op.inputs) if i >= 0)
         if not wrapper and any(tensors[i].type in _FLOATS for i in written):
             return f"operator {index} ({name})"
     return None
+
+
+def _negation_islands(model: fb.ModelT) -> set[int]:
+    """The operators of each DEQUANTIZE (of an int8 tensor), NEG, QUANTIZE (to int8) chain, each
+    float tensor read once: what TensorFlow's converter writes for Keras' LayerNormalization in a
+    full-int8 file, and the int8 importer computes as an int8 SUB."""
+    sub = model.subgraphs[0]
+    tensors = sub.tensors or []
+    ops = sub.operators or []
+    names = [builtin_name(model.operatorCodes[op.opcodeIndex]) for op in ops]
+    readers: dict[int, list[int]] = {}
+    for index, op in enumerate(ops):
+        for i in _ints(op.inputs):
+            readers.setdefault(i, []).append(index)
+    producers = {i: index for index, op in enumerate(ops) for i in _ints(op.outputs)}
+    found: set[int] = set()
+    for index, op in enumerate(ops):
+        ins, outs = _ints(op.inputs), _ints(op.outputs)
+        if names[index] != "NEG" or len(ins) != 1 or len(outs) != 1 or ins[0] not in producers:
+            continue
+        before, after = producers[ins[0]], readers.get(outs[0], [])
+        if names[before] != "DEQUANTIZE" or readers.get(ins[0]) != [index] or len(after) != 1 \
+                or names[after[0]] != "QUANTIZE":
+            continue
+        source, target = _ints(ops[before].inputs), _ints(ops[after[0]].outputs)
+        int8 = fb.TensorType.INT8
+        if len(source) == 1 and len(target) == 1 and tensors[source[0]].type == int8 \
+                and tensors[target[0]].type == int8 and not _constant(model, tensors[source[0]]):
+            found.update((before, index, after[0]))
+    return found
 
 
 def load_float_tflite(data: bytes, name: str, where: str) -> TfliteFloatImport | None:

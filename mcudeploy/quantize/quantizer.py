@@ -195,7 +195,7 @@ def quantize_graph(graph: ir.Graph, ranges: dict[str, Range], where: str = "",
                                       quant=ir.QuantParams(scales, (0,) * len(scales), axis))
             tensors[b.name] = replace(b, dtype="int32", data=bias, quant=ir.QuantParams(
                 tuple(float(s) for s in bias_scales), (0,) * len(scales), 0))
-        elif op.kind in ("add", "sub", "mul", "prelu", "extremum"):
+        elif op.kind in ("add", "sub", "squared_difference", "mul", "prelu", "extremum"):
             for name in op.inputs:
                 t = graph.tensor(name)
                 if t.is_constant:
@@ -269,6 +269,10 @@ def _rescales(op: ir.Op, graph: ir.Graph) -> list[tuple[float, str]]:
         return [(x / 128.0 / out, f"{own} / 128")]
     if op.kind in ("mean", "relu"):
         return [(x / out, own)]
+    if op.kind == "squared_difference":
+        b = float(graph.tensor(op.inputs[1]).scale)
+        return [((2.0 * max(x, b)) ** 2 / (2**14 * out),
+                 f"(2 x input scale {max(x, b):g})**2 / 2**14 / output scale {out:g}")]
     if op.kind == "rsqrt":
         return [(1.0 / (math.sqrt(x) * out), f"1 / sqrt(input scale {x:g}) / output scale {out:g}")]
     if op.kind == "prelu":

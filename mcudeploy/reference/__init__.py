@@ -10,7 +10,7 @@ import numpy as np
 from mcudeploy.arith import params as qp
 from mcudeploy.ir import Graph, Op
 from mcudeploy.reference.conv import conv2d, depthwise_conv2d, fully_connected
-from mcudeploy.reference.elementwise import add, mul, sub
+from mcudeploy.reference.elementwise import add, mul, squared_difference, sub
 from mcudeploy.reference.lstm import run_op
 from mcudeploy.reference.pooling import mean, pool2d
 from mcudeploy.reference.resize import resize
@@ -50,6 +50,10 @@ def _add(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
 
 def _sub(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
     return sub(ins[0], ins[1], qp.add_params(op, g))
+
+
+def _squared_difference(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
+    return squared_difference(ins[0], ins[1], qp.squared_difference_params(op, g))
 
 
 def _mul(op: Op, g: Graph, ins: list[np.ndarray]) -> np.ndarray:
@@ -140,6 +144,7 @@ KERNELS: dict[str, Kernel] = {
     "pool2d": _pool,
     "add": _add,
     "sub": _sub,
+    "squared_difference": _squared_difference,
     "mul": _mul,
     "extremum": _extremum,
     "concat": _concat,

@@ -1,4 +1,4 @@
-"""Element-wise ADD, SUB and MUL in TFLite int8 semantics, with numpy broadcasting."""
+"""Element-wise ADD, SUB, SQUARED_DIFFERENCE and MUL in TFLite int8 semantics, with numpy broadcasting."""
 
 from __future__ import annotations
 
@@ -27,6 +27,19 @@ def sub(a: np.ndarray, b: np.ndarray, p: AddParams) -> np.ndarray:
         vb, p.input2_multiplier, p.input2_shift
     )
     out = requantize(wrap_int32(difference), p.output_multiplier, p.output_shift) + p.output_offset
+    return np.clip(out, p.act_min, p.act_max).astype(np.int8)
+
+
+def squared_difference(a: np.ndarray, b: np.ndarray, p: AddParams) -> np.ndarray:
+    """TFLite SQUARED_DIFFERENCE: the inputs rescaled as ADD's (left shift 7), the difference
+    squared, requantized."""
+    va = wrap_int32((a.astype(np.int64) + p.input1_offset) << p.left_shift)
+    vb = wrap_int32((b.astype(np.int64) + p.input2_offset) << p.left_shift)
+    difference = requantize(va, p.input1_multiplier, p.input1_shift) - requantize(
+        vb, p.input2_multiplier, p.input2_shift
+    )
+    squared = wrap_int32(difference * difference)
+    out = requantize(squared, p.output_multiplier, p.output_shift) + p.output_offset
     return np.clip(out, p.act_min, p.act_max).astype(np.int8)
 
 
