@@ -43,6 +43,7 @@ from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
 
 _ERROR_LINE = re.compile(r": (fatal )?error: |: internal compiler error: |(^|/)ld: ")
 _FAILED_LOGS_KEPT = 20
+STALE_LOCK_SECONDS = 30  # SCons holds its cache lock for an instant: older is left by a killed build
 _BIN_GAP = 64 * 1024  # a larger gap between loaded bytes: no .bin
 
 # Flags of some NN library kernels, chosen by measurement on QEMU (the SConstruct's comment says
@@ -171,6 +172,7 @@ def build_firmware(
     }
     config_path = build_dir / "build.json"
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    clear_stale_cache_lock(Path(config["cache_dir"]))
     sources = [*model_dir.glob("*.c"), *extra_sources]
     remembered = cache_dir() / "stack-sizes" / _sources_key(config, sources)
     guess = int(remembered.read_text()) if remembered.is_file() else 0
@@ -195,6 +197,18 @@ def build_firmware(
     remembered.write_text(str(plan.bytes), encoding="utf-8")
     write_images(elf)
     return elf
+
+
+def clear_stale_cache_lock(scons_cache: Path) -> None:
+    """SCons guards its cache's `config` file with a lock file that each build holds for an instant
+    (and for 5 s at most waits on). One left behind by a build killed at that instant would fail every
+    later build; a lock older than STALE_LOCK_SECONDS is such a one, and is removed."""
+    lock = scons_cache / "config.lock"
+    try:
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+            lock.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
 
 
 def stack_plan_path(elf: Path) -> Path:
