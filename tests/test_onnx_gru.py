@@ -1,8 +1,9 @@
 """ONNX GRU imported as ordinary int8 operators unrolled over the sequence (fully connected, add,
 sub, mul, logistic, tanh, slice, concatenation, reshape), as TensorFlow's converter deploys a GRU:
 the float import gives onnxruntime's Y and Y_h (both linear_before_reset values, every direction),
-the quantized graph is bit-exact with TFLM on the written file and within the SNR floor of
-onnxruntime, and QEMU runs it bit-exact with both. The refusals are in tests/test_onnx_lstm.py.
+the quantized graph (int8, and 16x8 with --precision int16) is bit-exact with TFLM on the written file
+and within the SNR floor of onnxruntime, and QEMU runs it bit-exact with both. The refusals are in
+tests/test_onnx_lstm.py.
 
 The models are written with onnx.helper in the form torch.onnx exports `nn.GRU(batch_first=True)`
 (torch is not installed here): Transpose to [seq, batch, input], GRU, Squeeze of Y_h or Y."""
@@ -30,6 +31,29 @@ STEPS, FEATURES, HIDDEN = 12, 10, 16
 KINDS = {"reshape", "fully_connected", "slice", "logistic", "tanh", "add", "sub", "mul", "concat"}
 
 
+def _float_matches_onnxruntime(path: Path, direction: str, steps: int) -> list:
+    """Y and Y_h (Y made an output too) of the imported float graph against onnxruntime's; the IR
+    operators it became."""
+    m = onnx.load(str(path))
+    node = next(n for n in m.graph.node if n.op_type == "GRU")
+    directions = 2 if direction == "bidirectional" else 1
+    m.graph.output.append(onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT,
+                                                             [steps, directions, 1, HIDDEN]))
+    onnx.save(m, str(path))
+    imp = load_onnx(path)
+    x, y, y_h = node.input[0], node.output[0], node.output[1]
+    runner = float_model(imp).runner([x, y, y_h])
+    x_value = np.random.default_rng(3).normal(size=(1, steps, FEATURES)).astype(np.float32)
+    values = runner.run({imp.onnx_inputs[0]: x_value})
+    ours = lstm_values(imp.graph, {x: values[x]})
+    assert ours[y].shape == values[y].shape == (steps, directions, 1, HIDDEN)
+    assert ours[y_h].shape == values[y_h].shape == (directions, 1, HIDDEN)
+    np.testing.assert_allclose(ours[y], values[y], atol=2e-6)
+    np.testing.assert_allclose(ours[y_h], values[y_h], atol=2e-6)
+    assert np.abs(values[y]).max() > 0.1  # a state that moves
+    return imp.graph.ops
+
+
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 @pytest.mark.parametrize("before_reset", [0, 1])
 def test_the_float_gru_computes_what_onnxruntime_does(direction: str, before_reset: int,
@@ -37,40 +61,37 @@ def test_the_float_gru_computes_what_onnxruntime_does(direction: str, before_res
     """The unrolled operators in float give onnxruntime's Y and Y_h: gate order, biases, the reset
     gate's place and the directions are right before anything is quantized."""
     path = keyword_gru(tmp_path / "m.onnx", direction=direction, linear_before_reset=before_reset)
-    m = onnx.load(str(path))
-    node = next(n for n in m.graph.node if n.op_type == "GRU")
-    y_h = node.output[1]
-    directions = 2 if direction == "bidirectional" else 1
-    m.graph.output.append(onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT,
-                                                             [STEPS, directions, 1, HIDDEN]))
-    onnx.save(m, str(path))  # Y an output too: both are imported
-    imp = load_onnx(path)
-    assert {op.kind for op in imp.graph.ops} == KINDS | {"softmax"}
-    x, y = node.input[0], node.output[0]
-    runner = float_model(imp).runner([x, y, y_h])
-    x_value = np.random.default_rng(3).normal(size=(1, STEPS, FEATURES)).astype(np.float32)
-    values = runner.run({imp.onnx_inputs[0]: x_value})
-    ours = lstm_values(imp.graph, {x: values[x]})
-    assert ours[y].shape == values[y].shape == (STEPS, directions, 1, HIDDEN)
-    assert ours[y_h].shape == values[y_h].shape == (directions, 1, HIDDEN)
-    np.testing.assert_allclose(ours[y], values[y], atol=2e-6)
-    np.testing.assert_allclose(ours[y_h], values[y_h], atol=2e-6)
-    assert np.abs(values[y]).max() > 0.1  # a state that moves
+    ops = _float_matches_onnxruntime(path, direction, STEPS)
+    assert {op.kind for op in ops} == KINDS | {"softmax"}
 
 
-@pytest.mark.parametrize(("direction", "before_reset", "use_sequence"),
-                         [("forward", 0, False), ("forward", 1, True), ("bidirectional", 1, False)])
+@pytest.mark.parametrize(("steps", "direction"), [(1, "bidirectional"), (25, "reverse")])
+def test_one_step_and_long_sequences(steps: int, direction: str, tmp_path: Path) -> None:
+    """One step is the zero-state step alone; 25 steps are concatenated at most 10 at a time (TFLM's
+    CONCATENATION limit)."""
+    path = keyword_gru(tmp_path / "m.onnx", steps=steps, direction=direction, linear_before_reset=1)
+    ops = _float_matches_onnxruntime(path, direction, steps)
+    assert max(len(op.inputs) for op in ops if op.kind == "concat") == (2 if steps == 1 else 10)
+    assert sum(op.kind == "tanh" for op in ops) == steps * (2 if direction == "bidirectional" else 1)
+
+
+@pytest.mark.parametrize(("direction", "before_reset", "use_sequence", "precision"),
+                         [("forward", 0, False, "int8"), ("forward", 1, True, "int8"),
+                          ("bidirectional", 1, False, "int8"), ("forward", 1, False, "int16")])
 def test_quantized_gru_matches_tflm_and_tracks_onnxruntime(direction: str, before_reset: int,
-                                                           use_sequence: bool, tmp_path: Path) -> None:
+                                                           use_sequence: bool, precision: str,
+                                                           tmp_path: Path) -> None:
     path = keyword_gru(tmp_path / "m.onnx", direction=direction, use_sequence=use_sequence,
                        linear_before_reset=before_reset)
-    model = import_model(path, ImportOptions(calibration=path.with_suffix(".npz")))
+    model = import_model(path, ImportOptions(calibration=path.with_suffix(".npz"), precision=precision))
     graph = model.graph
-    assert {op.kind for op in graph.ops} <= KINDS | {"softmax"}
+    kinds = {op.kind for op in graph.ops}
+    assert kinds <= KINDS | {"softmax", "quantize"} and ("quantize" in kinds) == (precision == "int16")
+    fcs = [op.outputs[0] for op in graph.ops if op.kind == "fully_connected"]
+    assert {graph.tensor(n).dtype for n in fcs} == {precision}  # the GRU's and the Gemm's
     directions = 2 if direction == "bidirectional" else 1
     fcs = sum(op.kind == "fully_connected" for op in graph.ops)
     assert fcs == directions * (3 + 3 * (STEPS - 1)) + 1  # each gate's input part, the steps', the Gemm
-    assert all(graph.tensor(n).dtype == "int8" for op in graph.ops for n in op.outputs)
     tflm = Tflm(model.tflite, graph)
     (out,) = graph.outputs
     t = graph.tensor(out)
