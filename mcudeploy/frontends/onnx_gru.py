@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 GATES = ("z", "r", "h")  # the order of W, R and B's blocks
 DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh")
-GRU_OP_KINDS = ("fully_connected", "add", "sub", "mul", "logistic", "tanh", "slice", "concat", "reshape")
 
 
 def _check(c: _Converter, node: onnx.NodeProto, attrs: dict) -> str:
