@@ -128,3 +128,46 @@ def keyword_lstm(path: Path, steps: int = 12, features: int = 10, hidden: int = 
     b.save([b.node("Softmax", [logits], axis=-1)], path)
     b.calibration(path.with_suffix(".npz"))
     return path
+
+
+def gru_weights(rng: np.random.Generator, inputs: int, hidden: int, directions: int = 1
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ONNX GRU W [D, 3H, I], R [D, 3H, H] and B [D, 6H] (gates z, r, h), as torch initialises them."""
+    bound = 1.0 / np.sqrt(hidden)
+    w = rng.uniform(-bound, bound, (directions, 3 * hidden, inputs)).astype(np.float32)
+    r = rng.uniform(-bound, bound, (directions, 3 * hidden, hidden)).astype(np.float32)
+    b = rng.uniform(-bound, bound, (directions, 6 * hidden)).astype(np.float32)
+    return w, r, b
+
+
+def keyword_gru(path: Path, steps: int = 12, features: int = 10, hidden: int = 16, classes: int = 4,
+                use_sequence: bool = False, seed: int = 0, direction: str = "forward", **gru_attrs) -> Path:
+    """A keyword-style GRU as torch.onnx exports `nn.GRU(batch_first=True)` (linear_before_reset=1,
+    torch's form; 0 is ONNX's default) followed by a linear layer: x [1, T, F] transposed to [T, 1, F],
+    GRU, then Y_h squeezed or, with `use_sequence`, Y squeezed, transposed back to [1, T, H] and its
+    last step sliced, into Gemm and Softmax. Bidirectional: Y_h reshaped to [1, 2H]. Random normal
+    calibration samples are written beside it (.npz)."""
+    b = OnnxBuilder(seed=seed, opset=14)
+    x = b.input((1, steps, features))
+    seq = b.node("Transpose", [x], perm=[1, 0, 2])
+    directions = 2 if direction == "bidirectional" else 1
+    w, r, bias = gru_weights(b.rng, features, hidden, directions)
+    ins = [seq, b.const(w, "W"), b.const(r, "R"), b.const(bias, "B")]
+    b.counter += 1
+    outs = [f"gru_y{b.counter}", f"gru_yh{b.counter}"]
+    b.nodes.append(helper.make_node("GRU", ins, outs, name=f"GRU_{b.counter}", hidden_size=hidden,
+                                    direction=direction, **gru_attrs))
+    width = directions * hidden
+    if use_sequence and directions == 1:
+        y = b.node("Squeeze", [outs[0], b.const(np.array([1], np.int64), "axes")])
+        y = b.node("Transpose", [y], perm=[1, 0, 2])
+        last = b.node("Slice", [y, *(b.const(np.array([v], np.int64)) for v in (steps - 1, steps, 1))])
+        last = b.node("Reshape", [last, b.const(np.array([1, hidden], np.int64))])
+    elif directions == 1:
+        last = b.node("Squeeze", [outs[1], b.const(np.array([0], np.int64), "axes")])
+    else:
+        last = b.node("Reshape", [outs[1], b.const(np.array([1, width], np.int64))])
+    logits = b.gemm(last, width, classes)
+    b.save([b.node("Softmax", [logits], axis=-1)], path)
+    b.calibration(path.with_suffix(".npz"))
+    return path

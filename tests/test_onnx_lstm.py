@@ -2,7 +2,7 @@
 and summed biases proven against onnxruntime in float, the quantized graph (int8 and 16x8) bit-exact
 with TFLM on the written file and within the SNR floor of onnxruntime, QEMU bit-exact with both, and
 the forms mcudeploy does not deploy (peepholes, clip, a non-zero or computed initial state, Y_c,
-GRU) refused naming the node and why.
+and a GRU's clip, activations, initial state, short sequence or batch) refused naming the node and why.
 
 The models are written with onnx.helper in the form torch.onnx exports `nn.LSTM(batch_first=True)`
 (torch is not installed here): Transpose to [seq, batch, input], LSTM, Squeeze of Y_h or Y."""
@@ -158,8 +158,8 @@ def test_arm_cmsis_nn_release_runs_the_onnx_lstm_bit_exact(board: str, precision
     assert function in code_path(tmp_path / "out" / "model").read_text()
 
 def _lstm_model(path: Path, *, extra_inputs: dict[int, np.ndarray | str] | None = None,
-                outputs: tuple[int, ...] = (1,), op_type: str = "LSTM", **attrs) -> Path:
-    """X [T, 1, F] → one LSTM (or GRU: 3 gates) → its outputs at `outputs`; `extra_inputs` puts a
+                outputs: tuple[int, ...] = (1,), op_type: str = "LSTM", batch: int = 1, **attrs) -> Path:
+    """X [T, batch, F] → one LSTM (or GRU: 3 gates) → its outputs at `outputs`; `extra_inputs` puts a
     constant (an array) or a model input (a shape string "T,B,H") at an input position."""
     gates = 3 if op_type == "GRU" else 4
     rng = np.random.default_rng(0)
@@ -167,7 +167,7 @@ def _lstm_model(path: Path, *, extra_inputs: dict[int, np.ndarray | str] | None 
     inits = [numpy_helper.from_array(w[:, : gates * HIDDEN], "W"),
              numpy_helper.from_array(r[:, : gates * HIDDEN], "R"),
              numpy_helper.from_array(b[:, : 2 * gates * HIDDEN], "B")]
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [STEPS, 1, FEATURES])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [STEPS, batch, FEATURES])]
     names = ["x", "W", "R", "B"]
     for position, value in sorted((extra_inputs or {}).items()):
         names += [""] * (position - len(names)) + [f"in{position}"]
@@ -177,6 +177,8 @@ def _lstm_model(path: Path, *, extra_inputs: dict[int, np.ndarray | str] | None 
         else:
             inits.append(numpy_helper.from_array(value, f"in{position}"))
     outs = ["y", "y_h", "y_c"][: max(outputs) + 1]
+    if op_type == "GRU":
+        outs = outs[:2]
     node = helper.make_node(op_type, names, outs, name="rnn", hidden_size=HIDDEN, **attrs)
     returned = [helper.make_tensor_value_info(outs[i], TensorProto.FLOAT, None) for i in outputs]
     graph = helper.make_graph([node], "t", inputs, returned, inits)
@@ -202,8 +204,20 @@ REFUSALS = {
                        rf"sequence_lens \[{STEPS - 2}\] must be the whole sequence \({STEPS} steps\)"),
     "cell_output": ({"outputs": (1, 2)}, r"its output Y_c \('y_c'\) is used: the integer LSTM does not "
                                          r"output its cell state"),
-    "gru": ({"op_type": "GRU"}, r"operator type GRU is not supported: neither CMSIS-NN nor TFLite-Micro "
-                                r"has a GRU kernel"),
+    "gru_clip": ({"op_type": "GRU", "clip": 3.0},
+                 r"attribute clip=3 \(a clip of the gates' inputs\) is not supported"),
+    "gru_activations": ({"op_type": "GRU", "activations": ["Sigmoid", "Relu"]},
+                        r"activations \['Sigmoid', 'Relu'\] are not supported \(only Sigmoid, Tanh"),
+    "gru_layout": ({"op_type": "GRU", "layout": 1}, r"attribute layout=1 is not supported"),
+    "gru_nonzero_state": ({"op_type": "GRU", "extra_inputs": {5: _ZEROS + 0.5}},
+                          r"initial_h \('in5'\) is not zero: mcudeploy deploys a GRU whose state starts at "
+                          r"zero"),
+    "gru_state_input": ({"op_type": "GRU", "extra_inputs": {5: f"1,1,{HIDDEN}"}},
+                        r"initial_h \('in5'\) is computed or a model input: mcudeploy deploys a GRU whose "
+                        r"state starts at zero"),
+    "gru_short_sequence": ({"op_type": "GRU", "extra_inputs": {4: np.array([STEPS - 2], np.int32)}},
+                           rf"sequence_lens \[{STEPS - 2}\] must be the whole sequence \({STEPS} steps\)"),
+    "gru_batch": ({"op_type": "GRU", "batch": 2}, r"a batch of 2 is not supported \(only 1\)"),
 }
 
 
@@ -211,7 +225,7 @@ REFUSALS = {
 def test_forms_not_deployed_are_refused_naming_the_node(case: str, tmp_path: Path) -> None:
     kwargs, message = REFUSALS[case]
     path = _lstm_model(tmp_path / "m.onnx", **kwargs)
-    kind = "GRU" if case == "gru" else "LSTM"
+    kind = "GRU" if case.startswith("gru") else "LSTM"
     with pytest.raises(UnsupportedError, match=rf"^{re.escape(str(path))}: node 'rnn' \({kind}\): {message}"):
         load_onnx(path)
 
@@ -222,3 +236,12 @@ def test_a_plain_model_of_the_refusal_builder_imports(tmp_path: Path) -> None:
     path = _lstm_model(tmp_path / "m.onnx", extra_inputs={5: _ZEROS, 6: _ZEROS}, outputs=(0, 1))
     graph = load_onnx(path).graph
     assert [op.kind for op in graph.ops] == ["lstm", "reshape", "slice"]
+
+
+def test_a_plain_gru_of_the_refusal_builder_imports(tmp_path: Path) -> None:
+    """The GRU refusals above too: the same GRU with a zero constant initial state and the whole
+    sequence as sequence_lens imports, unrolled into ordinary operators (tests/test_onnx_gru.py)."""
+    path = _lstm_model(tmp_path / "m.onnx", op_type="GRU", outputs=(0, 1),
+                       extra_inputs={4: np.array([STEPS], np.int32), 5: _ZEROS})
+    kinds = {op.kind for op in load_onnx(path).graph.ops}
+    assert kinds == {"reshape", "fully_connected", "slice", "logistic", "tanh", "add", "sub", "mul", "concat"}

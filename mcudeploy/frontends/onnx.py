@@ -27,7 +27,8 @@ from mcudeploy.errors import UnsupportedError
 from mcudeploy.finite import nonfinite
 from mcudeploy.frontends.layout import Layout, candidates, onnx_positions
 from mcudeploy.frontends.onnx_graph import OnnxGraph, load_onnx_graph
-from mcudeploy.frontends.onnx_lstm import GRU_REFUSAL, convert_lstm
+from mcudeploy.frontends.onnx_gru import convert_gru
+from mcudeploy.frontends.onnx_lstm import convert_lstm
 from mcudeploy.frontends.onnx_moves import (
     MAX_TRANSPOSE_RANK,
     MOVES,
@@ -272,8 +273,6 @@ class _Converter:
 
 
 def _unknown_type(node: onnx.NodeProto) -> str:
-    if node.op_type == "GRU" and node.domain in ("", "ai.onnx"):
-        return GRU_REFUSAL
     domain = f"{node.domain}." if node.domain not in ("", "ai.onnx") else ""
     return f"operator type {domain}{node.op_type} is not supported"
 
@@ -932,6 +931,11 @@ HANDLERS: dict[str, Handler] = {
                     "input_forget; activations Sigmoid, Tanh, Tanh; sequence_lens the whole sequence; "
                     "initial_h/initial_c absent or constant zeros; Y_c unused; reverse and bidirectional "
                     "as forward LSTMs between reversals of the sequence (slice, concat)", convert_lstm),
+    "GRU": Handler("fully_connected, add, sub, mul, logistic, tanh, slice, concat, reshape",
+                   "unrolled over the steps as TensorFlow's converter deploys a GRU; X [seq, 1, input] "
+                   "(layout 0, batch 1); constant W, R, B; no clip; activations Sigmoid, Tanh; "
+                   "linear_before_reset 0 or 1; sequence_lens the whole sequence; initial_h absent or "
+                   "constant zeros; forward, reverse, bidirectional", convert_gru),
     "Resize": Handler("resize", "H and W of NCHW; constant scales (the output/input ratio for linear) or "
                       "sizes; nearest where its source pixels are those of a TFLite nearest-neighbour "
                       "resize (asymmetric + floor, align_corners + round_prefer_ceil, "

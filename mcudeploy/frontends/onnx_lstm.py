@@ -13,8 +13,7 @@ gives the cell state its scale (mcudeploy.quantize.lstm_float).
 Refused by name: clip, peepholes (P), input_forget, layout 1, activations other than
 Sigmoid/Tanh/Tanh, a sequence_lens shorter than the sequence, a non-zero or computed initial state
 (a stateful export's state inputs), a used Y_c (the integer LSTM does not output its cell state).
-GRU is refused too: neither CMSIS-NN nor TFLM has a GRU kernel, so there is no oracle to be
-bit-exact with.
+A GRU (mcudeploy.frontends.onnx_gru) becomes ordinary operators unrolled over the steps.
 """
 
 from __future__ import annotations
@@ -35,8 +34,6 @@ ONNX_GATES = ("input", "output", "forget", "cell")  # the order of W, R and B's 
 IR_GATES = ("input", "forget", "cell", "output")  # the IR's (TFLite's) order
 DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
 MAX_CONCAT_INPUTS = 10  # TFLM's CONCATENATION takes at most 10 inputs (kMaxInputNum)
-GRU_REFUSAL = ("operator type GRU is not supported: neither CMSIS-NN nor TFLite-Micro has a GRU "
-               "kernel, so no oracle could check it bit for bit (an LSTM is supported)")
 
 
 DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}  # direction -> LSTMs

@@ -5,6 +5,8 @@ output sequence (an ONNX LSTM's Y may be unused, only Y_h read) and its cell sta
 converter quantizes to int16 with a power-of-two scale covering its calibrated range
 (2^ceil(log2(max |c|)) / 2^15). Both are computed here in float64 from the LSTM's input, as ONNX
 and Keras define the layer (gates i, f, c, o; c' = f c + i g; h' = o tanh(c')), for each sample.
+An ONNX GRU, imported as ordinary operators unrolled over the steps (mcudeploy.frontends.onnx_gru),
+has every intermediate computed here the same way, since the float model exposes none of them.
 """
 
 from __future__ import annotations
@@ -55,8 +57,27 @@ def float_lstm(op: ir.Op, g: ir.Graph, x: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def lstm_names(g: ir.Graph) -> list[str]:
-    """What calibration adds for each float LSTM: its output sequence and its cell state."""
-    return [name for op in g.ops if op.kind == "lstm" for name in (op.outputs[0], cell_state_name(op))]
+    """What calibration adds for each float LSTM (its output sequence and its cell state) and for
+    each ONNX GRU unrolled into ordinary operators (every operator's output)."""
+    return [name for op in g.ops if op.kind == "lstm" for name in (op.outputs[0], cell_state_name(op))] \
+        + [op.outputs[0] for op in g.ops if _from_gru(op)]
+
+
+def _from_gru(op: ir.Op) -> bool:
+    return op.origin.endswith("(GRU)")
+
+
+def _arithmetic(op: ir.Op, g: ir.Graph, ins: list[np.ndarray]) -> np.ndarray:
+    """A fully connected layer, an element-wise operator, a sigmoid or tanh of an unrolled GRU, in
+    float64."""
+    x = [v.astype(np.float64) for v in ins]
+    if op.kind == "fully_connected":
+        return x[0] @ x[1].T + x[2]
+    if op.kind == "logistic":
+        return _sigmoid(x[0])
+    if op.kind == "tanh":
+        return np.tanh(x[0])
+    return {"add": np.add, "sub": np.subtract, "mul": np.multiply}[op.kind](x[0], x[1])
 
 
 def _move(op: ir.Op, g: ir.Graph, ins: list[np.ndarray]) -> np.ndarray:
@@ -72,14 +93,18 @@ def _move(op: ir.Op, g: ir.Graph, ins: list[np.ndarray]) -> np.ndarray:
 def lstm_values(g: ir.Graph, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The output sequence and cell states of each float LSTM, in graph order, from `values` (the
     float model's tensors) and what it computes itself: the LSTMs' outputs and the slices,
-    concatenations and reshapes the import adds around them (a reversed sequence)."""
+    concatenations and reshapes the import adds around them (a reversed sequence), and every
+    operator of an unrolled GRU."""
     found: dict[str, np.ndarray] = {}
     for op in g.ops:
-        ins = [values.get(n, found.get(n)) for n in op.inputs[:1 if op.kind == "lstm" else None]]
+        ins = [values.get(n, found.get(n)) if g.tensor(n).data is None else g.tensor(n).data
+               for n in op.inputs[:1 if op.kind == "lstm" else None]]
         if any(v is None for v in ins) or (op.kind != "lstm" and op.outputs[0] in values):
             continue
         if op.kind == "lstm":
             found[op.outputs[0]], found[cell_state_name(op)] = float_lstm(op, g, ins[0])
         elif op.kind in ("slice", "concat", "reshape"):
             found[op.outputs[0]] = _move(op, g, ins)
+        elif _from_gru(op):
+            found[op.outputs[0]] = _arithmetic(op, g, ins).astype(np.float32)
     return found
