@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 
 from mcudeploy import ir
-from mcudeploy.frontends.onnx_lstm import DIRECTIONS, MAX_CONCAT_INPUTS, _emit, _text
+from mcudeploy.frontends.onnx_lstm import DIRECTIONS, MAX_CONCAT_INPUTS, attribute_text, emit_part
 
 if TYPE_CHECKING:
     from mcudeploy.frontends.onnx import _Converter
@@ -41,7 +41,7 @@ DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh")
 
 def _check(c: _Converter, node: onnx.NodeProto, attrs: dict) -> str:
     """The direction, once the attributes and optional inputs are checked."""
-    direction = _text(attrs.get("direction", "forward"))
+    direction = attribute_text(attrs.get("direction", "forward"))
     if direction not in DIRECTIONS:
         raise c.refuse(f"attribute direction={direction} is not a GRU direction")
     if "clip" in attrs:
@@ -49,7 +49,7 @@ def _check(c: _Converter, node: onnx.NodeProto, attrs: dict) -> str:
     if int(attrs.get("layout", 0)) != 0:
         raise c.refuse(f"attribute layout={attrs['layout']} is not supported (only 0: X is [seq, batch, "
                        "input])")
-    activations = tuple(_text(a) for a in attrs.get("activations", DEFAULT_ACTIVATIONS))
+    activations = tuple(attribute_text(a) for a in attrs.get("activations", DEFAULT_ACTIVATIONS))
     if activations not in (DEFAULT_ACTIVATIONS, DEFAULT_ACTIVATIONS * 2) or "activation_alpha" in attrs \
             or "activation_beta" in attrs:
         raise c.refuse(f"activations {list(activations)} are not supported (only Sigmoid, Tanh, without "
@@ -105,7 +105,7 @@ class _Unroller:
            ) -> str:
         shape = shape or self.row
         out = self.c.intermediate(f"{self.base}_{what}", shape)
-        _emit(self.c, attrs, inputs, out, shape, what)
+        emit_part(self.c, attrs, inputs, out, shape, what)
         return out
 
     def const(self, what: str, value: np.ndarray) -> str:
@@ -178,7 +178,7 @@ def _concat(c: _Converter, parts: list[str], shape_of: tuple[int, ...], base: st
             rows = sum(c.tensors[p].shape[0] for p in group)
             shape = (rows, *shape_of[1:])
             out = c.intermediate(f"{base}_steps", shape)
-            _emit(c, ir.Concat(0), tuple(group), out, shape, "steps")
+            emit_part(c, ir.Concat(0), tuple(group), out, shape, "steps")
             parts.append(out)
     return parts[0]
 
@@ -202,7 +202,7 @@ def convert_gru(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     outputs = list(node.output) + [""] * (2 - len(node.output))
     base = outputs[0] or outputs[1] or node.name or "gru"
     x2d = c.intermediate(f"{base}_x", (steps, inputs))
-    _emit(c, ir.Reshape(), (c.ir_name(node.input[0]),), x2d, (steps, inputs), "x")
+    emit_part(c, ir.Reshape(), (c.ir_name(node.input[0]),), x2d, (steps, inputs), "x")
     before_reset = bool(int(attrs.get("linear_before_reset", 0)))
     runs = []
     for d in range(directions):
@@ -216,16 +216,16 @@ def convert_gru(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
         sequences = [_concat(c, [states[t] for t in range(steps)], (steps, hidden), name)
                      for states, _, name in runs]
         if directions == 1:
-            _emit(c, ir.Reshape(), (sequences[0],), outputs[0], y_shape, "y")
+            emit_part(c, ir.Reshape(), (sequences[0],), outputs[0], y_shape, "y")
         else:
             views = []
             for d, sequence in enumerate(sequences):
                 view = c.intermediate(f"{base}_direction{d}", (steps, 1, 1, hidden))
-                _emit(c, ir.Reshape(), (sequence,), view, (steps, 1, 1, hidden), f"direction{d}")
+                emit_part(c, ir.Reshape(), (sequence,), view, (steps, 1, 1, hidden), f"direction{d}")
                 views.append(view)
-            _emit(c, ir.Concat(1), tuple(views), outputs[0], y_shape, "y")
+            emit_part(c, ir.Concat(1), tuple(views), outputs[0], y_shape, "y")
     if outputs[1] and c.uses[outputs[1]]:
         h_shape = c.og.shapes[outputs[1]]
         lasts = [states[last] for states, last, _ in runs]
         last = lasts[0] if directions == 1 else _concat(c, lasts, (directions, hidden), f"{base}_last")
-        _emit(c, ir.Reshape(), (last,), outputs[1], h_shape, "y_h")
+        emit_part(c, ir.Reshape(), (last,), outputs[1], h_shape, "y_h")

@@ -39,13 +39,14 @@ MAX_CONCAT_INPUTS = 10  # TFLM's CONCATENATION takes at most 10 inputs (kMaxInpu
 DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}  # direction -> LSTMs
 
 
-def _text(value: object) -> str:
+def attribute_text(value: object) -> str:
+    """An ONNX string attribute (bytes) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _check_attributes(c: _Converter, attrs: dict) -> str:
     """The direction, once the attributes are checked."""
-    direction = _text(attrs.get("direction", "forward"))
+    direction = attribute_text(attrs.get("direction", "forward"))
     if direction not in DIRECTIONS:
         raise c.refuse(f"attribute direction={direction} is not an LSTM direction")
     if "clip" in attrs:
@@ -56,7 +57,7 @@ def _check_attributes(c: _Converter, attrs: dict) -> str:
     if int(attrs.get("layout", 0)) != 0:
         raise c.refuse(f"attribute layout={attrs['layout']} is not supported (only 0: X is [seq, batch, "
                        "input])")
-    activations = tuple(_text(a) for a in attrs.get("activations", DEFAULT_ACTIVATIONS))
+    activations = tuple(attribute_text(a) for a in attrs.get("activations", DEFAULT_ACTIVATIONS))
     if activations not in (DEFAULT_ACTIVATIONS, DEFAULT_ACTIVATIONS * 2) or "activation_alpha" in attrs \
             or "activation_beta" in attrs:
         raise c.refuse(f"activations {list(activations)} are not supported (only Sigmoid, Tanh, Tanh, "
@@ -105,10 +106,10 @@ def _check_optional_inputs(c: _Converter, node: onnx.NodeProto, steps: int) -> N
                            "state starts at zero")
 
 
-def _emit(c: _Converter, attrs: ir.Attrs, inputs: tuple[str, ...], output: str, shape: tuple[int, ...],
+def emit_part(c: _Converter, attrs: ir.Attrs, inputs: tuple[str, ...], output: str, shape: tuple[int, ...],
           suffix: str) -> None:
-    """An operator the node becomes besides its LSTMs, named apart from them (--precision moves
-    operators by name)."""
+    """An operator the node becomes besides its recurrent layers, named apart from them (--precision
+    moves operators by name); the GRU import builds from these too."""
     op = c.emit(attrs, inputs, output, Layout("plain", shape))
     c.ops[-1] = replace(op, name=f"{op.name}_{suffix}")
 
@@ -117,7 +118,7 @@ def _step(c: _Converter, source: str, shape: tuple[int, ...], t: int, base: str)
     """Step t [1, B, C] of a time-major sequence [T, B, C]."""
     step = (1, *shape[1:])
     part = c.intermediate(f"{base}_step{t}", step)
-    _emit(c, ir.Slice((t, 0, 0), (t + 1, *shape[1:]), (1, 1, 1)), (source,), part, step, f"step{t}")
+    emit_part(c, ir.Slice((t, 0, 0), (t + 1, *shape[1:]), (1, 1, 1)), (source,), part, step, f"step{t}")
     return part
 
 
@@ -132,10 +133,10 @@ def _reversed(c: _Converter, source: str, shape: tuple[int, ...], base: str) -> 
         for group in groups:
             group_shape = (len(group), *shape[1:])
             part = c.intermediate(f"{base}_steps", group_shape)
-            _emit(c, ir.Concat(0), tuple(group), part, group_shape, "reverse_group")
+            emit_part(c, ir.Concat(0), tuple(group), part, group_shape, "reverse_group")
             parts.append(part)
     out = c.intermediate(f"{base}_reversed", shape)
-    _emit(c, ir.Concat(0), tuple(parts), out, shape, "reverse")
+    emit_part(c, ir.Concat(0), tuple(parts), out, shape, "reverse")
     return out
 
 
@@ -191,20 +192,20 @@ def convert_lstm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
                      for seq, backward, name in computed]
         y_shape = c.og.shapes[outputs[0]]
         if directions == 1:
-            _emit(c, ir.Reshape(), (sequences[0],), outputs[0], y_shape, "y")
+            emit_part(c, ir.Reshape(), (sequences[0],), outputs[0], y_shape, "y")
         else:
             views = []
             for d, sequence in enumerate(sequences):
                 view = c.intermediate(f"{base}_direction{d}", (steps, 1, batch, hidden))
-                _emit(c, ir.Reshape(), (sequence,), view, (steps, 1, batch, hidden), f"direction{d}")
+                emit_part(c, ir.Reshape(), (sequence,), view, (steps, 1, batch, hidden), f"direction{d}")
                 views.append(view)
-            _emit(c, ir.Concat(1), tuple(views), outputs[0], y_shape, "y")
+            emit_part(c, ir.Concat(1), tuple(views), outputs[0], y_shape, "y")
     if outputs[1] and c.uses[outputs[1]]:
         h_shape = c.og.shapes[outputs[1]]
         if directions == 1:
             last = ir.Slice((steps - 1, 0, 0), out_shape, (1, 1, 1))
-            _emit(c, last, (computed[0][0],), outputs[1], h_shape, "last_step")
+            emit_part(c, last, (computed[0][0],), outputs[1], h_shape, "last_step")
         else:
             parts = tuple(_step(c, seq, out_shape, steps - 1, f"{base}_last{d}")
                           for d, (seq, _, _) in enumerate(computed))
-            _emit(c, ir.Concat(0), parts, outputs[1], h_shape, "y_h")
+            emit_part(c, ir.Concat(0), parts, outputs[1], h_shape, "y_h")
