@@ -30,7 +30,14 @@ import numpy as np
 import onnx
 
 from mcudeploy import ir
-from mcudeploy.frontends.onnx_lstm import DIRECTIONS, MAX_CONCAT_INPUTS, attribute_text, emit_part
+from mcudeploy.frontends.onnx_lstm import (
+    DIRECTIONS,
+    MAX_CONCAT_INPUTS,
+    attribute_text,
+    check_zero_state,
+    emit_part,
+    recurrent_weights,
+)
 
 if TYPE_CHECKING:
     from mcudeploy.frontends.onnx import _Converter
@@ -61,37 +68,7 @@ def _check(c: _Converter, node: onnx.NodeProto, attrs: dict) -> str:
 
 def _check_optional_inputs(c: _Converter, node: onnx.NodeProto, steps: int) -> None:
     """sequence_lens covers the whole sequence; the initial state is zero."""
-    given = list(node.input) + [""] * (6 - len(node.input))
-    if given[4]:
-        lengths = c.need_const(given[4], "sequence_lens")
-        if not (lengths == steps).all():
-            raise c.refuse(f"sequence_lens {lengths.reshape(-1).tolist()} must be the whole sequence "
-                           f"({steps} steps) for every batch row")
-    if given[5]:
-        value = c.const(given[5])
-        if value is None:
-            raise c.refuse(f"initial_h ({given[5]!r}) is computed or a model input: mcudeploy deploys a "
-                           "GRU whose state starts at zero (a constant zero initial state is accepted)")
-        if np.any(value != 0):
-            raise c.refuse(f"initial_h ({given[5]!r}) is not zero: mcudeploy deploys a GRU whose state "
-                           "starts at zero")
-
-
-def _weights(c: _Converter, node: onnx.NodeProto, hidden: int, inputs: int, directions: int
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """W [D, 3H, I], R [D, 3H, H] and B [D, 6H] (zeros when absent), float32."""
-    w = c.need_const(node.input[1], "W")
-    r = c.need_const(node.input[2], "R")
-    d = directions
-    if w.shape != (d, 3 * hidden, inputs) or r.shape != (d, 3 * hidden, hidden):
-        raise c.refuse(f"W {list(w.shape)} and R {list(r.shape)} must be [{d}, {3 * hidden}, {inputs}] and "
-                       f"[{d}, {3 * hidden}, {hidden}] ({d} direction(s), hidden_size {hidden})")
-    b = np.zeros((d, 6 * hidden), np.float32)
-    if len(node.input) > 3 and node.input[3]:
-        b = c.need_const(node.input[3], "B")
-        if b.shape != (d, 6 * hidden):
-            raise c.refuse(f"B ({node.input[3]!r}) of shape {list(b.shape)} must be [{d}, {6 * hidden}]")
-    return w.astype(np.float32), r.astype(np.float32), b.astype(np.float32)
+    check_zero_state(c, list(node.input) + [""] * (6 - len(node.input)), steps, "GRU", ((5, "initial_h"),))
 
 
 class _Unroller:
@@ -198,7 +175,7 @@ def convert_gru(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
     hidden = int(attrs.get("hidden_size", r_shape[-1]))
     _check_optional_inputs(c, node, steps)
     directions = DIRECTIONS[direction]
-    w, r, b = _weights(c, node, hidden, inputs, directions)
+    w, r, b = recurrent_weights(c, node, 3, hidden, inputs, directions)
     outputs = list(node.output) + [""] * (2 - len(node.output))
     base = outputs[0] or outputs[1] or node.name or "gru"
     x2d = c.intermediate(f"{base}_x", (steps, inputs))

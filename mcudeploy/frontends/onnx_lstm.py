@@ -65,22 +65,44 @@ def _check_attributes(c: _Converter, attrs: dict) -> str:
     return direction
 
 
-def _weights(c: _Converter, node: onnx.NodeProto, hidden: int, inputs: int, directions: int
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """W [D, 4H, I], R [D, 4H, H] and the summed bias [D, 4H], in ONNX's gate order."""
+def recurrent_weights(c: _Converter, node: onnx.NodeProto, gates: int, hidden: int, inputs: int,
+                      directions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An ONNX LSTM's or GRU's W [D, gates*H, I], R [D, gates*H, H] and B [D, 2*gates*H] (zeros when
+    absent), float32, their shapes checked."""
     w = c.need_const(node.input[1], "W")
     r = c.need_const(node.input[2], "R")
-    d = directions
-    if w.shape != (d, 4 * hidden, inputs) or r.shape != (d, 4 * hidden, hidden):
-        raise c.refuse(f"W {list(w.shape)} and R {list(r.shape)} must be [{d}, {4 * hidden}, {inputs}] and "
-                       f"[{d}, {4 * hidden}, {hidden}] ({d} direction(s), hidden_size {hidden})")
-    bias = np.zeros((d, 4 * hidden), np.float32)
+    d, rows = directions, gates * hidden
+    if w.shape != (d, rows, inputs) or r.shape != (d, rows, hidden):
+        raise c.refuse(f"W {list(w.shape)} and R {list(r.shape)} must be [{d}, {rows}, {inputs}] and "
+                       f"[{d}, {rows}, {hidden}] ({d} direction(s), hidden_size {hidden})")
+    b = np.zeros((d, 2 * rows), np.float32)
     if len(node.input) > 3 and node.input[3]:
         b = c.need_const(node.input[3], "B")
-        if b.shape != (d, 8 * hidden):
-            raise c.refuse(f"B ({node.input[3]!r}) of shape {list(b.shape)} must be [{d}, {8 * hidden}]")
-        bias = (b[:, : 4 * hidden] + b[:, 4 * hidden :]).astype(np.float32)
-    return w.astype(np.float32), r.astype(np.float32), bias
+        if b.shape != (d, 2 * rows):
+            raise c.refuse(f"B ({node.input[3]!r}) of shape {list(b.shape)} must be [{d}, {2 * rows}]")
+    return w.astype(np.float32), r.astype(np.float32), b.astype(np.float32)
+
+
+def check_zero_state(c: _Converter, given: list[str], steps: int, layer: str,
+                     states: tuple[tuple[int, str], ...]) -> None:
+    """sequence_lens (input 4) covers the whole sequence and each initial state (at its input
+    position) is absent or a constant zero: what an `layer` ("LSTM", "GRU") is deployed with."""
+    if given[4]:
+        lengths = c.need_const(given[4], "sequence_lens")
+        if not (lengths == steps).all():
+            raise c.refuse(f"sequence_lens {lengths.reshape(-1).tolist()} must be the whole sequence "
+                           f"({steps} steps) for every batch row")
+    for position, what in states:
+        if not given[position]:
+            continue
+        value = c.const(given[position])
+        if value is None:
+            raise c.refuse(f"{what} ({given[position]!r}) is computed or a model input: mcudeploy deploys "
+                           f"{'an' if layer == 'LSTM' else 'a'} {layer} whose state starts at zero (a "
+                           "constant zero initial state is accepted)")
+        if np.any(value != 0):
+            raise c.refuse(f"{what} ({given[position]!r}) is not zero: mcudeploy deploys "
+                           f"{'an' if layer == 'LSTM' else 'a'} {layer} whose state starts at zero")
 
 
 def _check_optional_inputs(c: _Converter, node: onnx.NodeProto, steps: int) -> None:
@@ -89,21 +111,7 @@ def _check_optional_inputs(c: _Converter, node: onnx.NodeProto, steps: int) -> N
     if given[7]:
         raise c.refuse(f"peephole weights P ({given[7]!r}) are not supported (TFLite-Micro's integer LSTM "
                        "has none)")
-    if given[4]:
-        lengths = c.need_const(given[4], "sequence_lens")
-        if not (lengths == steps).all():
-            raise c.refuse(f"sequence_lens {lengths.reshape(-1).tolist()} must be the whole sequence "
-                           f"({steps} steps) for every batch row")
-    for position, what in ((5, "initial_h"), (6, "initial_c")):
-        if not given[position]:
-            continue
-        value = c.const(given[position])
-        if value is None:
-            raise c.refuse(f"{what} ({given[position]!r}) is computed or a model input: mcudeploy deploys an "
-                           "LSTM whose state starts at zero (a constant zero initial state is accepted)")
-        if np.any(value != 0):
-            raise c.refuse(f"{what} ({given[position]!r}) is not zero: mcudeploy deploys an LSTM whose "
-                           "state starts at zero")
+    check_zero_state(c, given, steps, "LSTM", ((5, "initial_h"), (6, "initial_c")))
 
 
 def emit_part(c: _Converter, attrs: ir.Attrs, inputs: tuple[str, ...], output: str, shape: tuple[int, ...],
@@ -176,7 +184,8 @@ def convert_lstm(c: _Converter, node: onnx.NodeProto, attrs: dict) -> None:
         raise c.refuse(f"its output Y_c ({outputs[2]!r}) is used: the integer LSTM does not output its cell "
                        "state (Y and Y_h are supported)")
     directions = DIRECTIONS[direction]
-    w, r, bias = _weights(c, node, hidden, inputs, directions)
+    w, r, b = recurrent_weights(c, node, 4, hidden, inputs, directions)
+    bias = b[:, : 4 * hidden] + b[:, 4 * hidden :]  # ONNX's input and recurrent biases, summed
     base = outputs[0] or outputs[1] or node.name or "lstm"
     source = c.ir_name(node.input[0])
     out_shape = (steps, batch, hidden)
