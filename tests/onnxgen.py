@@ -84,33 +84,40 @@ class OnnxBuilder:
         return path
 
 
-def lstm_weights(rng: np.random.Generator, inputs: int, hidden: int, directions: int = 1
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ONNX LSTM W [D, 4H, I], R [D, 4H, H] and B [D, 8H] (gates i, o, f, c), as torch initialises them."""
-    bound = 1.0 / np.sqrt(hidden)
-    w = rng.uniform(-bound, bound, (directions, 4 * hidden, inputs)).astype(np.float32)
-    r = rng.uniform(-bound, bound, (directions, 4 * hidden, hidden)).astype(np.float32)
-    b = rng.uniform(-bound, bound, (directions, 8 * hidden)).astype(np.float32)
+GATES = {"LSTM": 4, "GRU": 3}  # ONNX's gate order: LSTM i, o, f, c; GRU z, r, h
+
+
+def rnn_weights(rng: np.random.Generator, inputs: int, hidden: int, directions: int = 1, op_type: str = "LSTM"
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ONNX LSTM's or GRU's W [D, gH, I], R [D, gH, H] and B [D, 2gH] for its g gates, as torch
+    initialises them."""
+    rows, bound = GATES[op_type] * hidden, 1.0 / np.sqrt(hidden)
+    w = rng.uniform(-bound, bound, (directions, rows, inputs)).astype(np.float32)
+    r = rng.uniform(-bound, bound, (directions, rows, hidden)).astype(np.float32)
+    b = rng.uniform(-bound, bound, (directions, 2 * rows)).astype(np.float32)
     return w, r, b
 
 
-def keyword_lstm(path: Path, steps: int = 12, features: int = 10, hidden: int = 16, classes: int = 4,
-                 use_sequence: bool = False, seed: int = 0, direction: str = "forward", **lstm_attrs) -> Path:
-    """A keyword-style LSTM as torch.onnx exports `nn.LSTM(batch_first=True)` followed by a linear
-    layer: x [1, T, F] transposed to [T, 1, F], LSTM, then the last hidden state (Y_h squeezed) or,
-    with `use_sequence`, Y squeezed, transposed back to [1, T, H] and its last step sliced, into
-    Gemm and Softmax. Bidirectional: Y_h or Y's last step reshaped to [1, 2H]. Random normal
-    calibration samples are written beside it (.npz)."""
+def keyword_rnn(path: Path, op_type: str = "LSTM", steps: int = 12, features: int = 10, hidden: int = 16,
+                classes: int = 4, use_sequence: bool = False, seed: int = 0, direction: str = "forward",
+                **rnn_attrs) -> Path:
+    """A keyword-style LSTM or GRU as torch.onnx exports `nn.LSTM(batch_first=True)` or `nn.GRU`
+    (pass linear_before_reset=1 for torch's GRU; 0 is ONNX's default) followed by a linear layer:
+    x [1, T, F] transposed to [T, 1, F], the recurrent node, then the last hidden state (Y_h
+    squeezed) or, with `use_sequence`, Y squeezed, transposed back to [1, T, H] and its last step
+    sliced, into Gemm and Softmax. Bidirectional: Y_h or Y's last step reshaped to [1, 2H]. Random
+    normal calibration samples are written beside it (.npz)."""
     b = OnnxBuilder(seed=seed, opset=14)
     x = b.input((1, steps, features))
     seq = b.node("Transpose", [x], perm=[1, 0, 2])
     directions = 2 if direction == "bidirectional" else 1
-    w, r, bias = lstm_weights(b.rng, features, hidden, directions)
+    w, r, bias = rnn_weights(b.rng, features, hidden, directions, op_type)
     ins = [seq, b.const(w, "W"), b.const(r, "R"), b.const(bias, "B")]
     b.counter += 1
-    outs = [f"lstm_y{b.counter}", f"lstm_yh{b.counter}", f"lstm_yc{b.counter}"]
-    b.nodes.append(helper.make_node("LSTM", ins, outs, name=f"LSTM_{b.counter}", hidden_size=hidden,
-                                    direction=direction, **lstm_attrs))
+    prefix = op_type.lower()
+    outs = [f"{prefix}_{o}{b.counter}" for o in ("y", "yh", "yc")[: 3 if op_type == "LSTM" else 2]]
+    b.nodes.append(helper.make_node(op_type, ins, outs, name=f"{op_type}_{b.counter}", hidden_size=hidden,
+                                    direction=direction, **rnn_attrs))
     width = directions * hidden
     if use_sequence and directions == 1:
         y = b.node("Squeeze", [outs[0], b.const(np.array([1], np.int64), "axes")])
@@ -120,49 +127,6 @@ def keyword_lstm(path: Path, steps: int = 12, features: int = 10, hidden: int = 
     elif use_sequence:
         y = b.node("Reshape", [outs[0], b.const(np.array([steps, width], np.int64))])
         last = b.node("Slice", [y, *(b.const(np.array([v], np.int64)) for v in (steps - 1, steps, 0))])
-    elif directions == 1:
-        last = b.node("Squeeze", [outs[1], b.const(np.array([0], np.int64), "axes")])
-    else:
-        last = b.node("Reshape", [outs[1], b.const(np.array([1, width], np.int64))])
-    logits = b.gemm(last, width, classes)
-    b.save([b.node("Softmax", [logits], axis=-1)], path)
-    b.calibration(path.with_suffix(".npz"))
-    return path
-
-
-def gru_weights(rng: np.random.Generator, inputs: int, hidden: int, directions: int = 1
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ONNX GRU W [D, 3H, I], R [D, 3H, H] and B [D, 6H] (gates z, r, h), as torch initialises them."""
-    bound = 1.0 / np.sqrt(hidden)
-    w = rng.uniform(-bound, bound, (directions, 3 * hidden, inputs)).astype(np.float32)
-    r = rng.uniform(-bound, bound, (directions, 3 * hidden, hidden)).astype(np.float32)
-    b = rng.uniform(-bound, bound, (directions, 6 * hidden)).astype(np.float32)
-    return w, r, b
-
-
-def keyword_gru(path: Path, steps: int = 12, features: int = 10, hidden: int = 16, classes: int = 4,
-                use_sequence: bool = False, seed: int = 0, direction: str = "forward", **gru_attrs) -> Path:
-    """A keyword-style GRU as torch.onnx exports `nn.GRU(batch_first=True)` (linear_before_reset=1,
-    torch's form; 0 is ONNX's default) followed by a linear layer: x [1, T, F] transposed to [T, 1, F],
-    GRU, then Y_h squeezed or, with `use_sequence`, Y squeezed, transposed back to [1, T, H] and its
-    last step sliced, into Gemm and Softmax. Bidirectional: Y_h reshaped to [1, 2H]. Random normal
-    calibration samples are written beside it (.npz)."""
-    b = OnnxBuilder(seed=seed, opset=14)
-    x = b.input((1, steps, features))
-    seq = b.node("Transpose", [x], perm=[1, 0, 2])
-    directions = 2 if direction == "bidirectional" else 1
-    w, r, bias = gru_weights(b.rng, features, hidden, directions)
-    ins = [seq, b.const(w, "W"), b.const(r, "R"), b.const(bias, "B")]
-    b.counter += 1
-    outs = [f"gru_y{b.counter}", f"gru_yh{b.counter}"]
-    b.nodes.append(helper.make_node("GRU", ins, outs, name=f"GRU_{b.counter}", hidden_size=hidden,
-                                    direction=direction, **gru_attrs))
-    width = directions * hidden
-    if use_sequence and directions == 1:
-        y = b.node("Squeeze", [outs[0], b.const(np.array([1], np.int64), "axes")])
-        y = b.node("Transpose", [y], perm=[1, 0, 2])
-        last = b.node("Slice", [y, *(b.const(np.array([v], np.int64)) for v in (steps - 1, steps, 1))])
-        last = b.node("Reshape", [last, b.const(np.array([1, hidden], np.int64))])
     elif directions == 1:
         last = b.node("Squeeze", [outs[1], b.const(np.array([0], np.int64), "axes")])
     else:

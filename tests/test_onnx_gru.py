@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnxgen import keyword_gru
+from onnxgen import keyword_rnn
 
 from mcudeploy.cli import main
 from mcudeploy.frontends.onnx import load_onnx
@@ -60,7 +60,7 @@ def test_the_float_gru_computes_what_onnxruntime_does(direction: str, before_res
                                                       tmp_path: Path) -> None:
     """The unrolled operators in float give onnxruntime's Y and Y_h: gate order, biases, the reset
     gate's place and the directions are right before anything is quantized."""
-    path = keyword_gru(tmp_path / "m.onnx", direction=direction, linear_before_reset=before_reset)
+    path = keyword_rnn(tmp_path / "m.onnx", "GRU", direction=direction, linear_before_reset=before_reset)
     ops = _float_matches_onnxruntime(path, direction, STEPS)
     assert {op.kind for op in ops} == KINDS | {"softmax"}
 
@@ -69,7 +69,7 @@ def test_the_float_gru_computes_what_onnxruntime_does(direction: str, before_res
 def test_one_step_and_long_sequences(steps: int, direction: str, tmp_path: Path) -> None:
     """One step is the zero-state step alone; 25 steps are concatenated at most 10 at a time (TFLM's
     CONCATENATION limit)."""
-    path = keyword_gru(tmp_path / "m.onnx", steps=steps, direction=direction, linear_before_reset=1)
+    path = keyword_rnn(tmp_path / "m.onnx", "GRU", steps=steps, direction=direction, linear_before_reset=1)
     ops = _float_matches_onnxruntime(path, direction, steps)
     assert max(len(op.inputs) for op in ops if op.kind == "concat") == (2 if steps == 1 else 10)
     assert sum(op.kind == "tanh" for op in ops) == steps * (2 if direction == "bidirectional" else 1)
@@ -81,7 +81,7 @@ def test_one_step_and_long_sequences(steps: int, direction: str, tmp_path: Path)
 def test_quantized_gru_matches_tflm_and_tracks_onnxruntime(direction: str, before_reset: int,
                                                            use_sequence: bool, precision: str,
                                                            tmp_path: Path) -> None:
-    path = keyword_gru(tmp_path / "m.onnx", direction=direction, use_sequence=use_sequence,
+    path = keyword_rnn(tmp_path / "m.onnx", "GRU", direction=direction, use_sequence=use_sequence,
                        linear_before_reset=before_reset)
     model = import_model(path, ImportOptions(calibration=path.with_suffix(".npz"), precision=precision))
     graph = model.graph
@@ -108,7 +108,7 @@ def test_quantized_gru_matches_tflm_and_tracks_onnxruntime(direction: str, befor
 def test_calibration_measures_every_step_of_the_unrolled_gru(tmp_path: Path) -> None:
     """Each step's hidden state gets the range its float value spans over the calibration data:
     the hidden states share the quantization of Y's concatenation, which covers every step."""
-    path = keyword_gru(tmp_path / "m.onnx", use_sequence=True)
+    path = keyword_rnn(tmp_path / "m.onnx", "GRU", use_sequence=True)
     imp = load_onnx(path)
     node = next(n for n in imp.model.graph.node if n.op_type == "GRU")
     samples = np.load(path.with_suffix(".npz"))[imp.onnx_inputs[0]]
@@ -121,7 +121,7 @@ def test_calibration_measures_every_step_of_the_unrolled_gru(tmp_path: Path) -> 
 
 @pytest.mark.device
 def test_onnx_gru_runs_bit_exact_on_qemu(tmp_path: Path) -> None:
-    path = keyword_gru(tmp_path / "m.onnx", linear_before_reset=1)
+    path = keyword_rnn(tmp_path / "m.onnx", "GRU", linear_before_reset=1)
     out = tmp_path / "out"
     status = main(["run", str(path), "--calibration", str(path.with_suffix(".npz")), "--out", str(out),
                    "--vectors", "4", "-q"])

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from onnxgen import keyword_lstm, lstm_weights
+from onnxgen import keyword_rnn, rnn_weights
 
 from mcudeploy.cli import main
 from mcudeploy.errors import UnsupportedError
@@ -35,7 +35,7 @@ STEPS, FEATURES, HIDDEN = 12, 10, 16
 
 
 def test_onnx_gates_become_the_ir_gates_with_summed_biases(tmp_path: Path) -> None:
-    path = keyword_lstm(tmp_path / "kw.onnx")
+    path = keyword_rnn(tmp_path / "kw.onnx")
     graph = load_onnx(path).graph
     assert [op.kind for op in graph.ops] == ["reshape", "lstm", "slice", "reshape", "fully_connected",
                                              "softmax"]
@@ -59,7 +59,7 @@ def test_onnx_gates_become_the_ir_gates_with_summed_biases(tmp_path: Path) -> No
 def test_the_float_lstm_computes_what_onnxruntime_does(direction: str, tmp_path: Path) -> None:
     """The import's LSTMs (and reversals) in float give onnxruntime's Y: gate order, biases and
     directions are right before anything is quantized."""
-    path = keyword_lstm(tmp_path / "m.onnx", direction=direction, use_sequence=True)
+    path = keyword_rnn(tmp_path / "m.onnx", direction=direction, use_sequence=True)
     imp = load_onnx(path)
     node = next(n for n in imp.model.graph.node if n.op_type == "LSTM")
     x, y = node.input[0], node.output[0]
@@ -78,7 +78,7 @@ def test_the_float_lstm_computes_what_onnxruntime_does(direction: str, tmp_path:
                           ("bidirectional", "int8", False)])
 def test_quantized_lstm_matches_tflm_and_tracks_onnxruntime(direction: str, precision: str,
                                                             use_sequence: bool, tmp_path: Path) -> None:
-    path = keyword_lstm(tmp_path / "m.onnx", direction=direction, use_sequence=use_sequence)
+    path = keyword_rnn(tmp_path / "m.onnx", direction=direction, use_sequence=use_sequence)
     model = import_model(path, ImportOptions(calibration=path.with_suffix(".npz"), precision=precision))
     graph = model.graph
     lstms = [op for op in graph.ops if op.kind == "lstm"]
@@ -105,7 +105,7 @@ def test_quantized_lstm_matches_tflm_and_tracks_onnxruntime(direction: str, prec
 def test_the_cell_scale_covers_the_calibrated_cell_state(tmp_path: Path) -> None:
     """2^ceil(log2(max |c|)) / 2^15 over every step of every calibration sample, as TFLite's
     converter quantizes the cell state."""
-    path = keyword_lstm(tmp_path / "m.onnx")
+    path = keyword_rnn(tmp_path / "m.onnx")
     cal = path.with_suffix(".npz")
     imp = load_onnx(path)
     op = next(op for op in imp.graph.ops if op.kind == "lstm")
@@ -135,7 +135,7 @@ def _report(path: Path, out: Path, *options: str) -> dict:
                           ("bidirectional", "int8", "arm_lstm_unidirectional_s8(")])
 def test_onnx_lstm_runs_bit_exact_on_qemu(direction: str, precision: str, function: str,
                                           tmp_path: Path) -> None:
-    path = keyword_lstm(tmp_path / "m.onnx", direction=direction)
+    path = keyword_rnn(tmp_path / "m.onnx", direction=direction)
     _report(path, tmp_path / "out", "--precision", precision)
     model_c = code_path(tmp_path / "out" / "model").read_text()
     assert model_c.count(function) == (2 if direction == "bidirectional" else 1)
@@ -152,7 +152,7 @@ def test_arm_cmsis_nn_release_runs_the_onnx_lstm_bit_exact(board: str, precision
     release = os.environ.get("MCD_ARM_CMSIS_NN")
     if not release:
         pytest.skip("Arm's CMSIS-NN is not downloadable here: set MCD_ARM_CMSIS_NN to a release to run this")
-    path = keyword_lstm(tmp_path / "m.onnx", direction="forward")
+    path = keyword_rnn(tmp_path / "m.onnx", direction="forward")
     _report(path, tmp_path / "out", "--precision", precision, "--board", board, "--cmsis-nn", release)
     function = "arm_lstm_unidirectional_s16(" if precision == "int16" else "arm_lstm_unidirectional_s8("
     assert function in code_path(tmp_path / "out" / "model").read_text()
@@ -163,7 +163,7 @@ def _lstm_model(path: Path, *, extra_inputs: dict[int, np.ndarray | str] | None 
     constant (an array) or a model input (a shape string "T,B,H") at an input position."""
     gates = 3 if op_type == "GRU" else 4
     rng = np.random.default_rng(0)
-    w, r, b = lstm_weights(rng, FEATURES, HIDDEN)
+    w, r, b = rnn_weights(rng, FEATURES, HIDDEN)
     inits = [numpy_helper.from_array(w[:, : gates * HIDDEN], "W"),
              numpy_helper.from_array(r[:, : gates * HIDDEN], "R"),
              numpy_helper.from_array(b[:, : 2 * gates * HIDDEN], "B")]
