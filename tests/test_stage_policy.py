@@ -98,12 +98,15 @@ def test_stage_estimates_agree_with_the_instructions_measured() -> None:
 
 def test_generated_stage_estimates_agree_with_the_instructions_measured() -> None:
     """The same for the default lowering (mcudeploy's generated kernels, each band shape its own
-    copy): MobileNet's layers 2-3 as the policy takes them (1 row on the M4, 2 on the M55) and 1
-    row on the M55, measured on QEMU against the model with every layer whole (docs/memory.md)."""
+    copy): MobileNet's layers 2-3 one, two (the M4's choice) and four rows at a time on the M4, one
+    and two rows on the M55, measured on QEMU against the model with every layer whole
+    (docs/memory.md; the M55's choice, four rows, is estimated 42% low: its code layout)."""
     cases = [  # board, band, measured extra, measured model
-        ("mps2-an386", 1, 259_020, 12_394_160),
-        ("mps3-an547", 2, 80_125, 3_741_781),
-        ("mps3-an547", 1, 147_594, 3_741_781),
+        ("mps2-an386", 1, 195_606, 12_360_880),
+        ("mps2-an386", 2, 104_498, 12_360_880),
+        ("mps2-an386", 4, 50_506, 12_360_880),
+        ("mps3-an547", 1, 122_710, 3_721_095),
+        ("mps3-an547", 2, 63_444, 3_721_095),
     ]
     for board, band, extra, total in cases:
         cpu = load_board(board).cpu_class

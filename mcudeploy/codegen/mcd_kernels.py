@@ -260,7 +260,7 @@ def _depthwise_weights(layer: Layer) -> np.ndarray:
 
 
 def _rows(layer: Layer) -> dict:
-    """The input rows a depthwise kernel keeps at once (a ring of KH, and one of padding), each
+    """The input rows a depthwise kernel keeps at once (a ring of KH), each
     `row_width` pixels wide with `pad_left` pixels of padding first."""
     v = layer.values
     x, f, y = v["input_dims"], v["filter_dims"], v["output_dims"]
@@ -285,7 +285,7 @@ def depthwise_dsp(layer: Layer) -> Layer:
     # leaves an input word's four channels in
     blocks = (scale * w).reshape(rows["taps"], c // 4, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2)
     row_words = rows["row_width"] * c // 2
-    scratch = 4 * row_words * (v["filter_dims"].h + 1)
+    scratch = 4 * row_words * v["filter_dims"].h
     weights = np.ascontiguousarray(blocks.astype(np.int16).reshape(-1)).view("<i4").astype(np.int64)
     consts = records(layer, (scale * bias).reshape(-1, 4), weights.reshape(c // 4, -1),
                      requant.table(c).reshape(c // 4, -1))
@@ -305,7 +305,7 @@ def depthwise_mve(layer: Layer) -> Layer:
     w = _depthwise_weights(layer)
     order = np.arange(c).reshape(-1, 4, 2).transpose(0, 2, 1).reshape(-1)  # per 8: 0 2 4 6 1 3 5 7
     row_bytes = rows["row_width"] * c
-    scratch = row_bytes * (v["filter_dims"].h + 1)
+    scratch = row_bytes * v["filter_dims"].h
     requant = _mve_requant(layer, order, 8)
     weights = _words(w.reshape(rows["taps"], c // 8, 8).transpose(1, 0, 2)).reshape(c // 8, -1)  # [tap][8]
     consts = records(layer, folded_bias(layer, w.T)[order].reshape(-1, 8), weights, *requant)

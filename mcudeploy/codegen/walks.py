@@ -309,11 +309,11 @@ GENERATED: dict[str, GeneratedKernel] = {
         _generated_conv),
     "mcd_depthwise_dsp.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_dsp.c.j2":
-         "6d94f938f3885f39863a86801a8ea41e845b87a81f421e2664a439ff5285bb76"},
+         "8e6d0a6cb8ffd35d28ee7d3cf5b9551cf8fac02d311c0d93285338c6dd2f3f72"},
         _generated_depthwise),
     "mcd_depthwise_mve.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_mve.c.j2":
-         "5de0f6f4f25bf07ea05e54b54f35b9ad65be6782b2f8961a32898d862acc8f2e"},
+         "92b343d8eb21d6091ccb5b0c17b3db808d672de7aca9fc0e0fdd1403a3357add"},
         _generated_depthwise),
 }
 
