@@ -323,7 +323,8 @@ def _highest(*values: int | None) -> int | None:
 
 
 def stack_figures(plan: StackPlan, marks: StackMarks) -> dict:
-    """The stack as reports show it: the plan and what the device measured."""
+    """The stack as reports show it: the plan (and the fault handler's stack over the arena) and
+    what the device measured."""
     return {"bytes": plan.bytes, "measured": marks.peak, "handshake": marks.handshake, "bound": plan.bound,
             "thread": plan.thread, "interrupt": plan.interrupt, "fault": plan.fault, "maximum": plan.maximum,
-            "path": list(plan.path), "note": plan.note}
+            "path": list(plan.path), "note": plan.note, "fault_stack": plan.fault_stack}
