@@ -38,7 +38,7 @@ from mcudeploy.errors import BuildError
 from mcudeploy.manifest import Manifest
 from mcudeploy.nnlib import NNLibrary, used_identifiers
 from mcudeploy.resources import cache_dir, firmware_dir, project_root
-from mcudeploy.stack import GUARD_BYTES, StackPlan, plan_stack
+from mcudeploy.stack import FAULT_STACK_BYTES, GUARD_BYTES, StackPlan, plan_stack
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, cpu_flags, find_compiler
 
 _ERROR_LINE = re.compile(r": (fatal )?error: |: internal compiler error: |(^|/)ld: ")
@@ -64,10 +64,12 @@ def kernel_flags(source: Path) -> tuple[str, ...]:
     return tuple(flag for pattern, flags in KERNEL_FLAGS if pattern.search(name) for flag in flags)
 
 
-def render_linker_script(board: Board, stack_bytes: int | None = None) -> str:
+def render_linker_script(board: Board, stack_bytes: int | None = None,
+                         fault_stack_bytes: int = FAULT_STACK_BYTES) -> str:
     """The GNU ld script placing vectors, code, weights, stack, data and arena as the board says
     (the first of its choices for the weights and the arena unless `board` is Board.placed),
-    with a stack of `stack_bytes` (default: the board's maximum, `placement.stack_bytes`)."""
+    with a stack of `stack_bytes` (default: the board's maximum, `placement.stack_bytes`) and the
+    fault handler's stack of `fault_stack_bytes` over the arena's top."""
     board = board.placed()
     size = board.placement.stack_bytes if stack_bytes is None else stack_bytes
     if size % 8 or not 0 <= size <= board.placement.stack_bytes:
@@ -75,8 +77,8 @@ def render_linker_script(board: Board, stack_bytes: int | None = None) -> str:
                          f"0..stack_bytes ({board.placement.stack_bytes})")
     from mcudeploy.codegen.emit import template_environment  # codegen imports this module
 
-    return template_environment().get_template("linker.ld.j2").render(board=board, p=board.placement,
-                                                                       stack_bytes=size)
+    return template_environment().get_template("linker.ld.j2").render(
+        board=board, p=board.placement, stack_bytes=size, fault_stack_bytes=fault_stack_bytes)
 
 
 def board_defines(board: Board) -> dict[str, str]:
@@ -175,28 +177,37 @@ def build_firmware(
     clear_stale_cache_lock(Path(config["cache_dir"]))
     sources = [*model_dir.glob("*.c"), *extra_sources]
     remembered = cache_dir() / "stack-sizes" / _sources_key(config, sources)
-    guess = int(remembered.read_text()) if remembered.is_file() else 0
+    guess = _remembered_sizes(remembered)
     log = build_dir / "build.log"
     log.write_text("", encoding="utf-8")
     for _ in range(2):
-        linker_script.write_text(render_linker_script(board, guess), encoding="utf-8")
+        linker_script.write_text(render_linker_script(board, *guess), encoding="utf-8")
         elf.unlink(missing_ok=True)  # linked again: the link writes the call graph of what it compiles
         shutil.rmtree(callgraph_dir, ignore_errors=True)
         callgraph_dir.mkdir()
         _scons(config_path, model_dir, build_dir, library, sources, log)
         plan = plan_stack(board, sorted([*callgraph_dir.glob("*.ci"), *(build_dir / "obj").rglob("*.ci")]),
                           elf)
-        if plan.bytes == guess:
+        if (plan.bytes, plan.fault_stack) == guess:
             break
-        guess = plan.bytes
+        guess = (plan.bytes, plan.fault_stack)
     else:
-        raise BuildError(f"the stack plan of {elf} changed when it was linked again ({guess} B, then "
+        raise BuildError(f"the stack plan of {elf} changed when it was linked again ({guess[0]} B, then "
                          f"{plan.bytes} B): the code depends on the stack's size")
     plan.save(stack_plan_path(elf))
     remembered.parent.mkdir(exist_ok=True)
-    remembered.write_text(str(plan.bytes), encoding="utf-8")
+    remembered.write_text(f"{plan.bytes} {plan.fault_stack}", encoding="utf-8")
     write_images(elf)
     return elf
+
+
+def _remembered_sizes(path: Path) -> tuple[int, int]:
+    """The stack and fault stack sizes the last build of the same sources got (a guess that
+    usually saves the second link); (0, FAULT_STACK_BYTES) when none is remembered."""
+    fields = path.read_text(encoding="utf-8").split() if path.is_file() else []
+    if len(fields) == 2 and all(f.isdigit() for f in fields):
+        return int(fields[0]), int(fields[1])
+    return 0, FAULT_STACK_BYTES
 
 
 def clear_stale_cache_lock(scons_cache: Path) -> None:
@@ -321,15 +332,23 @@ def _first_error(output: str) -> str:
 
 def firmware_sizes(elf: Path) -> dict[str, int]:
     """Bytes per part of the image: code (vectors, text, rodata), weights, data, bss, arena,
-    stack, plus image (what gets loaded: code + weights + data) and ram (data + bss + arena +
-    stack)."""
-    sizes = dict.fromkeys(("code", "weights", "data", "bss", "arena", "stack"), 0)
+    fault_stack (what the .arena section grew by to hold the fault handler's stack when the arena
+    is smaller: static RAM, else 0), stack, plus image (what gets loaded: code + weights + data)
+    and ram (data + bss + arena + fault_stack + stack)."""
+    sizes = dict.fromkeys(("code", "weights", "data", "bss", "arena", "fault_stack", "stack"), 0)
     with open(elf, "rb") as f:
-        for section in ELFFile(f).iter_sections():
+        image = ELFFile(f)
+        for section in image.iter_sections():
             if not section["sh_flags"] & SH_FLAGS.SHF_ALLOC:
                 continue
             part = section.name.lstrip(".")
             sizes[part if part in sizes else "code"] += section["sh_size"]
+        symbols = image.get_section_by_name(".symtab")
+        ends = symbols.get_symbol_by_name("__arena_end__") if symbols else None
+        starts = symbols.get_symbol_by_name("__arena_start__") if symbols else None
+        if ends and starts:
+            arena = ends[0]["st_value"] - starts[0]["st_value"]
+            sizes["fault_stack"], sizes["arena"] = sizes["arena"] - arena, arena
     sizes["image"] = sizes["code"] + sizes["weights"] + sizes["data"]
-    sizes["ram"] = sizes["data"] + sizes["bss"] + sizes["arena"] + sizes["stack"]
+    sizes["ram"] = sizes["data"] + sizes["bss"] + sizes["arena"] + sizes["fault_stack"] + sizes["stack"]
     return sizes

@@ -3,7 +3,8 @@
 Flash is the loaded image (code + weights + initialised data), split into weights, model code (the
 generated layer calls and the NN library, compiled together with link-time optimisation) and
 runtime (start-up, UART, protocol, C library), the split read from the linker map. RAM is the
-arena, the stack and the static data (.data + .bss, of which the model's own state); the stack is
+arena, the stack and the static data (.data + .bss, of which the model's own state, and what the
+arena section grew by to hold the fault handler's stack on top of a smaller arena); the stack is
 its high-water mark as measured on the device (mcudeploy.stack), beside the stack the firmware
 reserves (the measured mark plus the room the call-graph bound and the exception frames keep).
 
@@ -45,9 +46,10 @@ class TflmArena:
 
 def ram_figures(sizes: dict[str, int], state_bytes: int, stack_measured: int | None) -> dict[str, int]:
     """RAM by part: arena, stack (the high-water mark measured on the device; the reserved stack
-    when it was not measured), static (.data + .bss), of which the model's own state; `total` is
-    their sum, `reserved` what the image sets aside (the whole reserved stack)."""
-    static = sizes["data"] + sizes["bss"]
+    when it was not measured), static (.data + .bss, and the arena section's growth to the fault
+    handler's stack when the arena is smaller), of which the model's own state; `total` is their
+    sum, `reserved` what the image sets aside (the whole reserved stack)."""
+    static = sizes["data"] + sizes["bss"] + sizes.get("fault_stack", 0)
     stack = sizes["stack"] if stack_measured is None else stack_measured
     return {"arena": sizes["arena"], "stack": stack, "stack_reserved": sizes["stack"], "static": static,
             "model_state": state_bytes, "total": sizes["arena"] + stack + static,

@@ -13,6 +13,10 @@ Exceptions come on top. The interrupts (SysTick and the UART's receive interrupt
 priority, so at most one preempts the thread: its exception frame, 4 bytes of alignment padding and
 its handler's own path. A fault can come on top of that, and its handler switches to its own stack
 (firmware/runtime/fault.c) once the CPU has pushed the fault's frame: one more frame and padding.
+That fault stack lies over the top of the arena, dead once a fault is reported (linker.ld.j2): the
+deepest path of `mcd_fault_report` plus one more exception frame (a fault inside the handler, which
+escalates to HardFault, or an NMI pushes it before the entry moves the stack pointer back to the
+top), rounded up to 8 bytes; FAULT_STACK_BYTES when the call graph gives no bound for it.
 A frame is 32 bytes, or 104 bytes on a CPU with an FPU or MVE (the extended frame: lazy stacking
 reserves room for s0-s15, FPSCR and VPR).
 
@@ -45,6 +49,8 @@ FP_FRAME_BYTES = 104
 ALIGNMENT_PAD = 4
 THREAD_ENTRY = "Reset_Handler"
 FAULT_HANDLER = "mcd_fault_entry"
+FAULT_REPORT = "mcd_fault_report"
+FAULT_STACK_BYTES = 512
 _INDIRECT = "__indirect_call"
 _NODE = re.compile(r'^node: \{ title: "([^"]*)" label: "([^"]*)"(.*)\}$')
 _EDGE = re.compile(r'^edge: \{ sourcename: "([^"]*)" targetname: "([^"]*)"')
@@ -59,7 +65,8 @@ _BRANCHES = {28, 29, 10, 30, 51, 52, 102, 103, 1, 27, 42}
 class StackPlan:
     """The stack a firmware gets and why. `bytes`: its size; `bound`: the deepest the thread and
     one interrupt can reach (None: no bound, then `note` says why and `bytes` is the board's
-    maximum); `thread`, `interrupt`, `fault`: its parts; `path`: the deepest thread path."""
+    maximum); `thread`, `interrupt`, `fault`: its parts; `path`: the deepest thread path;
+    `fault_stack`: the fault handler's own stack (over the arena's top)."""
 
     bytes: int
     maximum: int
@@ -69,6 +76,7 @@ class StackPlan:
     fault: int = 0
     path: tuple[str, ...] = ()
     note: str = ""
+    fault_stack: int = FAULT_STACK_BYTES
 
     def describe(self) -> str:
         """One line: the size and where it comes from."""
@@ -203,13 +211,14 @@ def plan_stack(board: Board, callgraph_files: list[Path], elf: Path) -> StackPla
     indirect = [t for name in sorted(stored)
                 for t in graph.titles_of(name) or [t for alias in sorted(aliases.get(name, ()))
                                                    for t in graph.titles_of(alias)]]
+    fault_stack = fault_stack_bytes(board, graph, indirect)
     depths = _Depths(graph, indirect)
     try:
         thread, path = depths.of(THREAD_ENTRY)
         interrupts = [depths.of(t)[0] for name in handlers if name not in (THREAD_ENTRY, FAULT_HANDLER)
                       for t in graph.titles_of(name) or [name]]
     except _NoBound as exc:
-        return StackPlan(maximum, maximum, fault=fault, note=str(exc))
+        return StackPlan(maximum, maximum, fault=fault, note=str(exc), fault_stack=fault_stack)
     interrupt = max(interrupts, default=0) + exception_frame(board)
     bound = thread + interrupt
     size = -(-(bound + fault) // 8) * 8
@@ -217,7 +226,20 @@ def plan_stack(board: Board, callgraph_files: list[Path], elf: Path) -> StackPla
     if size > maximum:
         note = f"capped at the board's stack_bytes {maximum:,} B"
         size = maximum
-    return StackPlan(size, maximum, bound, thread, interrupt, fault, path, note)
+    return StackPlan(size, maximum, bound, thread, interrupt, fault, path, note, fault_stack)
+
+
+def fault_stack_bytes(board: Board, graph: CallGraph, indirect: list[str]) -> int:
+    """The fault handler's own stack: its deepest path and one more exception frame, rounded up to
+    8 bytes; FAULT_STACK_BYTES when the call graph gives no bound for the handler."""
+    depths = _Depths(graph, indirect)
+    try:
+        deepest = max((depths.of(t)[0] for t in graph.titles_of(FAULT_REPORT)), default=None)
+    except _NoBound:
+        return FAULT_STACK_BYTES
+    if deepest is None:
+        return FAULT_STACK_BYTES
+    return -(-(deepest + exception_frame(board)) // 8) * 8
 
 
 def folded_functions(elf: Path) -> dict[str, set[str]]:
@@ -301,7 +323,8 @@ def _highest(*values: int | None) -> int | None:
 
 
 def stack_figures(plan: StackPlan, marks: StackMarks) -> dict:
-    """The stack as reports show it: the plan and what the device measured."""
+    """The stack as reports show it: the plan (and the fault handler's stack over the arena) and
+    what the device measured."""
     return {"bytes": plan.bytes, "measured": marks.peak, "handshake": marks.handshake, "bound": plan.bound,
             "thread": plan.thread, "interrupt": plan.interrupt, "fault": plan.fault, "maximum": plan.maximum,
-            "path": list(plan.path), "note": plan.note}
+            "path": list(plan.path), "note": plan.note, "fault_stack": plan.fault_stack}

@@ -140,13 +140,50 @@ def _frames(port: serial.SerialBase, count: int, timeout: float = 2.0) -> list[P
 
 
 def test_repeated_request_is_answered_from_the_cache(echo_elf: Path) -> None:
+    """Also across a damaged frame (NAKed) received in between into the frame buffer, which held
+    the answer: the INVOKE's answer is kept apart."""
     with device(echo_elf) as (_, link):
         frame = b"\0" + encode_frame(Packet(Message.INVOKE, 0x4242, struct.pack("<H", 0xFFFF)))
+        link.port.write(frame + frame + b"\x05\x01\0" + frame)
+        first, second, nak, third = _frames(link.port, 4)
+        assert first == second == third
+        assert (first.type, first.seq) == (Message.INVOKE | 0x80, 0x4242)
+        assert (nak.type, nak.body) == (Message.NAK, b"\x02")
+        assert invocations(link) == 1
+
+
+def _read(space: int, index: int, offset: int, length: int) -> bytes:
+    return struct.pack("<BHIH", space, index, offset, length)
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "answer"),
+    [
+        (Message.READ, _read(0, 0, 20, 256), bytes(range(20, 256)) + bytes(range(20))),
+        (Message.READ, _read(2, 7, 0, 4), b"\x03"),  # an ERROR: bad index
+        (Message.WRITE, struct.pack("<BHI", 0, 0, 0) + bytes(range(256)), b""),
+        (Message.HELLO, b"", None),
+        (Message.STACK, b"", None),
+    ],
+    ids=["read 256 B", "error", "write 256 B", "hello", "stack"],
+)
+def test_each_answer_to_a_repeated_request_is_the_same_bytes(echo_elf: Path, kind: Message, body: bytes,
+                                                            answer: bytes | None) -> None:
+    """The answer is built over the request in the one frame buffer, so a repeat of a request with
+    no side effects is executed again: its answer must be the same, byte for byte, up to the longest
+    (a READ of max_chunk bytes)."""
+    data = bytes(range(256)) + bytes(range(SIZE - 256))
+    with device(echo_elf) as (_, link):
+        link.write(INPUT, 0, data)
+        frame = b"\0" + encode_frame(Packet(kind, 0x0707, body))
         link.port.write(frame + frame)
         first, second = _frames(link.port, 2)
-        assert first == second
-        assert (first.type, first.seq) == (Message.INVOKE | 0x80, 0x4242)
-        assert invocations(link) == 1
+        assert first == second and first.seq == 0x0707
+        assert first.type == (Message.ERROR if kind == Message.READ and len(answer or b"") == 1
+                              else kind | 0x80)
+        if answer is not None:
+            assert first.body == answer
+        assert link.read(INPUT, 0, SIZE) == data
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 from runtime_firmware import BOARD, SIZE, device, echo
 
 from mcudeploy.boards import load_board
 from mcudeploy.build import firmware_sizes, stack_plan
 from mcudeploy.cli import main
 from mcudeploy.device.protocol import INPUT, OUTPUT
+from mcudeploy.memory import ram_figures
 from mcudeploy.stack import (
     GUARD_BYTES,
     CallGraph,
@@ -76,6 +78,40 @@ def test_indirect_calls_reach_the_functions_whose_address_the_image_takes(echo_e
     # The runtime runs each layer through the model's mcd_model_layer, which calls the layer table.
     assert "mcd_model_layer" in graph.calls["mcd_invoke"]
     assert "__indirect_call" in graph.calls["mcd_model_layer"]
+
+
+def _symbol(elf: Path, name: str) -> int:
+    with open(elf, "rb") as f:
+        return ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)[0]["st_value"]
+
+
+def _section_end(elf: Path, name: str) -> int:
+    with open(elf, "rb") as f:
+        section = ELFFile(f).get_section_by_name(name)
+        return section["sh_addr"] + section["sh_size"]
+
+
+def test_the_fault_handlers_stack_is_the_top_of_the_arena(echo_elf: Path, fault_elf: Path) -> None:
+    """Its size is the handler's call-graph depth and one more exception frame; an arena smaller than
+    that (fault_model has none) grows to it, and the growth is static RAM, counted once."""
+    graph = CallGraph.read(sorted((echo_elf.parent / "callgraph").glob("*.ci")) +
+                           sorted((echo_elf.parent / "obj").rglob("*.ci")))
+    report = graph.functions["mcd_fault_report"].frame
+    plan = stack_plan(echo_elf)
+    assert report is not None and report + exception_frame(BOARD) <= plan.fault_stack <= 512
+    assert plan.fault_stack % 8 == 0
+    echo_sizes = firmware_sizes(echo_elf)
+    # 900 B of arena, then 4 to align the fault stack's top to 8 (counted as static RAM)
+    assert (echo_sizes["arena"], echo_sizes["fault_stack"]) == (900, 4)
+    assert _symbol(echo_elf, "__fault_stack_top__") == _section_end(echo_elf, ".arena")
+    assert _symbol(echo_elf, "__fault_stack_top__") % 8 == 0
+    fault_plan, fault_sizes = stack_plan(fault_elf), firmware_sizes(fault_elf)
+    assert (fault_sizes["arena"], fault_sizes["fault_stack"]) == (0, fault_plan.fault_stack)
+    top, start = _symbol(fault_elf, "__fault_stack_top__"), _symbol(fault_elf, "__arena_start__")
+    assert top - start == fault_plan.fault_stack
+    ram = ram_figures(fault_sizes, 0, None)
+    assert ram["static"] == fault_sizes["data"] + fault_sizes["bss"] + fault_plan.fault_stack
+    assert ram["total"] == ram["arena"] + ram["stack"] + ram["static"] == fault_sizes["ram"]
 
 
 def test_recursion_leaves_no_bound_and_the_boards_maximum(fault_elf: Path) -> None:

@@ -18,10 +18,9 @@
 #define FRAME_PC 6
 #define FRAME_XPSR 7
 
-/* The handler runs on its own stack, so that a stack overflow can still be reported. */
-uint64_t mcd_fault_stack[64];
-
-extern uint32_t __stack_limit__[], __stack_top__[];
+/* The handler runs on its own stack, so that a stack overflow can still be reported: the top of
+ * the arena (linker.ld.j2), whose contents are dead once a fault is reported. */
+extern uint32_t __stack_limit__[], __stack_top__[], __fault_stack_top__[];
 
 void mcd_fault_report(const uint32_t *frame) __attribute__((noreturn, used));
 
@@ -32,7 +31,8 @@ void mcd_faults_init(void) {
 }
 
 /* Picks the stack the exception frame was pushed to (EXC_RETURN bit 2: PSP), then switches to
- * the fault stack, lifting the v8-M stack limit first. Thumb-1 instructions only. */
+ * the fault stack (its top is 8-byte aligned), lifting the v8-M stack limit first. Thumb-1
+ * instructions only. */
 __attribute__((naked)) void mcd_fault_entry(void) {
     __asm volatile(
         "mov r1, lr\n\t"
@@ -48,7 +48,7 @@ __attribute__((naked)) void mcd_fault_entry(void) {
         "movs r2, #0\n\t"
         "msr msplim, r2\n\t"
 #endif
-        "ldr r2, =mcd_fault_stack + 512\n\t"
+        "ldr r2, =__fault_stack_top__\n\t"
         "mov sp, r2\n\t"
         "bl mcd_fault_report\n\t"
         ".ltorg");

@@ -1,16 +1,30 @@
-/* The link layer: frames in, responses out, repeats answered from the cache of the last one. */
+/* The link layer: frames in, responses out, repeats answered without running a request twice.
+ *
+ * One buffer holds the frame being received, the request decoded in place and then its response,
+ * built over the request's body: the device does nothing else while it executes a request. A
+ * repeat of the last request (same seq and CRC) overwrote that response as it arrived, so it is
+ * answered again: from the copy kept of an INVOKE's or STACK's response (running the model again
+ * would advance a stateful model; the stack's mark may move), else by executing it again, which
+ * gives the same bytes (HELLO, READ, WRITE and RESET change nothing a second time, and nothing
+ * ran in between). */
+#include <string.h>
+
 #include "runtime.h"
 
-static uint8_t rx[MCD_MAX_FRAME];
-static uint8_t tx[MCD_MAX_PACKET];
+/* The longest response body kept: INVOKE's 10 bytes (STACK's are 8, an ERROR's 1). */
+#define KEPT_BODY 10u
 
-/* The last executed request (seq and CRC identify a retransmission) and its response. */
+static uint8_t frame[MCD_MAX_FRAME];
+
+/* The last executed request (seq and CRC identify a retransmission) and, for INVOKE and STACK,
+ * its response (`kept`: 0 until one is). */
 static struct {
-    int valid;
+    uint8_t kept;
+    uint8_t type;
+    uint8_t len;
     uint16_t seq;
     uint32_t crc;
-    uint8_t type;
-    uint16_t len;
+    uint8_t body[KEPT_BODY];
 } last;
 
 static void nak(uint8_t reason) {
@@ -19,8 +33,10 @@ static void nak(uint8_t reason) {
     mcd_packet_send(packet, 1, MCD_NAK, MCD_SEQ_UNSOLICITED);
 }
 
+static int keeps_response(uint8_t request) { return request == MCD_INVOKE || request == MCD_STACK; }
+
 static void handle_frame(size_t n) {
-    int32_t len = mcd_cobs_decode(rx, n, rx);
+    int32_t len = mcd_cobs_decode(frame, n, frame);
     if (len < 0) {
         nak(MCD_NAK_COBS);
         return;
@@ -30,26 +46,33 @@ static void handle_frame(size_t n) {
         return;
     }
     size_t body_len = (size_t)len - MCD_HEADER_BYTES - MCD_CRC_BYTES;
-    uint32_t crc = mcd_get32(rx + MCD_HEADER_BYTES + body_len);
-    if (mcd_crc32(rx, MCD_HEADER_BYTES + body_len) != crc) {
+    uint32_t crc = mcd_get32(frame + MCD_HEADER_BYTES + body_len);
+    if (mcd_crc32(frame, MCD_HEADER_BYTES + body_len) != crc) {
         nak(MCD_NAK_CRC);
         return;
     }
-    uint16_t seq = mcd_get16(rx + 2);
-    if (!(last.valid && last.seq == seq && last.crc == crc)) {
-        mcd_response r = mcd_execute(rx[0], rx + MCD_HEADER_BYTES, body_len, tx + MCD_HEADER_BYTES);
-        last.valid = 1;
-        last.seq = seq;
-        last.crc = crc;
-        last.type = r.type;
-        last.len = r.len;
-        if (r.exit_code >= 0) {
-            mcd_packet_send(tx, r.len, r.type, seq);
-            mcd_uart_flush();
-            mcd_exit((uint32_t)r.exit_code);
-        }
+    uint16_t seq = mcd_get16(frame + 2);
+    uint8_t *body = frame + MCD_HEADER_BYTES;
+    if (last.kept && last.seq == seq && last.crc == crc) {
+        memcpy(body, last.body, last.len);
+        mcd_packet_send(frame, last.len, last.type, seq);
+        return;
     }
-    mcd_packet_send(tx, last.len, last.type, seq);
+    uint8_t request = frame[0];
+    mcd_response r = mcd_execute(request, body, body_len, body);
+    last.kept = (uint8_t)(keeps_response(request) && r.len <= KEPT_BODY);
+    last.type = r.type;
+    last.len = (uint8_t)(last.kept ? r.len : 0u);
+    last.seq = seq;
+    last.crc = crc;
+    if (last.kept) {
+        memcpy(last.body, body, r.len);
+    }
+    mcd_packet_send(frame, r.len, r.type, seq);
+    if (r.exit_code >= 0) {
+        mcd_uart_flush();
+        mcd_exit((uint32_t)r.exit_code);
+    }
 }
 
 void mcd_serve(void) {
@@ -58,8 +81,8 @@ void mcd_serve(void) {
     for (;;) {
         uint8_t c = mcd_uart_getc();
         if (c != 0) {
-            if (n < sizeof rx) {
-                rx[n++] = c;
+            if (n < sizeof frame) {
+                frame[n++] = c;
             } else {
                 overflow = 1;
             }

@@ -253,11 +253,13 @@ typedef struct {
 extern uint32_t mcd_init_ticks;
 /* Records the model's start-up status for HELLO. */
 void mcd_commands_init(int32_t init_status);
-/* Executes one request; writes the response body to `out` (room for MCD_MAX_BODY bytes). */
+/* Executes one request; writes the response body to `out` (room for MCD_MAX_BODY bytes), which
+ * may be `body` itself: each request reads all of its body before it writes `out`. */
 mcd_response mcd_execute(uint8_t type, const uint8_t *body, size_t len, uint8_t *out);
 
 /* ---- link.c ---- */
-/* Receives frames forever: NAKs bad ones, answers repeats from the cache, executes the rest. */
+/* Receives frames forever: NAKs bad ones, executes the rest, answers a repeat of the last request
+ * without running it twice. */
 void mcd_serve(void) __attribute__((noreturn));
 
 #endif

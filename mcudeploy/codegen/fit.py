@@ -20,7 +20,7 @@ from mcudeploy.errors import PlanError
 
 CODE_BUDGET = 16 * 1024  # vectors, runtime, NN library
 CODE_PER_LAYER = 256  # a layer's call and its constant dims/params structs
-STATIC_BUDGET = 4 * 1024  # the runtime's .data and .bss (protocol buffers, fault stack)
+STATIC_BUDGET = 4 * 1024  # the runtime's .data and .bss (frame buffer, layer ticks)
 STACK_BUDGET = 2 * 1024  # the stack: 600-1,000 B measured on the benchmark models (at most stack_bytes)
 WEIGHT_ALIGNMENT = 16  # each constant array in .weights (NAME_WEIGHTS in model/prologue.c.j2)
 

@@ -15,7 +15,7 @@ from mcudeploy.report import RunReport, format_db
 from mcudeploy.report.svg import bar_chart, heatmap
 from mcudeploy.verify.localise import format_indices
 
-_MEMORY_PARTS = ("code", "weights", "data", "bss", "arena", "stack")
+_MEMORY_PARTS = ("code", "weights", "data", "bss", "arena", "fault_stack", "stack")
 _MAX_BARS = 200
 
 
