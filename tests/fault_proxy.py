@@ -26,13 +26,15 @@ _POLL_SECONDS = 0.02
 
 @dataclass(frozen=True)
 class Faults:
-    """Per-byte probabilities, the same both ways; a delay holds the stream up to `max_delay` s."""
+    """Per-byte probabilities, the same both ways (or towards the host only, without
+    `to_device`); a delay holds the stream up to `max_delay` s."""
 
     drop: float = 0.0
     corrupt: float = 0.0
     duplicate: float = 0.0
     delay: float = 0.0
     max_delay: float = 0.03
+    to_device: bool = True
 
 
 @dataclass
@@ -110,7 +112,10 @@ class FaultProxy:
                 data = self._client.recv(4096)
                 if not data:
                     return
-                self._forward(data, rng, self.upstream.write)
+                if self.faults.to_device:
+                    self._forward(data, rng, self.upstream.write)
+                else:
+                    self.upstream.write(data)
         except (serial.SerialException, OSError):
             pass
 

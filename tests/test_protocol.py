@@ -147,6 +147,26 @@ def test_chunk_halves_on_a_damaged_line_and_grows_back_on_a_clean_one(echo_elf: 
 
 
 @pytest.mark.device
+def test_an_answer_still_arriving_at_the_deadline_is_waited_for_not_asked_again(echo_elf: Path) -> None:
+    """A slow line to the host (every byte held up to 4 ms: a 270-byte answer takes about half a
+    second) with a 0.2 s answer timeout: each answer is still arriving when the timeout passes, and is read
+    whole instead of being asked for again (a request resent to a device that stopped after its
+    answer, a fault report, made the port drop the answer's unread bytes)."""
+    data = random.Random(7).randbytes(256)
+    counts = Counts()
+    slow = Faults(delay=1.0, max_delay=0.004, to_device=False)
+    runner = ProxiedQemuRunner(BOARD, echo_elf, False, slow, seed=5, counts=counts)
+    with runner as port:
+        link = Link(port, timeout=0.2)
+        link.hello()
+        link.write(INPUT, 0, data)
+        started = time.monotonic()
+        assert link.read(INPUT, 0, 256) == data
+        assert time.monotonic() - started > 0.2  # the answer did outlast the timeout
+        assert (link.stats.retries, link.stats.timeouts, link.stats.frames_sent) == (0, 0, 3)
+
+
+@pytest.mark.device
 def test_invoke_past_its_deadline_is_a_hang(echo_elf: Path) -> None:
     runner = QemuRunner(BOARD, echo_elf)
     with runner as port:

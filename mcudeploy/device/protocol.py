@@ -26,6 +26,7 @@ _ADDRESS = struct.Struct("<BHI")
 _FAULT = struct.Struct("<8I")
 _STACK = struct.Struct("<II")
 _POLL_SECONDS = 0.05
+_LONGEST_FRAME = 4096  # bytes with no delimiter yet that still make a frame (the device sends < 300)
 _GROW_AFTER = 16
 _HALVE_AFTER = 2
 _NO_ANSWER = "no answer"
@@ -196,6 +197,7 @@ class Link:
         self.port.timeout = _POLL_SECONDS
         self._seq = random.randrange(UNSOLICITED_SEQ)
         self._rx = bytearray()
+        self._last_byte = 0.0  # when the last byte arrived (time.monotonic())
         self._clean = 0
 
     def hello(self) -> DeviceInfo:
@@ -375,7 +377,10 @@ class Link:
             return packet
 
     def _next_frame(self, deadline: float) -> bytes | None:
-        """The next non-empty frame (without delimiter), or None at the deadline."""
+        """The next non-empty frame (without delimiter), or None at the deadline. A frame still
+        arriving at the deadline (its bytes less than `timeout` apart) is waited for: a request
+        resent meanwhile could meet a device that has stopped after sending it (a fault report),
+        and the port then discards what it had not yet read."""
         while True:
             end = self._rx.find(0)
             if end >= 0:
@@ -385,14 +390,21 @@ class Link:
                     self.stats.frames_received += 1
                     return frame
                 continue
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline and not self._frame_arriving(now):
                 return None
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
             except (serial.SerialException, OSError) as exc:
                 raise _PortClosed from exc
+            if data:
+                self._last_byte = time.monotonic()
             self.stats.bytes_received += len(data)
             self._rx += data
+
+    def _frame_arriving(self, now: float) -> bool:
+        """Part of a frame is in and its bytes keep coming."""
+        return 0 < len(self._rx) <= _LONGEST_FRAME and now - self._last_byte < self.timeout
 
     def _send(self, frame: bytes) -> None:
         try:
