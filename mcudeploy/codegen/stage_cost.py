@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mcudeploy.codegen.lower import Layer, LoweredModel
-from mcudeploy.codegen.stages import GENERATED_KINDS, KINDS, Member, Schedule, kind_of, schedule
+from mcudeploy.codegen.stages import GENERATED_KINDS, KINDS, Member, Schedule, kind_of, members_of, schedule
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class GeneratedCosts:
     clear_per_byte: float
     reread_per_byte: float
     move_per_byte: float
+    add_call: float
+    add_row: float
 
 
 PER_LAYER = 300  # a layer's call, around its kernel
@@ -84,7 +86,10 @@ COSTS = {("nnref", "mve"): NNREF_MVE, ("nnref", "dsp"): NNREF_DSP,
 # call, clear_per_byte, reread_per_byte, move_per_byte: newlib's memset stores a word in 4
 # instructions; the rest fitted to MobileNet's layers 2-3 streamed 1, 2 and 4 rows at a time (QEMU,
 # docs/memory.md), the reread from the widening (DSP) and the predicated copy (Helium) loops
-GENERATED_COSTS = {"dsp": GeneratedCosts(300, 1.0, 1.8, 3.2), "mve": GeneratedCosts(300, 1.0, 0.3, 3.6)}
+GENERATED_COSTS = {"dsp": GeneratedCosts(300, 1.0, 1.8, 3.2, 60, 10),
+                   "mve": GeneratedCosts(300, 1.0, 0.3, 3.6, 60, 10)}
+# a residual stage's ADD (arm_elementwise_add_s8 called on each band instead of once): per extra call
+ADD_CALL = {("nnref", "dsp"): 100, ("nnref", "mve"): 100, ("arm", "dsp"): 100, ("arm", "mve"): 100}
 # fitted per layer on the three benchmark models (nnref's M55 rates for its MVE path); the generated
 # kernels (mcd_*) as Arm's on the same CPU class times one factor, fitted on the three models' totals
 # with the default lowering (0.56 on the M4, 0.64 on the M55); the plain path as the DSP one
@@ -152,7 +157,7 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     """The instructions layers first..last of `lowered` (a chain) add as one stage of `band` rows;
     `banded`: the templates earlier stages already call on bands (their despecialisation is paid)."""
     layers = lowered.layers[first:last + 1]
-    members = [Member.of(layer) for layer in layers]
+    members = members_of(lowered, first, last)
     plan = schedule(members, band)
     if layers[0].template in GENERATED_KINDS:
         return _generated_instructions(members, plan, GENERATED_COSTS[_cpu(cpu_class)])
@@ -160,6 +165,9 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     extra = plan.moved_bytes * costs.move_per_byte
     for k, member in enumerate(members):
         layer = member.layer
+        if member.skip is not None:  # an ending ADD: one call of the library's per band
+            extra += (len(plan.bands) - 1) * ADD_CALL[library_kind(release), _cpu(cpu_class)]
+            continue
         traits = kernel_traits(layer, release, cpu_class)
         f, y = layer.values["filter_dims"], layer.values["output_dims"]
         calls = [c for calls in plan.bands for c in calls if c.k == k]
@@ -180,6 +188,9 @@ def _generated_instructions(members: list[Member], plan: Schedule, costs: Genera
     for k, member in enumerate(members):
         layer = member.layer
         calls = [c for calls in plan.bands for c in calls if c.k == k]
+        if member.skip is not None:  # an ending ADD: its block once per row, its rows function per band
+            extra += (len(calls) - 1) * costs.add_call + member.out_rows * costs.add_row
+            continue
         extra += (len(calls) - 1) * costs.call
         if kind_of(layer) == "depthwise":
             reread = sum(c.in_end - c.in_first for c in calls) - member.in_rows
