@@ -13,7 +13,9 @@ halos but what calling the library's kernel on each band instead of once costs:
 - once per kernel kind (convolution, depthwise) a stage calls: the kernel is then called with
   dimensions only known at run time, and the link-time optimisation no longer specialises it for
   the model's constant ones, so every layer of that kind runs slower (`despecialised`, a share of
-  their instructions; measured with nnref on the M4, about 1.3%, not on the M55).
+  their instructions; measured with nnref on the M4, about 1.3%, not on the M55);
+- a residual stage's ADD: a call per band, and the same loss of specialisation for every ADD of the
+  model (`ADD_CALL`, `ADD_DESPECIALISED` per element).
 A stage of generated kernels (mcd_kernels) calls a copy of each kernel per band shape, rendered
 with its constants: nothing is despecialised and nothing recomputed per call but the stage loop and
 the depthwise kernels' ring, cleared and refilled with the rows the band before read too
@@ -65,7 +67,9 @@ class GeneratedCosts:
     """Instructions a stage of generated kernels adds (a copy of each kernel per band shape: nothing
     despecialised, no filter sums): per extra call (the stage loop, the dispatch to the band's
     copy); per byte of the ring a depthwise kernel clears on each call; per byte of the input
-    rows a depthwise kernel widens or copies into its ring again (those the band before read too)."""
+    rows a depthwise kernel widens or copies into its ring again (those the band before read too);
+    per byte moved in the windows; a residual stage's ADD (its block rendered for one row) per extra
+    call and per row."""
 
     call: float
     clear_per_byte: float
@@ -88,8 +92,13 @@ COSTS = {("nnref", "mve"): NNREF_MVE, ("nnref", "dsp"): NNREF_DSP,
 # docs/memory.md), the reread from the widening (DSP) and the predicated copy (Helium) loops
 GENERATED_COSTS = {"dsp": GeneratedCosts(300, 1.0, 1.8, 3.2, 60, 10),
                    "mve": GeneratedCosts(300, 1.0, 0.3, 3.6, 60, 10)}
-# a residual stage's ADD (arm_elementwise_add_s8 called on each band instead of once): per extra call
-ADD_CALL = {("nnref", "dsp"): 100, ("nnref", "mve"): 100, ("arm", "dsp"): 100, ("arm", "mve"): 100}
+# A residual stage's ADD through the library: arm_elementwise_add_s8 called on each band (per extra
+# call, `ADD_CALL`), and with a run-time size, so the link-time optimisation no longer specialises it
+# for each ADD's constant one: every ADD of the model then takes `ADD_DESPECIALISED` more instructions
+# per element (nnref, ResNet-8 on QEMU: +27 on the M4 and the M55, a third of its 76-86). Arm's ADD
+# was not measured and is costed as nnref's.
+ADD_CALL = 100
+ADD_DESPECIALISED = 27.0
 # fitted per layer on the three benchmark models (nnref's M55 rates for its MVE path); the generated
 # kernels (mcd_*) as Arm's on the same CPU class times one factor, fitted on the three models' totals
 # with the default lowering (0.56 on the M4, 0.64 on the M55); the plain path as the DSP one
@@ -166,7 +175,7 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     for k, member in enumerate(members):
         layer = member.layer
         if member.skip is not None:  # an ending ADD: one call of the library's per band
-            extra += (len(plan.bands) - 1) * ADD_CALL[library_kind(release), _cpu(cpu_class)]
+            extra += (len(plan.bands) - 1) * ADD_CALL
             continue
         traits = kernel_traits(layer, release, cpu_class)
         f, y = layer.values["filter_dims"], layer.values["output_dims"]
@@ -178,6 +187,9 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     kinds = {layer.template for layer in layers} - banded
     extra += costs.despecialised * sum(layer_instructions(layer, release, cpu_class)
                                        for layer in lowered.layers if layer.template in kinds)
+    if "add.c.j2" in kinds:
+        extra += ADD_DESPECIALISED * sum(layer.values["block_size"] * layer.values["repeats"]
+                                         for layer in lowered.layers if layer.template == "add.c.j2")
     return round(extra)
 
 
