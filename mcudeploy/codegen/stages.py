@@ -34,6 +34,11 @@ how far below the input the output may start.
 
 Layers of a stage keep their index: the last becomes the stage, the others do nothing at their
 step and their outputs are never stored (`LoweredModel.internal`), so the host cannot read them.
+
+A residual stage ends in the ADD of its chain's output with the stage's own input (a ResNet block):
+the ADD is a member of one row per row (`Member.add`), called on each band's rows of both, and its
+output is written over the stage's input, offset for offset, like any in-place element-wise output
+(mcudeploy.codegen.arena). `residual_refusal` says when that would not be safe, from the schedule.
 """
 
 from __future__ import annotations
