@@ -95,10 +95,11 @@ GENERATED_COSTS = {"dsp": GeneratedCosts(300, 1.0, 1.8, 3.2, 60, 10),
 # A residual stage's ADD through the library: arm_elementwise_add_s8 called on each band (per extra
 # call, `ADD_CALL`), and with a run-time size, so the link-time optimisation no longer specialises it
 # for each ADD's constant one: every ADD of the model then takes `ADD_DESPECIALISED` more instructions
-# per element (nnref, ResNet-8 on QEMU: +27 on the M4 and the M55, a third of its 76-86). Arm's ADD
-# was not measured and is costed as nnref's.
+# per element (ResNet-8's ADDs 7 and 11 on QEMU: nnref +27 on the M4 and the M55, a third of its
+# 76-86; Arm's 7.0.0 +24 on the M4, +2.5 on the M55)
 ADD_CALL = 100
-ADD_DESPECIALISED = 27.0
+ADD_DESPECIALISED = {("nnref", "dsp"): 27.0, ("nnref", "mve"): 27.0,
+                     ("arm", "dsp"): 24.0, ("arm", "mve"): 2.5}
 # fitted per layer on the three benchmark models (nnref's M55 rates for its MVE path); the generated
 # kernels (mcd_*) as Arm's on the same CPU class times one factor, fitted on the three models' totals
 # with the default lowering (0.56 on the M4, 0.64 on the M55); the plain path as the DSP one
@@ -188,8 +189,9 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     extra += costs.despecialised * sum(layer_instructions(layer, release, cpu_class)
                                        for layer in lowered.layers if layer.template in kinds)
     if "add.c.j2" in kinds:
-        extra += ADD_DESPECIALISED * sum(layer.values["block_size"] * layer.values["repeats"]
-                                         for layer in lowered.layers if layer.template == "add.c.j2")
+        per_element = ADD_DESPECIALISED[library_kind(release), _cpu(cpu_class)]
+        extra += per_element * sum(layer.values["block_size"] * layer.values["repeats"]
+                                   for layer in lowered.layers if layer.template == "add.c.j2")
     return round(extra)
 
 
