@@ -251,8 +251,8 @@ def emit_model(
         "call_kinds": call_kinds, "kernels": KERNELS,
         "row_kinds": sorted({m["kind"] for m in stage_members if not m["generated"] and m["kind"] != "add"}),
         "row_add": any(m["kind"] == "add" and not m["generated"] for m in stage_members),
-        "generated_rows": [{"name": m["name"], "add": m["kind"] == "add"} for m in stage_members
-                           if m["generated"]],
+        "generated_rows": [{"name": m["name"], "add": m["kind"] == "add", "inlined": m["inlined"]}
+                           for m in stage_members if m["generated"]],
         "stage_max": max((len(layer.values["members"]) for layer in lowered.layers
                           if layer.template == STAGE_TEMPLATE), default=0),
         "int_types": {io_.dtype: _int_type(io_.dtype) for io_ in inputs + outputs},

@@ -302,7 +302,8 @@ def stage(lowered: LoweredModel, i: int, j: int, band: int, scratch_of: ScratchO
                      "capacity": plan.capacity[k] if k < len(windows) else 0,
                      "row_bytes": m.out_row_bytes, "stride": m.stride, "pad": m.pad,
                      "extent": m.extent, "in_rows": m.in_rows, "skip": m.skip,
-                     "aligned": m.in_row_bytes % 4 == 0 and m.out_row_bytes % 4 == 0}
+                     "aligned": m.in_row_bytes % 4 == 0 and m.out_row_bytes % 4 == 0,
+                     "inlined": generated and kind_of(m.layer) == "conv" and not m.layer.values.get("direct")}
                     for k, m in enumerate(members)],
         "generated": generated, "total_bytes": total, "residual": residual,
         "input_dims": layers[i].values["input_dims"],
