@@ -50,6 +50,7 @@ _QUERY_ARGS = {
 # the M4 (ResNet-8, DS-CNN), as the compiler no longer specialises it.
 CALL_KINDS = {"depthwise_conv2d.c.j2": "depthwise"}
 KERNELS = {"depthwise": "arm_depthwise_conv_wrapper_s8", "conv": "arm_convolve_wrapper_s8"}  # by call kind
+STAGE_KERNELS = {**KERNELS, "add": "arm_elementwise_add_s8"}  # what a stage's members call
 CALL_STRUCTS_FROM = 3
 
 
@@ -160,7 +161,7 @@ def _struct_calls(view: _LayerView, call_kinds: list[str]) -> str:
     kinds = {CALL_KINDS.get(layer.template)} & set(call_kinds) if view.in_arena else set()
     if layer.template == STAGE_TEMPLATE:
         kinds = {member["kind"] for member in layer.values["members"] if not member["generated"]}
-    return "".join(f"\n{KERNELS[kind]}(...);" for kind in sorted(kinds))
+    return "".join(f"\n{STAGE_KERNELS[kind]}(...);" for kind in sorted(kinds))
 
 
 def _generated_stage(layer: Layer) -> bool:
@@ -230,6 +231,8 @@ def emit_model(
     weight_bytes = sum(c.nbytes for c in constants)
     inputs, outputs = [io(n) for n in graph.inputs], [io(n) for n in graph.outputs]
     generated = any(is_generated(layer) or _generated_stage(layer) for layer in lowered.layers)
+    stage_members = [m for layer in lowered.layers if layer.template == STAGE_TEMPLATE
+                     for m in layer.values["members"]]
     headers = {h: (firmware_dir() / "include" / h).read_text(encoding="utf-8")
                for h in (HEADERS if generated else ())}
     context = {
@@ -246,10 +249,10 @@ def emit_model(
         "float_inputs": [i for i, io_ in enumerate(inputs) if io_.name in graph.float_io],
         "float_outputs": [i for i, io_ in enumerate(outputs) if io_.name in graph.float_io],
         "call_kinds": call_kinds, "kernels": KERNELS,
-        "row_kinds": sorted({m["kind"] for layer in lowered.layers if layer.template == STAGE_TEMPLATE
-                             for m in layer.values["members"] if not m["generated"]}),
-        "generated_rows": [m["name"] for layer in lowered.layers if layer.template == STAGE_TEMPLATE
-                           for m in layer.values["members"] if m["generated"]],
+        "row_kinds": sorted({m["kind"] for m in stage_members if not m["generated"] and m["kind"] != "add"}),
+        "row_add": any(m["kind"] == "add" and not m["generated"] for m in stage_members),
+        "generated_rows": [{"name": m["name"], "add": m["kind"] == "add", "inlined": m["inlined"]}
+                           for m in stage_members if m["generated"]],
         "stage_max": max((len(layer.values["members"]) for layer in lowered.layers
                           if layer.template == STAGE_TEMPLATE), default=0),
         "int_types": {io_.dtype: _int_type(io_.dtype) for io_ in inputs + outputs},

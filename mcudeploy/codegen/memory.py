@@ -28,7 +28,7 @@ from mcudeploy.codegen.arena import ALIGNMENT, ArenaLayout, overlap_bound, plan_
 from mcudeploy.codegen.lower import Layer, LoweredModel
 from mcudeploy.codegen.planner import alive_bytes
 from mcudeploy.codegen.stage_cost import model_instructions, stage_instructions
-from mcudeploy.codegen.stages import STAGE_TEMPLATE, chains, stage
+from mcudeploy.codegen.stages import ADD_TEMPLATES, STAGE_TEMPLATE, chains, residual_refusal, stage
 from mcudeploy.codegen.walks import layer_shift, release_of
 from mcudeploy.ir import Graph
 from mcudeploy.nnlib import NNLibrary
@@ -54,8 +54,11 @@ BALANCED = StagePolicy()
 
 @dataclass(frozen=True)
 class StageDecision:
-    """A stage taken or declined: layers first..last, `band` rows at a time; the arena without and
-    with it; the instructions it adds (estimated) and the model's; why."""
+    """A stage taken, declined or refused: layers first..last, `band` rows at a time (`residual`: the
+    last an ADD of the chain's output and the stage's input, written over that input); the arena
+    without and with it; the instructions it adds (estimated) and the model's; why. A refused stage
+    (`stages.residual_refusal`) is not formed: its arena after and instructions are its arena
+    before and 0."""
 
     first: int
     last: int
@@ -66,12 +69,18 @@ class StageDecision:
     model_instructions: int
     taken: bool
     reason: str
+    residual: bool = False
+    refused: bool = False
 
     def describe(self) -> str:
         """One line for the report."""
+        if self.refused:
+            return f"layers {self.first}-{self.last} (ending in an ADD) refused: {self.reason}"
         rows = f"{self.band} row{'s' if self.band > 1 else ''}"
+        what = f"layers {self.first}-{self.last} ({rows} at a time"
+        what += ", the last an ADD with the stage's input, written over it)" if self.residual else ")"
         verb = "taken" if self.taken else "declined"
-        return (f"layers {self.first}-{self.last} ({rows} at a time) {verb}: arena {self.arena_before} -> "
+        return (f"{what} {verb}: arena {self.arena_before} -> "
                 f"{self.arena_after} B, about +{self.extra_instructions} instructions "
                 f"(+{_percent(self.extra_instructions, self.model_instructions)} of about "
                 f"{self.model_instructions}); {self.reason}")
@@ -123,12 +132,20 @@ def plan_memory(graph: Graph, lowered: LoweredModel, scratch: dict[int, int], li
     banded: frozenset[str] = frozenset()  # the templates stages call on bands
     decisions: list[StageDecision] = []
     spent = 0
+    refused: set[tuple[int, int]] = set()
     for _ in range(MAX_STAGES):
         peak = _peak_step(best)
         trials = []
         for i, j in chains(graph, best.lowered):
             if not i <= peak <= j + 1:
                 continue
+            residual = best.lowered.layers[j].template in ADD_TEMPLATES
+            reasons = [residual_refusal(best.lowered, i, j, band) for band in BANDS]
+            if all(reasons) and (i, j) not in refused:
+                refused.add((i, j))
+                arena = best.layout.plan.arena_bytes
+                decisions.append(StageDecision(i, j, BANDS[0], arena, arena, 0, model_cost, False,
+                                               reasons[0], residual, True))
             for band in BANDS:
                 made = stage(best.lowered, i, j, band, band_scratch)
                 if made is not None:
@@ -139,7 +156,7 @@ def plan_memory(graph: Graph, lowered: LoweredModel, scratch: dict[int, int], li
                                          stage_instructions(best.lowered, i, j, band, release_name,
                                                             cpu_class, banded),
                                          i, j, band, MemoryPlan(lowered2, scratch2, shifts2, best.layout),
-                                         shift))
+                                         shift, residual))
         if not trials:
             break
         must_fit = fits is not None and not fits(best.lowered, best.layout)
@@ -181,6 +198,7 @@ class _Trial:
     band: int
     model: MemoryPlan
     shift: int
+    residual: bool = False
 
 
 def _pick(trials: list[_Trial]) -> _Trial:
@@ -206,7 +224,8 @@ def _percent(extra: int, total: int) -> str:
 def _decision(trial: _Trial, planned: MemoryPlan, best: MemoryPlan, model_cost: int, taken: bool,
               reason: str) -> StageDecision:
     return StageDecision(trial.first, trial.last, trial.band, best.layout.plan.arena_bytes,
-                         planned.layout.plan.arena_bytes, trial.extra, model_cost, taken, reason)
+                         planned.layout.plan.arena_bytes, trial.extra, model_cost, taken, reason,
+                         trial.residual)
 
 
 def _peak_step(plan: MemoryPlan) -> int:

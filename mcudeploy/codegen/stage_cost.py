@@ -13,7 +13,9 @@ halos but what calling the library's kernel on each band instead of once costs:
 - once per kernel kind (convolution, depthwise) a stage calls: the kernel is then called with
   dimensions only known at run time, and the link-time optimisation no longer specialises it for
   the model's constant ones, so every layer of that kind runs slower (`despecialised`, a share of
-  their instructions; measured with nnref on the M4, about 1.3%, not on the M55).
+  their instructions; measured with nnref on the M4, about 1.3%, not on the M55);
+- a residual stage's ADD: a call per band, and the same loss of specialisation for every ADD of the
+  model (`ADD_CALL`, `ADD_DESPECIALISED` per element).
 A stage of generated kernels (mcd_kernels) calls a copy of each kernel per band shape, rendered
 with its constants: nothing is despecialised and nothing recomputed per call but the stage loop and
 the depthwise kernels' ring, cleared and refilled with the rows the band before read too
@@ -34,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mcudeploy.codegen.lower import Layer, LoweredModel
-from mcudeploy.codegen.stages import GENERATED_KINDS, KINDS, Member, Schedule, kind_of, schedule
+from mcudeploy.codegen.stages import GENERATED_KINDS, KINDS, Member, Schedule, kind_of, members_of, schedule
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,16 @@ class GeneratedCosts:
     """Instructions a stage of generated kernels adds (a copy of each kernel per band shape: nothing
     despecialised, no filter sums): per extra call (the stage loop, the dispatch to the band's
     copy); per byte of the ring a depthwise kernel clears on each call; per byte of the input
-    rows a depthwise kernel widens or copies into its ring again (those the band before read too)."""
+    rows a depthwise kernel widens or copies into its ring again (those the band before read too);
+    per byte moved in the windows; a residual stage's ADD (its block rendered for one row) per extra
+    call and per row."""
 
     call: float
     clear_per_byte: float
     reread_per_byte: float
     move_per_byte: float
+    add_call: float
+    add_row: float
 
 
 PER_LAYER = 300  # a layer's call, around its kernel
@@ -85,7 +91,16 @@ COSTS = {("nnref", "mve"): NNREF_MVE, ("nnref", "dsp"): NNREF_DSP,
 # instructions (3.2 on the M55, fitted); the rest fitted to MobileNet's layers 2-3 streamed 1, 2
 # and 4 rows at a time (QEMU, docs/memory.md), the reread from the widening (DSP) and the
 # predicated copy (Helium) loops
-GENERATED_COSTS = {"dsp": GeneratedCosts(300, 1.0, 1.8, 3.2), "mve": GeneratedCosts(300, 0.8, 0.3, 3.6)}
+GENERATED_COSTS = {"dsp": GeneratedCosts(300, 1.0, 1.8, 3.2, 60, 10),
+                   "mve": GeneratedCosts(300, 0.8, 0.3, 3.6, 60, 10)}
+# A residual stage's ADD through the library: arm_elementwise_add_s8 called on each band (per extra
+# call, `ADD_CALL`), and with a run-time size, so the link-time optimisation no longer specialises it
+# for each ADD's constant one: every ADD of the model then takes `ADD_DESPECIALISED` more instructions
+# per element (ResNet-8's ADDs 7 and 11 on QEMU: nnref +27 on the M4 and the M55, a third of its
+# 76-86; Arm's 7.0.0 +24 on the M4, +2.5 on the M55)
+ADD_CALL = 100
+ADD_DESPECIALISED = {("nnref", "dsp"): 27.0, ("nnref", "mve"): 27.0,
+                     ("arm", "dsp"): 24.0, ("arm", "mve"): 2.5}
 # fitted per layer on the three benchmark models (nnref's M55 rates for its MVE path); the generated
 # kernels (mcd_*) as Arm's on the same CPU class times one factor, fitted on the three models' totals
 # with the default lowering (0.56 on the M4, 0.64 on the M55); the plain path as the DSP one
@@ -153,7 +168,7 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     """The instructions layers first..last of `lowered` (a chain) add as one stage of `band` rows;
     `banded`: the templates earlier stages already call on bands (their despecialisation is paid)."""
     layers = lowered.layers[first:last + 1]
-    members = [Member.of(layer) for layer in layers]
+    members = members_of(lowered, first, last)
     plan = schedule(members, band)
     if layers[0].template in GENERATED_KINDS:
         return _generated_instructions(members, plan, GENERATED_COSTS[_cpu(cpu_class)])
@@ -161,6 +176,9 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     extra = plan.moved_bytes * costs.move_per_byte
     for k, member in enumerate(members):
         layer = member.layer
+        if member.skip is not None:  # an ending ADD: one call of the library's per band
+            extra += (len(plan.bands) - 1) * ADD_CALL
+            continue
         traits = kernel_traits(layer, release, cpu_class)
         f, y = layer.values["filter_dims"], layer.values["output_dims"]
         calls = [c for calls in plan.bands for c in calls if c.k == k]
@@ -171,6 +189,10 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     kinds = {layer.template for layer in layers} - banded
     extra += costs.despecialised * sum(layer_instructions(layer, release, cpu_class)
                                        for layer in lowered.layers if layer.template in kinds)
+    if "add.c.j2" in kinds:
+        per_element = ADD_DESPECIALISED[library_kind(release), _cpu(cpu_class)]
+        extra += per_element * sum(layer.values["block_size"] * layer.values["repeats"]
+                                   for layer in lowered.layers if layer.template == "add.c.j2")
     return round(extra)
 
 
@@ -181,6 +203,9 @@ def _generated_instructions(members: list[Member], plan: Schedule, costs: Genera
     for k, member in enumerate(members):
         layer = member.layer
         calls = [c for calls in plan.bands for c in calls if c.k == k]
+        if member.skip is not None:  # an ending ADD: its block once per row, its rows function per band
+            extra += (len(calls) - 1) * costs.add_call + member.out_rows * costs.add_row
+            continue
         extra += (len(calls) - 1) * costs.call
         if kind_of(layer) == "depthwise":
             reread = sum(c.in_end - c.in_first for c in calls) - member.in_rows
