@@ -20,6 +20,7 @@ from mcudeploy.codegen.arena import ArenaLayout
 from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
+from mcudeploy.codegen.kernel_sharing import FOLLOWER_TEMPLATE, shared_kernels
 from mcudeploy.codegen.lower import Layer, LoweredModel
 from mcudeploy.codegen.mcd_kernels import HEADERS, is_generated
 from mcudeploy.codegen.stages import STAGE_TEMPLATE
@@ -185,6 +186,16 @@ def _int_type(dtype: str) -> dict[str, int]:
     return {"bytes": info.bits // 8, "min": int(info.min), "max": int(info.max)}
 
 
+def _share_kernels(env: jinja2.Environment, views: list[_LayerView]) -> list[_LayerView]:
+    """Each layer whose generated kernel is the same code as an earlier layer's with only its entry
+    point, which calls the earlier kernel (kernel_sharing)."""
+    leaders = shared_kernels([(v.layer.name, v.layer.template, v.body) for v in views])
+    by_name = {v.layer.name: v.layer for v in views}
+    template = env.get_template(FOLLOWER_TEMPLATE)
+    return [replace(v, body=template.render(l=v, leader=by_name[leaders[v.layer.name]]).strip())
+            if v.layer.name in leaders else v for v in views]
+
+
 def emit_model(
     graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str, name: str = "model",
@@ -203,6 +214,7 @@ def emit_model(
     call_kinds = sorted(kind for kind in set(kinds) if kinds.count(kind) >= CALL_STRUCTS_FROM)
     views = [replace(v, body=env.get_template(v.layer.template).render(l=v, call_kinds=call_kinds).strip())
              for v in views]
+    views = _share_kernels(env, views)
     for view in views:
         if check_layer is not None:
             check_layer(view.layer, view.body + _struct_calls(view, call_kinds))
