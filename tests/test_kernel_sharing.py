@@ -16,44 +16,63 @@ from test_mcd_kernels import RELU6, forced_tuning
 
 from mcudeploy import ir
 from mcudeploy.cli import main
-from mcudeploy.codegen.kernel_sharing import kernel_text, shared_kernels
+from mcudeploy.codegen.kernel_sharing import kernel_text, runtime_geometry, shared_kernels
 from mcudeploy.manifest import code_path
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, find_compiler
 
 # Layer names in the order sharing_graph builds them.
-DEPTHWISE, DEPTHWISE_SAME, DEPTHWISE_STRIDED = (f"l{i}_depthwise_conv2d" for i in range(3))
-CONV, CONV_SAME, CONV_RELU6 = "l3_conv2d", "l4_conv2d", "l5_conv2d"
-FOLLOWERS = {DEPTHWISE_SAME: DEPTHWISE, CONV_SAME: CONV}
+DEPTHWISE, DEPTHWISE_SAME, DEPTHWISE_STRIDED, DEPTHWISE_RELU6 = (f"l{i}_depthwise_conv2d" for i in range(4))
+CONV, CONV_SAME, CONV_RELU6 = "l4_conv2d", "l5_conv2d", "l6_conv2d"
+FOLLOWERS = {DEPTHWISE_SAME: DEPTHWISE, DEPTHWISE_STRIDED: DEPTHWISE, CONV_SAME: CONV}
+ALONE = {DEPTHWISE_RELU6: DEPTHWISE, CONV_RELU6: CONV}  # -> the kernel of the same kind they do not share
 
 
 def sharing_graph() -> tuple[ir.Graph, bytes]:
-    """Two depthwise convolutions of the same geometry and output quantization (their weights
-    differ) and one with stride 2; two 1x1 convolutions alike and one with ReLU6."""
+    """Depthwise convolutions of the same output quantization (their weights differ): two of the
+    same geometry, one with stride 2 (it reads its geometry at run time, and so do the two it
+    shares the kernel with), one with ReLU6; 1x1 convolutions: two alike, one with ReLU6."""
     b = GraphBuilder(seed=3)
     x = b.input((1, 8, 8, 8))
-    dw, dw_same, dw_strided = b.depthwise(x), b.depthwise(x), b.depthwise(x, stride=(2, 2))
-    conv, conv_same = b.conv(x, 8, kernel=(1, 1)), b.conv(x, 8, kernel=(1, 1))
-    conv_relu6 = b.conv(x, 8, kernel=(1, 1), activation=RELU6)
-    for same, first in ((dw_same, dw), (conv_same, conv), (conv_relu6, conv)):
-        b.tensors[same] = replace(b.tensors[same], quant=b.tensors[first].quant)
-    return b.build([dw, dw_same, dw_strided, conv, conv_same, conv_relu6], "sharing")
+    dws = [b.depthwise(x), b.depthwise(x), b.depthwise(x, stride=(2, 2)), b.depthwise(x, activation=RELU6)]
+    convs = [b.conv(x, 8, kernel=(1, 1)), b.conv(x, 8, kernel=(1, 1)),
+             b.conv(x, 8, kernel=(1, 1), activation=RELU6)]
+    for group in (dws, convs):
+        for other in group[1:]:
+            b.tensors[other] = replace(b.tensors[other], quant=b.tensors[group[0]].quant)
+    return b.build(dws + convs, "sharing")
 
 
-def test_the_kernel_text_abstracts_the_layer_name_only() -> None:
-    body = ("static int32_t l1_x_get_buffer_size(void)\n{\n    return 4;\n}\n"
-            "static int32_t l1_x_kernel(const int8_t *in) { return l1_x_helper(in) + l11_x_kernel(in); }\n"
-            "static int32_t l1_x(void)\n{\n"
-            "    return l1_x_kernel(arena + 0, arena + 8, 0, l1_x_constants);\n}")
-    text = kernel_text("l1_x", body)
-    assert text is not None and "l1_x" not in text and "l11_x_kernel" in text and "arena" not in text
-    assert kernel_text("l1_x", body.replace("l1_x(void)", "l1_x_band0(void)")) is None  # no entry point
-    same = body.replace("return 4", "return 4").replace("l1_x", "l7_x").replace("arena + 8", "arena + 64")
-    other = body.replace("return 4", "return 8").replace("l1_x", "l9_x")
-    layers = [("l1_x", "mcd_conv_dsp.c.j2", body), ("l7_x", "mcd_conv_dsp.c.j2", same),
-              ("l9_x", "mcd_conv_dsp.c.j2", other),
-              ("l10_x", "mcd_conv_mve.c.j2", body.replace("l1_x", "l10_x")),
-              ("l12_x", "conv2d.c.j2", body.replace("l1_x", "l12_x"))]
+def _body(name: str, query: int = 4, code: str = "in") -> str:
+    """A body as the generated templates write it: scratch query, kernel, entry point."""
+    return (f"static int32_t {name}_get_buffer_size(void)\n{{\n    return {query};\n}}\n"
+            f"static int32_t {name}_kernel(const int8_t *in)\n"
+            f"{{ return {name}_helper({code}) + l11_x_kernel(in); }}\n"
+            f"static int32_t {name}(void)\n{{\n"
+            f"    return {name}_kernel(arena + {query}, 0, 0, {name}_constants);\n}}")
+
+
+def test_the_kernel_text_abstracts_the_layer_name_and_leaves_out_the_query_and_entry_point() -> None:
+    text = kernel_text("l1_x", _body("l1_x"))
+    assert text is not None and "l1_x" not in text and "l11_x_kernel" in text
+    assert "get_buffer_size" not in text and "arena" not in text
+    assert kernel_text("l1_x", _body("l1_x").replace("l1_x(void)", "l1_x_band0(void)")) is None
+    layers = [("l1_x", "mcd_conv_dsp.c.j2", _body("l1_x")), ("l7_x", "mcd_conv_dsp.c.j2", _body("l7_x", 8)),
+              ("l9_x", "mcd_conv_dsp.c.j2", _body("l9_x", code="in + 1")),
+              ("l10_x", "mcd_conv_mve.c.j2", _body("l10_x")), ("l12_x", "conv2d.c.j2", _body("l12_x"))]
     assert shared_kernels(layers) == {"l7_x": "l1_x"}
+
+
+def test_the_geometry_is_read_at_run_time_only_where_that_shares_a_kernel() -> None:
+    """(name, template, kernel with constants, kernel reading them): l1 and l2 differ in their
+    constants, not at run time; l3 and l4 are the same code either way; l5 has no partner."""
+    dsp = "mcd_depthwise_dsp.c.j2"
+    layers = [("l1_x", dsp, _body("l1_x", code="in + 2"), _body("l1_x", code="g")),
+              ("l2_x", dsp, _body("l2_x", code="in + 3"), _body("l2_x", code="g")),
+              ("l3_x", dsp, _body("l3_x", code="in + 5"), _body("l3_x", code="g + 1")),
+              ("l4_x", dsp, _body("l4_x", code="in + 5"), _body("l4_x", code="g + 1")),
+              ("l5_x", dsp, _body("l5_x", code="in + 7"), _body("l5_x", code="g + 2")),
+              ("l6_x", "mcd_conv_dsp.c.j2", _body("l6_x", code="in + 8"), _body("l6_x", code="g"))]
+    assert runtime_geometry(layers) == {"l1_x", "l2_x"}
 
 
 def _functions(elf: Path) -> dict[str, tuple[int, int]]:
@@ -83,12 +102,17 @@ def test_layers_of_the_same_kernel_link_one_function_and_run_bit_exact(tmp_path:
     assert status == 0 and report["verdict"] == "pass" and report["bit_exact_vectors"] == 2
 
     text = code_path(out / "model").read_text()
-    assert text.count(f"lowered as {name} */") == 6
+    assert text.count(f"lowered as {name} */") == 7
     for follower, leader in FOLLOWERS.items():
         assert f"static int32_t {follower}_kernel(" not in text
         assert f"    return {leader}_kernel(" in text.split(f"static int32_t {follower}(void)\n")[1]
-    for alone in (DEPTHWISE, DEPTHWISE_STRIDED, CONV, CONV_RELU6):
+    for alone in (DEPTHWISE, CONV, *ALONE):
         assert f"static int32_t {alone}_kernel(" in text
+    def kernel(layer: str) -> str:
+        return text.split(f"static int32_t {layer}_kernel(")[1].split("static int32_t")[0]
+
+    assert "const int32_t g_stride_h = constants[" in kernel(DEPTHWISE)
+    assert "g_stride_h" not in kernel(DEPTHWISE_RELU6)
 
     functions = _functions(out / "build" / "firmware.elf")
     kernels = {s for s in functions if s.endswith("_kernel")}
@@ -96,6 +120,6 @@ def test_layers_of_the_same_kernel_link_one_function_and_run_bit_exact(tmp_path:
     assert not {f"{follower}_kernel" for follower in FOLLOWERS} & kernels
     # the layers that differ in one constant have code of their own: their kernel, or their entry
     # point with it inlined, apart from the shared kernel
-    for alone, leader in ((DEPTHWISE_STRIDED, DEPTHWISE), (CONV_RELU6, CONV)):
+    for alone, leader in ALONE.items():
         own = functions.get(f"{alone}_kernel", functions[alone])
         assert own[0] != functions[f"{leader}_kernel"][0] and own[1] > 100

@@ -20,9 +20,14 @@ from mcudeploy.codegen.arena import ArenaLayout
 from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
-from mcudeploy.codegen.kernel_sharing import FOLLOWER_TEMPLATE, shared_kernels
-from mcudeploy.codegen.lower import Layer, LoweredModel
-from mcudeploy.codegen.mcd_kernels import HEADERS, is_generated
+from mcudeploy.codegen.kernel_sharing import (
+    FOLLOWER_TEMPLATE,
+    GEOMETRY_TEMPLATES,
+    runtime_geometry,
+    shared_kernels,
+)
+from mcudeploy.codegen.lower import Const, Layer, LoweredModel
+from mcudeploy.codegen.mcd_kernels import HEADERS, depthwise_geometry, geometry_header, is_generated
 from mcudeploy.codegen.stages import STAGE_TEMPLATE
 from mcudeploy.ir import Graph
 from mcudeploy.manifest import IoInfo, LayerInfo, Manifest, TensorInfo
@@ -67,7 +72,8 @@ def c_float(value: float) -> str:
 
 def template_environment() -> jinja2.Environment:
     """The environment of every C and linker-script template: `c_array` for constants, `c_float`
-    for float32 values, `comment` for any text from outside mcudeploy (codegen/ctext.py)."""
+    for float32 values, `comment` for any text from outside mcudeploy (codegen/ctext.py), and
+    `depthwise_geometry` (mcd_kernels) for the generated depthwise kernels."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
@@ -76,6 +82,7 @@ def template_environment() -> jinja2.Environment:
     env.filters["c_array"] = _c_array
     env.filters["c_float"] = c_float
     env.filters["comment"] = comment_text
+    env.globals["depthwise_geometry"] = depthwise_geometry
     return env
 
 
@@ -186,6 +193,26 @@ def _int_type(dtype: str) -> dict[str, int]:
     return {"bytes": info.bits // 8, "min": int(info.min), "max": int(info.max)}
 
 
+def _runtime(layer: Layer) -> Layer:
+    """A generated depthwise layer whose kernel reads its geometry from the header of its
+    constants (mcd_kernels.geometry_header)."""
+    values = {**layer.values, "runtime": True}
+    header = geometry_header(values)
+    constants = tuple(Const(c.name, c.ctype, np.concatenate([header, c.values]))
+                      if c.name == f"{layer.name}_constants" else c for c in layer.constants)
+    return replace(layer, values=values, constants=constants)
+
+
+def _read_geometry(render: Callable[[_LayerView], _LayerView], views: list[_LayerView]) -> list[_LayerView]:
+    """Each generated depthwise layer that shares its kernel with layers of other geometries by
+    reading its geometry at run time (kernel_sharing.runtime_geometry), so rendered."""
+    candidates = {v.layer.name: render(replace(v, layer=_runtime(v.layer))) for v in views
+                  if v.layer.template in GEOMETRY_TEMPLATES}
+    runtime = runtime_geometry([(v.layer.name, v.layer.template, v.body, candidates[v.layer.name].body)
+                                for v in views if v.layer.name in candidates])
+    return [candidates[v.layer.name] if v.layer.name in runtime else v for v in views]
+
+
 def _share_kernels(env: jinja2.Environment, views: list[_LayerView]) -> list[_LayerView]:
     """Each layer whose generated kernel is the same code as an earlier layer's with only its entry
     point, which calls the earlier kernel (kernel_sharing)."""
@@ -212,9 +239,10 @@ def emit_model(
              for layer in lowered.layers]
     kinds = [CALL_KINDS[v.layer.template] for v in views if v.layer.template in CALL_KINDS and v.in_arena]
     call_kinds = sorted(kind for kind in set(kinds) if kinds.count(kind) >= CALL_STRUCTS_FROM)
-    views = [replace(v, body=env.get_template(v.layer.template).render(l=v, call_kinds=call_kinds).strip())
-             for v in views]
-    views = _share_kernels(env, views)
+    def render(v: _LayerView) -> _LayerView:
+        return replace(v, body=env.get_template(v.layer.template).render(l=v, call_kinds=call_kinds).strip())
+
+    views = _share_kernels(env, _read_geometry(render, [render(v) for v in views]))
     for view in views:
         if check_layer is not None:
             check_layer(view.layer, view.body + _struct_calls(view, call_kinds))
@@ -238,7 +266,7 @@ def emit_model(
          "ctype": _VARIABLE_CTYPES.get(graph.tensor(name).dtype, "int8_t"), "name": name}
         for name, symbol in lowered.variables.items()
     ]
-    constants = [c for layer in lowered.layers for c in layer.constants]
+    constants = [c for view in views for c in view.layer.constants]
     weight_bytes = sum(c.nbytes for c in constants)
     inputs, outputs = [io(n) for n in graph.inputs], [io(n) for n in graph.outputs]
     generated = any(is_generated(layer) or _generated_stage(layer) for layer in lowered.layers)

@@ -25,6 +25,8 @@ import re
 # function and passes (input, output, scratch, constants) to `{name}_kernel`.
 SHARED_TEMPLATES = frozenset({"mcd_conv_dsp.c.j2", "mcd_conv_mve.c.j2", "mcd_depthwise_dsp.c.j2",
                               "mcd_depthwise_mve.c.j2"})
+# The templates whose geometry (mcd_kernels.depthwise_geometry) may be read at run time.
+GEOMETRY_TEMPLATES = frozenset({"mcd_depthwise_dsp.c.j2", "mcd_depthwise_mve.c.j2"})
 FOLLOWER_TEMPLATE = "mcd_shared.c.j2"
 _PLACEHOLDER = "@LAYER@"
 
@@ -34,13 +36,29 @@ def _entry_point(name: str) -> str:
 
 
 def kernel_text(name: str, body: str) -> str | None:
-    """The code of a layer's rendered body before its entry point (the scratch query, the helpers
-    and the kernel), with the layer's name abstracted away; None when the body has no entry point
-    of the form `call` writes (a layer of a streamed stage)."""
+    """The code of a layer's rendered body before its entry point (the helpers and the kernel;
+    not its scratch query, which every layer keeps), with the layer's name abstracted away; None
+    when the body has no entry point of the form `call` writes (a layer of a streamed stage)."""
     start = body.rfind(_entry_point(name))
     if start < 0:
         return None
-    return re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9])", _PLACEHOLDER, body[:start])
+    code = re.sub(rf"static int32_t {re.escape(name)}_get_buffer_size\(void\)\n\{{\n    return \d+;\n\}}\n", "",
+                  body[:start])
+    return re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9])", _PLACEHOLDER, code)
+
+
+def runtime_geometry(layers: list[tuple[str, str, str, str]]) -> set[str]:
+    """For layers given as (name, template, body rendered with the geometry as constants, body
+    rendered with it read at run time), the layers whose kernel reads its geometry at run time: those
+    whose run-time kernels are the same text while their constant kernels are not (some other
+    layer's kernel, of a different geometry, is then the same code as theirs). The others keep their
+    constants: they share nothing more by reading them."""
+    groups: dict[str, list[tuple[str, str | None]]] = {}
+    for name, template, constant_body, runtime_body in layers:
+        text = kernel_text(name, runtime_body) if template in GEOMETRY_TEMPLATES else None
+        if text is not None:
+            groups.setdefault(f"{template}\n{text}", []).append((name, kernel_text(name, constant_body)))
+    return {name for group in groups.values() if len({text for _, text in group}) > 1 for name, _ in group}
 
 
 def shared_kernels(layers: list[tuple[str, str, str]]) -> dict[str, str]:

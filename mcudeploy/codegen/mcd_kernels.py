@@ -270,6 +270,32 @@ def _rows(layer: Layer) -> dict:
             "channels": x.c, "taps": f.h * f.w}
 
 
+def depthwise_geometry(v: dict) -> dict[str, int]:
+    """The values of a depthwise kernel's code (`v`, its generated values) that only its loops over
+    rows and pixels use, not the channel loop: constants of the kernel, or, when layers of
+    different geometries share one kernel (`v["runtime"]`, kernel_sharing), read from the header of
+    its constants (`geometry_header`). Computed from `v` as it is rendered (a band copy of a
+    streamed stage has its own rows and padding). The ring's rows are `row` units apart (words of
+    two 16-bit values for the DSP kernel, bytes for Helium's); `first`: where a copied row starts
+    in its ring row; `pixel_step`: one output pixel's step along a ring row."""
+    x, y, c = v["input_dims"], v["output_dims"], v["channels"]
+    per_unit = 2 if v["isa"] == "dsp" else 1  # channels per unit of the ring
+    row = v["row_words"] if v["isa"] == "dsp" else v["row_bytes"]
+    return {"scratch_bytes": v["scratch_bytes"], "zero": v["filter_dims"].h * row, "row": row,
+            "in_image": x.h * x.w * c, "out_image": y.h * y.w * c, "in_h": x.h, "last_row": x.h - 1,
+            "in_row": x.w * c, "out_h": y.h, "out_w": y.w, "stride_h": v["stride"][0],
+            "pad_top": v["pad_top"], "first": v["pad_left"] * c // per_unit,
+            "pixel_step": v["stride"][1] * c // per_unit,
+            **({"out_row": y.w * c} if v["isa"] == "mve" else {})}
+
+
+def geometry_header(v: dict) -> np.ndarray:
+    """The words a kernel shared across geometries reads its `depthwise_geometry` from, padded to
+    a multiple of four (the constants after them keep their alignment to 16 bytes)."""
+    words = list(depthwise_geometry(v).values())
+    return np.array(words + [0] * (-len(words) % 4), dtype=np.int64)
+
+
 def depthwise_dsp(layer: Layer) -> Layer:
     """Generated for the DSP extension: the input rows widened once into a ring of 16-bit rows
     (offset added, padding 0), four channels at a time, SMLABB/SMLATT per tap."""
@@ -289,7 +315,7 @@ def depthwise_dsp(layer: Layer) -> Layer:
     weights = np.ascontiguousarray(blocks.astype(np.int16).reshape(-1)).view("<i4").astype(np.int64)
     consts = records(layer, (scale * bias).reshape(-1, 4), weights.reshape(c // 4, -1),
                      requant.table(c).reshape(c // 4, -1))
-    values = {**v, **rows, "isa": "dsp", "fast": requant.fast, "record": requant.record,
+    values = {**v, **rows, "isa": "dsp", "runtime": False, "fast": requant.fast, "record": requant.record,
               "row_words": row_words, "offset_pair": (offset & 0xFFFF) * 0x10001, "scratch_bytes": scratch}
     return replace(layer, template="mcd_depthwise_dsp.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
@@ -309,8 +335,8 @@ def depthwise_mve(layer: Layer) -> Layer:
     requant = _mve_requant(layer, order, 8)
     weights = _words(w.reshape(rows["taps"], c // 8, 8).transpose(1, 0, 2)).reshape(c // 8, -1)  # [tap][8]
     consts = records(layer, folded_bias(layer, w.T)[order].reshape(-1, 8), weights, *requant)
-    values = {**v, **rows, "isa": "mve", "any_left": len(requant) == 3, "row_bytes": row_bytes,
-              "zero_point": -v["input_offset"], "scratch_bytes": scratch}
+    values = {**v, **rows, "isa": "mve", "runtime": False, "any_left": len(requant) == 3,
+              "row_bytes": row_bytes, "zero_point": -v["input_offset"], "scratch_bytes": scratch}
     return replace(layer, template="mcd_depthwise_mve.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
 

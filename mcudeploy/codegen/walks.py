@@ -294,7 +294,7 @@ class GeneratedKernel:
 
 
 _SHARED = {
-    "_mcd.j2": "4e3dddded4057c1c0cdc0b830466d7eb4a120da601a4b7c5dfdcf799a8c99cde",
+    "_mcd.j2": "c001f4ed85ba01bccf6c052114730f0f784825a35ba5ea6edcbcd3bd90c88acf",
     "mcdk.h": "bde743a1c7ab693c955884c653c01bfb2fb38cc237d30d98664dd1f19e4d4396",
     "mcdk_mve_portable.h": "8c1010224e1b310d2701a5c5e2941626b40d11707a79c790216b1319211faa6d",
 }
@@ -309,11 +309,11 @@ GENERATED: dict[str, GeneratedKernel] = {
         _generated_conv),
     "mcd_depthwise_dsp.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_dsp.c.j2":
-         "6d94f938f3885f39863a86801a8ea41e845b87a81f421e2664a439ff5285bb76"},
+         "ada524fe3a300806a1693cda32a8f4ca2815fd3f47ced69b72933b6b2f5758cc"},
         _generated_depthwise),
     "mcd_depthwise_mve.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_mve.c.j2":
-         "5de0f6f4f25bf07ea05e54b54f35b9ad65be6782b2f8961a32898d862acc8f2e"},
+         "56945dd0286bc55c95b1255a3db6c23f05e9b437157602b8967357fd573d5188"},
         _generated_depthwise),
 }
 
