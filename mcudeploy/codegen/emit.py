@@ -20,14 +20,16 @@ from mcudeploy.codegen.arena import ArenaLayout
 from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
-from mcudeploy.codegen.kernel_sharing import (
-    FOLLOWER_TEMPLATE,
-    GEOMETRY_TEMPLATES,
-    runtime_geometry,
-    shared_kernels,
-)
+from mcudeploy.codegen.kernel_sharing import FOLLOWER_TEMPLATE, runtime_geometry, shared_kernels
 from mcudeploy.codegen.lower import Const, Layer, LoweredModel
-from mcudeploy.codegen.mcd_kernels import HEADERS, depthwise_geometry, geometry_header, is_generated
+from mcudeploy.codegen.mcd_kernels import (
+    HEADERS,
+    conv_geometry,
+    depthwise_geometry,
+    geometry_header,
+    is_generated,
+    reads_geometry,
+)
 from mcudeploy.codegen.stages import STAGE_TEMPLATE
 from mcudeploy.ir import Graph
 from mcudeploy.manifest import IoInfo, LayerInfo, Manifest, TensorInfo
@@ -73,7 +75,7 @@ def c_float(value: float) -> str:
 def template_environment() -> jinja2.Environment:
     """The environment of every C and linker-script template: `c_array` for constants, `c_float`
     for float32 values, `comment` for any text from outside mcudeploy (codegen/ctext.py), and
-    `depthwise_geometry` (mcd_kernels) for the generated depthwise kernels."""
+    `depthwise_geometry` and `conv_geometry` (mcd_kernels) for the generated kernels."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
@@ -83,6 +85,7 @@ def template_environment() -> jinja2.Environment:
     env.filters["c_float"] = c_float
     env.filters["comment"] = comment_text
     env.globals["depthwise_geometry"] = depthwise_geometry
+    env.globals["conv_geometry"] = conv_geometry
     return env
 
 
@@ -194,20 +197,20 @@ def _int_type(dtype: str) -> dict[str, int]:
 
 
 def _runtime(layer: Layer) -> Layer:
-    """A generated depthwise layer whose kernel reads its geometry from the header of its
-    constants (mcd_kernels.geometry_header)."""
+    """A generated layer whose kernel reads its geometry from the header of its constants
+    (mcd_kernels.geometry_header)."""
     values = {**layer.values, "runtime": True}
-    header = geometry_header(values)
+    header = geometry_header(layer)
     constants = tuple(Const(c.name, c.ctype, np.concatenate([header, c.values]))
                       if c.name == f"{layer.name}_constants" else c for c in layer.constants)
     return replace(layer, values=values, constants=constants)
 
 
 def _read_geometry(render: Callable[[_LayerView], _LayerView], views: list[_LayerView]) -> list[_LayerView]:
-    """Each generated depthwise layer that shares its kernel with layers of other geometries by
-    reading its geometry at run time (kernel_sharing.runtime_geometry), so rendered."""
+    """Each generated layer that shares its kernel with layers of other geometries by reading its
+    geometry at run time (kernel_sharing.runtime_geometry), so rendered."""
     candidates = {v.layer.name: render(replace(v, layer=_runtime(v.layer))) for v in views
-                  if v.layer.template in GEOMETRY_TEMPLATES}
+                  if reads_geometry(v.layer)}
     runtime = runtime_geometry([(v.layer.name, v.layer.template, v.body, candidates[v.layer.name].body)
                                 for v in views if v.layer.name in candidates])
     return [candidates[v.layer.name] if v.layer.name in runtime else v for v in views]

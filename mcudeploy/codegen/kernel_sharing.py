@@ -25,8 +25,6 @@ import re
 # function and passes (input, output, scratch, constants) to `{name}_kernel`.
 SHARED_TEMPLATES = frozenset({"mcd_conv_dsp.c.j2", "mcd_conv_mve.c.j2", "mcd_depthwise_dsp.c.j2",
                               "mcd_depthwise_mve.c.j2"})
-# The templates whose geometry (mcd_kernels.depthwise_geometry) may be read at run time.
-GEOMETRY_TEMPLATES = frozenset({"mcd_depthwise_dsp.c.j2", "mcd_depthwise_mve.c.j2"})
 FOLLOWER_TEMPLATE = "mcd_shared.c.j2"
 _PLACEHOLDER = "@LAYER@"
 
@@ -42,8 +40,8 @@ def kernel_text(name: str, body: str) -> str | None:
     start = body.rfind(_entry_point(name))
     if start < 0:
         return None
-    code = re.sub(rf"static int32_t {re.escape(name)}_get_buffer_size\(void\)\n\{{\n    return \d+;\n\}}\n", "",
-                  body[:start])
+    query = rf"static int32_t {re.escape(name)}_get_buffer_size\(void\)\n\{{\n    return \d+;\n\}}\n"
+    code = re.sub(query, "", body[:start])
     return re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9])", _PLACEHOLDER, code)
 
 
@@ -55,7 +53,7 @@ def runtime_geometry(layers: list[tuple[str, str, str, str]]) -> set[str]:
     constants: they share nothing more by reading them."""
     groups: dict[str, list[tuple[str, str | None]]] = {}
     for name, template, constant_body, runtime_body in layers:
-        text = kernel_text(name, runtime_body) if template in GEOMETRY_TEMPLATES else None
+        text = kernel_text(name, runtime_body)
         if text is not None:
             groups.setdefault(f"{template}\n{text}", []).append((name, kernel_text(name, constant_body)))
     return {name for group in groups.values() if len({text for _, text in group}) > 1 for name, _ in group}

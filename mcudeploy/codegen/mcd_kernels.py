@@ -184,7 +184,7 @@ def conv_dsp(layer: Layer) -> Layer:
     scratch = cols_bytes + (0 if direct else kp)
     consts = records(layer, _padded((2 if requant.fast else 1) * bias, n_pad).reshape(-1, 2), weights,
                      requant.table(n_pad).reshape(n_pad // 2, -1))
-    values = {**v, **common, "isa": "dsp", "kp": kp, "cout_pad": n_pad, "direct": direct,
+    values = {**v, **common, "isa": "dsp", "runtime": False, "kp": kp, "cout_pad": n_pad, "direct": direct,
               "fast": requant.fast, "record": requant.record, "cols_words": cols_bytes // 4,
               "scratch_bytes": scratch}
     return replace(layer, template="mcd_conv_dsp.c.j2", values=values, constants=consts,
@@ -235,9 +235,9 @@ def _conv_mve(layer: Layer, steps_per_loop: int) -> Layer:
     consts = records(layer, _padded(folded_bias(layer, w), n_pad).reshape(-1, 4), *requant,
                      _words(np.concatenate(parts, axis=1)).reshape(n_pad // 4, -1))
     scratch = 0 if direct else kp
-    values = {**v, **common, "isa": "mve", "kp": kp, "chunks16": chunks, "tail8": tail, "cout_pad": n_pad,
-              "direct": direct, "any_left": len(requant) == 3, "steps_per_loop": steps_per_loop,
-              "scratch_bytes": scratch}
+    values = {**v, **common, "isa": "mve", "runtime": False, "kp": kp, "chunks16": chunks, "tail8": tail,
+              "cout_pad": n_pad, "direct": direct, "any_left": len(requant) == 3,
+              "steps_per_loop": steps_per_loop, "scratch_bytes": scratch}
     return replace(layer, template="mcd_conv_mve.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
 
@@ -289,10 +289,35 @@ def depthwise_geometry(v: dict) -> dict[str, int]:
             **({"out_row": y.w * c} if v["isa"] == "mve" else {})}
 
 
-def geometry_header(v: dict) -> np.ndarray:
-    """The words a kernel shared across geometries reads its `depthwise_geometry` from, padded to
-    a multiple of four (the constants after them keep their alignment to 16 bytes)."""
-    words = list(depthwise_geometry(v).values())
+def conv_geometry(v: dict) -> dict[str, int]:
+    """As `depthwise_geometry`, for a convolution kernel that reads its input in place (1x1,
+    stride 1): its pixels, input channels, and the iterations of its loop over K (`loops`) and of
+    the DSP kernel's widening (`groups`); the shape of the loop over K (steps per iteration, the
+    steps after it) and the output channels stay constants."""
+    if v["isa"] == "dsp":
+        groups = v["kp"] // 4
+        return {"pixels": v["pixels"], "cin": v["cin"], "groups": groups, "loops": groups // min(groups, 4)}
+    steps = v["steps_per_loop"]
+    return {"pixels": v["pixels"], "cin": v["cin"], "loops": v["chunks16"] // steps}
+
+
+GEOMETRY = {"mcd_depthwise_dsp.c.j2": depthwise_geometry, "mcd_depthwise_mve.c.j2": depthwise_geometry,
+            "mcd_conv_dsp.c.j2": conv_geometry, "mcd_conv_mve.c.j2": conv_geometry}
+
+
+def reads_geometry(layer: Layer) -> bool:
+    """Whether `layer`'s kernel can read its geometry at run time (`GEOMETRY`): a generated depthwise
+    convolution, or a convolution that reads its input in place."""
+    v = layer.values
+    if layer.template not in GEOMETRY or "band" in v:
+        return False
+    return "channels" in v or (v["direct"] and tuple(v["stride"]) == (1, 1))
+
+
+def geometry_header(layer: Layer) -> np.ndarray:
+    """The words `layer`'s kernel reads its geometry from when it reads it at run time, padded to a
+    multiple of four (the constants after them keep their alignment to 16 bytes)."""
+    words = list(GEOMETRY[layer.template](layer.values).values())
     return np.array(words + [0] * (-len(words) % 4), dtype=np.int64)
 
 

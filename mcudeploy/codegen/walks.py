@@ -301,11 +301,11 @@ _SHARED = {
 GENERATED: dict[str, GeneratedKernel] = {
     "mcd_conv_dsp.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_conv_dsp.c.j2":
-         "4c68ec695a953914384702fd1683b2a1ce180e050159c995a115bca6da2ccb03"},
+         "9106d666395e568a17f28592f722d93021412f6107662da43168cee17696f1f5"},
         _generated_conv),
     "mcd_conv_mve.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_conv_mve.c.j2":
-         "76b3f7ca13e6717a45a5daca9965070dec2d0917064dafb5deb39afbbf0e11b8"},
+         "17093bb9b8ef911088ed1ad12b4f9042e6166150a35a9f2dbfa4aa1dac48e0d4"},
         _generated_conv),
     "mcd_depthwise_dsp.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_dsp.c.j2":
