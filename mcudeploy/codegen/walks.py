@@ -294,14 +294,14 @@ class GeneratedKernel:
 
 
 _SHARED = {
-    "_mcd.j2": "c001f4ed85ba01bccf6c052114730f0f784825a35ba5ea6edcbcd3bd90c88acf",
+    "_mcd.j2": "b28fe07b6248dbeed32000389486c36ebc833f83168727b0a434f5d184f67bc7",
     "mcdk.h": "bde743a1c7ab693c955884c653c01bfb2fb38cc237d30d98664dd1f19e4d4396",
     "mcdk_mve_portable.h": "8c1010224e1b310d2701a5c5e2941626b40d11707a79c790216b1319211faa6d",
 }
 GENERATED: dict[str, GeneratedKernel] = {
     "mcd_conv_dsp.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_conv_dsp.c.j2":
-         "9106d666395e568a17f28592f722d93021412f6107662da43168cee17696f1f5"},
+         "24b520499928a1ae9ce9fe03cf25d890597da8f4f1fdc8ae63e63a869bce06bb"},
         _generated_conv),
     "mcd_conv_mve.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_conv_mve.c.j2":
@@ -309,7 +309,7 @@ GENERATED: dict[str, GeneratedKernel] = {
         _generated_conv),
     "mcd_depthwise_dsp.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_dsp.c.j2":
-         "ada524fe3a300806a1693cda32a8f4ca2815fd3f47ced69b72933b6b2f5758cc"},
+         "b49533c55742c5d306f76c8041d804134b79be1babf5ef2f340a1a12ebaad2db"},
         _generated_depthwise),
     "mcd_depthwise_mve.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_mve.c.j2":
