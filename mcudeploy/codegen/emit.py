@@ -8,6 +8,7 @@ files the manifest lists."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from mcudeploy.codegen.mcd_kernels import (
     HEADERS,
     conv_geometry,
     depthwise_geometry,
+    geometry_applies,
     geometry_header,
     is_generated,
     reads_geometry,
@@ -200,7 +202,7 @@ def _runtime(layer: Layer) -> Layer:
     """A generated layer whose kernel reads its geometry from the header of its constants
     (mcd_kernels.geometry_header)."""
     values = {**layer.values, "runtime": True}
-    header = geometry_header(layer)
+    header = geometry_header(layer.template, values)
     constants = tuple(Const(c.name, c.ctype, np.concatenate([header, c.values]))
                       if c.name == f"{layer.name}_constants" else c for c in layer.constants)
     return replace(layer, values=values, constants=constants)
@@ -214,6 +216,37 @@ def _read_geometry(render: Callable[[_LayerView], _LayerView], views: list[_Laye
     runtime = runtime_geometry([(v.layer.name, v.layer.template, v.body, candidates[v.layer.name].body)
                                 for v in views if v.layer.name in candidates])
     return [candidates[v.layer.name] if v.layer.name in runtime else v for v in views]
+
+
+def _share_bands(env: jinja2.Environment, views: list[_LayerView]) -> list[_LayerView]:
+    """Each member of a streamed stage of generated kernels whose band copies are the same code
+    once they read their geometry at run time calls one kernel for every band: its constants get
+    one header per band (mcd_kernels.geometry_header with `skip`), and the stage passes the
+    band's (stage.c.j2)."""
+    headers: dict[str, np.ndarray] = {}
+    for view in views:
+        if not _generated_stage(view.layer):
+            continue
+        members = []
+        for m in view.layer.values["members"]:
+            bands = [replace(b, values={**b.values, "runtime": True, "shared_bands": True})
+                     for b in m["bands"]]
+            texts = {re.sub(rf"(?<![A-Za-z0-9_]){b.name}(?![A-Za-z0-9])", "@",
+                            env.get_template(m["template"]).render(l=b)) for b in bands}
+            if len(bands) < 2 or not geometry_applies(m["template"], m["values"]) or len(texts) > 1:
+                members.append({**m, "shared_bands": False})
+                continue
+            header = len(geometry_header(m["template"], bands[0].values, 0))
+            skips = [header * (len(bands) - i) for i in range(len(bands))]
+            headers[m["name"]] = np.concatenate([geometry_header(m["template"], b.values, skip)
+                                                 for b, skip in zip(bands, skips, strict=True)])
+            members.append({**m, "bands": bands, "shared_bands": True, "header": header})
+        views[views.index(view)] = replace(view, layer=replace(
+            view.layer, values={**view.layer.values, "members": members}))
+    return [replace(v, layer=replace(v.layer, constants=tuple(
+        Const(c.name, c.ctype, np.concatenate([headers[v.layer.name], c.values]))
+        if c.name == f"{v.layer.name}_constants" else c for c in v.layer.constants)))
+        if v.layer.name in headers else v for v in views]
 
 
 def _share_kernels(env: jinja2.Environment, views: list[_LayerView]) -> list[_LayerView]:
@@ -245,6 +278,7 @@ def emit_model(
     def render(v: _LayerView) -> _LayerView:
         return replace(v, body=env.get_template(v.layer.template).render(l=v, call_kinds=call_kinds).strip())
 
+    views = _share_bands(env, views)
     views = _share_kernels(env, _read_geometry(render, [render(v) for v in views]))
     for view in views:
         if check_layer is not None:

@@ -286,7 +286,12 @@ def depthwise_geometry(v: dict) -> dict[str, int]:
             "in_row": x.w * c, "out_h": y.h, "out_w": y.w, "stride_h": v["stride"][0],
             "pad_top": v["pad_top"], "first": v["pad_left"] * c // per_unit,
             "pixel_step": v["stride"][1] * c // per_unit,
-            **({"out_row": y.w * c} if v["isa"] == "mve" else {})}
+            **({"out_row": y.w * c} if v["isa"] == "mve" else {}), **_skip(v)}
+
+
+def _skip(v: dict) -> dict[str, int]:
+    """The last word of the header of a band copy that shares its kernel (`geometry_header`)."""
+    return {"skip": 0} if v.get("shared_bands") else {}
 
 
 def conv_geometry(v: dict) -> dict[str, int]:
@@ -296,28 +301,37 @@ def conv_geometry(v: dict) -> dict[str, int]:
     steps after it) and the output channels stay constants."""
     if v["isa"] == "dsp":
         groups = v["kp"] // 4
-        return {"pixels": v["pixels"], "cin": v["cin"], "groups": groups, "loops": groups // min(groups, 4)}
+        return {"pixels": v["pixels"], "cin": v["cin"], "groups": groups, "loops": groups // min(groups, 4),
+                **_skip(v)}
     steps = v["steps_per_loop"]
-    return {"pixels": v["pixels"], "cin": v["cin"], "loops": v["chunks16"] // steps}
+    return {"pixels": v["pixels"], "cin": v["cin"], "loops": v["chunks16"] // steps, **_skip(v)}
 
 
 GEOMETRY = {"mcd_depthwise_dsp.c.j2": depthwise_geometry, "mcd_depthwise_mve.c.j2": depthwise_geometry,
             "mcd_conv_dsp.c.j2": conv_geometry, "mcd_conv_mve.c.j2": conv_geometry}
 
 
-def reads_geometry(layer: Layer) -> bool:
-    """Whether `layer`'s kernel can read its geometry at run time (`GEOMETRY`): a generated depthwise
-    convolution, or a convolution that reads its input in place."""
-    v = layer.values
-    if layer.template not in GEOMETRY or "band" in v:
+def geometry_applies(template: str, v: dict) -> bool:
+    """Whether a kernel of `template` with values `v` can read its geometry at run time
+    (`GEOMETRY`): a generated depthwise convolution, or a convolution that reads its input in place."""
+    if template not in GEOMETRY:
         return False
     return "channels" in v or (v["direct"] and tuple(v["stride"]) == (1, 1))
 
 
-def geometry_header(layer: Layer) -> np.ndarray:
-    """The words `layer`'s kernel reads its geometry from when it reads it at run time, padded to a
-    multiple of four (the constants after them keep their alignment to 16 bytes)."""
-    words = list(GEOMETRY[layer.template](layer.values).values())
+def reads_geometry(layer: Layer) -> bool:
+    """`geometry_applies` to a layer of the model (not a band copy of a streamed stage's member)."""
+    return "band" not in layer.values and geometry_applies(layer.template, layer.values)
+
+
+def geometry_header(template: str, v: dict, skip: int | None = None) -> np.ndarray:
+    """The words a kernel of `template` reads its geometry `v` from when it reads it at run time,
+    padded to a multiple of four (the constants after them keep their alignment to 16 bytes); with
+    `skip` (the band copies of a stage's member, which share one kernel: one header per band, then
+    the constants), the words from this header to the constants as the last."""
+    words = list(GEOMETRY[template](v).values())
+    if skip is not None:
+        words[-1] = skip
     return np.array(words + [0] * (-len(words) % 4), dtype=np.int64)
 
 

@@ -294,14 +294,14 @@ class GeneratedKernel:
 
 
 _SHARED = {
-    "_mcd.j2": "b28fe07b6248dbeed32000389486c36ebc833f83168727b0a434f5d184f67bc7",
+    "_mcd.j2": "baa5eca7a9bdf246817290af5de4cb041eb1d16ace6a6c1d9a8d9f2a70854577",
     "mcdk.h": "bde743a1c7ab693c955884c653c01bfb2fb38cc237d30d98664dd1f19e4d4396",
     "mcdk_mve_portable.h": "8c1010224e1b310d2701a5c5e2941626b40d11707a79c790216b1319211faa6d",
 }
 GENERATED: dict[str, GeneratedKernel] = {
     "mcd_conv_dsp.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_conv_dsp.c.j2":
-         "24b520499928a1ae9ce9fe03cf25d890597da8f4f1fdc8ae63e63a869bce06bb"},
+         "97b9b7b525b39c0b5089f0be0a94b9b3092631db351e16a636e7aff42f1627c8"},
         _generated_conv),
     "mcd_conv_mve.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_conv_mve.c.j2":
