@@ -11,10 +11,15 @@ path) that differs makes the texts differ. GCC's identical code folding (-fipa-i
 already keeps one copy in the firmware mcudeploy builds; written once in NAME.c, the kernel is
 also one copy for a compiler that does not fold (`mcudeploy export`), and compiled once.
 
+Layers of different geometries share a kernel too when reading the values only their loops over
+rows and pixels use at run time, from a header of their constants (mcd_kernels.GEOMETRY), makes
+their kernels the same text (`runtime_geometry`); the others keep those values as constants.
+
 Every layer keeps its entry point (per-layer timing, localisation of a wrong layer, the scratch
 query) and calls its kernel directly, so the call graph (mcudeploy/stack.py) stays static. A
 layer of a streamed stage has no entry point of its own (its band kernels are in the stage's body)
-and is not shared.
+and shares no kernel with other layers; its band copies share one when they are the same code
+reading their geometry at run time (emit._share_bands).
 """
 
 from __future__ import annotations
