@@ -133,8 +133,9 @@ class CallGraph:
     def add_folded(self, aliases: dict[str, set[str]]) -> None:
         """Give each called function without a node of its own the node of the functions at its
         address: GCC's identical code folding (`-fipa-icf`) keeps one body for several identical
-        functions (the generated kernels of layers of one shape) and writes a node for that body
-        only. The folded name gets the largest frame and every call of those (one body: the same)."""
+        functions (generated kernels whose texts differ only in code the compiler removes) and
+        writes a node for that body only. The folded name gets the largest frame and every call of
+        those (one body: the same)."""
         called = {t for calls in self.calls.values() for t in calls if t != _INDIRECT}
         for title in sorted(called - set(self.functions)):
             prefix, sep, symbol = title.rpartition(":")

@@ -196,14 +196,18 @@ def chosen(graph, board: str, choose=None):
 
 class KernelHarness:
     """The generated kernels of a model's NAME.c called one at a time on the host at any addresses
-    (a C file that includes NAME.c and exposes each `lN_..._kernel`)."""
+    (a C file that includes NAME.c and exposes each layer `lN_...`'s kernel, its own or the one it
+    shares, on its constants)."""
 
     def __init__(self, out: Path, manifest, names: list[str]) -> None:
         harness = out / "kernel_harness.c"
+        text = code_path(out).read_text()
+        entry = r"static int32_t {}\(void\)\n\{{\n    return (\w+_kernel)\("
+        kernels = {name: re.search(entry.format(name), text).group(1) for name in names}
         include = f'#include "{manifest.code_file}"\n'
         harness.write_text(include + "".join(
             f"int32_t run_{name}(const int8_t *in, int8_t *out, void *scratch)\n"
-            f"{{\n    return {name}_kernel(in, out, scratch, {name}_constants);\n}}\n" for name in names))
+            f"{{\n    return {kernels[name]}(in, out, scratch, {name}_constants);\n}}\n" for name in names))
         shared = host_compile(nnref_library(), extra_sources=[harness], cflags=CFLAGS, purpose="harness")
         own = out / f"harness-{shared.name}"
         shutil.copyfile(shared, own)
@@ -277,10 +281,9 @@ def run_generated_layers(graph, board: str, out: Path, choose, check_beyond: boo
     # every layer whole (no streamed stage, whose members run as copies for their bands)
     manifest = generate(graph, load_board(board), library, out, source=graph.name, choose=choose,
                         stage_policy=memory.StagePolicy(0.0))
-    text = code_path(out).read_text()
     layers = [layer for layer in chosen(graph, board, choose).layers
               if layer.template in GENERATED and layer.values["input_dims"].n == 1]
-    names = [re.search(rf"static int32_t (l{layer.index}_\w+)_kernel\(", text).group(1) for layer in layers]
+    names = [layer.name for layer in layers]
     harness = KernelHarness(out, manifest, names)
     rng = np.random.default_rng(3)
     found = []

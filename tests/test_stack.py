@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from modelgen import GraphBuilder
 from runtime_firmware import BOARD, SIZE, device, echo
+from test_mcd_kernels import forced_tuning
 
 from mcudeploy.boards import load_board
 from mcudeploy.build import firmware_sizes, stack_plan
 from mcudeploy.cli import main
 from mcudeploy.device.protocol import INPUT, OUTPUT
+from mcudeploy.manifest import code_path
 from mcudeploy.memory import ram_figures
 from mcudeploy.stack import (
     GUARD_BYTES,
@@ -27,7 +30,6 @@ from mcudeploy.stack import (
     exception_frame,
     folded_functions,
 )
-from models import mlperf_tiny_tflite
 
 pytestmark = pytest.mark.device
 
@@ -125,15 +127,25 @@ def test_recursion_leaves_no_bound_and_the_boards_maximum(fault_elf: Path) -> No
 
 
 def test_layers_folded_into_one_body_are_bounded(tmp_path: Path) -> None:
-    """DS-CNN's four depthwise layers of one shape get one generated kernel body, which GCC's
-    identical code folding keeps under all four names with one call graph node: each name is
-    bounded by that node (before, the stack fell back to the board's 16 KiB)."""
-    model = tmp_path / "ds_cnn.tflite"
-    model.write_bytes(mlperf_tiny_tflite("ds_cnn_kws"))
+    """Two 1x1 convolutions on 6 channels (generated kernels through im2col) whose inputs have
+    different zero points: their kernels' texts differ only in the padding's value, which a 1x1
+    window never reads, so mcudeploy writes two kernels (kernel_sharing) and GCC's identical code
+    folding keeps one body under both names with one call graph node: each name is bounded by that
+    node (before, the stack fell back to the board's 16 KiB)."""
+    b = GraphBuilder(seed=4)
+    x, y = b.input((1, 4, 4, 6)), b.input((1, 4, 4, 6))
+    first, second = b.conv(x, 8, kernel=(1, 1)), b.conv(y, 8, kernel=(1, 1))
+    b.tensors[second] = replace(b.tensors[second], quant=b.tensors[first].quant)
+    graph, data = b.build([first, second], "folded")
+    model = tmp_path / "folded.tflite"
+    model.write_bytes(data)
+    assert forced_tuning(graph, "mps2-an386", "mcd_dsp", tmp_path / "tuning.json") == 1
     out = tmp_path / "out"
-    assert main(["build", str(model), "--board", "mps2-an386", "--out", str(out), "-q"]) == 0
+    assert main(["build", str(model), "--board", "mps2-an386", "--tuning", str(tmp_path / "tuning.json"),
+                 "--out", str(out), "-q"]) == 0
+    assert "The kernel is layer" not in code_path(out / "model").read_text()
     elf = out / "build" / "firmware.elf"
     folded = folded_functions(elf)
-    assert folded["l3_depthwise_conv2d_kernel"] >= {"l1_depthwise_conv2d_kernel"}
+    assert folded["l1_conv2d_kernel"] >= {"l0_conv2d_kernel"}
     plan = stack_plan(elf)
     assert plan.bound is not None and plan.bytes < 1024, plan

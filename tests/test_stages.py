@@ -124,6 +124,12 @@ def test_mobilenet_head_streams_its_generated_kernels(board: str, tmp_path: Path
     isa = "dsp" if board == "mps2-an386" else "mve"
     for kind in ("conv2d", "depthwise_conv2d"):  # each member's kernel for its first band shape
         assert re.search(rf"static int32_t l\d+_{kind}_band0_kernel\(", text), kind
+    # band copies that are the same code reading their rows at run time: one kernel for all bands,
+    # each band's header passed (kernel_sharing, emit._share_bands)
+    shared = re.findall(r"return (l\d+_depthwise_conv2d)_band0_kernel\(input, output, arena \+ \d+, "
+                        r"(l\d+_depthwise_conv2d)_constants \+ (\d+)\);", text)
+    assert shared and all(a == b for a, b, _ in shared) and {int(o) for *_, o in shared} > {0}, shared
+    assert not re.search(r"static int32_t l\d+_depthwise_conv2d_band1_kernel\(", text)
     assert f"lowered as mcd_{isa}" in text and "lowered as stage of layers" in text
     assert manifest.arena_bytes < 0.85 * manifest.lower_bound, (manifest.arena_bytes, manifest.lower_bound)
     assert_bit_exact(graph, tmp_path, manifest, vectors=3)

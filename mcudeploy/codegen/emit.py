@@ -8,6 +8,7 @@ files the manifest lists."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,8 +21,17 @@ from mcudeploy.codegen.arena import ArenaLayout
 from mcudeploy.codegen.cname import macro_prefix
 from mcudeploy.codegen.ctext import comment_text
 from mcudeploy.codegen.fit import state_bytes
-from mcudeploy.codegen.lower import Layer, LoweredModel
-from mcudeploy.codegen.mcd_kernels import HEADERS, is_generated
+from mcudeploy.codegen.kernel_sharing import FOLLOWER_TEMPLATE, runtime_geometry, shared_kernels
+from mcudeploy.codegen.lower import Const, Layer, LoweredModel
+from mcudeploy.codegen.mcd_kernels import (
+    HEADERS,
+    conv_geometry,
+    depthwise_geometry,
+    geometry_applies,
+    geometry_header,
+    is_generated,
+    reads_geometry,
+)
 from mcudeploy.codegen.stages import STAGE_TEMPLATE
 from mcudeploy.ir import Graph
 from mcudeploy.manifest import IoInfo, LayerInfo, Manifest, TensorInfo
@@ -67,7 +77,8 @@ def c_float(value: float) -> str:
 
 def template_environment() -> jinja2.Environment:
     """The environment of every C and linker-script template: `c_array` for constants, `c_float`
-    for float32 values, `comment` for any text from outside mcudeploy (codegen/ctext.py)."""
+    for float32 values, `comment` for any text from outside mcudeploy (codegen/ctext.py), and
+    `depthwise_geometry` and `conv_geometry` (mcd_kernels) for the generated kernels."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mcudeploy.codegen", "templates"),
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
@@ -76,6 +87,8 @@ def template_environment() -> jinja2.Environment:
     env.filters["c_array"] = _c_array
     env.filters["c_float"] = c_float
     env.filters["comment"] = comment_text
+    env.globals["depthwise_geometry"] = depthwise_geometry
+    env.globals["conv_geometry"] = conv_geometry
     return env
 
 
@@ -186,6 +199,67 @@ def _int_type(dtype: str) -> dict[str, int]:
     return {"bytes": info.bits // 8, "min": int(info.min), "max": int(info.max)}
 
 
+def _runtime(layer: Layer) -> Layer:
+    """A generated layer whose kernel reads its geometry from the header of its constants
+    (mcd_kernels.geometry_header)."""
+    values = {**layer.values, "runtime": True}
+    header = geometry_header(layer.template, values)
+    constants = tuple(Const(c.name, c.ctype, np.concatenate([header, c.values]))
+                      if c.name == f"{layer.name}_constants" else c for c in layer.constants)
+    return replace(layer, values=values, constants=constants)
+
+
+def _read_geometry(render: Callable[[_LayerView], _LayerView], views: list[_LayerView]) -> list[_LayerView]:
+    """Each generated layer that shares its kernel with layers of other geometries by reading its
+    geometry at run time (kernel_sharing.runtime_geometry), so rendered."""
+    candidates = {v.layer.name: render(replace(v, layer=_runtime(v.layer))) for v in views
+                  if reads_geometry(v.layer)}
+    runtime = runtime_geometry([(v.layer.name, v.layer.template, v.body, candidates[v.layer.name].body)
+                                for v in views if v.layer.name in candidates])
+    return [candidates[v.layer.name] if v.layer.name in runtime else v for v in views]
+
+
+def _share_bands(env: jinja2.Environment, views: list[_LayerView]) -> list[_LayerView]:
+    """Each member of a streamed stage of generated kernels whose band copies are the same code
+    once they read their geometry at run time calls one kernel for every band: its constants get
+    one header per band (mcd_kernels.geometry_header with `skip`), and the stage passes the
+    band's (stage.c.j2)."""
+    headers: dict[str, np.ndarray] = {}
+    for view in views:
+        if not _generated_stage(view.layer):
+            continue
+        members = []
+        for m in view.layer.values["members"]:
+            bands = [replace(b, values={**b.values, "runtime": True, "shared_bands": True})
+                     for b in m["bands"]]
+            texts = {re.sub(rf"(?<![A-Za-z0-9_]){b.name}(?![A-Za-z0-9])", "@",
+                            env.get_template(m["template"]).render(l=b)) for b in bands}
+            if len(bands) < 2 or not geometry_applies(m["template"], m["values"]) or len(texts) > 1:
+                members.append({**m, "shared_bands": False})
+                continue
+            header = len(geometry_header(m["template"], bands[0].values, 0))
+            skips = [header * (len(bands) - i) for i in range(len(bands))]
+            headers[m["name"]] = np.concatenate([geometry_header(m["template"], b.values, skip)
+                                                 for b, skip in zip(bands, skips, strict=True)])
+            members.append({**m, "bands": bands, "shared_bands": True, "header": header})
+        views[views.index(view)] = replace(view, layer=replace(
+            view.layer, values={**view.layer.values, "members": members}))
+    return [replace(v, layer=replace(v.layer, constants=tuple(
+        Const(c.name, c.ctype, np.concatenate([headers[v.layer.name], c.values]))
+        if c.name == f"{v.layer.name}_constants" else c for c in v.layer.constants)))
+        if v.layer.name in headers else v for v in views]
+
+
+def _share_kernels(env: jinja2.Environment, views: list[_LayerView]) -> list[_LayerView]:
+    """Each layer whose generated kernel is the same code as an earlier layer's with only its entry
+    point, which calls the earlier kernel (kernel_sharing)."""
+    leaders = shared_kernels([(v.layer.name, v.layer.template, v.body) for v in views])
+    by_name = {v.layer.name: v.layer for v in views}
+    template = env.get_template(FOLLOWER_TEMPLATE)
+    return [replace(v, body=template.render(l=v, leader=by_name[leaders[v.layer.name]]).strip())
+            if v.layer.name in leaders else v for v in views]
+
+
 def emit_model(
     graph: Graph, lowered: LoweredModel, layout: ArenaLayout, scratch: dict[int, int],
     out_dir: Path, *, source: str, board: str, cpu_class: str, library: str, name: str = "model",
@@ -202,8 +276,11 @@ def emit_model(
              for layer in lowered.layers]
     kinds = [CALL_KINDS[v.layer.template] for v in views if v.layer.template in CALL_KINDS and v.in_arena]
     call_kinds = sorted(kind for kind in set(kinds) if kinds.count(kind) >= CALL_STRUCTS_FROM)
-    views = [replace(v, body=env.get_template(v.layer.template).render(l=v, call_kinds=call_kinds).strip())
-             for v in views]
+    def render(v: _LayerView) -> _LayerView:
+        return replace(v, body=env.get_template(v.layer.template).render(l=v, call_kinds=call_kinds).strip())
+
+    views = _share_bands(env, views)
+    views = _share_kernels(env, _read_geometry(render, [render(v) for v in views]))
     for view in views:
         if check_layer is not None:
             check_layer(view.layer, view.body + _struct_calls(view, call_kinds))
@@ -227,7 +304,7 @@ def emit_model(
          "ctype": _VARIABLE_CTYPES.get(graph.tensor(name).dtype, "int8_t"), "name": name}
         for name, symbol in lowered.variables.items()
     ]
-    constants = [c for layer in lowered.layers for c in layer.constants]
+    constants = [c for view in views for c in view.layer.constants]
     weight_bytes = sum(c.nbytes for c in constants)
     inputs, outputs = [io(n) for n in graph.inputs], [io(n) for n in graph.outputs]
     generated = any(is_generated(layer) or _generated_stage(layer) for layer in lowered.layers)

@@ -184,7 +184,7 @@ def conv_dsp(layer: Layer) -> Layer:
     scratch = cols_bytes + (0 if direct else kp)
     consts = records(layer, _padded((2 if requant.fast else 1) * bias, n_pad).reshape(-1, 2), weights,
                      requant.table(n_pad).reshape(n_pad // 2, -1))
-    values = {**v, **common, "isa": "dsp", "kp": kp, "cout_pad": n_pad, "direct": direct,
+    values = {**v, **common, "isa": "dsp", "runtime": False, "kp": kp, "cout_pad": n_pad, "direct": direct,
               "fast": requant.fast, "record": requant.record, "cols_words": cols_bytes // 4,
               "scratch_bytes": scratch}
     return replace(layer, template="mcd_conv_dsp.c.j2", values=values, constants=consts,
@@ -235,9 +235,9 @@ def _conv_mve(layer: Layer, steps_per_loop: int) -> Layer:
     consts = records(layer, _padded(folded_bias(layer, w), n_pad).reshape(-1, 4), *requant,
                      _words(np.concatenate(parts, axis=1)).reshape(n_pad // 4, -1))
     scratch = 0 if direct else kp
-    values = {**v, **common, "isa": "mve", "kp": kp, "chunks16": chunks, "tail8": tail, "cout_pad": n_pad,
-              "direct": direct, "any_left": len(requant) == 3, "steps_per_loop": steps_per_loop,
-              "scratch_bytes": scratch}
+    values = {**v, **common, "isa": "mve", "runtime": False, "kp": kp, "chunks16": chunks, "tail8": tail,
+              "cout_pad": n_pad, "direct": direct, "any_left": len(requant) == 3,
+              "steps_per_loop": steps_per_loop, "scratch_bytes": scratch}
     return replace(layer, template="mcd_conv_mve.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
 
@@ -270,6 +270,71 @@ def _rows(layer: Layer) -> dict:
             "channels": x.c, "taps": f.h * f.w}
 
 
+def depthwise_geometry(v: dict) -> dict[str, int]:
+    """The values of a depthwise kernel's code (`v`, its generated values) that only its loops over
+    rows and pixels use, not the channel loop: constants of the kernel, or, when layers of
+    different geometries share one kernel (`v["runtime"]`, kernel_sharing), read from the header of
+    its constants (`geometry_header`). Computed from `v` as it is rendered (a band copy of a
+    streamed stage has its own rows and padding). The ring's rows are `row` units apart (words of
+    two 16-bit values for the DSP kernel, bytes for Helium's); `first`: where a copied row starts
+    in its ring row; `pixel_step`: one output pixel's step along a ring row."""
+    x, y, c = v["input_dims"], v["output_dims"], v["channels"]
+    per_unit = 2 if v["isa"] == "dsp" else 1  # channels per unit of the ring
+    row = v["row_words"] if v["isa"] == "dsp" else v["row_bytes"]
+    return {"scratch_bytes": v["scratch_bytes"], "row": row,
+            "in_image": x.h * x.w * c, "out_image": y.h * y.w * c, "in_h": x.h, "last_row": x.h - 1,
+            "in_row": x.w * c, "out_h": y.h, "out_w": y.w, "stride_h": v["stride"][0],
+            "pad_top": v["pad_top"], "first": v["pad_left"] * c // per_unit,
+            "pixel_step": v["stride"][1] * c // per_unit,
+            **({"out_row": y.w * c} if v["isa"] == "mve" else {}), **_skip(v)}
+
+
+def _skip(v: dict) -> dict[str, int]:
+    """The last word of the header of a band copy that shares its kernel (`geometry_header`)."""
+    return {"skip": 0} if v.get("shared_bands") else {}
+
+
+def conv_geometry(v: dict) -> dict[str, int]:
+    """As `depthwise_geometry`, for a convolution kernel that reads its input in place (1x1,
+    stride 1): its pixels, input channels, and the iterations of its loop over K (`loops`) and of
+    the DSP kernel's widening (`groups`); the shape of the loop over K (steps per iteration, the
+    steps after it) and the output channels stay constants."""
+    if v["isa"] == "dsp":
+        groups = v["kp"] // 4
+        return {"pixels": v["pixels"], "cin": v["cin"], "groups": groups, "loops": groups // min(groups, 4),
+                **_skip(v)}
+    steps = v["steps_per_loop"]
+    return {"pixels": v["pixels"], "cin": v["cin"], "loops": v["chunks16"] // steps, **_skip(v)}
+
+
+GEOMETRY = {"mcd_depthwise_dsp.c.j2": depthwise_geometry, "mcd_depthwise_mve.c.j2": depthwise_geometry,
+            "mcd_conv_dsp.c.j2": conv_geometry, "mcd_conv_mve.c.j2": conv_geometry}
+
+
+def geometry_applies(template: str, v: dict) -> bool:
+    """Whether a kernel of `template` with values `v` can read its geometry at run time
+    (`GEOMETRY`): a generated depthwise convolution, or a convolution that reads its input in place."""
+    if template not in GEOMETRY:
+        return False
+    return "channels" in v or (v["direct"] and tuple(v["stride"]) == (1, 1))
+
+
+def reads_geometry(layer: Layer) -> bool:
+    """`geometry_applies` to a layer of the model (not a band copy of a streamed stage's member)."""
+    return "band" not in layer.values and geometry_applies(layer.template, layer.values)
+
+
+def geometry_header(template: str, v: dict, skip: int | None = None) -> np.ndarray:
+    """The words a kernel of `template` reads its geometry `v` from when it reads it at run time,
+    padded to a multiple of four (the constants after them keep their alignment to 16 bytes); with
+    `skip` (the band copies of a stage's member, which share one kernel: one header per band, then
+    the constants), the words from this header to the constants as the last."""
+    words = list(GEOMETRY[template](v).values())
+    if skip is not None:
+        words[-1] = skip
+    return np.array(words + [0] * (-len(words) % 4), dtype=np.int64)
+
+
 def depthwise_dsp(layer: Layer) -> Layer:
     """Generated for the DSP extension: the input rows widened once into a ring of 16-bit rows
     (offset added, padding 0), four channels at a time, SMLABB/SMLATT per tap."""
@@ -289,7 +354,7 @@ def depthwise_dsp(layer: Layer) -> Layer:
     weights = np.ascontiguousarray(blocks.astype(np.int16).reshape(-1)).view("<i4").astype(np.int64)
     consts = records(layer, (scale * bias).reshape(-1, 4), weights.reshape(c // 4, -1),
                      requant.table(c).reshape(c // 4, -1))
-    values = {**v, **rows, "isa": "dsp", "fast": requant.fast, "record": requant.record,
+    values = {**v, **rows, "isa": "dsp", "runtime": False, "fast": requant.fast, "record": requant.record,
               "row_words": row_words, "offset_pair": (offset & 0xFFFF) * 0x10001, "scratch_bytes": scratch}
     return replace(layer, template="mcd_depthwise_dsp.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
@@ -309,8 +374,8 @@ def depthwise_mve(layer: Layer) -> Layer:
     requant = _mve_requant(layer, order, 8)
     weights = _words(w.reshape(rows["taps"], c // 8, 8).transpose(1, 0, 2)).reshape(c // 8, -1)  # [tap][8]
     consts = records(layer, folded_bias(layer, w.T)[order].reshape(-1, 8), weights, *requant)
-    values = {**v, **rows, "isa": "mve", "any_left": len(requant) == 3, "row_bytes": row_bytes,
-              "zero_point": -v["input_offset"], "scratch_bytes": scratch}
+    values = {**v, **rows, "isa": "mve", "runtime": False, "any_left": len(requant) == 3,
+              "row_bytes": row_bytes, "zero_point": -v["input_offset"], "scratch_bytes": scratch}
     return replace(layer, template="mcd_depthwise_mve.c.j2", values=values, constants=consts,
                    scratch=_scratch(layer, scratch))
 

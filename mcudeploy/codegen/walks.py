@@ -294,26 +294,26 @@ class GeneratedKernel:
 
 
 _SHARED = {
-    "_mcd.j2": "4e3dddded4057c1c0cdc0b830466d7eb4a120da601a4b7c5dfdcf799a8c99cde",
+    "_mcd.j2": "baa5eca7a9bdf246817290af5de4cb041eb1d16ace6a6c1d9a8d9f2a70854577",
     "mcdk.h": "bde743a1c7ab693c955884c653c01bfb2fb38cc237d30d98664dd1f19e4d4396",
     "mcdk_mve_portable.h": "8c1010224e1b310d2701a5c5e2941626b40d11707a79c790216b1319211faa6d",
 }
 GENERATED: dict[str, GeneratedKernel] = {
     "mcd_conv_dsp.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_conv_dsp.c.j2":
-         "4c68ec695a953914384702fd1683b2a1ce180e050159c995a115bca6da2ccb03"},
+         "97b9b7b525b39c0b5089f0be0a94b9b3092631db351e16a636e7aff42f1627c8"},
         _generated_conv),
     "mcd_conv_mve.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_conv_mve.c.j2":
-         "76b3f7ca13e6717a45a5daca9965070dec2d0917064dafb5deb39afbbf0e11b8"},
+         "17093bb9b8ef911088ed1ad12b4f9042e6166150a35a9f2dbfa4aa1dac48e0d4"},
         _generated_conv),
     "mcd_depthwise_dsp.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_dsp.c.j2":
-         "8e6d0a6cb8ffd35d28ee7d3cf5b9551cf8fac02d311c0d93285338c6dd2f3f72"},
+         "c0811a2163b959ddedc733800dde3956ef2aab84fdefde0528c163288cb5bf42"},
         _generated_depthwise),
     "mcd_depthwise_mve.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_mve.c.j2":
-         "92b343d8eb21d6091ccb5b0c17b3db808d672de7aca9fc0e0fdd1403a3357add"},
+         "8edc6788f664058b2451cfd127b1a473288354a5896261918c12ca5157cee1b3"},
         _generated_depthwise),
 }
 
