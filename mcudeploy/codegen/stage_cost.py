@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mcudeploy.codegen.lower import Layer, LoweredModel
+from mcudeploy.codegen.mcd_kernels import geometry_applies
 from mcudeploy.codegen.stages import GENERATED_KINDS, KINDS, Member, Schedule, kind_of, members_of, schedule
 
 
@@ -69,7 +70,8 @@ class GeneratedCosts:
     copy); per byte of the ring a depthwise kernel clears on each call; per byte of the input
     rows a depthwise kernel widens or copies into its ring again (those the band before read too);
     per byte moved in the windows; a residual stage's ADD (its block rendered for one row) per extra
-    call and per row."""
+    call and per row; and, as a fraction of a member's own instructions, its band copies made one
+    kernel that reads its geometry at run time (emit._share_bands: depthwise and in-place 1x1)."""
 
     call: float
     clear_per_byte: float
@@ -77,6 +79,7 @@ class GeneratedCosts:
     move_per_byte: float
     add_call: float
     add_row: float
+    runtime_geometry: float
 
 
 PER_LAYER = 300  # a layer's call, around its kernel
@@ -91,8 +94,10 @@ COSTS = {("nnref", "mve"): NNREF_MVE, ("nnref", "dsp"): NNREF_DSP,
 # instructions (3.2 on the M55, fitted); the rest fitted to MobileNet's layers 2-3 streamed 1, 2
 # and 4 rows at a time (QEMU, docs/memory.md), the reread from the widening (DSP) and the
 # predicated copy (Helium) loops
-GENERATED_COSTS = {"dsp": GeneratedCosts(300, 1.0, 1.8, 3.2, 60, 10),
-                   "mve": GeneratedCosts(300, 0.8, 0.3, 3.6, 60, 10)}
+# and the run-time geometry fitted on the same (1.6% of the members' estimated instructions on both
+# CPUs: 24-32 k on the M4, 12 k on the M55)
+GENERATED_COSTS = {"dsp": GeneratedCosts(300, 1.0, 1.8, 3.2, 60, 10, 0.016),
+                   "mve": GeneratedCosts(300, 0.8, 0.3, 3.6, 60, 10, 0.016)}
 # A residual stage's ADD through the library: arm_elementwise_add_s8 called on each band (per extra
 # call, `ADD_CALL`), and with a run-time size, so the link-time optimisation no longer specialises it
 # for each ADD's constant one: every ADD of the model then takes `ADD_DESPECIALISED` more instructions
@@ -171,7 +176,7 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     members = members_of(lowered, first, last)
     plan = schedule(members, band)
     if layers[0].template in GENERATED_KINDS:
-        return _generated_instructions(members, plan, GENERATED_COSTS[_cpu(cpu_class)])
+        return _generated_instructions(members, plan, cpu_class)
     costs = COSTS[(library_kind(release), _cpu(cpu_class))]
     extra = plan.moved_bytes * costs.move_per_byte
     for k, member in enumerate(members):
@@ -196,9 +201,10 @@ def stage_instructions(lowered: LoweredModel, first: int, last: int, band: int, 
     return round(extra)
 
 
-def _generated_instructions(members: list[Member], plan: Schedule, costs: GeneratedCosts) -> int:
+def _generated_instructions(members: list[Member], plan: Schedule, cpu_class: str) -> int:
     """What a stage of generated kernels adds (`GeneratedCosts`). Not counted: a DSP convolution
     computes two pixels together, so a band of an odd number of pixels computes one alone."""
+    costs = GENERATED_COSTS[_cpu(cpu_class)]
     extra = plan.moved_bytes * costs.move_per_byte
     for k, member in enumerate(members):
         layer = member.layer
@@ -207,6 +213,8 @@ def _generated_instructions(members: list[Member], plan: Schedule, costs: Genera
             extra += (len(calls) - 1) * costs.add_call + member.out_rows * costs.add_row
             continue
         extra += (len(calls) - 1) * costs.call
+        if len(calls) > 1 and geometry_applies(layer.template, layer.values):
+            extra += costs.runtime_geometry * layer_instructions(layer, None, cpu_class)
         if kind_of(layer) == "depthwise":
             reread = sum(c.in_end - c.in_first for c in calls) - member.in_rows
             extra += ((len(calls) - 1) * layer.values["scratch_bytes"] * costs.clear_per_byte

@@ -313,7 +313,7 @@ GENERATED: dict[str, GeneratedKernel] = {
         _generated_depthwise),
     "mcd_depthwise_mve.c.j2": GeneratedKernel(
         {**_SHARED, "mcd_depthwise_mve.c.j2":
-         "8edc6788f664058b2451cfd127b1a473288354a5896261918c12ca5157cee1b3"},
+         "43c8e4cc20be87012832d62f1d853e878476236da3188bb5162afa859f7c0801"},
         _generated_depthwise),
 }
 
