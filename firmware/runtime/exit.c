@@ -6,6 +6,18 @@
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026u
 #define SCB_AIRCR MCD_REG(0xE000ED0Cu)
 #define AIRCR_VECTKEY_SYSRESETREQ 0x05FA0004u
+/* Polls of the UART without a byte that end the drain (a few milliseconds). */
+#define QUIET_POLLS 200000u
+
+void mcd_exit_after_report(uint32_t code) {
+    mcd_uart_flush();
+    for (uint32_t quiet = 0; quiet < QUIET_POLLS; quiet++) {
+        if (mcd_uart_take() >= 0) {
+            quiet = 0;
+        }
+    }
+    mcd_exit(code);
+}
 
 void mcd_exit(uint32_t code) {
 #if MCD_SEMIHOSTING

@@ -79,6 +79,5 @@ void mcd_fault_report(const uint32_t *frame) {
     }
     mcd_uart_putc(0); /* end whatever partial frame was on the line */
     mcd_packet_send(packet, 4u * FAULT_WORDS, MCD_FAULT, MCD_SEQ_UNSOLICITED);
-    mcd_uart_flush();
-    mcd_exit(FAULT_EXIT_CODE);
+    mcd_exit_after_report(FAULT_EXIT_CODE);
 }

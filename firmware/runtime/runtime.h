@@ -189,6 +189,8 @@ void mcd_uart_putc(uint8_t c);
 uint8_t mcd_uart_getc(void);
 /* Waits until the last byte has left the transmit buffer. */
 void mcd_uart_flush(void);
+/* The received byte waiting, or -1 when none is (never waits). */
+int32_t mcd_uart_take(void);
 #ifdef MCD_UART_RX_IRQ
 /* The receive interrupt's handler (startup.c's vector table): acknowledges the interrupt, so that
  * the next wait sleeps again; mcd_uart_getc reads the byte. */
@@ -204,6 +206,11 @@ void SysTick_Handler(void);
 /* ---- exit.c ---- */
 /* Stops the device: semihosting SYS_EXIT_EXTENDED with `code` when MCD_SEMIHOSTING, else resets it. */
 void mcd_exit(uint32_t code) __attribute__((noreturn));
+/* After an unsolicited report (FAULT, OVERFLOW): waits until it has left the UART, reads and drops
+ * what the host sent while the model ran until the line is quiet, then mcd_exit(code). A simulator
+ * that stops with bytes it never read (a request the host resent when no answer came) closes its
+ * socket with a reset, and the host loses the end of the report. */
+void mcd_exit_after_report(uint32_t code) __attribute__((noreturn));
 
 /* ---- fault.c ---- */
 /* Enables the MemManage, BusFault and UsageFault handlers (else they escalate to HardFault). */

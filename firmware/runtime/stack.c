@@ -39,8 +39,7 @@ void mcd_stack_check(void) {
             mcd_put32(packet + MCD_HEADER_BYTES + 4u, mcd_stack_used());
             mcd_uart_putc(0); /* end whatever partial frame was on the line */
             mcd_packet_send(packet, 8u, MCD_OVERFLOW, MCD_SEQ_UNSOLICITED);
-            mcd_uart_flush();
-            mcd_exit(OVERFLOW_EXIT_CODE);
+            mcd_exit_after_report(OVERFLOW_EXIT_CODE);
         }
     }
 }

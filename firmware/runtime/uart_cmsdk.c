@@ -62,6 +62,10 @@ uint8_t mcd_uart_getc(void) {
     return (uint8_t)UART_DATA;
 }
 
+int32_t mcd_uart_take(void) {
+    return rx_full() ? (int32_t)(UART_DATA & 0xFFu) : -1;
+}
+
 #ifdef MCD_UART_RX_IRQ
 void mcd_uart_rx_irq(void) {
     UART_INTCLEAR = INT_RX; /* else the line stays high: INTSTATUS.RX outlives the byte's read */

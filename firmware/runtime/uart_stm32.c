@@ -89,6 +89,10 @@ static int rx_not_empty(void) {
     return (isr & ISR_RXNE) != 0;
 }
 
+int32_t mcd_uart_take(void) {
+    return rx_not_empty() ? (int32_t)(UART_RDR & 0xFFu) : -1;
+}
+
 uint8_t mcd_uart_getc(void) {
 #ifdef MCD_UART_RX_IRQ
     /* Masked from each check to the WFI: a byte arriving in between leaves the interrupt pending,
