@@ -5,7 +5,6 @@ activation bound) do not. Checked in NAME.c, in the firmware's symbols, and bit-
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from dataclasses import replace
@@ -13,10 +12,9 @@ from pathlib import Path
 
 import pytest
 from modelgen import GraphBuilder
-from test_mcd_kernels import RELU6, forced_tuning
+from test_mcd_kernels import RELU6, run_forced
 
 from mcudeploy import ir
-from mcudeploy.cli import main
 from mcudeploy.codegen.kernel_sharing import kernel_text, runtime_geometry, shared_kernels
 from mcudeploy.manifest import code_path
 from mcudeploy.toolchain import TOOLCHAIN_PREFIX, find_compiler
@@ -91,16 +89,8 @@ def _functions(elf: Path) -> dict[str, tuple[int, int]]:
 @pytest.mark.parametrize(("board", "name"), [("mps2-an386", "mcd_dsp"), ("mps3-an547", "mcd_mve")])
 def test_layers_of_the_same_kernel_link_one_function_and_run_bit_exact(tmp_path: Path, board: str,
                                                                        name: str) -> None:
-    graph, data = sharing_graph()
-    model = tmp_path / "sharing.tflite"
-    model.write_bytes(data)
-    assert forced_tuning(graph, board, name, tmp_path / "tuning.json") == 3  # layer signatures
-    out = tmp_path / "out"
-    status = main(["run", str(model), "--board", board, "--tuning", str(tmp_path / "tuning.json"),
-                   "--vectors", "2", "--out", str(out), "-q"])
-    report = json.loads((out / "report.json").read_text())
-    assert report["oracles"] == ["host-reference", "tflm"] and report["mismatches"] == []
-    assert status == 0 and report["verdict"] == "pass" and report["bit_exact_vectors"] == 2
+    out, shapes = run_forced(tmp_path, *sharing_graph(), board, name)
+    assert shapes == 3  # layer signatures
 
     text = code_path(out / "model").read_text()
     assert text.count(f"lowered as {name} */") == 7

@@ -226,22 +226,29 @@ def forced_tuning(graph: ir.Graph, board: str, name: str, path: Path) -> int:
     return len(tuning.entries)
 
 
-@pytest.mark.device
-@pytest.mark.parametrize(("board", "name", "layers"), [("mps2-an386", "mcd_dsp", 27),
-                                                        ("mps3-an547", "mcd_mve", 26),
-                                                        ("mps3-an547", "mcd_mve_x1", 17),
-                                                        ("mps3-an547", "mcd_dsp", 27)])
-def test_every_kernel_is_bit_exact_on_qemu(tmp_path: Path, board: str, name: str, layers: int) -> None:
-    graph, data = kernel_graph()
-    model = tmp_path / "kernels.tflite"
+def run_forced(tmp_path: Path, graph: ir.Graph, data: bytes, board: str, name: str) -> tuple[Path, int]:
+    """`mcudeploy run` of the model with candidate `name` forced (`forced_tuning`), checked
+    bit-exact with both oracles on two vectors; its output directory and the layer shapes forced."""
+    model = tmp_path / "model.tflite"
     model.write_bytes(data)
-    assert forced_tuning(graph, board, name, tmp_path / "tuning.json") > 10
+    shapes = forced_tuning(graph, board, name, tmp_path / "tuning.json")
     out = tmp_path / "out"
     status = main(["run", str(model), "--board", board, "--tuning", str(tmp_path / "tuning.json"),
                    "--vectors", "2", "--out", str(out), "-q"])
     report = json.loads((out / "report.json").read_text())
     assert report["oracles"] == ["host-reference", "tflm"] and report["mismatches"] == []
     assert status == 0 and report["verdict"] == "pass" and report["bit_exact_vectors"] == 2
+    return out, shapes
+
+
+@pytest.mark.device
+@pytest.mark.parametrize(("board", "name", "layers"), [("mps2-an386", "mcd_dsp", 27),
+                                                        ("mps3-an547", "mcd_mve", 26),
+                                                        ("mps3-an547", "mcd_mve_x1", 17),
+                                                        ("mps3-an547", "mcd_dsp", 27)])
+def test_every_kernel_is_bit_exact_on_qemu(tmp_path: Path, board: str, name: str, layers: int) -> None:
+    out, shapes = run_forced(tmp_path, *kernel_graph(), board, name)
+    assert shapes > 10
     assert code_path(out / "model").read_text().count(f"lowered as {name} */") == layers
 
 
