@@ -160,17 +160,25 @@ def test_keras_layer_norm_file_matches_tflm() -> None:
     _assert_tflm_agrees(graph, random_vectors(graph, 8, seed=4))
 
 
-@pytest.mark.device
-@pytest.mark.parametrize("file", ["layer_norm", "layer_norm.float32"])
-def test_keras_layer_norm_is_bit_exact_on_qemu(file: str, tmp_path: Path) -> None:
+def run_on_qemu(file: str, board: str, calibration_shape: tuple[int, ...], tmp_path: Path) -> dict:
+    """`mcudeploy run` of DATA/file.tflite on `board`, 4 vectors (a float32 file calibrated on 16
+    normal samples of `calibration_shape`); checks it passes bit-exact and returns its report."""
     out = tmp_path / "out"
-    args = ["run", str(DATA / f"{file}.tflite"), "--out", str(out), "--vectors", "4", "-q"]
+    args = ["run", str(DATA / f"{file}.tflite"), "--board", board, "--out", str(out), "--vectors", "4", "-q"]
     if file.endswith("float32"):
-        np.save(tmp_path / "cal.npy", np.random.default_rng(1).normal(0, 1, (16, 16, 48)).astype(np.float32))
+        samples = np.random.default_rng(1).normal(0, 1, calibration_shape).astype(np.float32)
+        np.save(tmp_path / "cal.npy", samples)
         args += ["--calibration", str(tmp_path / "cal.npy")]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["verdict"] == "pass" and report["bit_exact_vectors"] == 4
+    return report
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("file", ["layer_norm", "layer_norm.float32"])
+def test_keras_layer_norm_is_bit_exact_on_qemu(file: str, tmp_path: Path) -> None:
+    report = run_on_qemu(file, "mps3-an547", (16, 16, 48), tmp_path)
     if file.endswith("float32"):
         assert report["oracles"] == ["host-reference", "tflm", "tflm-float"]
         assert min(report["float_oracle"]["snr_db"].values()) >= 30.0  # measured 4x.x dB
@@ -319,15 +327,8 @@ def test_an_int8_negation_is_refused(tmp_path: Path) -> None:
     ("keras_layer_norm.float32", "mps3-an547"), ("keras_layer_norm_conv1d.float32", "mps2-an386"),
 ])
 def test_keras_layer_normalization_is_bit_exact_on_qemu(file: str, board: str, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    args = ["run", str(DATA / f"{file}.tflite"), "--board", board, "--out", str(out), "--vectors", "4", "-q"]
-    if file.endswith("float32"):
-        shape = (16, 16, 48) if file.startswith("keras_layer_norm.") else (16, 24, 8)
-        np.save(tmp_path / "cal.npy", np.random.default_rng(1).normal(0, 1, shape).astype(np.float32))
-        args += ["--calibration", str(tmp_path / "cal.npy")]
-    assert main(args) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["verdict"] == "pass" and report["bit_exact_vectors"] == 4
+    shape = (16, 16, 48) if file.startswith("keras_layer_norm.") else (16, 24, 8)
+    report = run_on_qemu(file, board, shape, tmp_path)
     if file.endswith("float32"):
         assert report["oracles"] == ["host-reference", "tflm", "tflm-float"]
         assert min(report["float_oracle"]["snr_db"].values()) >= 30.0  # measured 39.6 and 35.2 dB

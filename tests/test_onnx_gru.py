@@ -17,14 +17,13 @@ import numpy as np
 import onnx
 import pytest
 from onnxgen import keyword_rnn
+from test_onnx_lstm import assert_tflm_exact_and_near_float
 
 from mcudeploy.cli import main
 from mcudeploy.frontends.onnx import load_onnx
 from mcudeploy.model import ImportOptions, import_model
-from mcudeploy.oracles import Tflm, dequantize, snr_db
 from mcudeploy.quantize.float_models import float_model
 from mcudeploy.quantize.lstm_float import lstm_values
-from mcudeploy.reference import run_graph
 
 FLOOR_DB = 30.0
 STEPS, FEATURES, HIDDEN = 12, 10, 16
@@ -92,17 +91,7 @@ def test_quantized_gru_matches_tflm_and_tracks_onnxruntime(direction: str, befor
     directions = 2 if direction == "bidirectional" else 1
     fcs = sum(op.kind == "fully_connected" for op in graph.ops)
     assert fcs == directions * (3 + 3 * (STEPS - 1)) + 1  # each gate's input part, the steps', the Gemm
-    tflm = Tflm(model.tflite, graph)
-    (out,) = graph.outputs
-    t = graph.tensor(out)
-    floats, ours = [], []
-    for vector in model.float_model.calibration_vectors[:6]:
-        values = run_graph(graph, dict(zip(graph.inputs, vector, strict=True)))
-        (theirs,) = tflm.invoke(list(vector))
-        np.testing.assert_array_equal(values[out], theirs.reshape(values[out].shape))
-        ours.append(dequantize(values[out], t.scale, t.zero_point))
-        floats.append(model.float_model.invoke(vector)[0])
-    assert snr_db(np.concatenate(floats), np.concatenate(ours)) >= FLOOR_DB
+    assert_tflm_exact_and_near_float(model)
 
 
 def test_calibration_measures_every_step_of_the_unrolled_gru(tmp_path: Path) -> None:

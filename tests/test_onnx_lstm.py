@@ -24,7 +24,7 @@ from mcudeploy.cli import main
 from mcudeploy.errors import UnsupportedError
 from mcudeploy.frontends.onnx import load_onnx
 from mcudeploy.manifest import code_path
-from mcudeploy.model import ImportOptions, import_model
+from mcudeploy.model import ImportOptions, Model, import_model
 from mcudeploy.oracles import Tflm, dequantize, snr_db
 from mcudeploy.quantize.float_models import float_model
 from mcudeploy.quantize.lstm_float import cell_state_name, lstm_values
@@ -89,6 +89,13 @@ def test_quantized_lstm_matches_tflm_and_tracks_onnxruntime(direction: str, prec
         assert all(len(graph.tensor(n).quant.scale) == 1 for n in op.inputs[1:])  # per tensor
         power = np.log2(op.attrs.cell_scale)
         assert power == round(power)  # TFLite's power-of-two cell scale
+    assert_tflm_exact_and_near_float(model)
+
+
+def assert_tflm_exact_and_near_float(model: Model) -> None:
+    """On six calibration vectors, the imported graph's reference equals TFLM on the model's int8
+    TFLite bit for bit, and its dequantized output is within FLOOR_DB of the float model's."""
+    graph = model.graph
     tflm = Tflm(model.tflite, graph)
     (out,) = graph.outputs
     t = graph.tensor(out)

@@ -34,6 +34,7 @@ from mcudeploy.frontends.onnx_lstm import (
     DIRECTIONS,
     MAX_CONCAT_INPUTS,
     attribute_text,
+    check_layout_and_activations,
     check_zero_state,
     emit_part,
     recurrent_weights,
@@ -53,14 +54,7 @@ def _check(c: _Converter, node: onnx.NodeProto, attrs: dict) -> str:
         raise c.refuse(f"attribute direction={direction} is not a GRU direction")
     if "clip" in attrs:
         raise c.refuse(f"attribute clip={attrs['clip']:g} (a clip of the gates' inputs) is not supported")
-    if int(attrs.get("layout", 0)) != 0:
-        raise c.refuse(f"attribute layout={attrs['layout']} is not supported (only 0: X is [seq, batch, "
-                       "input])")
-    activations = tuple(attribute_text(a) for a in attrs.get("activations", DEFAULT_ACTIVATIONS))
-    if activations not in (DEFAULT_ACTIVATIONS, DEFAULT_ACTIVATIONS * 2) or "activation_alpha" in attrs \
-            or "activation_beta" in attrs:
-        raise c.refuse(f"activations {list(activations)} are not supported (only Sigmoid, Tanh, without "
-                       "alpha or beta)")
+    check_layout_and_activations(c, attrs, DEFAULT_ACTIVATIONS)
     if len(node.input) < 3 or not all(node.input[:3]):
         raise c.refuse("X, W and R are required inputs")
     return direction

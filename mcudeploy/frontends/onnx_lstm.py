@@ -54,15 +54,20 @@ def _check_attributes(c: _Converter, attrs: dict) -> str:
                        "TFLite's integer LSTM has no such clip")
     if int(attrs.get("input_forget", 0)):
         raise c.refuse("attribute input_forget=1 (coupled input and forget gates) is not supported")
+    check_layout_and_activations(c, attrs, DEFAULT_ACTIVATIONS)
+    return direction
+
+
+def check_layout_and_activations(c: _Converter, attrs: dict, default: tuple[str, ...]) -> None:
+    """Refuses a recurrent node's layout other than 0 and activations other than `default` (once per
+    direction), or with alpha or beta."""
     if int(attrs.get("layout", 0)) != 0:
         raise c.refuse(f"attribute layout={attrs['layout']} is not supported (only 0: X is [seq, batch, "
                        "input])")
-    activations = tuple(attribute_text(a) for a in attrs.get("activations", DEFAULT_ACTIVATIONS))
-    if activations not in (DEFAULT_ACTIVATIONS, DEFAULT_ACTIVATIONS * 2) or "activation_alpha" in attrs \
-            or "activation_beta" in attrs:
-        raise c.refuse(f"activations {list(activations)} are not supported (only Sigmoid, Tanh, Tanh, "
+    activations = tuple(attribute_text(a) for a in attrs.get("activations", default))
+    if activations not in (default, default * 2) or "activation_alpha" in attrs or "activation_beta" in attrs:
+        raise c.refuse(f"activations {list(activations)} are not supported (only {', '.join(default)}, "
                        "without alpha or beta)")
-    return direction
 
 
 def recurrent_weights(c: _Converter, node: onnx.NodeProto, gates: int, hidden: int, inputs: int,
